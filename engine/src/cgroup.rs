@@ -1,0 +1,302 @@
+//! A container's control group, through cgroups-rs, on v1, v2 and hybrid hosts.
+//!
+//! cgroups-rs picks the hierarchy: on a pure v2 host every controller lives in the unified
+//! tree; on v1 and hybrid hosts each controller is found at its own v1 mount (a hybrid
+//! host's cgroup2 mount then only carries controllers we do not use, such as hugetlb).
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cgroups_rs::fs::cpu::CpuController;
+use cgroups_rs::fs::cpuacct::CpuAcctController;
+use cgroups_rs::fs::hierarchies;
+use cgroups_rs::fs::memory::MemController;
+use cgroups_rs::fs::pid::PidController;
+use cgroups_rs::fs::{Cgroup, MaxValue};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::spec::{Limits, CFS_PERIOD_US};
+
+/// Name of the parent group of all containers.
+pub const PARENT: &str = "acetate";
+
+const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "blkio", "freezer"];
+const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "io"];
+
+/// Resource counters of a container's cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupUsage {
+    /// CPU time used since the cgroup was created, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory charged now, in bytes.
+    pub memory_bytes: u64,
+    /// Highest memory charged since start, in bytes.
+    pub memory_peak_bytes: u64,
+    /// Processes killed by the OOM killer inside the container.
+    pub oom_kills: u64,
+    /// Processes and threads now.
+    pub procs: u64,
+}
+
+/// Handle on one container's cgroup (which may not exist yet).
+pub struct ContainerCgroup {
+    cg: Cgroup,
+    rel: String,
+}
+
+impl std::fmt::Debug for ContainerCgroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerCgroup")
+            .field("path", &self.rel)
+            .field("v2", &self.cg.v2())
+            .finish()
+    }
+}
+
+fn cg_err(op: impl Into<String>) -> impl FnOnce(cgroups_rs::fs::error::Error) -> Error {
+    let op = op.into();
+    move |source| Error::Cgroup { op, source }
+}
+
+impl ContainerCgroup {
+    /// The cgroup of container `name` (nothing is created yet).
+    pub fn new(name: &str) -> Self {
+        let hier = hierarchies::auto();
+        let rel = format!("{PARENT}/{name}");
+        let controllers: &[&str] = if hier.v2() {
+            V2_CONTROLLERS
+        } else {
+            V1_CONTROLLERS
+        };
+        let controllers = controllers.iter().map(|s| s.to_string()).collect();
+        let cg = Cgroup::load_with_specified_controllers(hier, &rel, controllers);
+        ContainerCgroup { cg, rel }
+    }
+
+    pub fn is_v2(&self) -> bool {
+        self.cg.v2()
+    }
+
+    /// Directories of this cgroup, one per hierarchy it lives in.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self
+            .cg
+            .subsystems()
+            .iter()
+            .map(|s| s.to_controller().path().to_path_buf())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
+    pub fn exists(&self) -> bool {
+        self.paths().iter().any(|p| p.exists())
+    }
+
+    /// Creates the cgroup and applies `limits`.
+    pub fn create(&self, limits: &Limits) -> Result<()> {
+        self.cg.create().map_err(cg_err(format!("create {}", self.rel)))?;
+        if let Err(e) = self.apply(limits) {
+            let _ = self.delete();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+
+    /// Applies (or changes, live) the memory, CPU, process and I/O limits.
+    pub fn apply(&self, limits: &Limits) -> Result<()> {
+        let mem: &MemController = self
+            .cg
+            .controller_of()
+            .ok_or_else(|| Error::Unsupported("the memory cgroup controller is missing".into()))?;
+        let memory = limits.memory as i64;
+        if self.is_v2() {
+            mem.set_limit(memory).map_err(cg_err("set memory.max"))?;
+            // memory.swap.max is absent when the kernel has no swap accounting.
+            let _ = mem.set_memswap_limit(limits.swap as i64);
+        } else {
+            // memsw must stay >= limit at every step: lift it, set the limit, then lower it.
+            let has_memsw = self.file_exists("memory", "memory.memsw.limit_in_bytes");
+            if has_memsw {
+                mem.set_memswap_limit(-1)
+                    .map_err(cg_err("lift memory.memsw.limit_in_bytes"))?;
+            }
+            mem.set_limit(memory)
+                .map_err(cg_err("set memory.limit_in_bytes"))?;
+            if has_memsw {
+                mem.set_memswap_limit(memory + limits.swap as i64)
+                    .map_err(cg_err("set memory.memsw.limit_in_bytes"))?;
+            }
+        }
+
+        let cpu: &CpuController = self
+            .cg
+            .controller_of()
+            .ok_or_else(|| Error::Unsupported("the cpu cgroup controller is missing".into()))?;
+        cpu.set_cfs_quota_and_period(Some(limits.cfs_quota_us()), Some(CFS_PERIOD_US))
+            .map_err(cg_err("set the CPU quota"))?;
+        let weight = u64::from(limits.cpu_weight);
+        let shares = if self.is_v2() {
+            weight
+        } else {
+            (weight * 1024 / 100).max(2)
+        };
+        cpu.set_shares(shares).map_err(cg_err("set the CPU weight"))?;
+
+        let pids: &PidController = self
+            .cg
+            .controller_of()
+            .ok_or_else(|| Error::Unsupported("the pids cgroup controller is missing".into()))?;
+        pids.set_pid_max(MaxValue::Value(limits.procs as i64))
+            .map_err(cg_err("set pids.max"))?;
+
+        self.apply_io_weight(limits.io_weight);
+        Ok(())
+    }
+
+    /// Sets the proportional I/O weight where the host's I/O scheduler honours one (BFQ, or
+    /// CFQ on old kernels); hosts without one have no weight file and keep the default.
+    /// Returns whether a weight file took it.
+    pub fn apply_io_weight(&self, weight: u32) -> bool {
+        let files: &[(&str, String)] = if self.is_v2() {
+            &[
+                ("io.weight", format!("default {weight}")),
+                ("io.bfq.weight", weight.to_string()),
+            ]
+        } else {
+            &[
+                ("blkio.weight", weight.to_string()),
+                ("blkio.bfq.weight", weight.to_string()),
+            ]
+        };
+        let Some(dir) = self.dir_of("blkio") else {
+            return false;
+        };
+        files
+            .iter()
+            .filter(|(file, _)| dir.join(file).exists())
+            .fold(false, |ok, (file, value)| {
+                fs::write(dir.join(file), value).is_ok() || ok
+            })
+    }
+
+    fn dir_of(&self, controller: &str) -> Option<PathBuf> {
+        if self.is_v2() {
+            // All controllers share one directory in v2.
+            return self.paths().into_iter().next();
+        }
+        self.cg
+            .subsystems()
+            .iter()
+            .find(|s| s.controller_name() == controller)
+            .map(|s| s.to_controller().path().to_path_buf())
+    }
+
+    fn file_exists(&self, controller: &str, file: &str) -> bool {
+        self.dir_of(controller)
+            .map(|d| d.join(file).exists())
+            .unwrap_or(false)
+    }
+
+    /// Moves process `pid` (and, in v1, each of its threads' group) into the cgroup.
+    pub fn add_process(&self, pid: i32) -> Result<()> {
+        for dir in self.paths() {
+            let procs = dir.join("cgroup.procs");
+            fs::write(&procs, pid.to_string())
+                .map_err(|e| Error::io("join cgroup", &procs, e))?;
+        }
+        Ok(())
+    }
+
+    /// Host pids of every process in the cgroup.
+    pub fn processes(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .cg
+            .procs()
+            .into_iter()
+            .map(|p| p.pid as i32)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Sends SIGKILL to every process left in the cgroup.
+    pub fn kill_all(&self) {
+        if self.is_v2() && self.cg.kill().is_ok() {
+            return;
+        }
+        for pid in self.processes() {
+            // SAFETY: kill(2) takes no memory.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    /// Removes the cgroup, killing what is left in it and waiting (up to 5 s) for the
+    /// processes to leave. Missing is fine.
+    pub fn delete(&self) -> Result<()> {
+        if !self.exists() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            self.kill_all();
+            let mut busy = None;
+            for dir in self.paths() {
+                match fs::remove_dir(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => busy = Some((dir, e)),
+                }
+            }
+            match busy {
+                None => return Ok(()),
+                Some((dir, e)) if Instant::now() >= deadline => {
+                    return Err(Error::io("remove cgroup", dir, e))
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    /// Current counters.
+    pub fn usage(&self) -> CgroupUsage {
+        let mut u = CgroupUsage::default();
+        if let Some(mem) = self.cg.controller_of::<MemController>() {
+            let m = mem.memory_stat();
+            u.memory_bytes = m.usage_in_bytes;
+            u.memory_peak_bytes = m.max_usage_in_bytes;
+            u.oom_kills = m.oom_control.oom_kill;
+            if self.is_v2() {
+                u.oom_kills = self.v2_key("memory.events", "oom_kill").unwrap_or(0);
+            }
+        }
+        if self.is_v2() {
+            u.cpu_ns = self.v2_key("cpu.stat", "usage_usec").unwrap_or(0) * 1000;
+        } else if let Some(acct) = self.cg.controller_of::<CpuAcctController>() {
+            u.cpu_ns = acct.cpuacct().usage;
+        }
+        if let Some(pids) = self.cg.controller_of::<PidController>() {
+            u.procs = pids.get_pid_current().unwrap_or(0);
+        }
+        u
+    }
+
+    fn v2_key(&self, file: &str, key: &str) -> Option<u64> {
+        let dir = self.paths().into_iter().next()?;
+        let text = fs::read_to_string(dir.join(file)).ok()?;
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse().ok()).flatten()
+        })
+    }
+
+    /// The relative path of this cgroup in every hierarchy (`acetate/<name>`).
+    pub fn relative_path(&self) -> &str {
+        &self.rel
+    }
+}

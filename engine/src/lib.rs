@@ -1,0 +1,536 @@
+//! Acetate's container engine.
+//!
+//! A container is a thin overlay on a shared, read-only template: its writable layer lives
+//! in its own sparse ext4 image on a loop device (disk blocks and inodes limited by the
+//! filesystem), its processes run in new pid, mount, uts, ipc, net, cgroup and user
+//! namespaces under a small init of ours, and its memory, CPU, process and I/O limits are
+//! cgroup limits. The engine knows nothing of tenants, HTTP or SQL: it manages containers
+//! by name under a state directory, and any number of processes may use it at once (each
+//! container has a lock; containers outlive the process that started them).
+
+pub mod cgroup;
+pub mod error;
+pub mod mounts;
+pub mod runtime;
+pub mod security;
+pub mod size;
+pub mod spec;
+pub mod storage;
+pub mod store;
+pub mod template;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use cgroup::CgroupUsage;
+pub use error::{Error, Result};
+pub use runtime::ExecIo;
+pub use spec::{ContainerSpec, Limits, LimitsUpdate};
+pub use storage::DiskUsage;
+pub use template::TemplateInfo;
+
+use cgroup::ContainerCgroup;
+use error::IoContext;
+use security::SeccompPrograms;
+use storage::Rollback;
+use store::{ContainerConfig, Layout, Lock, RunState, FIRST_ID_BASE, IDS_PER_CONTAINER};
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/acetate";
+
+/// How long an operation waits for another acetate process to release a container.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Default time a container gets between SIGTERM and SIGKILL on stop.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The init binary, compiled by build.rs from `init/init.rs`.
+const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/acetate-init"));
+
+/// Whether a container's init is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Stopped,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Running => "running",
+            State::Stopped => "stopped",
+        })
+    }
+}
+
+/// Live resource use of a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Cgroup counters; `None` while stopped.
+    pub cgroup: Option<CgroupUsage>,
+    /// Writable layer; `None` if its image is not mounted.
+    pub disk: Option<DiskUsage>,
+}
+
+/// What `ct list` and `ct show` print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub template: String,
+    pub owner: Option<String>,
+    pub state: State,
+    /// Host pid of the container's init while running.
+    pub pid: Option<i32>,
+    pub created_at: u64,
+    pub started_at: Option<u64>,
+    /// Host uid of the container's root.
+    pub host_uid: u32,
+    pub limits: Limits,
+    pub usage: Usage,
+}
+
+/// The engine, bound to one state directory.
+#[derive(Debug)]
+pub struct Engine {
+    layout: Layout,
+    init: File,
+    seccomp: SeccompPrograms,
+    fail_point: Option<&'static str>,
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn require_root(what: &'static str) -> Result<()> {
+    match euid() {
+        0 => Ok(()),
+        uid => Err(Error::NotRoot(what, uid)),
+    }
+}
+
+/// Writes the embedded init binary under the state dir (once per version) and opens it.
+fn install_init(layout: &Layout) -> Result<File> {
+    // FNV-1a: a version tag, not a security measure (the directory is root-only).
+    let hash = INIT_BINARY
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let path = layout.bin().join(format!("acetate-init-{hash:016x}"));
+    if !path.exists() {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o755)
+            .open(&tmp)
+            .ctx("write", &tmp)?;
+        f.write_all(INIT_BINARY).ctx("write", &tmp)?;
+        f.sync_all().ctx("sync", &tmp)?;
+        drop(f);
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).ctx("chmod", &tmp)?;
+        fs::rename(&tmp, &path).ctx("install", &path)?;
+    }
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .ctx("open", &path)
+}
+
+impl Engine {
+    /// Opens the engine on `state_dir`, creating its layout. Reading (list, show) works
+    /// without root on an existing state dir; everything that changes containers needs root.
+    pub fn open(state_dir: impl Into<PathBuf>) -> Result<Engine> {
+        let layout = Layout::new(state_dir);
+        storage::check_path_for_overlay(layout.root())?;
+        if euid() == 0 {
+            layout.ensure()?;
+        } else if !layout.root().is_dir() {
+            return Err(Error::NotRoot("create the state directory", euid()));
+        }
+        let init = if euid() == 0 {
+            install_init(&layout)?
+        } else {
+            File::open("/dev/null").ctx("open", "/dev/null")?
+        };
+        Ok(Engine {
+            layout,
+            init,
+            seccomp: security::seccomp_programs()?,
+            fail_point: None,
+        })
+    }
+
+    /// Makes `create` fail at the named storage step (one of [`storage::CREATE_STEPS`]),
+    /// to prove that a failed create leaves nothing behind.
+    #[doc(hidden)]
+    pub fn with_fail_point(mut self, step: &'static str) -> Self {
+        self.fail_point = Some(step);
+        self
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.layout.root()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    // ---- templates -------------------------------------------------------------------
+
+    /// Installed templates, with how many containers use each.
+    pub fn templates(&self) -> Result<Vec<TemplateInfo>> {
+        let mut list = template::list(&self.layout)?;
+        let configs = self.configs()?;
+        for t in &mut list {
+            t.containers = configs.iter().filter(|c| c.template == t.name).count();
+        }
+        Ok(list)
+    }
+
+    /// Builds the `host` template from the host's own OS.
+    #[tracing::instrument(skip(self))]
+    pub fn build_host_template(&self) -> Result<TemplateInfo> {
+        require_root("build templates")?;
+        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
+        template::build_host(&self.layout)
+    }
+
+    /// Builds the `host` template unless it exists; returns whether it was built.
+    pub fn ensure_host_template(&self) -> Result<bool> {
+        if template::exists(&self.layout, "host") {
+            return Ok(false);
+        }
+        require_root("build templates")?;
+        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
+        if template::exists(&self.layout, "host") {
+            return Ok(false);
+        }
+        template::build_host(&self.layout)?;
+        Ok(true)
+    }
+
+    /// Imports template `name` from a root filesystem directory or tarball.
+    #[tracing::instrument(skip(self))]
+    pub fn import_template(&self, name: &str, source: &Path) -> Result<TemplateInfo> {
+        spec::validate_name(name)?;
+        require_root("import templates")?;
+        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
+        template::import(&self.layout, name, source)
+    }
+
+    // ---- containers ------------------------------------------------------------------
+
+    fn configs(&self) -> Result<Vec<ContainerConfig>> {
+        let dir = self.layout.containers();
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("read directory", dir, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(cfg) = store::read_json::<ContainerConfig>(&self.layout.config(&name))? {
+                out.push(cfg);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn config(&self, name: &str) -> Result<ContainerConfig> {
+        spec::validate_name(name).map_err(|_| Error::NoSuchContainer(name.to_string()))?;
+        store::read_json(&self.layout.config(name))?
+            .ok_or_else(|| Error::NoSuchContainer(name.to_string()))
+    }
+
+    /// Locks an existing container; fails with `NoSuchContainer` if it is not (or no
+    /// longer, once the lock is ours) there.
+    fn lock(&self, name: &str) -> Result<(Lock, ContainerConfig)> {
+        self.config(name)?;
+        let lock = store::Lock::acquire_in(&self.layout.container(name), LOCK_TIMEOUT)
+            .map_err(|e| match e {
+                Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    Error::NoSuchContainer(name.to_string())
+                }
+                e => e,
+            })?;
+        let cfg = self.config(name)?;
+        Ok((lock, cfg))
+    }
+
+    fn run_state(&self, name: &str) -> Result<Option<RunState>> {
+        let st: Option<RunState> = store::read_json(&self.layout.run_state(name))?;
+        Ok(st.filter(|st| runtime::check(st) == runtime::ProcState::Alive))
+    }
+
+    fn next_id_base(&self) -> Result<u32> {
+        let used: std::collections::HashSet<u32> =
+            self.configs()?.iter().map(|c| c.id_base).collect();
+        (0..u32::MAX / IDS_PER_CONTAINER)
+            .map(|i| FIRST_ID_BASE + i * IDS_PER_CONTAINER)
+            .find(|b| !used.contains(b))
+            .ok_or_else(|| Error::Unsupported("no free id range left".into()))
+    }
+
+    /// Creates a container (stopped): its disk image, mounts and config. On any error,
+    /// nothing is left behind.
+    #[tracing::instrument(skip(self, spec), fields(name = %spec.name))]
+    pub fn create(&self, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        spec.validate()?;
+        require_root("create containers")?;
+        if !template::exists(&self.layout, &spec.template) {
+            return Err(Error::NoSuchTemplate(spec.template.clone()));
+        }
+        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
+        let dir = self.layout.container(&spec.name);
+        if fs::symlink_metadata(&dir).is_ok() {
+            return Err(Error::NameTaken(spec.name.clone()));
+        }
+        let id_base = self.next_id_base()?;
+        let mut rollback = Rollback::new();
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .ctx("create directory", &dir)?;
+        let d = dir.clone();
+        rollback.push("directory", move || {
+            let _ = fs::remove_dir_all(&d);
+        });
+        let _lock = store::Lock::acquire_in(&dir, LOCK_TIMEOUT)?;
+        storage::create(
+            &self.layout,
+            &spec.name,
+            &spec.template,
+            spec.limits.disk,
+            spec.limits.inodes,
+            id_base,
+            self.fail_point,
+            &mut rollback,
+        )?;
+        let cfg = ContainerConfig::new(spec, id_base);
+        store::write_json(&self.layout.config(&spec.name), &cfg)?;
+        rollback.commit();
+        Ok(self.info(&cfg, None))
+    }
+
+    /// Starts a stopped container.
+    #[tracing::instrument(skip(self))]
+    pub fn start(&self, name: &str) -> Result<ContainerInfo> {
+        require_root("start containers")?;
+        let (_lock, cfg) = self.lock(name)?;
+        self.start_locked(&cfg)
+    }
+
+    fn start_locked(&self, cfg: &ContainerConfig) -> Result<ContainerInfo> {
+        let name = &cfg.name;
+        if self.run_state(name)?.is_some() {
+            return Err(Error::AlreadyRunning(name.clone()));
+        }
+        if !storage::is_mounted(&self.layout, name) {
+            if !template::exists(&self.layout, &cfg.template) {
+                return Err(Error::NoSuchTemplate(cfg.template.clone()));
+            }
+            let mut rollback = Rollback::new();
+            storage::mount_all(&self.layout, name, &cfg.template, cfg.id_base, None, &mut rollback)?;
+            rollback.commit();
+        }
+        let cgroup = ContainerCgroup::new(name);
+        // Leftovers of a crash (processes of a previous run without a state file) go first.
+        cgroup.delete()?;
+        cgroup.create(&cfg.limits)?;
+        let rootfs = self.layout.rootfs(name);
+        let params = runtime::StartParams {
+            name,
+            rootfs: &rootfs,
+            init: &self.init,
+            id_base: cfg.id_base,
+            cgroup: &cgroup,
+            seccomp: &self.seccomp,
+        };
+        let st = match runtime::start(&params) {
+            Ok(st) => st,
+            Err(e) => {
+                let _ = cgroup.delete();
+                return Err(e);
+            }
+        };
+        if let Err(e) = store::write_json(&self.layout.run_state(name), &st) {
+            let _ = runtime::kill(&st);
+            let _ = cgroup.delete();
+            return Err(e);
+        }
+        Ok(self.info(cfg, Some(st)))
+    }
+
+    /// Stops a running container: SIGTERM to everything in it, SIGKILL after `timeout`.
+    #[tracing::instrument(skip(self))]
+    pub fn stop(&self, name: &str, timeout: Duration) -> Result<ContainerInfo> {
+        require_root("stop containers")?;
+        let (_lock, cfg) = self.lock(name)?;
+        if !self.stop_locked(&cfg, timeout)? {
+            return Err(Error::NotRunning(name.to_string()));
+        }
+        Ok(self.info(&cfg, None))
+    }
+
+    /// Stops if running; returns whether it was.
+    fn stop_locked(&self, cfg: &ContainerConfig, timeout: Duration) -> Result<bool> {
+        let st = self.run_state(&cfg.name)?;
+        if let Some(st) = &st {
+            runtime::stop(st, timeout)?;
+        }
+        ContainerCgroup::new(&cfg.name).delete()?;
+        match fs::remove_file(self.layout.run_state(&cfg.name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", self.layout.run_state(&cfg.name), e)),
+        }
+        Ok(st.is_some())
+    }
+
+    /// Stops (if running) and starts a container.
+    #[tracing::instrument(skip(self))]
+    pub fn restart(&self, name: &str, timeout: Duration) -> Result<ContainerInfo> {
+        require_root("restart containers")?;
+        let (_lock, cfg) = self.lock(name)?;
+        self.stop_locked(&cfg, timeout)?;
+        self.start_locked(&cfg)
+    }
+
+    /// Destroys a container (stopping it first): its processes, cgroup, mounts, loop
+    /// device, image and directory.
+    #[tracing::instrument(skip(self))]
+    pub fn destroy(&self, name: &str, timeout: Duration) -> Result<()> {
+        require_root("destroy containers")?;
+        let (_lock, cfg) = self.lock(name)?;
+        self.stop_locked(&cfg, timeout)?;
+        storage::unmount_all(&self.layout, name)?;
+        let dir = self.layout.container(name);
+        // The config goes first: a crash from here on leaves a directory that is not a
+        // container and is swept by the next destroy of the same name or by create.
+        fs::remove_file(self.layout.config(name)).ctx("remove", self.layout.config(name))?;
+        fs::remove_dir_all(&dir).ctx("remove", &dir)?;
+        Ok(())
+    }
+
+    /// Runs `argv` inside a running container as its root and returns the exit code.
+    #[tracing::instrument(skip(self, env, io))]
+    pub fn exec(
+        &self,
+        name: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        io: ExecIo,
+    ) -> Result<i32> {
+        require_root("run commands in containers")?;
+        let cfg = self.config(name)?;
+        let st = self
+            .run_state(name)?
+            .ok_or_else(|| Error::NotRunning(name.to_string()))?;
+        let pidfd = runtime::open_init(&st).ok_or_else(|| Error::NotRunning(name.to_string()))?;
+        let cgroup = ContainerCgroup::new(&cfg.name);
+        runtime::exec(&pidfd, &cgroup, argv, env, io, &self.seccomp).map_err(|e| match e {
+            Error::Setup { step, source, .. } => Error::Setup {
+                name: name.to_string(),
+                step,
+                source,
+            },
+            e => e,
+        })
+    }
+
+    /// Changes limits; applied live to a running container, the disk grown online.
+    #[tracing::instrument(skip(self))]
+    pub fn set(&self, name: &str, update: &LimitsUpdate) -> Result<ContainerInfo> {
+        require_root("change containers")?;
+        let (_lock, mut cfg) = self.lock(name)?;
+        let old = cfg.limits.clone();
+        let new = update.applied_to(&old);
+        new.validate()?;
+        if new.disk < old.disk {
+            return Err(Error::InvalidLimit {
+                what: "disk",
+                msg: format!(
+                    "{} is smaller than the current {}: disks can only grow",
+                    size::format_bytes(new.disk),
+                    size::format_bytes(old.disk)
+                ),
+            });
+        }
+        let st = self.run_state(name)?;
+        let cgroup = ContainerCgroup::new(name);
+        if st.is_some() {
+            cgroup.apply(&new)?;
+        }
+        if new.disk > old.disk {
+            if !storage::is_mounted(&self.layout, name) {
+                let mut rollback = Rollback::new();
+                storage::mount_all(&self.layout, name, &cfg.template, cfg.id_base, None, &mut rollback)?;
+                rollback.commit();
+            }
+            if let Err(e) = storage::grow(&self.layout, name, new.disk) {
+                if st.is_some() {
+                    let _ = cgroup.apply(&old);
+                }
+                return Err(e);
+            }
+        }
+        cfg.limits = new;
+        store::write_json(&self.layout.config(name), &cfg)?;
+        Ok(self.info(&cfg, st))
+    }
+
+    fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {
+        let cgroup = st.map(|_| ContainerCgroup::new(&cfg.name).usage());
+        ContainerInfo {
+            name: cfg.name.clone(),
+            template: cfg.template.clone(),
+            owner: cfg.owner.clone(),
+            state: if st.is_some() {
+                State::Running
+            } else {
+                State::Stopped
+            },
+            pid: st.map(|s| s.pid),
+            created_at: cfg.created_at,
+            started_at: st.map(|s| s.started_at),
+            host_uid: cfg.id_base,
+            limits: cfg.limits.clone(),
+            usage: Usage {
+                cgroup,
+                disk: storage::disk_usage(&self.layout, &cfg.name),
+            },
+        }
+    }
+
+    /// One container: state, limits and live usage.
+    pub fn show(&self, name: &str) -> Result<ContainerInfo> {
+        let cfg = self.config(name)?;
+        let st = self.run_state(name)?;
+        Ok(self.info(&cfg, st))
+    }
+
+    /// Every container on the host.
+    pub fn list(&self) -> Result<Vec<ContainerInfo>> {
+        self.configs()?
+            .iter()
+            .map(|cfg| Ok(self.info(cfg, self.run_state(&cfg.name)?)))
+            .collect()
+    }
+}

@@ -1,0 +1,492 @@
+//! Code that runs in freshly cloned or forked processes, between `clone`/`fork` and `exec`.
+//!
+//! The process that forks may be multi-threaded (the panel runs tokio), so nothing here
+//! allocates, locks or panics: every input is prepared by the parent, and failures are
+//! reported as `(step, errno)` pairs through a pipe.
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_void};
+
+use crate::security::{self, SeccompPrograms};
+
+/// One filesystem step of the container's root setup.
+#[derive(Debug)]
+pub enum Op {
+    /// `mkdir`, existing is fine.
+    Mkdir { path: CString, mode: u32 },
+    /// Creates an empty file if missing (a bind target for a device node).
+    Touch { path: CString },
+    /// `mount(2)`; with `optional`, a missing target is skipped.
+    Mount {
+        src: Option<CString>,
+        dst: CString,
+        fstype: Option<CString>,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+        optional: bool,
+    },
+    /// Bind `dst` onto itself, then remount it read-only keeping `flags`.
+    ReadOnly {
+        dst: CString,
+        flags: libc::c_ulong,
+        optional: bool,
+    },
+    /// `symlink(target, link)`, existing is fine.
+    Symlink { target: CString, link: CString },
+}
+
+/// Everything the container's first process needs, prepared by the parent.
+#[derive(Debug)]
+pub struct StartCtx {
+    pub rootfs: CString,
+    pub hostname: CString,
+    pub ops: Vec<Op>,
+    pub init_fd: c_int,
+    pub argv: Vec<*const c_char>,
+    pub envp: Vec<*const c_char>,
+    pub go_fd: c_int,
+    pub err_fd: c_int,
+    pub keep_caps: u64,
+    pub last_cap: u32,
+    pub seccomp: SeccompPrograms,
+    pub stack: Vec<u8>,
+    /// Written by the intermediate process (shared memory): the init's host pid.
+    pub init_pid: c_int,
+    pub clone_flags: c_int,
+}
+
+/// Steps reported on failure besides the indexes of `ops`.
+pub mod step {
+    pub const WAIT: u32 = 1_000;
+    pub const IDS: u32 = 1_001;
+    pub const CGROUP_NS: u32 = 1_002;
+    pub const HOSTNAME: u32 = 1_003;
+    pub const PIVOT: u32 = 1_004;
+    pub const LOOPBACK: u32 = 1_005;
+    pub const STDIO: u32 = 1_006;
+    pub const CAPS: u32 = 1_007;
+    pub const SECCOMP: u32 = 1_008;
+    pub const EXEC: u32 = 1_009;
+    pub const JOIN_CGROUP: u32 = 1_010;
+    pub const SETNS: u32 = 1_011;
+    pub const FORK: u32 = 1_012;
+    pub const PRIVATE: u32 = 1_013;
+    pub const BIND_ROOT: u32 = 1_014;
+}
+
+fn errno() -> i32 {
+    security::errno()
+}
+
+/// Reports `(step, errno)` to the parent and exits.
+fn fail(err_fd: c_int, step: u32, err: i32) -> ! {
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&step.to_ne_bytes());
+    buf[4..].copy_from_slice(&err.to_ne_bytes());
+    // SAFETY: writes a stack buffer to a pipe, then exits without running any destructor.
+    unsafe {
+        libc::write(err_fd, buf.as_ptr() as *const c_void, 8);
+        libc::_exit(1)
+    }
+}
+
+fn ok_or_fail(rc: c_int, err_fd: c_int, step: u32) {
+    if rc != 0 {
+        fail(err_fd, step, errno());
+    }
+}
+
+fn ptr(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+fn run_op(op: &Op) -> Result<(), i32> {
+    // SAFETY: every pointer comes from a CString owned by the (copied) parent memory.
+    unsafe {
+        match op {
+            Op::Mkdir { path, mode } => {
+                if libc::mkdir(path.as_ptr(), *mode) != 0 && errno() != libc::EEXIST {
+                    return Err(errno());
+                }
+            }
+            Op::Touch { path } => {
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o666,
+                );
+                if fd < 0 {
+                    return Err(errno());
+                }
+                libc::close(fd);
+            }
+            Op::Mount {
+                src,
+                dst,
+                fstype,
+                flags,
+                data,
+                optional,
+            } => {
+                let rc = libc::mount(
+                    ptr(src),
+                    dst.as_ptr(),
+                    ptr(fstype),
+                    *flags,
+                    ptr(data) as *const c_void,
+                );
+                if rc != 0 && !(*optional && errno() == libc::ENOENT) {
+                    return Err(errno());
+                }
+            }
+            Op::ReadOnly {
+                dst,
+                flags,
+                optional,
+            } => {
+                let rc = libc::mount(
+                    dst.as_ptr(),
+                    dst.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                );
+                if rc != 0 {
+                    if *optional && errno() == libc::ENOENT {
+                        return Ok(());
+                    }
+                    return Err(errno());
+                }
+                let rc = libc::mount(
+                    std::ptr::null(),
+                    dst.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+                    std::ptr::null(),
+                );
+                if rc != 0 {
+                    return Err(errno());
+                }
+            }
+            Op::Symlink { target, link } => {
+                if libc::symlink(target.as_ptr(), link.as_ptr()) != 0 && errno() != libc::EEXIST {
+                    return Err(errno());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Becomes root of the user namespace just entered or created.
+fn become_root(err_fd: c_int) {
+    // SAFETY: plain system calls.
+    unsafe {
+        ok_or_fail(libc::setresgid(0, 0, 0), err_fd, step::IDS);
+        ok_or_fail(libc::setgroups(0, std::ptr::null()), err_fd, step::IDS);
+        ok_or_fail(libc::setresuid(0, 0, 0), err_fd, step::IDS);
+    }
+}
+
+/// Drops capabilities and installs seccomp: the last steps before `exec`.
+fn lock_down(err_fd: c_int, keep: u64, last_cap: u32, seccomp: &SeccompPrograms) {
+    if let Err(e) = security::drop_bounding_set(keep, last_cap) {
+        fail(err_fd, step::CAPS, e);
+    }
+    if let Err(e) = security::install_seccomp(seccomp) {
+        fail(err_fd, step::SECCOMP, e);
+    }
+    if let Err(e) = security::set_caps(keep) {
+        fail(err_fd, step::CAPS, e);
+    }
+}
+
+/// Brings the loopback interface of the new network namespace up.
+fn loopback_up() -> Result<(), i32> {
+    // SAFETY: ifreq is plain data; ioctls on a socket we own.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(errno());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as c_char;
+        }
+        let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if rc == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as i16;
+            rc = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let e = errno();
+        libc::close(sock);
+        if rc != 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Entry of the intermediate process (shares the parent's memory, parent suspended): clones
+/// the container's init into new namespaces, records its pid, and exits so that the init
+/// is re-parented and outlives whoever started it.
+pub extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the parent's StartCtx, alive while the parent is suspended (vfork).
+    let ctx = unsafe { &mut *(arg as *mut StartCtx) };
+    let top = ctx.stack.as_mut_ptr() as usize + ctx.stack.len();
+    let top = (top & !15) as *mut c_void;
+    // SAFETY: a new process on its own stack, in a copy of this address space.
+    let pid = unsafe { libc::clone(container_main, top, ctx.clone_flags, arg) };
+    ctx.init_pid = if pid < 0 { -errno() } else { pid };
+    0
+}
+
+/// Entry of the container's first process, in new namespaces. Waits for the parent to map
+/// its ids and place it in its cgroup, builds the root filesystem, locks itself down and
+/// executes `acetate-init`.
+extern "C" fn container_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` points at this process's own copy of the parent's StartCtx.
+    let ctx = unsafe { &*(arg as *const StartCtx) };
+    let err_fd = ctx.err_fd;
+    let mut go = 0u8;
+    // SAFETY: reads one byte into a stack variable.
+    let n = unsafe { libc::read(ctx.go_fd, &mut go as *mut u8 as *mut c_void, 1) };
+    if n != 1 {
+        // The parent died or gave up before finishing our setup.
+        // SAFETY: exit without destructors.
+        unsafe { libc::_exit(1) };
+    }
+    // SAFETY: plain system calls with valid pointers.
+    unsafe {
+        // Nothing we mount may propagate back to the host.
+        ok_or_fail(
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ),
+            err_fd,
+            step::PRIVATE,
+        );
+        // Mounts copied from the host are locked and pivot_root refuses them: bind the root
+        // onto itself to get a mount of our own, and enter it. This is done while still the
+        // host's uid 0, since the state dir is not open to others.
+        ok_or_fail(
+            libc::mount(
+                ctx.rootfs.as_ptr(),
+                ctx.rootfs.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ),
+            err_fd,
+            step::BIND_ROOT,
+        );
+        ok_or_fail(libc::chdir(ctx.rootfs.as_ptr()), err_fd, step::BIND_ROOT);
+    }
+    become_root(err_fd);
+    // SAFETY: plain system calls with valid pointers.
+    unsafe {
+        // After the parent moved us into the container's cgroup: it becomes our cgroup root.
+        ok_or_fail(libc::unshare(libc::CLONE_NEWCGROUP), err_fd, step::CGROUP_NS);
+        ok_or_fail(
+            libc::sethostname(ctx.hostname.as_ptr(), ctx.hostname.as_bytes().len()),
+            err_fd,
+            step::HOSTNAME,
+        );
+    }
+    for (i, op) in ctx.ops.iter().enumerate() {
+        if let Err(e) = run_op(op) {
+            fail(err_fd, i as u32, e);
+        }
+    }
+    // SAFETY: plain system calls with valid pointers.
+    unsafe {
+        ok_or_fail(
+            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as c_int,
+            err_fd,
+            step::PIVOT,
+        );
+        ok_or_fail(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), err_fd, step::PIVOT);
+        ok_or_fail(libc::chdir(c"/".as_ptr()), err_fd, step::PIVOT);
+    }
+    if let Err(e) = loopback_up() {
+        fail(err_fd, step::LOOPBACK, e);
+    }
+    // SAFETY: plain system calls.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null < 0 {
+            fail(err_fd, step::STDIO, errno());
+        }
+        for fd in 0..3 {
+            if null != fd && libc::dup2(null, fd) < 0 {
+                fail(err_fd, step::STDIO, errno());
+            }
+        }
+        if null > 2 {
+            libc::close(null);
+        }
+    }
+    lock_down(err_fd, ctx.keep_caps, ctx.last_cap, &ctx.seccomp);
+    // SAFETY: marks every other descriptor close-on-exec, then replaces this process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        libc::syscall(
+            libc::SYS_execveat,
+            ctx.init_fd,
+            c"".as_ptr(),
+            ctx.argv.as_ptr(),
+            ctx.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    fail(err_fd, step::EXEC, errno())
+}
+
+/// Everything `exec` needs in its forked helper, prepared by the parent.
+#[derive(Debug)]
+pub struct ExecCtx {
+    pub pidfd: c_int,
+    pub cgroup_procs: Vec<CString>,
+    pub argv: Vec<*const c_char>,
+    pub envp: Vec<*const c_char>,
+    /// `PATH` directories, each ending in '/'.
+    pub path_dirs: Vec<CString>,
+    /// The command (argv\[0\]) as given.
+    pub command: CString,
+    pub stdio: [c_int; 3],
+    pub err_fd: c_int,
+    pub keep_caps: u64,
+    pub last_cap: u32,
+    pub seccomp: SeccompPrograms,
+}
+
+const JOIN_FLAGS: c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP;
+
+fn write_stderr(parts: &[&[u8]]) {
+    for p in parts {
+        // SAFETY: writes a live buffer to fd 2.
+        unsafe { libc::write(2, p.as_ptr() as *const c_void, p.len()) };
+    }
+}
+
+/// The forked helper of `exec`: joins the container's cgroup and namespaces, forks the
+/// command inside them, waits for it and exits with its status (128+signal if killed).
+pub fn exec_helper(ctx: &ExecCtx) -> ! {
+    let err_fd = ctx.err_fd;
+    // SAFETY: plain system calls with pointers into the parent's prepared data.
+    unsafe {
+        for (i, fd) in ctx.stdio.iter().enumerate() {
+            if *fd >= 0 && *fd != i as c_int && libc::dup2(*fd, i as c_int) < 0 {
+                fail(err_fd, step::STDIO, errno());
+            }
+        }
+        for procs in &ctx.cgroup_procs {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr() as *const c_void, 1) != 1 {
+                fail(err_fd, step::JOIN_CGROUP, errno());
+            }
+            libc::close(fd);
+        }
+        ok_or_fail(libc::setns(ctx.pidfd, JOIN_FLAGS), err_fd, step::SETNS);
+    }
+    become_root(err_fd);
+    // SAFETY: fork of a single-threaded process.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        fail(err_fd, step::FORK, errno());
+    }
+    if child == 0 {
+        // SAFETY: plain system calls.
+        unsafe {
+            libc::chdir(c"/".as_ptr());
+        }
+        lock_down(err_fd, ctx.keep_caps, ctx.last_cap, &ctx.seccomp);
+        // SAFETY: close the error pipe on exec; the parent learns success from its EOF.
+        unsafe {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        }
+        exec_command(ctx)
+    }
+    // The helper's copy of the error pipe must not keep it open for the parent.
+    // SAFETY: closing our own descriptor.
+    unsafe { libc::close(err_fd) };
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child.
+        let rc = unsafe { libc::waitpid(child, &mut status, 0) };
+        if rc == child {
+            break;
+        }
+        if rc < 0 && errno() != libc::EINTR {
+            // SAFETY: exit without destructors.
+            unsafe { libc::_exit(125) };
+        }
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        125
+    };
+    // SAFETY: exit without destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// Executes the command, searching `PATH` like a shell; prints why on failure.
+fn exec_command(ctx: &ExecCtx) -> ! {
+    let cmd = ctx.command.as_bytes();
+    let mut last = libc::ENOENT;
+    if cmd.contains(&b'/') {
+        // SAFETY: valid argv/envp arrays terminated by NULL.
+        unsafe { libc::execve(ctx.command.as_ptr(), ctx.argv.as_ptr(), ctx.envp.as_ptr()) };
+        last = errno();
+    } else {
+        let mut buf = [0u8; 4096];
+        for dir in &ctx.path_dirs {
+            let d = dir.as_bytes();
+            if d.len() + cmd.len() + 1 > buf.len() {
+                continue;
+            }
+            buf[..d.len()].copy_from_slice(d);
+            buf[d.len()..d.len() + cmd.len()].copy_from_slice(cmd);
+            buf[d.len() + cmd.len()] = 0;
+            // SAFETY: `buf` is NUL-terminated; argv/envp are NULL-terminated arrays.
+            unsafe {
+                libc::execve(
+                    buf.as_ptr() as *const c_char,
+                    ctx.argv.as_ptr(),
+                    ctx.envp.as_ptr(),
+                )
+            };
+            let e = errno();
+            if e != libc::ENOENT && e != libc::ENOTDIR {
+                last = e;
+            }
+        }
+    }
+    let (why, code): (&[u8], c_int) = match last {
+        libc::ENOENT => (b": command not found\n", 127),
+        libc::EACCES => (b": permission denied\n", 126),
+        libc::ENOEXEC => (b": exec format error\n", 126),
+        _ => (b": cannot execute\n", 126),
+    };
+    write_stderr(&[b"acetate: ", cmd, why]);
+    // SAFETY: exit without destructors.
+    unsafe { libc::_exit(code) }
+}

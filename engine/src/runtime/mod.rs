@@ -1,0 +1,562 @@
+//! Running containers: starting `acetate-init` in new namespaces, running commands inside
+//! a running container, and stopping it. A container's init is re-parented away from the
+//! process that started it, so containers outlive the CLI and the panel.
+
+pub mod child;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use child::{ExecCtx, Op, StartCtx};
+
+use crate::cgroup::ContainerCgroup;
+use crate::error::{Error, Result};
+use crate::security::{self, SeccompPrograms};
+use crate::store::{unix_now, RunState, IDS_PER_CONTAINER};
+
+/// Host pid and identity check of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    Alive,
+    Gone,
+}
+
+/// Reads `(state char, start time in ticks)` of a pid from `/proc/<pid>/stat`.
+pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 1..];
+    let mut fields = after.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 22 (starttime) is the 20th after the command.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Whether the init recorded in `st` is still that process and has not exited.
+pub fn check(st: &RunState) -> ProcState {
+    match proc_stat(st.pid) {
+        Some((state, start)) if start == st.start_ticks && state != 'Z' && state != 'X' => {
+            ProcState::Alive
+        }
+        _ => ProcState::Gone,
+    }
+}
+
+fn pidfd_open(pid: i32) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Error::last_os(format!("pidfd_open {pid}")));
+    }
+    // SAFETY: a fresh descriptor that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Opens a pidfd for a recorded init, checking that it is still the same process.
+pub fn open_init(st: &RunState) -> Option<OwnedFd> {
+    let fd = pidfd_open(st.pid).ok()?;
+    // The pid may have been reused between the state file and pidfd_open: check again now
+    // that the descriptor pins the process.
+    (check(st) == ProcState::Alive).then_some(fd)
+}
+
+fn pidfd_signal(fd: &OwnedFd, sig: i32) -> Result<()> {
+    // SAFETY: pidfd_send_signal with a null siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        return Err(Error::sys("signal container init", e));
+    }
+    Ok(())
+}
+
+/// Waits until the process behind a pidfd exits, up to `timeout`.
+fn pidfd_wait(fd: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
+fn cstr(s: impl AsRef<[u8]>) -> Result<CString> {
+    CString::new(s.as_ref().to_vec())
+        .map_err(|_| Error::Unsupported("arguments and environment may not contain NUL".into()))
+}
+
+/// A path relative to the container's root (the child works from inside it).
+fn rel(path: &str) -> CString {
+    CString::new(path.trim_start_matches('/')).expect("static path")
+}
+
+const MS_NOSUID: libc::c_ulong = libc::MS_NOSUID;
+const MS_NODEV: libc::c_ulong = libc::MS_NODEV;
+const MS_NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
+
+/// The filesystem steps that turn the overlay into a container's `/`, relative to it (the
+/// child runs them from inside, before `pivot_root`).
+pub fn root_ops() -> Vec<Op> {
+    let p = rel;
+    let c = |s: &str| CString::new(s).expect("static string");
+    let mount = |src: &str, dst: &str, fstype: &str, flags, data: Option<&str>| Op::Mount {
+        src: Some(c(src)),
+        dst: p(dst),
+        fstype: Some(c(fstype)),
+        flags,
+        data: data.map(c),
+        optional: false,
+    };
+    let mut ops = Vec::new();
+    for (dir, mode) in [("/proc", 0o555), ("/sys", 0o555), ("/dev", 0o755), ("/run", 0o755), ("/tmp", 0o1777)] {
+        ops.push(Op::Mkdir { path: p(dir), mode });
+    }
+    ops.push(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None));
+    ops.push(mount(
+        "sysfs",
+        "/sys",
+        "sysfs",
+        MS_NOSUID | MS_NODEV | MS_NOEXEC | libc::MS_RDONLY,
+        None,
+    ));
+    ops.push(mount(
+        "tmpfs",
+        "/dev",
+        "tmpfs",
+        MS_NOSUID | MS_NOEXEC | libc::MS_STRICTATIME,
+        Some("mode=755,size=64k,nr_inodes=256"),
+    ));
+    for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let dst = format!("/dev/{dev}");
+        ops.push(Op::Touch { path: p(&dst) });
+        ops.push(Op::Mount {
+            src: Some(c(&dst)),
+            dst: p(&dst),
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
+            optional: false,
+        });
+    }
+    ops.push(Op::Mkdir {
+        path: p("/dev/pts"),
+        mode: 0o755,
+    });
+    ops.push(mount(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        MS_NOSUID | MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    ));
+    ops.push(Op::Mkdir {
+        path: p("/dev/shm"),
+        mode: 0o1777,
+    });
+    ops.push(mount(
+        "tmpfs",
+        "/dev/shm",
+        "tmpfs",
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    ));
+    ops.push(Op::Mkdir {
+        path: p("/dev/mqueue"),
+        mode: 0o755,
+    });
+    ops.push(mount(
+        "mqueue",
+        "/dev/mqueue",
+        "mqueue",
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        None,
+    ));
+    for (link, target) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(Op::Symlink {
+            target: c(target),
+            link: p(link),
+        });
+    }
+    ops.push(mount(
+        "tmpfs",
+        "/run",
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        Some("mode=755,size=65536k"),
+    ));
+    // Kernel interfaces that reveal or change host state: hide files, hide directories.
+    for file in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/proc/latency_stats",
+        "/proc/kallsyms",
+        "/proc/kmsg",
+        "/proc/sysrq-trigger",
+    ] {
+        ops.push(Op::Mount {
+            src: Some(p("/dev/null")),
+            dst: p(file),
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
+            optional: true,
+        });
+    }
+    for dir in ["/proc/acpi", "/proc/scsi", "/proc/asound", "/sys/firmware"] {
+        ops.push(Op::Mount {
+            src: Some(c("tmpfs")),
+            dst: p(dir),
+            fstype: Some(c("tmpfs")),
+            flags: libc::MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            data: Some(c("size=0")),
+            optional: true,
+        });
+    }
+    for dir in ["/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs"] {
+        ops.push(Op::ReadOnly {
+            dst: p(dir),
+            flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            optional: true,
+        });
+    }
+    ops
+}
+
+/// Describes step `code` of a failed start for the error message.
+fn describe_step(ops: &[Op], code: u32) -> &'static str {
+    use child::step;
+    match code {
+        step::WAIT => "waiting for the engine",
+        step::IDS => "switching to the container's root user",
+        step::CGROUP_NS => "creating the cgroup namespace",
+        step::HOSTNAME => "setting the hostname",
+        step::PIVOT => "switching to the container's root filesystem",
+        step::LOOPBACK => "bringing up the loopback interface",
+        step::STDIO => "redirecting standard I/O",
+        step::CAPS => "dropping capabilities",
+        step::SECCOMP => "installing the seccomp filter",
+        step::EXEC => "executing acetate-init",
+        step::JOIN_CGROUP => "joining the container's cgroup",
+        step::SETNS => "entering the container's namespaces",
+        step::FORK => "forking",
+        step::PRIVATE => "making mounts private",
+        step::BIND_ROOT => "binding the root filesystem",
+        i => match ops.get(i as usize) {
+            Some(Op::Mkdir { .. }) => "creating a directory of the root filesystem",
+            Some(Op::Touch { .. }) => "creating a device node",
+            Some(Op::Mount { .. }) => "mounting the container's filesystems",
+            Some(Op::ReadOnly { .. }) => "making kernel interfaces read-only",
+            Some(Op::Symlink { .. }) => "creating /dev links",
+            None => "setting up",
+        },
+    }
+}
+
+/// Reads a `(step, errno)` report from a failed child; `None` if the pipe closed clean.
+fn read_report(fd: &OwnedFd) -> Option<(u32, i32)> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < 8 {
+        // SAFETY: reads into the unfilled rest of a stack buffer.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[got..].as_mut_ptr() as *mut libc::c_void,
+                8 - got,
+            )
+        };
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            if security::errno() == libc::EINTR {
+                continue;
+            }
+            break;
+        }
+        got += n as usize;
+    }
+    (got == 8).then(|| {
+        (
+            u32::from_ne_bytes(buf[..4].try_into().expect("4 bytes")),
+            i32::from_ne_bytes(buf[4..].try_into().expect("4 bytes")),
+        )
+    })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))
+}
+
+/// Inputs of [`start`].
+#[derive(Debug)]
+pub struct StartParams<'a> {
+    pub name: &'a str,
+    pub rootfs: &'a Path,
+    pub init: &'a File,
+    pub id_base: u32,
+    pub cgroup: &'a ContainerCgroup,
+    pub seccomp: &'a SeccompPrograms,
+}
+
+const NS_FLAGS: i32 = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET;
+
+/// Starts the container's init. The cgroup must exist; on error the half-started process
+/// is killed (the caller removes the cgroup).
+pub fn start(p: &StartParams<'_>) -> Result<RunState> {
+    let (go_r, go_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let argv_owned = [cstr("acetate-init")?];
+    let env_owned = [cstr("container=acetate")?];
+    let argv: Vec<*const libc::c_char> = argv_owned
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const libc::c_char> = env_owned
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let mut ctx = Box::new(StartCtx {
+        rootfs: CString::new(p.rootfs.as_os_str().as_bytes()).expect("no NUL"),
+        hostname: cstr(p.name)?,
+        ops: root_ops(),
+        init_fd: p.init.as_raw_fd(),
+        argv,
+        envp,
+        go_fd: go_r.as_raw_fd(),
+        err_fd: err_w.as_raw_fd(),
+        keep_caps: security::kept_caps_mask(),
+        last_cap: security::last_cap(),
+        seccomp: p.seccomp.clone(),
+        stack: vec![0u8; 256 << 10],
+        init_pid: 0,
+        clone_flags: NS_FLAGS | libc::SIGCHLD,
+    });
+    let mut small_stack = vec![0u8; 64 << 10];
+    let top = ((small_stack.as_mut_ptr() as usize + small_stack.len()) & !15) as *mut libc::c_void;
+    let ctx_ptr = &mut *ctx as *mut StartCtx as *mut libc::c_void;
+    // SAFETY: the intermediate shares our memory (CLONE_VM) while we are suspended
+    // (CLONE_VFORK); it only calls clone and writes `init_pid`.
+    let mid = unsafe {
+        libc::clone(
+            child::intermediate_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            ctx_ptr,
+        )
+    };
+    if mid < 0 {
+        return Err(Error::last_os("clone"));
+    }
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(mid), None);
+    drop(go_r);
+    drop(err_w);
+    let pid = ctx.init_pid;
+    if pid <= 0 {
+        return Err(Error::Setup {
+            name: p.name.to_string(),
+            step: "creating the container's namespaces",
+            source: std::io::Error::from_raw_os_error(-pid),
+        });
+    }
+    let pidfd = pidfd_open(pid)?;
+    let kill = |e: Error| {
+        let _ = pidfd_signal(&pidfd, libc::SIGKILL);
+        e
+    };
+    let map = format!("0 {} {IDS_PER_CONTAINER}\n", p.id_base);
+    for file in ["uid_map", "gid_map"] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, &map).map_err(|e| kill(Error::io("write", path, e)))?;
+    }
+    p.cgroup.add_process(pid).map_err(kill)?;
+    // The init must survive an OOM inside its container; the hog is the one to go.
+    let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), "-999");
+    let (_, start_ticks) = proc_stat(pid).ok_or_else(|| {
+        kill(Error::sys(
+            "read the init's start time",
+            std::io::Error::from_raw_os_error(libc::ESRCH),
+        ))
+    })?;
+    nix::unistd::write(&go_w, &[1]).map_err(|e| kill(Error::sys("release container init", e)))?;
+    drop(go_w);
+    if let Some((code, errno)) = read_report(&err_r) {
+        return Err(kill(Error::Setup {
+            name: p.name.to_string(),
+            step: describe_step(&ctx.ops, code),
+            source: std::io::Error::from_raw_os_error(errno),
+        }));
+    }
+    Ok(RunState {
+        pid,
+        start_ticks,
+        started_at: unix_now(),
+    })
+}
+
+/// Standard streams for [`exec`]: `None` inherits the caller's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecIo {
+    pub stdin: Option<RawFd>,
+    pub stdout: Option<RawFd>,
+    pub stderr: Option<RawFd>,
+}
+
+/// Default `PATH` inside containers.
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Runs `argv` inside the running container whose init is behind `pidfd`, as its root,
+/// in its namespaces and cgroup, and returns the exit code (128+signal if killed).
+pub fn exec(
+    pidfd: &OwnedFd,
+    cgroup: &ContainerCgroup,
+    argv: &[String],
+    env: &[(String, String)],
+    io: ExecIo,
+    seccomp: &SeccompPrograms,
+) -> Result<i32> {
+    let Some(command) = argv.first() else {
+        return Err(Error::Unsupported("exec needs a command".into()));
+    };
+    let argv_owned = argv.iter().map(cstr).collect::<Result<Vec<_>>>()?;
+    let mut env_owned = vec![
+        cstr(format!("PATH={CONTAINER_PATH}"))?,
+        cstr("HOME=/root")?,
+        cstr("container=acetate")?,
+    ];
+    for (k, v) in env {
+        if k.is_empty() || k.contains('=') {
+            return Err(Error::Unsupported(format!(
+                "invalid environment variable name {k:?}"
+            )));
+        }
+        env_owned.retain(|e| !e.as_bytes().starts_with(format!("{k}=").as_bytes()));
+        env_owned.push(cstr(format!("{k}={v}"))?);
+    }
+    let (err_r, err_w) = pipe()?;
+    let ctx = ExecCtx {
+        pidfd: pidfd.as_raw_fd(),
+        cgroup_procs: cgroup
+            .paths()
+            .iter()
+            .map(|p| cstr(p.join("cgroup.procs").as_os_str().as_bytes()))
+            .collect::<Result<_>>()?,
+        argv: argv_owned
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain([std::ptr::null()])
+            .collect(),
+        envp: env_owned
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain([std::ptr::null()])
+            .collect(),
+        path_dirs: CONTAINER_PATH
+            .split(':')
+            .map(|d| cstr(format!("{d}/")))
+            .collect::<Result<_>>()?,
+        command: cstr(command)?,
+        stdio: [
+            io.stdin.unwrap_or(-1),
+            io.stdout.unwrap_or(-1),
+            io.stderr.unwrap_or(-1),
+        ],
+        err_fd: err_w.as_raw_fd(),
+        keep_caps: security::kept_caps_mask(),
+        last_cap: security::last_cap(),
+        seccomp: seccomp.clone(),
+    };
+    // SAFETY: the child only runs `exec_helper`, which makes system calls on prepared data.
+    let helper = unsafe { libc::fork() };
+    if helper < 0 {
+        return Err(Error::last_os("fork"));
+    }
+    if helper == 0 {
+        child::exec_helper(&ctx);
+    }
+    drop(err_w);
+    let report = read_report(&err_r);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None)
+        .map_err(|e| Error::sys("wait for exec helper", e))?;
+    if let Some((code, errno)) = report {
+        return Err(Error::Setup {
+            name: String::new(),
+            step: describe_step(&[], code),
+            source: std::io::Error::from_raw_os_error(errno),
+        });
+    }
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => Ok(code),
+        WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
+        other => Err(Error::sys(
+            "exec helper",
+            std::io::Error::other(format!("unexpected status {other:?}")),
+        )),
+    }
+}
+
+/// Stops a container's init: SIGTERM (init passes it on to every process and exits once
+/// they are gone), then SIGKILL after `timeout`. Returns whether it had to kill.
+pub fn stop(st: &RunState, timeout: Duration) -> Result<bool> {
+    let Some(fd) = open_init(st) else {
+        return Ok(false);
+    };
+    pidfd_signal(&fd, libc::SIGTERM)?;
+    if pidfd_wait(&fd, timeout) {
+        return Ok(false);
+    }
+    pidfd_signal(&fd, libc::SIGKILL)?;
+    pidfd_wait(&fd, Duration::from_secs(10));
+    Ok(true)
+}
+
+/// Kills a container's init at once (the kernel then kills everything in its pid namespace).
+pub fn kill(st: &RunState) -> Result<()> {
+    if let Some(fd) = open_init(st) {
+        pidfd_signal(&fd, libc::SIGKILL)?;
+        pidfd_wait(&fd, Duration::from_secs(10));
+    }
+    Ok(())
+}

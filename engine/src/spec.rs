@@ -1,0 +1,416 @@
+//! What a container is: its name, template and resource limits, validated before anything
+//! touches the host.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::size::{format_bytes, format_cpus};
+
+/// Longest container or template name (it becomes a hostname, a cgroup and a directory).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Checks a container or template name: 1 to 63 characters of lower-case letters, digits
+/// and `-`, starting with a letter or digit (a valid hostname label).
+pub fn validate_name(name: &str) -> Result<()> {
+    let invalid = |why: &'static str| Err(Error::InvalidName(name.to_string(), why));
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return invalid("it is longer than 63 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return invalid("use only lower-case letters, digits and '-'");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return invalid("it must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+/// Resource limits of one container. Every one is enforced by the kernel: memory, CPU,
+/// processes and I/O weight by cgroups, disk blocks and inodes by the container's own
+/// ext4 image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Memory limit in bytes (RAM; page cache included).
+    pub memory: u64,
+    /// Swap the container may use on top of `memory`, in bytes.
+    #[serde(default)]
+    pub swap: u64,
+    /// CPU quota in thousandths of a CPU (`1500` = 1.5 CPUs).
+    pub cpus_milli: u32,
+    /// Relative CPU weight under contention, 1 to 10000 (100 is the default share).
+    #[serde(default = "default_cpu_weight")]
+    pub cpu_weight: u32,
+    /// Size of the writable layer in bytes.
+    pub disk: u64,
+    /// Number of inodes (files, directories, links) in the writable layer.
+    pub inodes: u64,
+    /// Maximum number of processes and threads.
+    pub procs: u64,
+    /// Relative block I/O weight, 10 to 1000.
+    pub io_weight: u32,
+    /// Network rate limit in bits per second, if any.
+    #[serde(default)]
+    pub net_rate: Option<u64>,
+}
+
+fn default_cpu_weight() -> u32 {
+    100
+}
+
+/// Smallest accepted values: below these a Linux userland cannot even start.
+pub const MIN_MEMORY: u64 = 16 << 20;
+/// Smallest disk image that holds an ext4 journal and some files.
+pub const MIN_DISK: u64 = 16 << 20;
+/// Largest disk image (ext4 with 4 KiB blocks handles far more; this guards typos).
+pub const MAX_DISK: u64 = 16 << 40;
+/// Fewest inodes accepted.
+pub const MIN_INODES: u64 = 1024;
+/// Fewest processes accepted (init plus a shell and a command).
+pub const MIN_PROCS: u64 = 4;
+/// Bytes of disk per inode at the least (ext4 needs room for the inode tables).
+pub const BYTES_PER_INODE_MIN: u64 = 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        let disk = 2 << 30;
+        Limits {
+            memory: 512 << 20,
+            swap: 0,
+            cpus_milli: 1000,
+            cpu_weight: 100,
+            disk,
+            inodes: disk / 16384,
+            procs: 512,
+            io_weight: 100,
+            net_rate: None,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks every limit against its range, with a message saying which one is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &'static str, msg: String| Err(Error::InvalidLimit { what, msg });
+        if self.memory < MIN_MEMORY {
+            return bad(
+                "memory",
+                format!(
+                    "{} is below the minimum of {}",
+                    format_bytes(self.memory),
+                    format_bytes(MIN_MEMORY)
+                ),
+            );
+        }
+        if self.memory > (1 << 50) {
+            return bad("memory", format!("{} is too large", format_bytes(self.memory)));
+        }
+        if self.swap > (1 << 50) {
+            return bad("swap", format!("{} is too large", format_bytes(self.swap)));
+        }
+        if self.cpus_milli < 10 {
+            return bad(
+                "cpus",
+                format!(
+                    "{} is below the minimum of 0.01",
+                    format_cpus(self.cpus_milli)
+                ),
+            );
+        }
+        if self.cpus_milli > 1024 * 1000 {
+            return bad("cpus", format!("{} is too many", format_cpus(self.cpus_milli)));
+        }
+        if !(1..=10000).contains(&self.cpu_weight) {
+            return bad(
+                "cpu weight",
+                format!("{} is outside 1..=10000", self.cpu_weight),
+            );
+        }
+        if self.disk < MIN_DISK {
+            return bad(
+                "disk",
+                format!(
+                    "{} is below the minimum of {}",
+                    format_bytes(self.disk),
+                    format_bytes(MIN_DISK)
+                ),
+            );
+        }
+        if self.disk > MAX_DISK {
+            return bad(
+                "disk",
+                format!(
+                    "{} is above the maximum of {}",
+                    format_bytes(self.disk),
+                    format_bytes(MAX_DISK)
+                ),
+            );
+        }
+        if self.inodes < MIN_INODES {
+            return bad(
+                "inodes",
+                format!("{} is below the minimum of {MIN_INODES}", self.inodes),
+            );
+        }
+        if self.inodes > self.disk / BYTES_PER_INODE_MIN || self.inodes > u32::MAX as u64 {
+            return bad(
+                "inodes",
+                format!(
+                    "{} do not fit a {} disk (at most one inode per {} bytes)",
+                    self.inodes,
+                    format_bytes(self.disk),
+                    BYTES_PER_INODE_MIN
+                ),
+            );
+        }
+        if self.procs < MIN_PROCS || self.procs > 4_194_304 {
+            return bad(
+                "procs",
+                format!("{} is outside {MIN_PROCS}..=4194304", self.procs),
+            );
+        }
+        if !(10..=1000).contains(&self.io_weight) {
+            return bad("io weight", format!("{} is outside 10..=1000", self.io_weight));
+        }
+        if let Some(rate) = self.net_rate {
+            if rate < 8_000 {
+                return bad("net rate", format!("{rate} bit/s is below 8kbit"));
+            }
+        }
+        Ok(())
+    }
+
+    /// CFS quota in microseconds for a 100 ms period.
+    pub fn cfs_quota_us(&self) -> i64 {
+        i64::from(self.cpus_milli) * CFS_PERIOD_US as i64 / 1000
+    }
+}
+
+/// CFS period used for every container, in microseconds.
+pub const CFS_PERIOD_US: u64 = 100_000;
+
+/// A change of limits on an existing container; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsUpdate {
+    pub memory: Option<u64>,
+    pub swap: Option<u64>,
+    pub cpus_milli: Option<u32>,
+    pub cpu_weight: Option<u32>,
+    pub disk: Option<u64>,
+    pub procs: Option<u64>,
+    pub io_weight: Option<u32>,
+}
+
+impl LimitsUpdate {
+    /// The limits after this update.
+    pub fn applied_to(&self, current: &Limits) -> Limits {
+        Limits {
+            memory: self.memory.unwrap_or(current.memory),
+            swap: self.swap.unwrap_or(current.swap),
+            cpus_milli: self.cpus_milli.unwrap_or(current.cpus_milli),
+            cpu_weight: self.cpu_weight.unwrap_or(current.cpu_weight),
+            disk: self.disk.unwrap_or(current.disk),
+            procs: self.procs.unwrap_or(current.procs),
+            io_weight: self.io_weight.unwrap_or(current.io_weight),
+            // Inodes scale with the disk: ext4 grows its inode tables with its block groups.
+            inodes: match self.disk {
+                Some(disk) if disk > current.disk => {
+                    (u128::from(current.inodes) * u128::from(disk) / u128::from(current.disk))
+                        as u64
+                }
+                _ => current.inodes,
+            },
+            net_rate: current.net_rate,
+        }
+    }
+
+    /// True when nothing would change.
+    pub fn is_empty(&self) -> bool {
+        *self == LimitsUpdate::default()
+    }
+}
+
+/// Everything needed to create a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub template: String,
+    pub limits: Limits,
+    /// Free-form label of who owns it (the panel stores a tenant reference here).
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+impl ContainerSpec {
+    /// Starts a spec with the default template (`host`) and default limits.
+    pub fn builder(name: impl Into<String>) -> ContainerSpecBuilder {
+        ContainerSpecBuilder {
+            spec: ContainerSpec {
+                name: name.into(),
+                template: "host".to_string(),
+                limits: Limits::default(),
+                owner: None,
+            },
+            inodes_set: false,
+        }
+    }
+
+    /// Checks the name and every limit.
+    pub fn validate(&self) -> Result<()> {
+        validate_name(&self.name)?;
+        validate_name(&self.template).map_err(|_| Error::NoSuchTemplate(self.template.clone()))?;
+        self.limits.validate()
+    }
+}
+
+/// Builder of a [`ContainerSpec`]; `build` validates.
+#[derive(Debug, Clone)]
+pub struct ContainerSpecBuilder {
+    spec: ContainerSpec,
+    inodes_set: bool,
+}
+
+impl ContainerSpecBuilder {
+    pub fn template(mut self, template: impl Into<String>) -> Self {
+        self.spec.template = template.into();
+        self
+    }
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.spec.limits.memory = bytes;
+        self
+    }
+    pub fn swap(mut self, bytes: u64) -> Self {
+        self.spec.limits.swap = bytes;
+        self
+    }
+    pub fn cpus_milli(mut self, milli: u32) -> Self {
+        self.spec.limits.cpus_milli = milli;
+        self
+    }
+    pub fn cpu_weight(mut self, weight: u32) -> Self {
+        self.spec.limits.cpu_weight = weight;
+        self
+    }
+    /// Sets the disk size; unless inodes are set explicitly, they follow at one per 16 KiB.
+    pub fn disk(mut self, bytes: u64) -> Self {
+        self.spec.limits.disk = bytes;
+        if !self.inodes_set {
+            self.spec.limits.inodes = (bytes / 16384).max(MIN_INODES);
+        }
+        self
+    }
+    pub fn inodes(mut self, inodes: u64) -> Self {
+        self.spec.limits.inodes = inodes;
+        self.inodes_set = true;
+        self
+    }
+    pub fn procs(mut self, procs: u64) -> Self {
+        self.spec.limits.procs = procs;
+        self
+    }
+    pub fn io_weight(mut self, weight: u32) -> Self {
+        self.spec.limits.io_weight = weight;
+        self
+    }
+    pub fn net_rate(mut self, bits_per_second: Option<u64>) -> Self {
+        self.spec.limits.net_rate = bits_per_second;
+        self
+    }
+    pub fn owner(mut self, owner: Option<String>) -> Self {
+        self.spec.owner = owner;
+        self
+    }
+    pub fn build(self) -> Result<ContainerSpec> {
+        self.spec.validate()?;
+        Ok(self.spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["web", "web-1", "a", "0db", &"x".repeat(63)] {
+            validate_name(good).unwrap();
+        }
+        for bad in ["", "Web", "web_1", "-web", "web-", "a/b", "..", "a b", &"x".repeat(64)] {
+            assert!(validate_name(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn builder_validates_and_derives_inodes() {
+        let spec = ContainerSpec::builder("web")
+            .memory(256 << 20)
+            .disk(1 << 30)
+            .build()
+            .unwrap();
+        assert_eq!(spec.limits.inodes, (1 << 30) / 16384);
+        assert_eq!(spec.template, "host");
+
+        let spec = ContainerSpec::builder("web")
+            .inodes(50_000)
+            .disk(1 << 30)
+            .build()
+            .unwrap();
+        assert_eq!(spec.limits.inodes, 50_000);
+    }
+
+    #[test]
+    fn out_of_range_limits_are_named() {
+        let err = ContainerSpec::builder("web").memory(1 << 20).build().unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+        let err = ContainerSpec::builder("web").cpus_milli(0).build().unwrap_err();
+        assert!(err.to_string().contains("cpus"), "{err}");
+        let err = ContainerSpec::builder("web").disk(1 << 20).build().unwrap_err();
+        assert!(err.to_string().contains("disk"), "{err}");
+        let err = ContainerSpec::builder("web")
+            .disk(16 << 20)
+            .inodes(1_000_000)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("inodes"), "{err}");
+        let err = ContainerSpec::builder("web").procs(1).build().unwrap_err();
+        assert!(err.to_string().contains("procs"), "{err}");
+        let err = ContainerSpec::builder("web").io_weight(5000).build().unwrap_err();
+        assert!(err.to_string().contains("io weight"), "{err}");
+        let err = ContainerSpec::builder("Bad Name").build().unwrap_err();
+        assert!(matches!(err, Error::InvalidName(..)), "{err}");
+    }
+
+    #[test]
+    fn update_scales_inodes_with_disk_growth() {
+        let current = ContainerSpec::builder("web")
+            .disk(1 << 30)
+            .inodes(50_000)
+            .build()
+            .unwrap()
+            .limits;
+        let next = LimitsUpdate {
+            disk: Some(2 << 30),
+            memory: Some(1 << 30),
+            ..Default::default()
+        }
+        .applied_to(&current);
+        assert_eq!(next.inodes, 100_000);
+        assert_eq!(next.memory, 1 << 30);
+        assert_eq!(next.procs, current.procs);
+        assert!(LimitsUpdate::default().is_empty());
+    }
+
+    #[test]
+    fn cfs_quota() {
+        let l = Limits {
+            cpus_milli: 500,
+            ..Default::default()
+        };
+        assert_eq!(l.cfs_quota_us(), 50_000);
+    }
+}

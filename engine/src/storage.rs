@@ -1,0 +1,576 @@
+//! Per-container storage: a sparse ext4 image on a loop device holds the overlay's upper
+//! and work dirs (so blocks and inodes are limited by the filesystem itself), the template
+//! is bind-mounted through the container's id mapping, and the overlay of the two is the
+//! container's root.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, IoContext, Result};
+use crate::mounts::{self, cstring};
+use crate::store::{Layout, IDS_PER_CONTAINER};
+
+/// Work to undo if a multi-step operation fails half-way; runs in reverse order on drop
+/// unless [`Rollback::commit`] was called.
+#[derive(Default)]
+pub struct Rollback {
+    steps: Vec<(&'static str, Box<dyn FnOnce()>)>,
+}
+
+impl std::fmt::Debug for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.steps.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("Rollback").field("steps", &names).finish()
+    }
+}
+
+impl Rollback {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Registers the undo of a step that just succeeded.
+    pub fn push(&mut self, what: &'static str, undo: impl FnOnce() + 'static) {
+        self.steps.push((what, Box::new(undo)));
+    }
+    /// Keeps everything: the operation succeeded.
+    pub fn commit(mut self) {
+        self.steps.clear();
+    }
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        while let Some((what, undo)) = self.steps.pop() {
+            tracing::debug!(step = what, "rolling back");
+            undo();
+        }
+    }
+}
+
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_FLAGS_DIRECT_IO: u32 = 16;
+
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; 64],
+    lo_crypt_name: [u8; 64],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+/// An attached loop device. With auto-clear set, the kernel detaches it once the last
+/// user (our descriptor, then the mount) goes away, so a crash never orphans it.
+#[derive(Debug)]
+pub struct LoopDevice {
+    pub path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl LoopDevice {
+    /// Attaches `image` to a free loop device.
+    pub fn attach(image: &Path) -> Result<LoopDevice> {
+        let backing = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(image)
+            .ctx("open disk image", image)?;
+        let control = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open("/dev/loop-control")
+            .ctx("open", "/dev/loop-control")?;
+        for _ in 0..64 {
+            // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
+            let n = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE) };
+            if n < 0 {
+                return Err(Error::last_os("find a free loop device"));
+            }
+            let path = PathBuf::from(format!("/dev/loop{n}"));
+            let dev = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&path)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("open", &path, e)),
+            };
+            // SAFETY: LoopConfig is plain old data; all-zero is its documented default.
+            let mut config: LoopConfig = unsafe { std::mem::zeroed() };
+            config.fd = backing.as_raw_fd() as u32;
+            config.block_size = 4096;
+            config.info.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
+            let name = image.as_os_str().as_encoded_bytes();
+            let len = name.len().min(63);
+            config.info.lo_file_name[..len].copy_from_slice(&name[..len]);
+            // SAFETY: `config` is a valid loop_config that lives across the call.
+            let rc = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE, &config) };
+            if rc == 0 {
+                return Ok(LoopDevice {
+                    path,
+                    fd: dev.into(),
+                });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EBUSY) {
+                continue; // another process took it between GET_FREE and CONFIGURE
+            }
+            return Err(Error::io("configure loop device", &path, err));
+        }
+        Err(Error::sys(
+            "attach loop device",
+            std::io::Error::other("no free loop device after 64 attempts"),
+        ))
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Tells a loop device that its backing file grew.
+pub fn loop_set_capacity(device: &Path) -> Result<()> {
+    let dev = File::options()
+        .read(true)
+        .write(true)
+        .open(device)
+        .ctx("open", device)?;
+    // SAFETY: LOOP_SET_CAPACITY takes no argument.
+    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_SET_CAPACITY, 0) };
+    if rc != 0 {
+        return Err(Error::last_os(format!(
+            "resize loop device {}",
+            device.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Loop devices whose backing file is `image` (normally none once unmounted).
+pub fn loops_backed_by(image: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    let wanted = image.as_os_str().as_encoded_bytes();
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
+        .filter(|e| {
+            fs::read(e.path().join("loop/backing_file"))
+                .map(|b| b.strip_suffix(b"\n").unwrap_or(&b) == wanted)
+                .unwrap_or(false)
+        })
+        .map(|e| PathBuf::from("/dev").join(e.file_name()))
+        .collect()
+}
+
+/// Detaches a loop device (for leftovers not cleared automatically).
+pub fn loop_detach(device: &Path) -> Result<()> {
+    let dev = File::open(device).ctx("open", device)?;
+    // SAFETY: LOOP_CLR_FD takes no argument.
+    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), 0x4C01, 0) };
+    if rc != 0 {
+        return Err(Error::last_os(format!("detach {}", device.display())));
+    }
+    Ok(())
+}
+
+/// Runs an external tool, turning a non-zero exit into an error with its output.
+pub fn run_tool(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let out = cmd
+        .output()
+        .map_err(|e| Error::sys(format!("run {shown}"), e))?;
+    if !out.status.success() {
+        let mut output = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if output.is_empty() {
+            output = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+        return Err(Error::Command { cmd: shown, output });
+    }
+    Ok(())
+}
+
+/// Creates a sparse image of `size` bytes holding an empty ext4 with `inodes` inodes.
+pub fn make_image(image: &Path, size: u64, inodes: u64) -> Result<()> {
+    let f = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(image)
+        .ctx("create disk image", image)?;
+    f.set_len(size).ctx("size disk image", image)?;
+    drop(f);
+    run_tool(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-b", "4096", "-I", "256", "-m", "0"])
+            .args(["-N", &inodes.to_string()])
+            .args(["-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"])
+            .arg(image),
+    )
+}
+
+/// Creates a user namespace whose ids map `0..65536` to `base..base+65536` and returns a
+/// descriptor of it (for idmapped mounts). The helper process that held it is gone.
+pub fn userns_fd(base: u32) -> Result<OwnedFd> {
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::sys("pipe", e))?;
+    let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::sys("pipe", e))?;
+    // SAFETY: the child only makes async-signal-safe system calls and then _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::last_os("fork"));
+    }
+    if pid == 0 {
+        // SAFETY: raw system calls on descriptors inherited from the parent.
+        unsafe {
+            let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                1
+            } else {
+                0
+            };
+            libc::write(ready_w.as_raw_fd(), &ok as *const u8 as *const _, 1);
+            let mut b = 0u8;
+            libc::close(hold_w.as_raw_fd());
+            libc::read(hold_r.as_raw_fd(), &mut b as *mut u8 as *mut _, 1);
+            libc::_exit(0);
+        }
+    }
+    drop(ready_w);
+    drop(hold_r);
+    let reap = |hold_w: OwnedFd| {
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    };
+    let mut ok = [0u8; 1];
+    let n = nix::unistd::read(ready_r.as_raw_fd(), &mut ok).unwrap_or(0);
+    if n != 1 || ok[0] != 1 {
+        reap(hold_w);
+        return Err(Error::sys(
+            "create a user namespace",
+            std::io::Error::other("unshare(CLONE_NEWUSER) failed"),
+        ));
+    }
+    let map = format!("0 {base} {IDS_PER_CONTAINER}\n");
+    let result = (|| {
+        for file in ["uid_map", "gid_map"] {
+            let p = format!("/proc/{pid}/{file}");
+            fs::write(&p, &map).ctx("write", &p)?;
+        }
+        let p = format!("/proc/{pid}/ns/user");
+        let f = File::open(&p).ctx("open", &p)?;
+        Ok(OwnedFd::from(f))
+    })();
+    reap(hold_w);
+    result
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// Bind-mounts `source` at `target`, read-only, with its ids shifted into the user
+/// namespace `userns` (an idmapped mount): files owned by host root appear owned by the
+/// container's root.
+pub fn idmapped_bind(source: &Path, target: &Path, userns: &OwnedFd) -> Result<()> {
+    let src = cstring(source);
+    // SAFETY: open_tree with a valid path; returns a new descriptor or -1.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+        )
+    };
+    if tree < 0 {
+        return Err(Error::last_os(format!("open_tree {}", source.display())));
+    }
+    // SAFETY: `tree` is a fresh descriptor that we now own.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let empty = c"";
+    // SAFETY: `attr` is a valid mount_attr of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(Error::last_os(format!(
+            "idmap {} (the kernel or filesystem may not support idmapped mounts)",
+            source.display()
+        )));
+    }
+    let tgt = cstring(target);
+    // SAFETY: moves the detached tree onto an existing directory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            tgt.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::last_os(format!("attach idmapped mount at {}", target.display())));
+    }
+    Ok(())
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<()> {
+    fs::DirBuilder::new()
+        .mode(mode)
+        .create(path)
+        .ctx("create directory", path)
+}
+
+fn chown(path: &Path, id: u32) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(id), Some(id)).ctx("chown", path)
+}
+
+/// Rejects state dirs whose path would break overlayfs' option string.
+pub fn check_path_for_overlay(path: &Path) -> Result<()> {
+    let s = path.to_string_lossy();
+    if s.contains([',', ':', '\\', '\n']) {
+        return Err(Error::Unsupported(format!(
+            "the state dir {s:?} contains ',', ':' or '\\', which overlayfs cannot take"
+        )));
+    }
+    Ok(())
+}
+
+/// Fail points for tests of the rollback; `None` in production.
+pub type FailPoint = Option<&'static str>;
+
+fn fail_at(fail: FailPoint, step: &'static str) -> Result<()> {
+    if fail == Some(step) {
+        return Err(Error::FailPoint(step));
+    }
+    Ok(())
+}
+
+/// Names of the steps of [`create`], in order (for fail-point tests).
+pub const CREATE_STEPS: &[&str] = &["image", "loop", "mount-disk", "layout", "lower", "overlay"];
+
+/// Builds a container's storage from nothing: image, loop device, mounts. On error every
+/// step taken is undone. `rollback` receives the undo steps; the caller commits it.
+pub fn create(
+    layout: &Layout,
+    name: &str,
+    template: &str,
+    disk: u64,
+    inodes: u64,
+    id_base: u32,
+    fail: FailPoint,
+    rollback: &mut Rollback,
+) -> Result<()> {
+    let image = layout.image(name);
+    fail_at(fail, "image")?;
+    make_image(&image, disk, inodes)?;
+    mount_all(layout, name, template, id_base, fail, rollback)
+}
+
+/// Mounts an existing container's storage (after create, or after a host reboot).
+pub fn mount_all(
+    layout: &Layout,
+    name: &str,
+    template: &str,
+    id_base: u32,
+    fail: FailPoint,
+    rollback: &mut Rollback,
+) -> Result<()> {
+    let image = layout.image(name);
+    let disk = layout.disk(name);
+    let lower = layout.lower(name);
+    let rootfs = layout.rootfs(name);
+    for dir in [&disk, &lower, &rootfs] {
+        if !dir.exists() {
+            mkdir(dir, 0o700)?;
+        }
+    }
+
+    fail_at(fail, "loop")?;
+    let table = mounts::mount_table()?;
+    if mounts::mount_at(&table, &disk).is_none() {
+        let dev = LoopDevice::attach(&image)?;
+        fail_at(fail, "mount-disk")?;
+        mounts::mount(
+            &dev.path.to_string_lossy(),
+            &disk,
+            "ext4",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOATIME,
+            Some("commit=30"),
+        )?;
+        drop(dev); // the mount now holds the device; auto-clear frees it on unmount
+        let d = disk.clone();
+        rollback.push("mount-disk", move || {
+            let _ = mounts::umount_all(&d);
+        });
+    }
+
+    fail_at(fail, "layout")?;
+    let upper = layout.upper(name);
+    let work = layout.work(name);
+    if !upper.exists() {
+        mkdir(&upper, 0o755)?;
+        chown(&upper, id_base)?;
+        let _ = fs::remove_dir(disk.join("lost+found"));
+    }
+    if !work.exists() {
+        mkdir(&work, 0o700)?;
+    }
+
+    fail_at(fail, "lower")?;
+    if mounts::mount_at(&table, &lower).is_none() {
+        let ns = userns_fd(id_base)?;
+        idmapped_bind(&layout.template_rootfs(template), &lower, &ns)?;
+        let l = lower.clone();
+        rollback.push("lower", move || {
+            let _ = mounts::umount_all(&l);
+        });
+    }
+
+    fail_at(fail, "overlay")?;
+    if mounts::mount_at(&table, &rootfs).is_none() {
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        mounts::mount("overlay", &rootfs, "overlay", 0, Some(&opts))?;
+        let r = rootfs.clone();
+        rollback.push("overlay", move || {
+            let _ = mounts::umount_all(&r);
+        });
+    }
+    Ok(())
+}
+
+/// True when the container's root overlay is mounted (one `statfs`).
+pub fn is_mounted(layout: &Layout, name: &str) -> bool {
+    mounts::fs_magic(&layout.rootfs(name)) == Some(mounts::OVERLAYFS_MAGIC)
+}
+
+/// Unmounts everything of a container, in reverse order, and makes sure no loop device is
+/// left on its image.
+pub fn unmount_all(layout: &Layout, name: &str) -> Result<()> {
+    mounts::umount_all(&layout.rootfs(name))?;
+    mounts::umount_all(&layout.lower(name))?;
+    mounts::umount_all(&layout.disk(name))?;
+    let image = layout.image(name);
+    for dev in loops_backed_by(&image) {
+        // Auto-clear is asynchronous after a lazy unmount; give it a moment first.
+        for _ in 0..50 {
+            if !loops_backed_by(&image).contains(&dev) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if loops_backed_by(&image).contains(&dev) {
+            loop_detach(&dev)?;
+        }
+    }
+    Ok(())
+}
+
+/// Grows the image and the mounted filesystem to `new_size` bytes, online.
+pub fn grow(layout: &Layout, name: &str, new_size: u64) -> Result<()> {
+    let image = layout.image(name);
+    let table = mounts::mount_table()?;
+    let entry = mounts::mount_at(&table, &layout.disk(name)).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "the disk of {name:?} is not mounted; start the container first"
+        ))
+    })?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .ctx("open", &image)?;
+    f.set_len(new_size).ctx("grow disk image", &image)?;
+    let dev = PathBuf::from(&entry.source);
+    loop_set_capacity(&dev)?;
+    run_tool(Command::new("resize2fs").arg(&dev))
+}
+
+/// Blocks and inodes used and available in a container's writable layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskUsage {
+    pub bytes_total: u64,
+    pub bytes_used: u64,
+    pub inodes_total: u64,
+    pub inodes_used: u64,
+    /// Host disk space the sparse image really takes.
+    pub image_allocated: u64,
+}
+
+pub fn disk_usage(layout: &Layout, name: &str) -> Option<DiskUsage> {
+    let disk = layout.disk(name);
+    if mounts::fs_magic(&disk) != Some(mounts::EXT4_MAGIC) {
+        return None;
+    }
+    let st = nix::sys::statvfs::statvfs(&disk).ok()?;
+    let frsize = st.fragment_size();
+    let allocated = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(layout.image(name))
+            .map(|m| m.blocks() * 512)
+            .unwrap_or(0)
+    };
+    Some(DiskUsage {
+        bytes_total: st.blocks() * frsize,
+        bytes_used: (st.blocks() - st.blocks_free()) * frsize,
+        inodes_total: st.files(),
+        inodes_used: st.files() - st.files_free(),
+        image_allocated: allocated,
+    })
+}

@@ -1,0 +1,357 @@
+//! Templates: the read-only base layers that containers overlay. `host` is built from the
+//! host's own OS without any download; others are imported from a directory or a tarball.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::storage::run_tool;
+use crate::store::{read_json, unix_now, write_json, Layout};
+
+/// What `template list` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    pub name: String,
+    /// Where it came from: `host`, a directory or a tarball path.
+    pub source: String,
+    pub created_at: u64,
+    /// Files, directories and links in the tree.
+    pub entries: u64,
+    /// Bytes of regular files (shared with the host where hard-linked).
+    pub bytes: u64,
+    /// Containers using it (filled in by the engine).
+    #[serde(default)]
+    pub containers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Hard-link files (same filesystem), copying where that is impossible.
+    Link,
+    /// Copy file contents.
+    Copy,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    entries: u64,
+    bytes: u64,
+}
+
+/// Files of the host's /etc that must not reach tenants even if world-readable.
+const ETC_SECRETS: &[&str] = &[
+    "shadow",
+    "shadow-",
+    "gshadow",
+    "gshadow-",
+    "machine-id",
+    "ssh/ssh_host_rsa_key",
+    "ssh/ssh_host_ecdsa_key",
+    "ssh/ssh_host_ed25519_key",
+    "ssh/ssh_host_dsa_key",
+];
+
+/// Recreates `src` at `dst` (which must not exist) with owners and modes kept. Entries for
+/// which `skip` answers true are left out; sockets and device nodes always are.
+fn clone_tree(
+    src: &Path,
+    dst: &Path,
+    mode: Mode,
+    skip: &dyn Fn(&Path) -> bool,
+    counts: &mut Counts,
+) -> Result<()> {
+    let meta = fs::symlink_metadata(src).ctx("read", src)?;
+    let ft = meta.file_type();
+    counts.entries += 1;
+    if ft.is_dir() {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dst)
+            .ctx("create directory", dst)?;
+        let mut entries: Vec<_> = fs::read_dir(src)
+            .ctx("read directory", src)?
+            .collect::<std::io::Result<_>>()
+            .ctx("read directory", src)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            if skip(&path) {
+                continue;
+            }
+            // Other filesystems mounted inside (e.g. /usr/local on its own disk) are left out.
+            if let Ok(m) = fs::symlink_metadata(&path) {
+                if m.is_dir() && m.dev() != meta.dev() {
+                    continue;
+                }
+            }
+            clone_tree(&path, &dst.join(entry.file_name()), mode, skip, counts)?;
+        }
+        std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).ctx("chown", dst)?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .ctx("chmod", dst)?;
+    } else if ft.is_symlink() {
+        let target = fs::read_link(src).ctx("read link", src)?;
+        std::os::unix::fs::symlink(&target, dst).ctx("create link", dst)?;
+        std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).ctx("chown", dst)?;
+    } else if ft.is_file() {
+        counts.bytes += meta.len();
+        let linked = mode == Mode::Link && fs::hard_link(src, dst).is_ok();
+        if !linked {
+            fs::copy(src, dst).ctx("copy", src)?;
+            std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))
+                .ctx("chown", dst)?;
+            fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .ctx("chmod", dst)?;
+        }
+    }
+    Ok(())
+}
+
+fn mkdirs(root: &Path, dirs: &[(&str, u32)]) -> Result<()> {
+    for (dir, mode) in dirs {
+        let p = root.join(dir);
+        match fs::DirBuilder::new().recursive(true).create(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", p, e)),
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).ctx("chmod", &p)?;
+    }
+    Ok(())
+}
+
+/// Writes `/etc/shadow` and `/etc/gshadow` with every account locked, for the users and
+/// groups of the template's own passwd and group files.
+fn fresh_shadow(etc: &Path) -> Result<()> {
+    let names = |file: &str| -> Vec<String> {
+        fs::read_to_string(etc.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let days = unix_now() / 86400;
+    let shadow: String = names("passwd")
+        .iter()
+        .map(|n| format!("{n}:*:{days}:0:99999:7:::\n"))
+        .collect();
+    let gshadow: String = names("group")
+        .iter()
+        .map(|n| format!("{n}:*::\n"))
+        .collect();
+    for (file, text) in [("shadow", shadow), ("gshadow", gshadow)] {
+        let p = etc.join(file);
+        fs::write(&p, text).ctx("write", &p)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).ctx("chmod", &p)?;
+        // Group "shadow" keeps its usual access where the template has that group.
+        let gid = fs::read_to_string(etc.join("group"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<_> = l.split(':').collect();
+                (f.first() == Some(&"shadow")).then(|| f.get(2).and_then(|g| g.parse().ok()))?
+            })
+            .unwrap_or(0);
+        std::os::unix::fs::lchown(&p, Some(0), Some(gid)).ctx("chown", &p)?;
+    }
+    Ok(())
+}
+
+/// Builds the host template's tree at `rootfs` from the host's `/`.
+fn build_host_tree(host: &Path, rootfs: &Path, counts: &mut Counts) -> Result<()> {
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(rootfs)
+        .ctx("create directory", rootfs)?;
+    let never = |_: &Path| false;
+    // The usr-merged top level: /bin, /lib... are links into /usr on modern Debian.
+    for top in ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        let src = host.join(top);
+        if fs::symlink_metadata(&src).is_err() {
+            continue;
+        }
+        clone_tree(&src, &rootfs.join(top), Mode::Link, &never, counts)?;
+    }
+    // /etc is copied without the host's secrets: its shadow files, SSH host keys, anything
+    // not readable by everybody.
+    let etc_src = host.join("etc");
+    let secret = |p: &Path| {
+        let rel = p.strip_prefix(&etc_src).unwrap_or(p);
+        if ETC_SECRETS.iter().any(|s| rel == Path::new(s)) {
+            return true;
+        }
+        fs::symlink_metadata(p)
+            .map(|m| m.is_file() && m.mode() & 0o004 == 0)
+            .unwrap_or(true)
+    };
+    let etc = rootfs.join("etc");
+    clone_tree(&etc_src, &etc, Mode::Copy, &secret, counts)?;
+    fresh_shadow(&etc)?;
+    fs::write(etc.join("hostname"), "localhost\n").ctx("write", etc.join("hostname"))?;
+    fs::write(etc.join("machine-id"), "").ctx("write", etc.join("machine-id"))?;
+    let mtab = etc.join("mtab");
+    let _ = fs::remove_file(&mtab);
+    std::os::unix::fs::symlink("../proc/self/mounts", &mtab).ctx("create link", &mtab)?;
+
+    mkdirs(
+        rootfs,
+        &[
+            ("proc", 0o555),
+            ("sys", 0o555),
+            ("dev", 0o755),
+            ("run", 0o755),
+            ("tmp", 0o1777),
+            ("root", 0o700),
+            ("home", 0o755),
+            ("mnt", 0o755),
+            ("srv", 0o755),
+            ("opt", 0o755),
+            ("media", 0o755),
+            ("var", 0o755),
+            ("var/lib", 0o755),
+            ("var/log", 0o755),
+            ("var/cache", 0o755),
+            ("var/spool", 0o755),
+            ("var/mail", 0o2775),
+            ("var/local", 0o2775),
+            ("var/opt", 0o755),
+            ("var/backups", 0o755),
+            ("var/tmp", 0o1777),
+        ],
+    )?;
+    let _ = std::os::unix::fs::symlink("../run", rootfs.join("var/run"));
+    let _ = std::os::unix::fs::symlink("../run/lock", rootfs.join("var/lock"));
+    // The package database, so that the package manager works inside containers.
+    let dpkg = host.join("var/lib/dpkg");
+    if dpkg.is_dir() {
+        clone_tree(&dpkg, &rootfs.join("var/lib/dpkg"), Mode::Copy, &never, counts)?;
+    }
+    Ok(())
+}
+
+/// Builds a template named `name` in a scratch directory and moves it into place; on any
+/// error the scratch directory is removed.
+fn install(
+    layout: &Layout,
+    name: &str,
+    source: &str,
+    fill: impl FnOnce(&Path, &mut Counts) -> Result<()>,
+) -> Result<TemplateInfo> {
+    let final_dir = layout.template(name);
+    if final_dir.exists() {
+        return Err(Error::TemplateExists(name.to_string()));
+    }
+    let scratch = layout
+        .templates()
+        .join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&scratch);
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&scratch)
+        .ctx("create directory", &scratch)?;
+    let result = (|| {
+        let mut counts = Counts::default();
+        fill(&scratch.join("rootfs"), &mut counts)?;
+        let info = TemplateInfo {
+            name: name.to_string(),
+            source: source.to_string(),
+            created_at: unix_now(),
+            entries: counts.entries,
+            bytes: counts.bytes,
+            containers: 0,
+        };
+        write_json(&scratch.join("template.json"), &info)?;
+        fs::rename(&scratch, &final_dir).ctx("move template into place", &final_dir)?;
+        Ok(info)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&scratch);
+    }
+    result
+}
+
+/// Builds the `host` template from the host's own OS (no download).
+pub fn build_host(layout: &Layout) -> Result<TemplateInfo> {
+    install(layout, "host", "host", |rootfs, counts| {
+        build_host_tree(Path::new("/"), rootfs, counts)
+    })
+}
+
+/// Imports a template from a root filesystem directory or tarball (any compression `tar`
+/// detects).
+pub fn import(layout: &Layout, name: &str, source: &Path) -> Result<TemplateInfo> {
+    let meta = fs::metadata(source).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::Unsupported(format!(
+            "cannot import {}: no such file or directory",
+            source.display()
+        )),
+        _ => Error::io("read", source, e),
+    })?;
+    let shown = source.display().to_string();
+    let source = fs::canonicalize(source).ctx("resolve", source)?;
+    install(layout, name, &shown, |rootfs, counts| {
+        if meta.is_dir() {
+            let never = |_: &Path| false;
+            clone_tree(&source, rootfs, Mode::Copy, &never, counts)?;
+        } else {
+            fs::DirBuilder::new()
+                .mode(0o755)
+                .create(rootfs)
+                .ctx("create directory", rootfs)?;
+            run_tool(
+                Command::new("tar")
+                    .args(["--numeric-owner", "--same-owner", "-xpf"])
+                    .arg(&source)
+                    .arg("-C")
+                    .arg(rootfs),
+            )
+            .map_err(|e| {
+                Error::Unsupported(format!("cannot unpack {shown} as a tarball: {e}"))
+            })?;
+            counts.entries = 1;
+        }
+        if !rootfs.join("etc").is_dir() || !rootfs.join("bin").exists() && !rootfs.join("usr/bin").exists() {
+            return Err(Error::Unsupported(format!(
+                "{shown} does not look like a root filesystem (it needs /etc and /bin or /usr/bin)"
+            )));
+        }
+        mkdirs(
+            rootfs,
+            &[("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("tmp", 0o1777), ("run", 0o755)],
+        )
+    })
+}
+
+/// Every installed template.
+pub fn list(layout: &Layout) -> Result<Vec<TemplateInfo>> {
+    let dir = layout.templates();
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io("read directory", dir, e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(info) = read_json::<TemplateInfo>(&entry.path().join("template.json"))? {
+            out.push(info);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Whether template `name` is installed.
+pub fn exists(layout: &Layout, name: &str) -> bool {
+    layout.template(name).join("template.json").is_file()
+}

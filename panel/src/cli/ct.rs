@@ -1,0 +1,309 @@
+//! `acetate ct ...`
+
+use std::time::Duration;
+
+use acetate_engine::size::{format_bytes, format_cpus, parse_bytes, parse_cpus, parse_rate};
+use acetate_engine::{
+    ContainerInfo, ContainerSpec, Engine, Error, ExecIo, LimitsUpdate, Result, State,
+};
+use clap::{Args, Subcommand};
+
+use super::output::{table, Output};
+
+fn bytes(s: &str) -> std::result::Result<u64, String> {
+    parse_bytes(s).map_err(|e| e.to_string())
+}
+fn cpus(s: &str) -> std::result::Result<u32, String> {
+    parse_cpus(s).map_err(|e| e.to_string())
+}
+fn rate(s: &str) -> std::result::Result<u64, String> {
+    parse_rate(s).map_err(|e| e.to_string())
+}
+fn env_pair(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtCmd {
+    /// Create a container (stopped) from a template.
+    Create(CreateArgs),
+    /// Start a container.
+    Start { name: String },
+    /// Stop a container: SIGTERM to its processes, SIGKILL after the timeout.
+    Stop {
+        name: String,
+        /// Seconds to wait before SIGKILL.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Stop (if running) and start a container.
+    Restart {
+        name: String,
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Destroy a container and everything it holds (stopping it first).
+    Destroy {
+        name: String,
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Run a command inside a running container, as its root.
+    Exec {
+        name: String,
+        /// Extra environment variables (NAME=VALUE).
+        #[arg(short, long = "env", value_parser = env_pair)]
+        env: Vec<(String, String)>,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// List containers with state, limits and usage.
+    List,
+    /// Show one container: state, limits and live usage.
+    Show { name: String },
+    /// Change limits, live if the container runs (the disk grows online).
+    Set(SetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    name: String,
+    #[arg(long, default_value = "host")]
+    template: String,
+    /// Memory limit (e.g. 512M).
+    #[arg(long, value_parser = bytes)]
+    memory: Option<u64>,
+    /// Swap on top of memory (e.g. 256M).
+    #[arg(long, value_parser = bytes)]
+    swap: Option<u64>,
+    /// CPU quota in CPUs (e.g. 1.5).
+    #[arg(long, value_parser = cpus)]
+    cpus: Option<u32>,
+    /// Relative CPU weight, 1-10000 (default 100).
+    #[arg(long)]
+    cpu_weight: Option<u32>,
+    /// Disk quota (e.g. 2G).
+    #[arg(long, value_parser = bytes)]
+    disk: Option<u64>,
+    /// Inode quota (default: one per 16 KiB of disk).
+    #[arg(long)]
+    inodes: Option<u64>,
+    /// Process and thread limit.
+    #[arg(long)]
+    procs: Option<u64>,
+    /// Relative block I/O weight, 10-1000.
+    #[arg(long)]
+    io_weight: Option<u32>,
+    /// Network rate limit (e.g. 100mbit).
+    #[arg(long, value_parser = rate)]
+    net_rate: Option<u64>,
+    /// Free-form owner label.
+    #[arg(long)]
+    owner: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    name: String,
+    #[arg(long, value_parser = bytes)]
+    memory: Option<u64>,
+    #[arg(long, value_parser = bytes)]
+    swap: Option<u64>,
+    #[arg(long, value_parser = cpus)]
+    cpus: Option<u32>,
+    #[arg(long)]
+    cpu_weight: Option<u32>,
+    /// New disk size (grow only).
+    #[arg(long, value_parser = bytes)]
+    disk: Option<u64>,
+    #[arg(long)]
+    procs: Option<u64>,
+    #[arg(long)]
+    io_weight: Option<u32>,
+}
+
+fn build_spec(a: CreateArgs) -> Result<ContainerSpec> {
+    if a.net_rate.is_some() {
+        return Err(Error::Unsupported(
+            "--net-rate: containers have only a loopback interface so far; \
+             network rate limits come with container networking"
+                .into(),
+        ));
+    }
+    let mut b = ContainerSpec::builder(a.name).template(a.template).owner(a.owner);
+    if let Some(v) = a.memory {
+        b = b.memory(v);
+    }
+    if let Some(v) = a.swap {
+        b = b.swap(v);
+    }
+    if let Some(v) = a.cpus {
+        b = b.cpus_milli(v);
+    }
+    if let Some(v) = a.cpu_weight {
+        b = b.cpu_weight(v);
+    }
+    if let Some(v) = a.inodes {
+        b = b.inodes(v);
+    }
+    if let Some(v) = a.disk {
+        b = b.disk(v);
+    }
+    if let Some(v) = a.procs {
+        b = b.procs(v);
+    }
+    if let Some(v) = a.io_weight {
+        b = b.io_weight(v);
+    }
+    b.build()
+}
+
+fn secs(ns: u64) -> String {
+    format!("{:.2}s", ns as f64 / 1e9)
+}
+
+fn print_info(c: &ContainerInfo) {
+    let l = &c.limits;
+    println!("name:       {}", c.name);
+    println!("state:      {}", c.state);
+    if let Some(pid) = c.pid {
+        println!("init pid:   {pid}");
+    }
+    println!("template:   {}", c.template);
+    if let Some(owner) = &c.owner {
+        println!("owner:      {owner}");
+    }
+    println!("host uid:   {} (container root)", c.host_uid);
+    println!(
+        "limits:     memory {} (+{} swap), cpus {} (weight {}), procs {}, io weight {}",
+        format_bytes(l.memory),
+        format_bytes(l.swap),
+        format_cpus(l.cpus_milli),
+        l.cpu_weight,
+        l.procs,
+        l.io_weight
+    );
+    println!(
+        "disk:       {} with {} inodes",
+        format_bytes(l.disk),
+        l.inodes
+    );
+    if let Some(u) = &c.usage.cgroup {
+        println!("cpu time:   {}", secs(u.cpu_ns));
+        println!(
+            "memory:     {} now, {} peak, {} OOM kills",
+            format_bytes(u.memory_bytes),
+            format_bytes(u.memory_peak_bytes),
+            u.oom_kills
+        );
+        println!("processes:  {}", u.procs);
+    }
+    if let Some(d) = &c.usage.disk {
+        println!(
+            "disk used:  {} of {}, {} of {} inodes ({} on the host)",
+            format_bytes(d.bytes_used),
+            format_bytes(d.bytes_total),
+            d.inodes_used,
+            d.inodes_total,
+            format_bytes(d.image_allocated)
+        );
+    }
+}
+
+fn print_list(list: &[ContainerInfo]) {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            let u = c.usage.cgroup.unwrap_or_default();
+            let running = c.state == State::Running;
+            let disk = c
+                .usage
+                .disk
+                .map(|d| format!("{}/{}", format_bytes(d.bytes_used), format_bytes(d.bytes_total)))
+                .unwrap_or_else(|| format_bytes(c.limits.disk));
+            vec![
+                c.name.clone(),
+                c.state.to_string(),
+                c.template.clone(),
+                format_cpus(c.limits.cpus_milli),
+                if running {
+                    format!("{}/{}", format_bytes(u.memory_bytes), format_bytes(c.limits.memory))
+                } else {
+                    format_bytes(c.limits.memory)
+                },
+                disk,
+                if running {
+                    format!("{}/{}", u.procs, c.limits.procs)
+                } else {
+                    c.limits.procs.to_string()
+                },
+                if running { secs(u.cpu_ns) } else { "-".into() },
+            ]
+        })
+        .collect();
+    table(
+        &["NAME", "STATE", "TEMPLATE", "CPUS", "MEMORY", "DISK", "PROCS", "CPU TIME"],
+        &rows,
+    );
+}
+
+pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
+    let done = |c: &ContainerInfo, verb: &str| {
+        out.print(c, |c| println!("container {} {verb}", c.name));
+    };
+    match cmd {
+        CtCmd::Create(args) => {
+            let spec = build_spec(args)?;
+            done(&engine.create(&spec)?, "created");
+        }
+        CtCmd::Start { name } => done(&engine.start(&name)?, "started"),
+        CtCmd::Stop { name, timeout } => {
+            done(&engine.stop(&name, Duration::from_secs(timeout))?, "stopped")
+        }
+        CtCmd::Restart { name, timeout } => done(
+            &engine.restart(&name, Duration::from_secs(timeout))?,
+            "restarted",
+        ),
+        CtCmd::Destroy { name, timeout } => {
+            engine.destroy(&name, Duration::from_secs(timeout))?;
+            out.print(&serde_json::json!({ "name": name, "destroyed": true }), |_| {
+                println!("container {name} destroyed")
+            });
+        }
+        CtCmd::Exec { name, env, command } => {
+            return match engine.exec(&name, &command, &env, ExecIo::default()) {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    super::report(&e);
+                    // Like `docker exec`: 125 when acetate itself failed.
+                    Ok(125)
+                }
+            };
+        }
+        CtCmd::List => out.print(&engine.list()?, |l| print_list(l)),
+        CtCmd::Show { name } => out.print(&engine.show(&name)?, print_info),
+        CtCmd::Set(a) => {
+            let update = LimitsUpdate {
+                memory: a.memory,
+                swap: a.swap,
+                cpus_milli: a.cpus,
+                cpu_weight: a.cpu_weight,
+                disk: a.disk,
+                procs: a.procs,
+                io_weight: a.io_weight,
+            };
+            if update.is_empty() {
+                return Err(Error::Unsupported(
+                    "nothing to change: give at least one of --memory, --swap, --cpus, \
+                     --cpu-weight, --disk, --procs, --io-weight"
+                        .into(),
+                ));
+            }
+            done(&engine.set(&a.name, &update)?, "updated");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,90 @@
+//! The `acetate` command line, shaped like `vzctl` and `incus`. Every command takes
+//! `--state-dir` (env `ACETATE_STATE_DIR`) and, where it prints data, `--json`.
+
+mod ct;
+mod output;
+mod template;
+
+use std::path::PathBuf;
+
+use acetate_engine::{Engine, DEFAULT_STATE_DIR};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "acetate", version, about = "Hosting control panel for OS containers")]
+pub struct Cli {
+    /// Where templates and containers live.
+    #[arg(long, global = true, env = "ACETATE_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log what the engine does (repeat for more detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Base OS templates that containers overlay.
+    #[command(subcommand)]
+    Template(template::TemplateCmd),
+    /// Containers.
+    #[command(subcommand)]
+    Ct(ct::CtCmd),
+}
+
+/// Logs go to stderr; quiet unless `-v` or `RUST_LOG` asks.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints an error with the causes its message does not already include.
+pub(crate) fn report(err: &dyn std::error::Error) {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = cause.source();
+    }
+    eprintln!("acetate: error: {msg}");
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let engine = match Engine::open(&cli.state_dir) {
+        Ok(e) => e,
+        Err(e) => {
+            report(&e);
+            return 1;
+        }
+    };
+    let out = output::Output { json: cli.json };
+    let result = match cli.command {
+        Command::Template(cmd) => template::run(&engine, &out, cmd),
+        Command::Ct(cmd) => ct::run(&engine, &out, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            1
+        }
+    }
+}

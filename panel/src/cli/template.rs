@@ -1,0 +1,68 @@
+//! `acetate template ...`
+
+use std::path::PathBuf;
+
+use acetate_engine::size::format_bytes;
+use acetate_engine::{Engine, Result, TemplateInfo};
+use clap::Subcommand;
+
+use super::output::{table, Output};
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCmd {
+    /// List installed templates.
+    List,
+    /// Build a template.
+    #[command(subcommand)]
+    Build(BuildCmd),
+    /// Import a template from a root filesystem directory or tarball.
+    Import {
+        /// Name of the new template.
+        name: String,
+        /// A directory holding a root filesystem, or a tarball of one.
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildCmd {
+    /// Build `host` from this machine's own OS (no download).
+    Host,
+}
+
+fn print_one(out: &Output, t: &TemplateInfo) {
+    out.print(t, |t| {
+        println!(
+            "template {} ready ({} entries, {} of files)",
+            t.name,
+            t.entries,
+            format_bytes(t.bytes)
+        )
+    });
+}
+
+pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
+    match cmd {
+        TemplateCmd::List => {
+            let list = engine.templates()?;
+            out.print(&list, |list| {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            t.source.clone(),
+                            t.entries.to_string(),
+                            format_bytes(t.bytes),
+                            t.containers.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "SOURCE", "ENTRIES", "SIZE", "CONTAINERS"], &rows);
+            });
+        }
+        TemplateCmd::Build(BuildCmd::Host) => print_one(out, &engine.build_host_template()?),
+        TemplateCmd::Import { name, path } => print_one(out, &engine.import_template(&name, &path)?),
+    }
+    Ok(0)
+}
