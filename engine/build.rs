@@ -14,8 +14,22 @@ fn main() {
     let base = |static_link: bool| {
         let mut cmd = Command::new(&rustc);
         cmd.arg(&src)
-            .args(["--edition", "2021", "--crate-type", "bin", "--target", &target])
-            .args(["-C", "opt-level=s", "-C", "panic=abort", "-C", "strip=symbols"])
+            .args([
+                "--edition",
+                "2021",
+                "--crate-type",
+                "bin",
+                "--target",
+                &target,
+            ])
+            .args([
+                "-C",
+                "opt-level=s",
+                "-C",
+                "panic=abort",
+                "-C",
+                "strip=symbols",
+            ])
             .args(["-C", "codegen-units=1", "-C", "debuginfo=0"])
             .arg("-o")
             .arg(&out);

@@ -98,14 +98,15 @@ impl ContainerCgroup {
 
     /// Creates the cgroup and applies `limits`.
     pub fn create(&self, limits: &Limits) -> Result<()> {
-        self.cg.create().map_err(cg_err(format!("create {}", self.rel)))?;
+        self.cg
+            .create()
+            .map_err(cg_err(format!("create {}", self.rel)))?;
         if let Err(e) = self.apply(limits) {
             let _ = self.delete();
             return Err(e);
         }
         Ok(())
     }
-
 
     /// Applies (or changes, live) the memory, CPU, process and I/O limits.
     pub fn apply(&self, limits: &Limits) -> Result<()> {
@@ -145,7 +146,8 @@ impl ContainerCgroup {
         } else {
             (weight * 1024 / 100).max(2)
         };
-        cpu.set_shares(shares).map_err(cg_err("set the CPU weight"))?;
+        cpu.set_shares(shares)
+            .map_err(cg_err("set the CPU weight"))?;
 
         let pids: &PidController = self
             .cg
@@ -206,20 +208,14 @@ impl ContainerCgroup {
     pub fn add_process(&self, pid: i32) -> Result<()> {
         for dir in self.paths() {
             let procs = dir.join("cgroup.procs");
-            fs::write(&procs, pid.to_string())
-                .map_err(|e| Error::io("join cgroup", &procs, e))?;
+            fs::write(&procs, pid.to_string()).map_err(|e| Error::io("join cgroup", &procs, e))?;
         }
         Ok(())
     }
 
     /// Host pids of every process in the cgroup.
     pub fn processes(&self) -> Vec<i32> {
-        let mut pids: Vec<i32> = self
-            .cg
-            .procs()
-            .into_iter()
-            .map(|p| p.pid as i32)
-            .collect();
+        let mut pids: Vec<i32> = self.cg.procs().into_iter().map(|p| p.pid as i32).collect();
         pids.sort_unstable();
         pids.dedup();
         pids

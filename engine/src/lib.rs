@@ -18,6 +18,8 @@ pub mod spec;
 pub mod storage;
 pub mod store;
 pub mod template;
+#[doc(hidden)]
+pub mod testing;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -30,7 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use cgroup::CgroupUsage;
 pub use error::{Error, Result};
 pub use runtime::ExecIo;
-pub use spec::{ContainerSpec, Limits, LimitsUpdate};
+pub use spec::{ContainerSpec, ContainerSpecBuilder, Limits, LimitsUpdate};
 pub use storage::DiskUsage;
 pub use template::TemplateInfo;
 
@@ -119,11 +121,9 @@ fn require_root(what: &'static str) -> Result<()> {
 /// Writes the embedded init binary under the state dir (once per version) and opens it.
 fn install_init(layout: &Layout) -> Result<File> {
     // FNV-1a: a version tag, not a security measure (the directory is root-only).
-    let hash = INIT_BINARY
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let hash = INIT_BINARY.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
     let path = layout.bin().join(format!("acetate-init-{hash:016x}"));
     if !path.exists() {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -263,13 +263,14 @@ impl Engine {
     /// longer, once the lock is ours) there.
     fn lock(&self, name: &str) -> Result<(Lock, ContainerConfig)> {
         self.config(name)?;
-        let lock = store::Lock::acquire_in(&self.layout.container(name), LOCK_TIMEOUT)
-            .map_err(|e| match e {
+        let lock = store::Lock::acquire_in(&self.layout.container(name), LOCK_TIMEOUT).map_err(
+            |e| match e {
                 Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                     Error::NoSuchContainer(name.to_string())
                 }
                 e => e,
-            })?;
+            },
+        )?;
         let cfg = self.config(name)?;
         Ok((lock, cfg))
     }
@@ -347,7 +348,14 @@ impl Engine {
                 return Err(Error::NoSuchTemplate(cfg.template.clone()));
             }
             let mut rollback = Rollback::new();
-            storage::mount_all(&self.layout, name, &cfg.template, cfg.id_base, None, &mut rollback)?;
+            storage::mount_all(
+                &self.layout,
+                name,
+                &cfg.template,
+                cfg.id_base,
+                None,
+                &mut rollback,
+            )?;
             rollback.commit();
         }
         let cgroup = ContainerCgroup::new(name);
@@ -479,21 +487,47 @@ impl Engine {
             cgroup.apply(&new)?;
         }
         if new.disk > old.disk {
-            if !storage::is_mounted(&self.layout, name) {
-                let mut rollback = Rollback::new();
-                storage::mount_all(&self.layout, name, &cfg.template, cfg.id_base, None, &mut rollback)?;
-                rollback.commit();
-            }
-            if let Err(e) = storage::grow(&self.layout, name, new.disk) {
+            let grown = if st.is_some() {
+                storage::grow_online(&self.layout, name, old.disk, new.disk)
+            } else {
+                self.grow_stopped(&cfg, new.disk)
+            };
+            if let Err(e) = grown {
                 if st.is_some() {
                     let _ = cgroup.apply(&old);
                 }
                 return Err(e);
             }
         }
+        let mut new = new;
+        if let Some(disk) = storage::disk_usage(&self.layout, name) {
+            new.inodes = new.inodes.max(disk.inodes_total);
+        }
         cfg.limits = new;
         store::write_json(&self.layout.config(name), &cfg)?;
         Ok(self.info(&cfg, st))
+    }
+
+    /// Grows the disk of a stopped container: online if the host allows, else with its
+    /// storage unmounted; mounted again afterwards either way.
+    fn grow_stopped(&self, cfg: &ContainerConfig, new_size: u64) -> Result<()> {
+        let name = &cfg.name;
+        if storage::can_grow_online() && storage::is_mounted(&self.layout, name) {
+            return storage::grow_online(&self.layout, name, cfg.limits.disk, new_size);
+        }
+        storage::unmount_all(&self.layout, name)?;
+        let grown = storage::grow_offline(&self.layout, name, cfg.limits.disk, new_size);
+        let mut rollback = Rollback::new();
+        let mounted = storage::mount_all(
+            &self.layout,
+            name,
+            &cfg.template,
+            cfg.id_base,
+            None,
+            &mut rollback,
+        );
+        rollback.commit();
+        grown.and(mounted)
     }
 
     fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {

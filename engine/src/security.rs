@@ -114,10 +114,7 @@ fn rule(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompRule> {
     SeccompRule::new(vec![cond]).map_err(|e| Error::Unsupported(format!("seccomp rule: {e}")))
 }
 
-fn compile(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
-    on_match: SeccompAction,
-) -> Result<BpfProgram> {
+fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, on_match: SeccompAction) -> Result<BpfProgram> {
     let filter = SeccompFilter::new(rules, SeccompAction::Allow, on_match, arch())
         .map_err(|e| Error::Unsupported(format!("seccomp filter: {e}")))?;
     BpfProgram::try_from(filter).map_err(|e| Error::Unsupported(format!("seccomp filter: {e}")))
@@ -215,7 +212,15 @@ pub fn set_caps(keep: u64) -> std::result::Result<(), i32> {
         return Err(errno());
     }
     // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
     Ok(())
 }
 
@@ -244,7 +249,9 @@ pub fn install_seccomp(progs: &SeccompPrograms) -> std::result::Result<(), i32> 
 }
 
 pub(crate) fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 #[cfg(test)]
@@ -261,7 +268,13 @@ mod tests {
     #[test]
     fn dangerous_caps_are_not_kept() {
         let mask = kept_caps_mask();
-        for cap in [16u32 /* SYS_MODULE */, 21 /* SYS_ADMIN */, 25 /* SYS_TIME */, 12 /* NET_ADMIN */, 22 /* SYS_BOOT */] {
+        for cap in [
+            16u32, /* SYS_MODULE */
+            21,    /* SYS_ADMIN */
+            25,    /* SYS_TIME */
+            12,    /* NET_ADMIN */
+            22,    /* SYS_BOOT */
+        ] {
             assert_eq!(mask & (1 << cap), 0, "capability {cap} must be dropped");
         }
         assert_ne!(mask & (1 << 7), 0, "SETUID is needed by services");

@@ -51,7 +51,9 @@ pub fn parse_bytes(input: &str) -> Result<u64, ParseError> {
     };
     if unit == "b" || unit.is_empty() {
         if value.fract() != 0.0 {
-            return Err(ParseError(format!("{input:?} is not a whole number of bytes")));
+            return Err(ParseError(format!(
+                "{input:?} is not a whole number of bytes"
+            )));
         }
     }
     let bytes = value * (1u64 << shift) as f64;
@@ -146,7 +148,17 @@ mod tests {
 
     #[test]
     fn bytes_rejects_garbage() {
-        for bad in ["", "M", "12X", "1..5G", "-1G", "1.5", "abc", "5.G", "99999999999T"] {
+        for bad in [
+            "",
+            "M",
+            "12X",
+            "1..5G",
+            "-1G",
+            "1.5",
+            "abc",
+            "5.G",
+            "99999999999T",
+        ] {
             assert!(parse_bytes(bad).is_err(), "{bad:?} should not parse");
         }
     }

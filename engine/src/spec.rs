@@ -108,7 +108,10 @@ impl Limits {
             );
         }
         if self.memory > (1 << 50) {
-            return bad("memory", format!("{} is too large", format_bytes(self.memory)));
+            return bad(
+                "memory",
+                format!("{} is too large", format_bytes(self.memory)),
+            );
         }
         if self.swap > (1 << 50) {
             return bad("swap", format!("{} is too large", format_bytes(self.swap)));
@@ -123,7 +126,10 @@ impl Limits {
             );
         }
         if self.cpus_milli > 1024 * 1000 {
-            return bad("cpus", format!("{} is too many", format_cpus(self.cpus_milli)));
+            return bad(
+                "cpus",
+                format!("{} is too many", format_cpus(self.cpus_milli)),
+            );
         }
         if !(1..=10000).contains(&self.cpu_weight) {
             return bad(
@@ -175,7 +181,10 @@ impl Limits {
             );
         }
         if !(10..=1000).contains(&self.io_weight) {
-            return bad("io weight", format!("{} is outside 10..=1000", self.io_weight));
+            return bad(
+                "io weight",
+                format!("{} is outside 10..=1000", self.io_weight),
+            );
         }
         if let Some(rate) = self.net_rate {
             if rate < 8_000 {
@@ -217,14 +226,9 @@ impl LimitsUpdate {
             disk: self.disk.unwrap_or(current.disk),
             procs: self.procs.unwrap_or(current.procs),
             io_weight: self.io_weight.unwrap_or(current.io_weight),
-            // Inodes scale with the disk: ext4 grows its inode tables with its block groups.
-            inodes: match self.disk {
-                Some(disk) if disk > current.disk => {
-                    (u128::from(current.inodes) * u128::from(disk) / u128::from(current.disk))
-                        as u64
-                }
-                _ => current.inodes,
-            },
+            // ext4 adds inodes only with whole block groups when it grows: the engine reads
+            // the real count back after growing the disk.
+            inodes: current.inodes,
             net_rate: current.net_rate,
         }
     }
@@ -340,7 +344,17 @@ mod tests {
         for good in ["web", "web-1", "a", "0db", &"x".repeat(63)] {
             validate_name(good).unwrap();
         }
-        for bad in ["", "Web", "web_1", "-web", "web-", "a/b", "..", "a b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "Web",
+            "web_1",
+            "-web",
+            "web-",
+            "a/b",
+            "..",
+            "a b",
+            &"x".repeat(64),
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -365,11 +379,20 @@ mod tests {
 
     #[test]
     fn out_of_range_limits_are_named() {
-        let err = ContainerSpec::builder("web").memory(1 << 20).build().unwrap_err();
+        let err = ContainerSpec::builder("web")
+            .memory(1 << 20)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("memory"), "{err}");
-        let err = ContainerSpec::builder("web").cpus_milli(0).build().unwrap_err();
+        let err = ContainerSpec::builder("web")
+            .cpus_milli(0)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("cpus"), "{err}");
-        let err = ContainerSpec::builder("web").disk(1 << 20).build().unwrap_err();
+        let err = ContainerSpec::builder("web")
+            .disk(1 << 20)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("disk"), "{err}");
         let err = ContainerSpec::builder("web")
             .disk(16 << 20)
@@ -379,14 +402,17 @@ mod tests {
         assert!(err.to_string().contains("inodes"), "{err}");
         let err = ContainerSpec::builder("web").procs(1).build().unwrap_err();
         assert!(err.to_string().contains("procs"), "{err}");
-        let err = ContainerSpec::builder("web").io_weight(5000).build().unwrap_err();
+        let err = ContainerSpec::builder("web")
+            .io_weight(5000)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("io weight"), "{err}");
         let err = ContainerSpec::builder("Bad Name").build().unwrap_err();
         assert!(matches!(err, Error::InvalidName(..)), "{err}");
     }
 
     #[test]
-    fn update_scales_inodes_with_disk_growth() {
+    fn update_keeps_what_it_does_not_name() {
         let current = ContainerSpec::builder("web")
             .disk(1 << 30)
             .inodes(50_000)
@@ -399,7 +425,8 @@ mod tests {
             ..Default::default()
         }
         .applied_to(&current);
-        assert_eq!(next.inodes, 100_000);
+        assert_eq!(next.inodes, 50_000);
+        assert_eq!(next.disk, 2 << 30);
         assert_eq!(next.memory, 1 << 30);
         assert_eq!(next.procs, current.procs);
         assert!(LimitsUpdate::default().is_empty());

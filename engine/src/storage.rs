@@ -217,7 +217,15 @@ pub fn run_tool(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Creates a sparse image of `size` bytes holding an empty ext4 with `inodes` inodes.
+/// Inodes held back from the tenant: overlayfs needs a few free ones to mount (its work
+/// dir and feature probes), so placeholders hold them and are released just before.
+pub const RESERVED_INODES: u64 = 8;
+/// Blocks (4 KiB) reserved for host root, which mounts the overlay; tenants' root is not
+/// host root, so a full disk can still be mounted.
+pub const RESERVED_BLOCKS: u64 = 256;
+
+/// Creates a sparse image of `size` bytes holding an empty ext4 with `inodes` inodes for
+/// the tenant (plus the reserve).
 pub fn make_image(image: &Path, size: u64, inodes: u64) -> Result<()> {
     let f = OpenOptions::new()
         .create_new(true)
@@ -230,19 +238,45 @@ pub fn make_image(image: &Path, size: u64, inodes: u64) -> Result<()> {
     run_tool(
         Command::new("mkfs.ext4")
             .args(["-q", "-F", "-b", "4096", "-I", "256", "-m", "0"])
-            .args(["-N", &inodes.to_string()])
+            .args(["-N", &(inodes + RESERVED_INODES).to_string()])
             .args(["-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"])
             .arg(image),
+    )?;
+    run_tool(
+        Command::new("tune2fs")
+            .args(["-r", &RESERVED_BLOCKS.to_string()])
+            .arg(image),
     )
+}
+
+fn reserve_dir(layout: &Layout, name: &str) -> PathBuf {
+    layout.disk(name).join("reserve")
+}
+
+/// Frees the reserved inodes (before mounting the overlay).
+fn release_reserve(layout: &Layout, name: &str) {
+    let _ = fs::remove_dir_all(reserve_dir(layout, name));
+}
+
+/// Takes the reserved inodes back, as far as the tenant left any free.
+fn take_reserve(layout: &Layout, name: &str) {
+    let dir = reserve_dir(layout, name);
+    if fs::create_dir(&dir).is_ok() {
+        for i in 1..RESERVED_INODES {
+            if fs::write(dir.join(i.to_string()), b"").is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// Creates a user namespace whose ids map `0..65536` to `base..base+65536` and returns a
 /// descriptor of it (for idmapped mounts). The helper process that held it is gone.
 pub fn userns_fd(base: u32) -> Result<OwnedFd> {
-    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::sys("pipe", e))?;
-    let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::sys("pipe", e))?;
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    let (hold_r, hold_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     // SAFETY: the child only makes async-signal-safe system calls and then _exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -361,7 +395,10 @@ pub fn idmapped_bind(source: &Path, target: &Path, userns: &OwnedFd) -> Result<(
         )
     };
     if rc != 0 {
-        return Err(Error::last_os(format!("attach idmapped mount at {}", target.display())));
+        return Err(Error::last_os(format!(
+            "attach idmapped mount at {}",
+            target.display()
+        )));
     }
     Ok(())
 }
@@ -463,7 +500,6 @@ pub fn mount_all(
     if !upper.exists() {
         mkdir(&upper, 0o755)?;
         chown(&upper, id_base)?;
-        let _ = fs::remove_dir(disk.join("lost+found"));
     }
     if !work.exists() {
         mkdir(&work, 0o700)?;
@@ -487,7 +523,10 @@ pub fn mount_all(
             upper.display(),
             work.display()
         );
-        mounts::mount("overlay", &rootfs, "overlay", 0, Some(&opts))?;
+        release_reserve(layout, name);
+        let mounted = mounts::mount("overlay", &rootfs, "overlay", 0, Some(&opts));
+        take_reserve(layout, name);
+        mounted?;
         let r = rootfs.clone();
         rollback.push("overlay", move || {
             let _ = mounts::umount_all(&r);
@@ -523,23 +562,73 @@ pub fn unmount_all(layout: &Layout, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Grows the image and the mounted filesystem to `new_size` bytes, online.
-pub fn grow(layout: &Layout, name: &str, new_size: u64) -> Result<()> {
+fn set_image_len(image: &Path, len: u64) -> Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .open(image)
+        .ctx("open", image)?
+        .set_len(len)
+        .ctx("resize disk image", image)
+}
+
+/// Whether this process holds CAP_SYS_RESOURCE, which ext4 demands for online resizing
+/// (sandboxed hosts may withhold it even from root).
+pub fn can_grow_online() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("CapEff:"))?;
+            u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0) // CAP_SYS_RESOURCE
+}
+
+/// Grows the image and its mounted filesystem from `old_size` to `new_size`, online. On
+/// failure the image is put back to its old size.
+pub fn grow_online(layout: &Layout, name: &str, old_size: u64, new_size: u64) -> Result<()> {
+    if !can_grow_online() {
+        return Err(Error::Unsupported(
+            "growing a mounted disk needs CAP_SYS_RESOURCE, which this host withholds from \
+             acetate: stop the container and grow it while stopped"
+                .into(),
+        ));
+    }
     let image = layout.image(name);
     let table = mounts::mount_table()?;
-    let entry = mounts::mount_at(&table, &layout.disk(name)).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "the disk of {name:?} is not mounted; start the container first"
-        ))
-    })?;
-    let f = OpenOptions::new()
-        .write(true)
-        .open(&image)
-        .ctx("open", &image)?;
-    f.set_len(new_size).ctx("grow disk image", &image)?;
+    let entry = mounts::mount_at(&table, &layout.disk(name))
+        .ok_or_else(|| Error::Unsupported(format!("the disk of {name:?} is not mounted")))?;
     let dev = PathBuf::from(&entry.source);
-    loop_set_capacity(&dev)?;
-    run_tool(Command::new("resize2fs").arg(&dev))
+    set_image_len(&image, new_size)?;
+    let result =
+        loop_set_capacity(&dev).and_then(|()| run_tool(Command::new("resize2fs").arg(&dev)));
+    if result.is_err() {
+        let _ = set_image_len(&image, old_size).and_then(|()| loop_set_capacity(&dev));
+    }
+    result
+}
+
+/// Grows an unmounted image and its filesystem to `new_size` (checked first, as resize2fs
+/// requires). On failure the image is put back to its old size.
+pub fn grow_offline(layout: &Layout, name: &str, old_size: u64, new_size: u64) -> Result<()> {
+    let image = layout.image(name);
+    // e2fsck exits 1 when it fixed something: the filesystem is then fine to resize.
+    let out = Command::new("e2fsck")
+        .args(["-f", "-p"])
+        .arg(&image)
+        .output()
+        .map_err(|e| Error::sys("run e2fsck", e))?;
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        return Err(Error::Command {
+            cmd: format!("e2fsck -f -p {}", image.display()),
+            output: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        });
+    }
+    set_image_len(&image, new_size)?;
+    let result = run_tool(Command::new("resize2fs").arg(&image));
+    if result.is_err() {
+        let _ = set_image_len(&image, old_size);
+    }
+    result
 }
 
 /// Blocks and inodes used and available in a container's writable layer.
@@ -569,8 +658,8 @@ pub fn disk_usage(layout: &Layout, name: &str) -> Option<DiskUsage> {
     Some(DiskUsage {
         bytes_total: st.blocks() * frsize,
         bytes_used: (st.blocks() - st.blocks_free()) * frsize,
-        inodes_total: st.files(),
-        inodes_used: st.files() - st.files_free(),
+        inodes_total: st.files().saturating_sub(RESERVED_INODES),
+        inodes_used: (st.files() - st.files_free()).saturating_sub(RESERVED_INODES),
         image_allocated: allocated,
     })
 }

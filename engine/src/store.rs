@@ -77,7 +77,12 @@ impl Layout {
 
     /// Creates the top-level directories (mode 0700: tenants' files are not for host users).
     pub fn ensure(&self) -> Result<()> {
-        for dir in [self.root.clone(), self.templates(), self.containers(), self.bin()] {
+        for dir in [
+            self.root.clone(),
+            self.templates(),
+            self.containers(),
+            self.bin(),
+        ] {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -91,7 +96,6 @@ impl Layout {
     pub fn lock_global(&self, timeout: Duration) -> Result<Lock> {
         Lock::acquire(&self.global_lock(), timeout)
     }
-
 }
 
 /// An exclusive `flock` on a file; released when dropped or when the process dies.

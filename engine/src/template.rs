@@ -103,8 +103,7 @@ fn clone_tree(
         let linked = mode == Mode::Link && fs::hard_link(src, dst).is_ok();
         if !linked {
             fs::copy(src, dst).ctx("copy", src)?;
-            std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))
-                .ctx("chown", dst)?;
+            std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).ctx("chown", dst)?;
             fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
                 .ctx("chmod", dst)?;
         }
@@ -231,7 +230,13 @@ fn build_host_tree(host: &Path, rootfs: &Path, counts: &mut Counts) -> Result<()
     // The package database, so that the package manager works inside containers.
     let dpkg = host.join("var/lib/dpkg");
     if dpkg.is_dir() {
-        clone_tree(&dpkg, &rootfs.join("var/lib/dpkg"), Mode::Copy, &never, counts)?;
+        clone_tree(
+            &dpkg,
+            &rootfs.join("var/lib/dpkg"),
+            Mode::Copy,
+            &never,
+            counts,
+        )?;
     }
     Ok(())
 }
@@ -312,19 +317,25 @@ pub fn import(layout: &Layout, name: &str, source: &Path) -> Result<TemplateInfo
                     .arg("-C")
                     .arg(rootfs),
             )
-            .map_err(|e| {
-                Error::Unsupported(format!("cannot unpack {shown} as a tarball: {e}"))
-            })?;
+            .map_err(|e| Error::Unsupported(format!("cannot unpack {shown} as a tarball: {e}")))?;
             counts.entries = 1;
         }
-        if !rootfs.join("etc").is_dir() || !rootfs.join("bin").exists() && !rootfs.join("usr/bin").exists() {
+        if !rootfs.join("etc").is_dir()
+            || !rootfs.join("bin").exists() && !rootfs.join("usr/bin").exists()
+        {
             return Err(Error::Unsupported(format!(
                 "{shown} does not look like a root filesystem (it needs /etc and /bin or /usr/bin)"
             )));
         }
         mkdirs(
             rootfs,
-            &[("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("tmp", 0o1777), ("run", 0o755)],
+            &[
+                ("proc", 0o555),
+                ("sys", 0o555),
+                ("dev", 0o755),
+                ("tmp", 0o1777),
+                ("run", 0o755),
+            ],
         )
     })
 }

@@ -290,7 +290,11 @@ extern "C" fn container_main(arg: *mut c_void) -> c_int {
     // SAFETY: plain system calls with valid pointers.
     unsafe {
         // After the parent moved us into the container's cgroup: it becomes our cgroup root.
-        ok_or_fail(libc::unshare(libc::CLONE_NEWCGROUP), err_fd, step::CGROUP_NS);
+        ok_or_fail(
+            libc::unshare(libc::CLONE_NEWCGROUP),
+            err_fd,
+            step::CGROUP_NS,
+        );
         ok_or_fail(
             libc::sethostname(ctx.hostname.as_ptr(), ctx.hostname.as_bytes().len()),
             err_fd,
@@ -309,7 +313,11 @@ extern "C" fn container_main(arg: *mut c_void) -> c_int {
             err_fd,
             step::PIVOT,
         );
-        ok_or_fail(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), err_fd, step::PIVOT);
+        ok_or_fail(
+            libc::umount2(c".".as_ptr(), libc::MNT_DETACH),
+            err_fd,
+            step::PIVOT,
+        );
         ok_or_fail(libc::chdir(c"/".as_ptr()), err_fd, step::PIVOT);
     }
     if let Err(e) = loopback_up() {
@@ -418,7 +426,12 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
         lock_down(err_fd, ctx.keep_caps, ctx.last_cap, &ctx.seccomp);
         // SAFETY: close the error pipe on exec; the parent learns success from its EOF.
         unsafe {
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
         }
         exec_command(ctx)
     }

@@ -134,10 +134,22 @@ pub fn root_ops() -> Vec<Op> {
         optional: false,
     };
     let mut ops = Vec::new();
-    for (dir, mode) in [("/proc", 0o555), ("/sys", 0o555), ("/dev", 0o755), ("/run", 0o755), ("/tmp", 0o1777)] {
+    for (dir, mode) in [
+        ("/proc", 0o555),
+        ("/sys", 0o555),
+        ("/dev", 0o755),
+        ("/run", 0o755),
+        ("/tmp", 0o1777),
+    ] {
         ops.push(Op::Mkdir { path: p(dir), mode });
     }
-    ops.push(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None));
+    ops.push(mount(
+        "proc",
+        "/proc",
+        "proc",
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        None,
+    ));
     ops.push(mount(
         "sysfs",
         "/sys",

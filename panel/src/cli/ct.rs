@@ -133,7 +133,9 @@ fn build_spec(a: CreateArgs) -> Result<ContainerSpec> {
                 .into(),
         ));
     }
-    let mut b = ContainerSpec::builder(a.name).template(a.template).owner(a.owner);
+    let mut b = ContainerSpec::builder(a.name)
+        .template(a.template)
+        .owner(a.owner);
     if let Some(v) = a.memory {
         b = b.memory(v);
     }
@@ -222,7 +224,13 @@ fn print_list(list: &[ContainerInfo]) {
             let disk = c
                 .usage
                 .disk
-                .map(|d| format!("{}/{}", format_bytes(d.bytes_used), format_bytes(d.bytes_total)))
+                .map(|d| {
+                    format!(
+                        "{}/{}",
+                        format_bytes(d.bytes_used),
+                        format_bytes(d.bytes_total)
+                    )
+                })
                 .unwrap_or_else(|| format_bytes(c.limits.disk));
             vec![
                 c.name.clone(),
@@ -230,7 +238,11 @@ fn print_list(list: &[ContainerInfo]) {
                 c.template.clone(),
                 format_cpus(c.limits.cpus_milli),
                 if running {
-                    format!("{}/{}", format_bytes(u.memory_bytes), format_bytes(c.limits.memory))
+                    format!(
+                        "{}/{}",
+                        format_bytes(u.memory_bytes),
+                        format_bytes(c.limits.memory)
+                    )
                 } else {
                     format_bytes(c.limits.memory)
                 },
@@ -245,7 +257,9 @@ fn print_list(list: &[ContainerInfo]) {
         })
         .collect();
     table(
-        &["NAME", "STATE", "TEMPLATE", "CPUS", "MEMORY", "DISK", "PROCS", "CPU TIME"],
+        &[
+            "NAME", "STATE", "TEMPLATE", "CPUS", "MEMORY", "DISK", "PROCS", "CPU TIME",
+        ],
         &rows,
     );
 }
@@ -260,18 +274,20 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
             done(&engine.create(&spec)?, "created");
         }
         CtCmd::Start { name } => done(&engine.start(&name)?, "started"),
-        CtCmd::Stop { name, timeout } => {
-            done(&engine.stop(&name, Duration::from_secs(timeout))?, "stopped")
-        }
+        CtCmd::Stop { name, timeout } => done(
+            &engine.stop(&name, Duration::from_secs(timeout))?,
+            "stopped",
+        ),
         CtCmd::Restart { name, timeout } => done(
             &engine.restart(&name, Duration::from_secs(timeout))?,
             "restarted",
         ),
         CtCmd::Destroy { name, timeout } => {
             engine.destroy(&name, Duration::from_secs(timeout))?;
-            out.print(&serde_json::json!({ "name": name, "destroyed": true }), |_| {
-                println!("container {name} destroyed")
-            });
+            out.print(
+                &serde_json::json!({ "name": name, "destroyed": true }),
+                |_| println!("container {name} destroyed"),
+            );
         }
         CtCmd::Exec { name, env, command } => {
             return match engine.exec(&name, &command, &env, ExecIo::default()) {

@@ -11,7 +11,11 @@ use acetate_engine::{Engine, DEFAULT_STATE_DIR};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "acetate", version, about = "Hosting control panel for OS containers")]
+#[command(
+    name = "acetate",
+    version,
+    about = "Hosting control panel for OS containers"
+)]
 pub struct Cli {
     /// Where templates and containers live.
     #[arg(long, global = true, env = "ACETATE_STATE_DIR", default_value = DEFAULT_STATE_DIR)]

@@ -62,7 +62,9 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
             });
         }
         TemplateCmd::Build(BuildCmd::Host) => print_one(out, &engine.build_host_template()?),
-        TemplateCmd::Import { name, path } => print_one(out, &engine.import_template(&name, &path)?),
+        TemplateCmd::Import { name, path } => {
+            print_one(out, &engine.import_template(&name, &path)?)
+        }
     }
     Ok(0)
 }

@@ -1,0 +1,108 @@
+//! Support for the privileged tests of the engine and the panel: a shared state directory
+//! with the `host` template built once, the root check that fails in CI instead of
+//! skipping, and a leak check that lists whatever a container left on the host.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::cgroup::ContainerCgroup;
+use crate::store::Layout;
+use crate::{mounts, storage, Engine};
+
+/// Whether the tests run in CI (`CI=true`), where missing privileges are a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// True when this process is root. Outside CI a non-root run prints why the test does
+/// nothing and returns false; in CI it panics, so that a privileged test never passes by
+/// skipping.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if in_ci() {
+        panic!("{test} needs root, and CI must run it: run the test suite as root");
+    }
+    eprintln!("SKIPPED {test}: needs root (run the suite as root; CI does)");
+    false
+}
+
+struct Shared {
+    dir: PathBuf,
+    _lock: File,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+/// The state dir shared by one test process: `/var/tmp/acetate-tests/<suite>`, locked for
+/// the life of the process, with the `host` template (built on first use and kept across
+/// runs) and no container left from an earlier, interrupted run.
+pub fn shared_state_dir(suite: &str) -> PathBuf {
+    SHARED
+        .get_or_init(|| {
+            let dir = PathBuf::from("/var/tmp/acetate-tests").join(suite);
+            fs::create_dir_all(&dir).expect("create the test state dir");
+            let lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join("test-run.lock"))
+                .expect("open the test lock");
+            // SAFETY: flock on our own descriptor.
+            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+            assert_eq!(rc, 0, "lock the test state dir");
+            let engine = Engine::open(&dir).expect("open the engine");
+            engine
+                .ensure_host_template()
+                .expect("build the host template");
+            for c in engine.list().expect("list containers") {
+                engine
+                    .destroy(&c.name, Duration::from_secs(1))
+                    .expect("remove a container left by an earlier run");
+            }
+            Shared { dir, _lock: lock }
+        })
+        .dir
+        .clone()
+}
+
+/// Everything container `name` of `layout` left on the host: its directory, mounts under
+/// it, loop devices on its image, cgroup directories. Empty means clean.
+pub fn leftovers(layout: &Layout, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let dir = layout.container(name);
+    if fs::symlink_metadata(&dir).is_ok() {
+        found.push(format!("directory {}", dir.display()));
+    }
+    for m in mounts::mount_table().unwrap_or_default() {
+        if m.mount_point.starts_with(&dir) {
+            found.push(format!("mount {}", m.mount_point.display()));
+        }
+    }
+    for dev in storage::loops_backed_by(&layout.image(name)) {
+        found.push(format!("loop device {}", dev.display()));
+    }
+    for p in ContainerCgroup::new(name).paths() {
+        if p.exists() {
+            found.push(format!("cgroup {}", p.display()));
+        }
+    }
+    found
+}
+
+/// A unique container name for a test (`<tag>-<pid>`).
+pub fn unique_name(tag: &str) -> String {
+    format!("{tag}-{}", std::process::id())
+}
+
+/// Whether `path` is a mount point in this process's namespace.
+pub fn is_mount_point(path: &Path) -> bool {
+    mounts::mount_table()
+        .map(|t| mounts::mount_at(&t, path).is_some())
+        .unwrap_or(false)
+}

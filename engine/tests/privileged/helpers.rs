@@ -1,0 +1,97 @@
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use acetate_engine::testing::{leftovers, root_or_skip, shared_state_dir, unique_name};
+use acetate_engine::{ContainerSpec, ContainerSpecBuilder, Engine, ExecIo};
+
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+
+/// The engine on the shared test state dir, or `None` when not root outside CI.
+pub fn engine(test: &str) -> Option<&'static Engine> {
+    if !root_or_skip(test) {
+        return None;
+    }
+    Some(ENGINE.get_or_init(|| Engine::open(shared_state_dir("engine")).unwrap()))
+}
+
+/// A container destroyed (and checked for leftovers) when dropped.
+pub struct Ct {
+    pub engine: &'static Engine,
+    pub name: String,
+}
+
+impl Ct {
+    /// Creates and starts a container named after `tag` with the limits of `spec`.
+    pub fn started(
+        engine: &'static Engine,
+        tag: &str,
+        spec: impl FnOnce(ContainerSpecBuilder) -> ContainerSpecBuilder,
+    ) -> Ct {
+        let ct = Ct::created(engine, tag, spec);
+        engine.start(&ct.name).expect("start");
+        ct
+    }
+
+    pub fn created(
+        engine: &'static Engine,
+        tag: &str,
+        spec: impl FnOnce(ContainerSpecBuilder) -> ContainerSpecBuilder,
+    ) -> Ct {
+        let name = unique_name(tag);
+        let spec = spec(ContainerSpec::builder(&name))
+            .build()
+            .expect("valid spec");
+        engine.create(&spec).expect("create");
+        Ct { engine, name }
+    }
+
+    /// Runs a shell script inside; returns (exit code, stdout, stderr).
+    pub fn sh(&self, script: &str) -> (i32, String, String) {
+        self.run_with_stdin(&["sh", "-c", script], b"")
+    }
+
+    pub fn run_with_stdin(&self, argv: &[&str], stdin: &[u8]) -> (i32, String, String) {
+        let mut input = tempfile::tempfile().unwrap();
+        input.write_all(stdin).unwrap();
+        input.rewind().unwrap();
+        let mut out = tempfile::tempfile().unwrap();
+        let mut err = tempfile::tempfile().unwrap();
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let code = self
+            .engine
+            .exec(
+                &self.name,
+                &argv,
+                &[],
+                ExecIo {
+                    stdin: Some(input.as_raw_fd()),
+                    stdout: Some(out.as_raw_fd()),
+                    stderr: Some(err.as_raw_fd()),
+                },
+            )
+            .expect("exec");
+        (code, read_all(&mut out), read_all(&mut err))
+    }
+}
+
+fn read_all(f: &mut File) -> String {
+    let mut s = String::new();
+    f.rewind().unwrap();
+    f.read_to_string(&mut s).unwrap();
+    s
+}
+
+impl Drop for Ct {
+    fn drop(&mut self) {
+        let result = self.engine.destroy(&self.name, Duration::from_secs(2));
+        if std::thread::panicking() {
+            return;
+        }
+        result.expect("destroy");
+        let left = leftovers(self.engine.layout(), &self.name);
+        assert!(left.is_empty(), "destroy left behind: {left:?}");
+    }
+}

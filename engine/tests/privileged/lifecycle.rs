@@ -1,0 +1,254 @@
+//! Create, start, stop, destroy: state, re-attachment, locking, rollback and errors.
+
+use std::time::{Duration, Instant};
+
+use acetate_engine::storage::CREATE_STEPS;
+use acetate_engine::testing::{leftovers, shared_state_dir, unique_name};
+use acetate_engine::{ContainerSpec, Engine, Error, LimitsUpdate, State};
+
+use crate::helpers::{engine, Ct};
+
+#[test]
+fn a_second_engine_finds_and_manages_running_containers() {
+    let Some(engine) = engine("a_second_engine_finds_and_manages_running_containers") else {
+        return;
+    };
+    let ct = Ct::started(engine, "life-reattach", |b| b);
+    let pid = engine.show(&ct.name).unwrap().pid.unwrap();
+    // Another process would open its own engine on the same state dir: so do we.
+    let other = Engine::open(shared_state_dir("engine")).unwrap();
+    let seen = other.show(&ct.name).unwrap();
+    assert_eq!((seen.state, seen.pid), (State::Running, Some(pid)));
+    assert!(other.list().unwrap().iter().any(|c| c.name == ct.name));
+    other.stop(&ct.name, Duration::from_secs(5)).unwrap();
+    assert_eq!(engine.show(&ct.name).unwrap().state, State::Stopped);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
+            // The host's pid 1 may leave the exited init as a zombie; it is not running.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+        }
+    );
+    engine.start(&ct.name).unwrap();
+    let (code, out, _) = ct.sh("echo back");
+    assert_eq!((code, out.as_str()), (0, "back\n"));
+}
+
+#[test]
+fn stop_kills_what_ignores_sigterm_and_init_reaps_orphans() {
+    let Some(engine) = engine("stop_kills_what_ignores_sigterm_and_init_reaps_orphans") else {
+        return;
+    };
+    let ct = Ct::started(engine, "life-stop", |b| b);
+    // Orphans re-parented to init are reaped: no zombie stays.
+    let (code, out, _) = ct.sh("sh -c 'sleep 0.2 & exit 0'; sleep 1; \
+         cat /proc/[0-9]*/stat 2>/dev/null | awk '{print $3}' | grep -c Z || true");
+    assert_eq!((code, out.trim()), (0, "0"));
+    // A process that ignores SIGTERM is killed once the timeout passes.
+    let (code, _, _) = ct.sh("(trap '' TERM; exec sleep 1000) >/dev/null 2>&1 & echo started");
+    assert_eq!(code, 0);
+    let t = Instant::now();
+    engine.stop(&ct.name, Duration::from_secs(1)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20));
+    let info = engine.show(&ct.name).unwrap();
+    assert_eq!(info.state, State::Stopped);
+    assert!(info.usage.cgroup.is_none());
+    assert!(leftovers(engine.layout(), &ct.name)
+        .iter()
+        .all(|l| !l.starts_with("cgroup")));
+    assert!(matches!(
+        engine.stop(&ct.name, Duration::from_secs(1)),
+        Err(Error::NotRunning(_))
+    ));
+    assert!(matches!(
+        engine.exec(&ct.name, &["true".into()], &[], Default::default()),
+        Err(Error::NotRunning(_))
+    ));
+}
+
+#[test]
+fn restart_gives_a_fresh_init_and_keeps_files() {
+    let Some(engine) = engine("restart_gives_a_fresh_init_and_keeps_files") else {
+        return;
+    };
+    let ct = Ct::started(engine, "life-restart", |b| b);
+    let before = engine.show(&ct.name).unwrap().pid;
+    assert_eq!(ct.sh("echo kept > /root/note").0, 0);
+    let after = engine.restart(&ct.name, Duration::from_secs(5)).unwrap();
+    assert_eq!(after.state, State::Running);
+    assert_ne!(after.pid, before);
+    assert_eq!(ct.sh("cat /root/note").1, "kept\n");
+    assert!(matches!(
+        engine.start(&ct.name),
+        Err(Error::AlreadyRunning(_))
+    ));
+}
+
+#[test]
+fn destroying_a_running_container_leaves_nothing() {
+    let Some(engine) = engine("destroying_a_running_container_leaves_nothing") else {
+        return;
+    };
+    let name = unique_name("life-destroy");
+    engine
+        .create(
+            &ContainerSpec::builder(&name)
+                .disk(64 << 20)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    engine.start(&name).unwrap();
+    let code = engine
+        .exec(
+            &name,
+            &[
+                "sh".into(),
+                "-c".into(),
+                "sleep 100 >/dev/null 2>&1 & dd if=/dev/zero of=/f bs=1M count=4 2>/dev/null"
+                    .into(),
+            ],
+            &[],
+            Default::default(),
+        )
+        .unwrap();
+    assert_eq!(code, 0);
+    engine.destroy(&name, Duration::from_secs(2)).unwrap();
+    assert_eq!(leftovers(engine.layout(), &name), Vec::<String>::new());
+    assert!(matches!(engine.show(&name), Err(Error::NoSuchContainer(_))));
+    assert!(matches!(
+        engine.destroy(&name, Duration::from_secs(1)),
+        Err(Error::NoSuchContainer(_))
+    ));
+}
+
+#[test]
+fn a_create_that_fails_half_way_leaves_nothing() {
+    let Some(engine) = engine("a_create_that_fails_half_way_leaves_nothing") else {
+        return;
+    };
+    for step in CREATE_STEPS {
+        let failing = Engine::open(shared_state_dir("engine"))
+            .unwrap()
+            .with_fail_point(step);
+        let name = unique_name(&format!("fail-{step}"));
+        let spec = ContainerSpec::builder(&name)
+            .disk(64 << 20)
+            .build()
+            .unwrap();
+        let err = failing.create(&spec).unwrap_err();
+        assert!(matches!(err, Error::FailPoint(s) if s == *step), "{err}");
+        assert_eq!(
+            leftovers(engine.layout(), &name),
+            Vec::<String>::new(),
+            "failure at {step}"
+        );
+        assert!(matches!(engine.show(&name), Err(Error::NoSuchContainer(_))));
+    }
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let Some(engine) = engine("bad_input_gets_a_clear_error_and_changes_nothing") else {
+        return;
+    };
+    let ct = Ct::created(engine, "life-errors", |b| b.disk(64 << 20));
+    let before = engine.show(&ct.name).unwrap();
+
+    let dup = ContainerSpec::builder(&ct.name).build().unwrap();
+    assert!(matches!(engine.create(&dup), Err(Error::NameTaken(_))));
+    let unknown_name = unique_name("life-tpl");
+    let unknown = ContainerSpec::builder(&unknown_name)
+        .template("no-such-template")
+        .build()
+        .unwrap();
+    let err = engine.create(&unknown).unwrap_err();
+    assert!(matches!(err, Error::NoSuchTemplate(_)));
+    assert!(err.to_string().contains("no-such-template"));
+    assert!(matches!(
+        ContainerSpec::builder("Bad/Name").build(),
+        Err(Error::InvalidName(..))
+    ));
+    for missing in ["nope", "../etc", ""] {
+        assert!(matches!(
+            engine.start(missing),
+            Err(Error::NoSuchContainer(_))
+        ));
+        assert!(matches!(
+            engine.show(missing),
+            Err(Error::NoSuchContainer(_))
+        ));
+        assert!(matches!(
+            engine.set(
+                missing,
+                &LimitsUpdate {
+                    procs: Some(10),
+                    ..Default::default()
+                }
+            ),
+            Err(Error::NoSuchContainer(_))
+        ));
+    }
+    let err = engine
+        .set(
+            &ct.name,
+            &LimitsUpdate {
+                memory: Some(1024),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("memory"), "{err}");
+    let err = engine
+        .set(
+            &ct.name,
+            &LimitsUpdate {
+                disk: Some(32 << 20),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("only grow"), "{err}");
+    let after = engine.show(&ct.name).unwrap();
+    assert_eq!(
+        (after.limits, after.state),
+        (before.limits, before.state),
+        "nothing changed"
+    );
+    assert_eq!(
+        leftovers(engine.layout(), &unknown_name),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn concurrent_operations_on_one_container_are_serialised() {
+    let Some(engine) = engine("concurrent_operations_on_one_container_are_serialised") else {
+        return;
+    };
+    let ct = Ct::created(engine, "life-lock", |b| b.disk(64 << 20));
+    // Eight racing starts: exactly one wins, the others see it running.
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| engine.start(&ct.name))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "{results:?}");
+    assert!(results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| matches!(e, Error::AlreadyRunning(_))));
+    // Racing creates of one new name: exactly one wins.
+    let name = unique_name("life-race");
+    let spec = ContainerSpec::builder(&name)
+        .disk(64 << 20)
+        .build()
+        .unwrap();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| engine.create(&spec))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    engine.destroy(&name, Duration::from_secs(1)).unwrap();
+}

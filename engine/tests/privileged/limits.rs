@@ -1,0 +1,194 @@
+//! Every quota is enforced by the kernel, inside real containers.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use acetate_engine::cgroup::ContainerCgroup;
+use acetate_engine::LimitsUpdate;
+
+use crate::helpers::{engine, Ct};
+
+fn cgroup_file(name: &str, v1: &str, v2: &str) -> String {
+    let cg = ContainerCgroup::new(name);
+    let (ctrl, file) = if cg.is_v2() {
+        ("", v2)
+    } else {
+        (v1.split('.').next().unwrap(), v1)
+    };
+    let dir: PathBuf = cg
+        .paths()
+        .into_iter()
+        .find(|p| cg.is_v2() || p.to_string_lossy().contains(&format!("/{ctrl}/")))
+        .unwrap();
+    std::fs::read_to_string(dir.join(file))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_inside_and_the_container_lives_on() {
+    let Some(engine) = engine("a_memory_hog_is_oom_killed_inside_and_the_container_lives_on")
+    else {
+        return;
+    };
+    let ct = Ct::started(engine, "lim-mem", |b| b.memory(64 << 20));
+    // dd allocates its whole 256 MiB block and fills it: four times the limit.
+    let (code, _, err) = ct.sh("dd if=/dev/zero of=/dev/null bs=256M count=1");
+    assert_eq!(
+        code,
+        128 + 9,
+        "the hog is SIGKILLed by the OOM killer: {err}"
+    );
+    let usage = engine.show(&ct.name).unwrap().usage.cgroup.unwrap();
+    assert!(usage.oom_kills >= 1, "{usage:?}");
+    assert!(usage.memory_peak_bytes <= 64 << 20, "{usage:?}");
+    // The container, its init and the host are fine.
+    assert_eq!(ct.sh("echo alive").1, "alive\n");
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_process_limit() {
+    let Some(engine) = engine("a_fork_bomb_stops_at_the_process_limit") else {
+        return;
+    };
+    let ct = Ct::started(engine, "lim-procs", |b| b.procs(32));
+    let (code, out, err) = ct
+        .sh("i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null; echo spawned");
+    let procs = engine.show(&ct.name).unwrap().usage.cgroup.unwrap().procs;
+    assert!(procs <= 32, "{procs} processes with a limit of 32");
+    assert!(
+        code != 0 || !out.contains("spawned") || err.contains("fork"),
+        "forks past the limit must fail: code {code}, {out} {err}"
+    );
+    // Live resize: more processes are allowed at once.
+    engine
+        .set(
+            &ct.name,
+            &LimitsUpdate {
+                procs: Some(256),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(cgroup_file(&ct.name, "pids.max", "pids.max"), "256");
+    let (code, out, _) = ct.sh("for i in $(seq 60); do sleep 5 & done; echo ok");
+    assert_eq!((code, out.as_str()), (0, "ok\n"));
+}
+
+#[test]
+fn the_disk_quota_holds_for_blocks_and_inodes_and_grows_online() {
+    let Some(engine) = engine("the_disk_quota_holds_for_blocks_and_inodes_and_grows_online") else {
+        return;
+    };
+    let ct = Ct::started(engine, "lim-disk", |b| b.disk(64 << 20).inodes(2048));
+    // df inside shows the quota, not the host disk.
+    let (_, out, _) = ct.sh("df -B1 --output=size / | tail -1");
+    let size: u64 = out.trim().parse().unwrap();
+    assert!((48 << 20..=64 << 20).contains(&size), "df / shows {size}");
+
+    let (code, _, err) = ct.sh("dd if=/dev/zero of=/big bs=1M count=200");
+    assert_ne!(code, 0);
+    assert!(err.contains("No space left on device"), "{err}");
+    let disk = engine.show(&ct.name).unwrap().usage.disk.unwrap();
+    assert!(disk.bytes_used <= 64 << 20);
+    assert!(disk.image_allocated <= 72 << 20, "{disk:?}");
+    assert_eq!(ct.sh("rm /big").0, 0);
+
+    let (code, _, err) = ct.sh("mkdir /many && cd /many && seq 1 5000 | xargs touch");
+    assert_ne!(code, 0);
+    assert!(err.contains("No space left on device"), "{err}");
+    let (_, out, _) = ct.sh("ls /many | wc -l");
+    let files: u64 = out.trim().parse().unwrap();
+    let disk = engine.show(&ct.name).unwrap().usage.disk.unwrap();
+    assert!(
+        files < 2048 && disk.inodes_total <= 2048 + 64,
+        "{files} files, {disk:?}"
+    );
+    assert_eq!(disk.inodes_used, disk.inodes_total, "{disk:?}");
+
+    // Grow: online while running where the host grants CAP_SYS_RESOURCE; otherwise a
+    // running container gets a clear refusal that changes nothing, and grows when stopped.
+    // 256 MiB spans two ext4 block groups, so the inode tables double too.
+    let grow = LimitsUpdate {
+        disk: Some(256 << 20),
+        ..Default::default()
+    };
+    if acetate_engine::storage::can_grow_online() {
+        engine.set(&ct.name, &grow).unwrap();
+    } else {
+        let err = engine.set(&ct.name, &grow).unwrap_err();
+        assert!(err.to_string().contains("CAP_SYS_RESOURCE"), "{err}");
+        let info = engine.show(&ct.name).unwrap();
+        assert_eq!(info.limits.disk, 64 << 20, "a refused grow changes nothing");
+        assert_eq!(info.usage.disk.unwrap().bytes_total, disk.bytes_total);
+        engine.stop(&ct.name, Duration::from_secs(5)).unwrap();
+        engine.set(&ct.name, &grow).unwrap();
+        engine.start(&ct.name).unwrap();
+    }
+    let (_, out, _) = ct.sh("df -B1 --output=size / | tail -1");
+    let grown: u64 = out.trim().parse().unwrap();
+    assert!(grown > size + (160 << 20), "grown to {grown} from {size}");
+    let (code, _, err) = ct.sh("dd if=/dev/zero of=/more bs=1M count=100 && touch /many/new-one");
+    assert_eq!(code, 0, "{err}");
+    let info = engine.show(&ct.name).unwrap();
+    assert_eq!(info.limits.disk, 256 << 20);
+    assert!(
+        info.limits.inodes >= 4000,
+        "inodes follow the new block group: {info:?}"
+    );
+    let (_, out, _) = ct.sh("ls /many | wc -l");
+    assert_eq!(
+        out.trim().parse::<u64>().unwrap(),
+        files + 1,
+        "files survive the grow"
+    );
+}
+
+#[test]
+fn cpu_use_stays_near_the_quota() {
+    let Some(engine) = engine("cpu_use_stays_near_the_quota") else {
+        return;
+    };
+    let ct = Ct::started(engine, "lim-cpu", |b| b.cpus_milli(500));
+    let before = engine.show(&ct.name).unwrap().usage.cgroup.unwrap().cpu_ns;
+    let t = Instant::now();
+    // Two busy loops (this host has two cores) for three seconds.
+    let (code, _, err) = ct
+        .sh("timeout 3 sh -c 'while :; do :; done' & timeout 3 sh -c 'while :; do :; done' & wait");
+    let wall = t.elapsed();
+    assert!(code == 0 || code == 124, "{err}");
+    let used = engine.show(&ct.name).unwrap().usage.cgroup.unwrap().cpu_ns - before;
+    let cpus = used as f64 / wall.as_nanos() as f64;
+    assert!(
+        cpus <= 0.5 * 1.15,
+        "used {cpus:.2} CPUs with a quota of 0.5"
+    );
+    assert!(
+        cpus >= 0.2,
+        "used only {cpus:.2} CPUs: the loops did not run"
+    );
+
+    // Live resize of CPU and memory.
+    engine
+        .set(
+            &ct.name,
+            &LimitsUpdate {
+                cpus_milli: Some(1500),
+                memory: Some(300 << 20),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        cgroup_file(&ct.name, "cpu.cfs_quota_us", "cpu.max")
+            .split(' ')
+            .next(),
+        Some("150000")
+    );
+    assert_eq!(
+        cgroup_file(&ct.name, "memory.limit_in_bytes", "memory.max"),
+        (300u64 << 20).to_string()
+    );
+    let _ = Duration::ZERO;
+}
