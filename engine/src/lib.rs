@@ -314,13 +314,16 @@ impl Engine {
             let _ = fs::remove_dir_all(&d);
         });
         let _lock = store::Lock::acquire_in(&dir, LOCK_TIMEOUT)?;
+        let disk = storage::DiskSpec {
+            template: &spec.template,
+            size: spec.limits.disk,
+            inodes: spec.limits.inodes,
+            id_base,
+        };
         storage::create(
             &self.layout,
             &spec.name,
-            &spec.template,
-            spec.limits.disk,
-            spec.limits.inodes,
-            id_base,
+            &disk,
             self.fail_point,
             &mut rollback,
         )?;

@@ -132,15 +132,14 @@ pub fn umount_all(target: &Path) -> Result<()> {
     ))
 }
 
-/// `statfs(2)` magic of the filesystem holding `path`.
-pub fn fs_magic(path: &Path) -> Option<i64> {
+pub use nix::sys::statfs::{FsType, EXT4_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC};
+
+/// `statfs(2)` type of the filesystem holding `path`.
+pub fn fs_magic(path: &Path) -> Option<FsType> {
     nix::sys::statfs::statfs(path)
         .ok()
-        .map(|s| s.filesystem_type().0 as i64)
+        .map(|s| s.filesystem_type())
 }
-
-pub const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
-pub const EXT4_MAGIC: i64 = 0xEF53;
 
 #[cfg(test)]
 mod tests {

@@ -49,12 +49,10 @@ pub fn parse_bytes(input: &str) -> Result<u64, ParseError> {
             )))
         }
     };
-    if unit == "b" || unit.is_empty() {
-        if value.fract() != 0.0 {
-            return Err(ParseError(format!(
-                "{input:?} is not a whole number of bytes"
-            )));
-        }
+    if (unit == "b" || unit.is_empty()) && value.fract() != 0.0 {
+        return Err(ParseError(format!(
+            "{input:?} is not a whole number of bytes"
+        )));
     }
     let bytes = value * (1u64 << shift) as f64;
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {

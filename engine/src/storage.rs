@@ -15,9 +15,11 @@ use crate::store::{Layout, IDS_PER_CONTAINER};
 
 /// Work to undo if a multi-step operation fails half-way; runs in reverse order on drop
 /// unless [`Rollback::commit`] was called.
+type UndoStep = (&'static str, Box<dyn FnOnce()>);
+
 #[derive(Default)]
 pub struct Rollback {
-    steps: Vec<(&'static str, Box<dyn FnOnce()>)>,
+    steps: Vec<UndoStep>,
 }
 
 impl std::fmt::Debug for Rollback {
@@ -438,22 +440,29 @@ fn fail_at(fail: FailPoint, step: &'static str) -> Result<()> {
 /// Names of the steps of [`create`], in order (for fail-point tests).
 pub const CREATE_STEPS: &[&str] = &["image", "loop", "mount-disk", "layout", "lower", "overlay"];
 
+/// What a container's storage is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskSpec<'a> {
+    pub template: &'a str,
+    pub size: u64,
+    pub inodes: u64,
+    /// First host id of the container (its root), for the idmapped template.
+    pub id_base: u32,
+}
+
 /// Builds a container's storage from nothing: image, loop device, mounts. On error every
 /// step taken is undone. `rollback` receives the undo steps; the caller commits it.
 pub fn create(
     layout: &Layout,
     name: &str,
-    template: &str,
-    disk: u64,
-    inodes: u64,
-    id_base: u32,
+    disk: &DiskSpec<'_>,
     fail: FailPoint,
     rollback: &mut Rollback,
 ) -> Result<()> {
     let image = layout.image(name);
     fail_at(fail, "image")?;
-    make_image(&image, disk, inodes)?;
-    mount_all(layout, name, template, id_base, fail, rollback)
+    make_image(&image, disk.size, disk.inodes)?;
+    mount_all(layout, name, disk.template, disk.id_base, fail, rollback)
 }
 
 /// Mounts an existing container's storage (after create, or after a host reboot).
@@ -537,7 +546,7 @@ pub fn mount_all(
 
 /// True when the container's root overlay is mounted (one `statfs`).
 pub fn is_mounted(layout: &Layout, name: &str) -> bool {
-    mounts::fs_magic(&layout.rootfs(name)) == Some(mounts::OVERLAYFS_MAGIC)
+    mounts::fs_magic(&layout.rootfs(name)) == Some(mounts::OVERLAYFS_SUPER_MAGIC)
 }
 
 /// Unmounts everything of a container, in reverse order, and makes sure no loop device is
@@ -644,7 +653,7 @@ pub struct DiskUsage {
 
 pub fn disk_usage(layout: &Layout, name: &str) -> Option<DiskUsage> {
     let disk = layout.disk(name);
-    if mounts::fs_magic(&disk) != Some(mounts::EXT4_MAGIC) {
+    if mounts::fs_magic(&disk) != Some(mounts::EXT4_SUPER_MAGIC) {
         return None;
     }
     let st = nix::sys::statvfs::statvfs(&disk).ok()?;

@@ -230,7 +230,7 @@ fn loopback_up() -> Result<(), i32> {
 /// Entry of the intermediate process (shares the parent's memory, parent suspended): clones
 /// the container's init into new namespaces, records its pid, and exits so that the init
 /// is re-parented and outlives whoever started it.
-pub extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
+pub(super) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the parent's StartCtx, alive while the parent is suspended (vfork).
     let ctx = unsafe { &mut *(arg as *mut StartCtx) };
     let top = ctx.stack.as_mut_ptr() as usize + ctx.stack.len();

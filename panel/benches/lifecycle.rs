@@ -1,0 +1,344 @@
+//! Container lifecycle benchmark: p50/p95 of create, start, exec `true`, stop and destroy,
+//! through the engine in-process and through the `acetate` binary; host memory per idle
+//! running container; and the same lifecycle with runc, side by side.
+//!
+//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc]`
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use acetate_engine::{ContainerSpec, Engine, ExecIo};
+
+struct Opts {
+    count: usize,
+    idle: usize,
+    runc: bool,
+    state: PathBuf,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        count: 50,
+        idle: 200,
+        runc: false,
+        state: PathBuf::from("/var/tmp/acetate-bench"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--count" => o.count = args.next().and_then(|v| v.parse().ok()).expect("--count N"),
+            "--idle" => o.idle = args.next().and_then(|v| v.parse().ok()).expect("--idle N"),
+            "--runc" => o.runc = true,
+            "--state-dir" => o.state = PathBuf::from(args.next().expect("--state-dir DIR")),
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    o
+}
+
+#[derive(Default)]
+struct Samples {
+    name: &'static str,
+    ops: Vec<(&'static str, Vec<Duration>)>,
+}
+
+impl Samples {
+    fn new(name: &'static str) -> Self {
+        Samples {
+            name,
+            ops: Vec::new(),
+        }
+    }
+    fn time<T>(&mut self, op: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let v = f();
+        let d = t.elapsed();
+        match self.ops.iter_mut().find(|(n, _)| *n == op) {
+            Some((_, v)) => v.push(d),
+            None => self.ops.push((op, vec![d])),
+        }
+        v
+    }
+    fn pct(&self, op: &str, p: f64) -> Option<Duration> {
+        let (_, v) = self.ops.iter().find(|(n, _)| *n == op)?;
+        let mut v = v.clone();
+        v.sort();
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v.get(i).copied()
+    }
+    fn total_p50(&self) -> Duration {
+        self.ops.iter().filter_map(|(n, _)| self.pct(n, 0.5)).sum()
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.2}", d.as_secs_f64() * 1e3))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn report(all: &[&Samples]) {
+    println!("\nlatency in ms, p50 / p95");
+    print!("{:<10}", "op");
+    for s in all {
+        print!("{:>24}", s.name);
+    }
+    println!();
+    for op in ["create", "start", "exec", "stop", "destroy"] {
+        print!("{op:<10}");
+        for s in all {
+            print!(
+                "{:>24}",
+                format!("{} / {}", ms(s.pct(op, 0.5)), ms(s.pct(op, 0.95)))
+            );
+        }
+        println!();
+    }
+    print!("{:<10}", "lifecycle");
+    for s in all {
+        print!(
+            "{:>24}",
+            format!("{} (sum of p50)", ms(Some(s.total_p50())))
+        );
+    }
+    println!();
+}
+
+fn devnull() -> File {
+    File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .unwrap()
+}
+
+fn engine_lifecycle(engine: &Engine, count: usize) -> Samples {
+    let mut s = Samples::new("engine (in-process)");
+    let null = devnull();
+    let io = ExecIo {
+        stdin: Some(null.as_raw_fd()),
+        stdout: Some(null.as_raw_fd()),
+        stderr: Some(null.as_raw_fd()),
+    };
+    for i in 0..count {
+        let name = format!("bench-{i}");
+        let spec = ContainerSpec::builder(&name)
+            .disk(256 << 20)
+            .build()
+            .unwrap();
+        s.time("create", || engine.create(&spec).unwrap());
+        s.time("start", || engine.start(&name).unwrap());
+        let code = s.time("exec", || {
+            engine.exec(&name, &["true".into()], &[], io).unwrap()
+        });
+        assert_eq!(code, 0);
+        s.time("stop", || {
+            engine.stop(&name, Duration::from_secs(5)).unwrap()
+        });
+        s.time("destroy", || {
+            engine.destroy(&name, Duration::from_secs(5)).unwrap()
+        });
+    }
+    s
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn cli_lifecycle(state: &Path, count: usize) -> Samples {
+    let mut s = Samples::new("acetate CLI");
+    let bin = env!("CARGO_BIN_EXE_acetate");
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.arg("--state-dir").arg(state).args(args);
+        c
+    };
+    for i in 0..count {
+        let name = format!("bench-cli-{i}");
+        s.time("create", || {
+            run(&mut cli(&["ct", "create", &name, "--disk", "256M"]))
+        });
+        s.time("start", || run(&mut cli(&["ct", "start", &name])));
+        s.time("exec", || {
+            run(&mut cli(&["ct", "exec", &name, "--", "true"]))
+        });
+        s.time("stop", || run(&mut cli(&["ct", "stop", &name])));
+        s.time("destroy", || run(&mut cli(&["ct", "destroy", &name])));
+    }
+    s
+}
+
+fn runc_lifecycle(template_rootfs: &Path, count: usize) -> Option<Samples> {
+    if Command::new("runc").arg("--version").output().is_err() {
+        eprintln!("runc is not installed: installing it from Debian");
+        let ok = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "runc"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("could not install runc; no side-by-side figures");
+            return None;
+        }
+    }
+    let bundle = tempfile::tempdir().unwrap();
+    run(Command::new("runc").arg("spec").current_dir(bundle.path()));
+    let cfg_path = bundle.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["root"]["path"] = template_rootfs.to_string_lossy().into();
+    cfg["root"]["readonly"] = true.into();
+    cfg["process"]["terminal"] = false.into();
+    cfg["process"]["args"] = serde_json::json!(["sleep", "infinity"]);
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let mut s = Samples::new("runc");
+    for i in 0..count {
+        let id = format!("acetate-bench-runc-{i}");
+        s.time("create", || {
+            run(Command::new("runc")
+                .args(["create", "--bundle"])
+                .arg(bundle.path())
+                .arg(&id)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()))
+        });
+        s.time("start", || run(Command::new("runc").args(["start", &id])));
+        s.time("exec", || {
+            run(Command::new("runc").args(["exec", &id, "true"]))
+        });
+        s.time("stop", || {
+            run(Command::new("runc").args(["kill", &id, "KILL"]));
+            loop {
+                let out = Command::new("runc").args(["state", &id]).output().unwrap();
+                if String::from_utf8_lossy(&out.stdout).contains("\"stopped\"") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        s.time(
+            "destroy",
+            || run(Command::new("runc").args(["delete", &id])),
+        );
+    }
+    Some(s)
+}
+
+fn meminfo(key: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// Memory in use by the host, page cache excluded.
+fn used() -> u64 {
+    meminfo("MemTotal:")
+        - meminfo("MemFree:")
+        - meminfo("Buffers:")
+        - meminfo("Cached:")
+        - meminfo("SReclaimable:")
+}
+
+fn settle() -> u64 {
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    std::thread::sleep(Duration::from_secs(2));
+    used()
+}
+
+fn idle_memory(engine: &Engine, n: usize) {
+    let names: Vec<String> = (0..n).map(|i| format!("idle-{i}")).collect();
+    let base = settle();
+    for name in &names {
+        let spec = ContainerSpec::builder(name).disk(64 << 20).build().unwrap();
+        engine.create(&spec).unwrap();
+    }
+    let created = settle();
+    let t = Instant::now();
+    for name in &names {
+        engine.start(name).unwrap();
+    }
+    let start_all = t.elapsed();
+    let running = settle();
+    let cgroup_sum: u64 = names
+        .iter()
+        .map(|n| engine.show(n).unwrap().usage.cgroup.unwrap().memory_bytes)
+        .sum();
+    let per = |bytes: u64| bytes as f64 / n as f64 / 1024.0;
+    println!("\n{n} idle containers");
+    println!(
+        "  running (init, namespaces, cgroups, /proc /dev /run mounts): {:.0} KiB host memory each",
+        per(running.saturating_sub(created))
+    );
+    println!(
+        "  of which charged to the containers' own cgroups:            {:.0} KiB each",
+        per(cgroup_sum)
+    );
+    println!(
+        "  storage (loop device, ext4 mount, overlay), paid at create:  {:.0} KiB each",
+        per(created.saturating_sub(base))
+    );
+    println!(
+        "  started all {n} in {:.0} ms ({:.2} ms each)",
+        start_all.as_secs_f64() * 1e3,
+        start_all.as_secs_f64() * 1e3 / n as f64
+    );
+    for name in &names {
+        engine.destroy(name, Duration::from_secs(5)).unwrap();
+    }
+}
+
+fn main() {
+    let o = opts();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!("the lifecycle benchmark starts real containers: run it as root");
+        std::process::exit(1);
+    }
+    let engine = Engine::open(&o.state).unwrap();
+    engine.ensure_host_template().unwrap();
+    for c in engine.list().unwrap() {
+        engine.destroy(&c.name, Duration::from_secs(1)).unwrap();
+    }
+    println!(
+        "{} lifecycles each (create, start, exec true, stop, destroy)",
+        o.count
+    );
+    let ours = engine_lifecycle(&engine, o.count);
+    let cli = cli_lifecycle(&o.state, o.count);
+    let runc = if o.runc {
+        runc_lifecycle(&engine.layout().template_rootfs("host"), o.count)
+    } else {
+        None
+    };
+    let mut all = vec![&ours, &cli];
+    if let Some(r) = &runc {
+        all.push(r);
+    }
+    report(&all);
+    if runc.is_some() {
+        println!(
+            "(runc: no user namespace, no disk image or overlay: the template mounted read-only)"
+        );
+    }
+    if o.idle > 0 {
+        idle_memory(&engine, o.idle);
+    }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

@@ -1,0 +1,264 @@
+//! `acetate template` and `acetate ct` from the outside.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use acetate_engine::store::Layout;
+use acetate_engine::testing::{leftovers, unique_name};
+use serde_json::Value;
+
+use crate::support::{acetate, fails, ok, state_dir};
+
+#[test]
+fn a_container_outlives_the_cli_that_started_it() {
+    let Some(state) = state_dir("a_container_outlives_the_cli_that_started_it") else {
+        return;
+    };
+    let name = unique_name("cli-life");
+    let created: Value = serde_json::from_str(&ok(
+        &state,
+        &[
+            "ct",
+            "create",
+            &name,
+            "--template",
+            "host",
+            "--memory",
+            "256M",
+            "--cpus",
+            "0.5",
+            "--disk",
+            "1G",
+            "--inodes",
+            "50000",
+            "--procs",
+            "64",
+            "--io-weight",
+            "100",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(created["state"], "stopped");
+    assert_eq!(created["limits"]["memory"], 256 << 20);
+    assert_eq!(created["limits"]["inodes"], 50000);
+
+    ok(&state, &["ct", "start", &name]);
+    // That acetate process has exited; the container runs on and a new process finds it.
+    let shown: Value = serde_json::from_str(&ok(&state, &["ct", "show", &name, "--json"])).unwrap();
+    assert_eq!(shown["state"], "running");
+    let pid = shown["pid"].as_i64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    assert!(shown["usage"]["cgroup"]["procs"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        shown["usage"]["disk"]["inodes_total"].as_u64().unwrap() / 1000,
+        50
+    );
+
+    let out = acetate(
+        &state,
+        &[
+            "ct",
+            "exec",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "echo in $(hostname); exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("in {name}\n"));
+
+    let list: Value = serde_json::from_str(&ok(&state, &["ct", "list", "--json"])).unwrap();
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == name.as_str()));
+    let text = ok(&state, &["ct", "list"]);
+    assert!(text.starts_with("NAME") && text.contains(&name), "{text}");
+
+    ok(
+        &state,
+        &[
+            "ct", "set", &name, "--memory", "512M", "--cpus", "1.5", "--procs", "128",
+        ],
+    );
+    let shown: Value = serde_json::from_str(&ok(&state, &["ct", "show", &name, "--json"])).unwrap();
+    assert_eq!(shown["limits"]["memory"], 512 << 20);
+    assert_eq!(shown["limits"]["cpus_milli"], 1500);
+
+    ok(&state, &["ct", "stop", &name]);
+    let (_, err) = fails(&state, &["ct", "stop", &name]);
+    assert!(err.contains("not running"), "{err}");
+    ok(&state, &["ct", "destroy", &name]);
+    assert_eq!(leftovers(&Layout::new(&state), &name), Vec::<String>::new());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_leaves_nothing() {
+    let Some(state) = state_dir("bad_input_gets_a_clear_error_and_leaves_nothing") else {
+        return;
+    };
+    let name = unique_name("cli-bad");
+    let layout = Layout::new(&state);
+    let cases: &[(&[&str], &str)] = &[
+        (&["ct", "create", &name, "--memory", "12X"], "unknown unit"),
+        (&["ct", "create", &name, "--cpus", "lots"], "not a number"),
+        (&["ct", "create", &name, "--memory", "1M"], "memory"),
+        (&["ct", "create", &name, "--disk", "20T"], "disk"),
+        (
+            &[
+                "ct", "create", &name, "--disk", "64M", "--inodes", "10000000",
+            ],
+            "inodes",
+        ),
+        (&["ct", "create", "Bad_Name"], "invalid name"),
+        (
+            &["ct", "create", &name, "--template", "nope"],
+            "no such template",
+        ),
+        (
+            &["ct", "create", &name, "--net-rate", "100mbit"],
+            "loopback",
+        ),
+        (&["ct", "start", "nosuch"], "no such container"),
+        (&["ct", "show", "nosuch"], "no such container"),
+        (&["ct", "destroy", "nosuch"], "no such container"),
+        (
+            &["ct", "set", "nosuch", "--memory", "1G"],
+            "no such container",
+        ),
+        (
+            &["template", "import", "x", "/no/such/path"],
+            "no such file",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, err) = fails(&state, args);
+        assert!(code == 1 || code == 2, "{args:?} exit {code}");
+        assert!(
+            err.to_lowercase().contains(expected),
+            "{args:?}: {err:?} should mention {expected:?}"
+        );
+        assert_eq!(leftovers(&layout, &name), Vec::<String>::new(), "{args:?}");
+    }
+    let out = acetate(&state, &["ct", "exec", "nosuch", "--", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let (_, err) = fails(&state, &["ct", "set", "nosuch"]);
+    assert!(err.contains("nothing to change"), "{err}");
+}
+
+#[test]
+fn changing_containers_needs_root() {
+    let Some(state) = state_dir("changing_containers_needs_root") else {
+        return;
+    };
+    let name = unique_name("cli-nonroot");
+    let out = Command::new(env!("CARGO_BIN_EXE_acetate"))
+        .args(["--state-dir"])
+        .arg(&state)
+        .args(["ct", "create", &name])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must run as root"), "{err}");
+    assert_eq!(leftovers(&Layout::new(&state), &name), Vec::<String>::new());
+}
+
+#[test]
+fn templates_import_from_a_directory_or_a_tarball() {
+    let Some(state) = state_dir("templates_import_from_a_directory_or_a_tarball") else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("etc")).unwrap();
+    std::fs::create_dir_all(src.path().join("bin")).unwrap();
+    std::fs::write(src.path().join("etc/os-release"), "ID=tiny\n").unwrap();
+    let dir_name = unique_name("tpl-dir");
+    let tar_name = unique_name("tpl-tar");
+    let bad_name = unique_name("tpl-bad");
+    ok(
+        &state,
+        &[
+            "template",
+            "import",
+            &dir_name,
+            src.path().to_str().unwrap(),
+        ],
+    );
+
+    let tarball = src.path().with_extension("tar.gz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(src.path())
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ok(
+        &state,
+        &["template", "import", &tar_name, tarball.to_str().unwrap()],
+    );
+    std::fs::remove_file(&tarball).unwrap();
+
+    let list: Value = serde_json::from_str(&ok(&state, &["template", "list", "--json"])).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"host")
+            && names.contains(&dir_name.as_str())
+            && names.contains(&tar_name.as_str())
+    );
+    let layout = Layout::new(&state);
+    assert_eq!(
+        std::fs::read_to_string(layout.template_rootfs(&tar_name).join("etc/os-release")).unwrap(),
+        "ID=tiny\n"
+    );
+
+    let (_, err) = fails(
+        &state,
+        &[
+            "template",
+            "import",
+            &dir_name,
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("already exists"), "{err}");
+    // Not a root filesystem: refused, and nothing is left in templates/.
+    let empty = tempfile::tempdir().unwrap();
+    let (_, err) = fails(
+        &state,
+        &[
+            "template",
+            "import",
+            &bad_name,
+            empty.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("does not look like a root filesystem"),
+        "{err}"
+    );
+    let stray: Vec<_> = std::fs::read_dir(layout.templates())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(&bad_name))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    for t in [&dir_name, &tar_name] {
+        std::fs::remove_dir_all(layout.template(t)).unwrap();
+    }
+}
