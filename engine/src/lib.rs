@@ -300,9 +300,11 @@ impl Engine {
         }
         let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
         let dir = self.layout.container(&spec.name);
-        if fs::symlink_metadata(&dir).is_ok() {
+        if self.layout.config(&spec.name).exists() {
             return Err(Error::NameTaken(spec.name.clone()));
         }
+        // A directory without a config is the debris of a create or destroy that crashed.
+        self.sweep(&spec.name)?;
         let id_base = self.next_id_base()?;
         let mut rollback = Rollback::new();
         fs::DirBuilder::new()
@@ -331,6 +333,55 @@ impl Engine {
         store::write_json(&self.layout.config(&spec.name), &cfg)?;
         rollback.commit();
         Ok(self.info(&cfg, None))
+    }
+
+    /// Removes what a crashed create or destroy left of container `name` (its directory has
+    /// no config): mounts, loop device, cgroup, files. Caller holds the global lock.
+    fn sweep(&self, name: &str) -> Result<bool> {
+        let dir = self.layout.container(name);
+        if fs::symlink_metadata(&dir).is_err() || self.layout.config(name).exists() {
+            return Ok(false);
+        }
+        tracing::warn!(
+            name,
+            "removing the remains of an interrupted create or destroy"
+        );
+        ContainerCgroup::new(name).delete()?;
+        storage::unmount_all(&self.layout, name)?;
+        fs::remove_dir_all(&dir).ctx("remove", &dir)?;
+        Ok(true)
+    }
+
+    /// Brings the state dir back to a consistent state after a crash: removes the remains
+    /// of interrupted creates and destroys, and kills processes left in the cgroups of
+    /// containers that are not running (a start interrupted before it recorded the init).
+    /// Returns the names it repaired. Running containers are not touched.
+    #[tracing::instrument(skip(self))]
+    pub fn recover(&self) -> Result<Vec<String>> {
+        require_root("recover containers")?;
+        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
+        let mut repaired = Vec::new();
+        let dir = self.layout.containers();
+        for entry in fs::read_dir(&dir).ctx("read directory", &dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || spec::validate_name(&name).is_err() {
+                continue;
+            }
+            if self.sweep(&name)? {
+                repaired.push(name);
+                continue;
+            }
+            let (_lock, cfg) = self.lock(&name)?;
+            if self.run_state(&name)?.is_none() {
+                let cgroup = ContainerCgroup::new(&name);
+                if cgroup.exists() {
+                    cgroup.delete()?;
+                    let _ = fs::remove_file(self.layout.run_state(&cfg.name));
+                    repaired.push(name);
+                }
+            }
+        }
+        Ok(repaired)
     }
 
     /// Starts a stopped container.

@@ -252,3 +252,41 @@ fn concurrent_operations_on_one_container_are_serialised() {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     engine.destroy(&name, Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn the_remains_of_an_interrupted_create_or_destroy_are_recovered() {
+    let Some(engine) = engine("the_remains_of_an_interrupted_create_or_destroy_are_recovered")
+    else {
+        return;
+    };
+    // A destroy that crashed after removing the config: mounts, loop device and files stay.
+    let name = unique_name("life-crash");
+    let spec = ContainerSpec::builder(&name)
+        .disk(64 << 20)
+        .build()
+        .unwrap();
+    engine.create(&spec).unwrap();
+    std::fs::remove_file(engine.layout().config(&name)).unwrap();
+    assert!(matches!(engine.show(&name), Err(Error::NoSuchContainer(_))));
+    assert!(!leftovers(engine.layout(), &name).is_empty());
+    // Creating the name again sweeps the debris first.
+    engine.create(&spec).unwrap();
+    std::fs::remove_file(engine.layout().config(&name)).unwrap();
+    let repaired = engine.recover().unwrap();
+    assert!(repaired.contains(&name), "{repaired:?}");
+    assert_eq!(leftovers(engine.layout(), &name), Vec::<String>::new());
+
+    // A start that crashed before recording its init: processes run in the cgroup while
+    // the container counts as stopped. Recovery kills them.
+    let ct = Ct::started(engine, "life-orphan", |b| b.disk(64 << 20));
+    let pid = engine.show(&ct.name).unwrap().pid.unwrap();
+    std::fs::remove_file(engine.layout().run_state(&ct.name)).unwrap();
+    assert_eq!(engine.show(&ct.name).unwrap().state, State::Stopped);
+    let repaired = engine.recover().unwrap();
+    assert!(repaired.contains(&ct.name), "{repaired:?}");
+    let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true);
+    assert!(gone, "the orphaned init was killed");
+    engine.start(&ct.name).unwrap();
+}

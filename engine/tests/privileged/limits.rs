@@ -191,4 +191,32 @@ fn cpu_use_stays_near_the_quota() {
         (300u64 << 20).to_string()
     );
     let _ = Duration::ZERO;
+
+    // The I/O weight reaches the kernel where the host has a proportional scheduler's
+    // weight file (BFQ); it takes effect on devices scheduled by BFQ.
+    let cg = ContainerCgroup::new(&ct.name);
+    let weight_file = ["blkio.bfq.weight", "blkio.weight", "io.bfq.weight"]
+        .into_iter()
+        .find(|f| cg.paths().iter().any(|p| p.join(f).exists()));
+    if let Some(file) = weight_file {
+        engine
+            .set(
+                &ct.name,
+                &LimitsUpdate {
+                    io_weight: Some(300),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let dir = cg
+            .paths()
+            .into_iter()
+            .find(|p| p.join(file).exists())
+            .unwrap();
+        let value = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(
+            value.split_whitespace().any(|v| v == "300"),
+            "{file}: {value}"
+        );
+    }
 }
