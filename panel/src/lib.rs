@@ -1,4 +1,9 @@
-//! Acetate's panel: the command line, and (growing) the web panel and JSON API over the
-//! engine.
+//! Acetate's panel: the command line, the JSON API and (growing) the web panel over the
+//! engine, with the control-plane database.
 
+pub mod app;
+pub mod auth;
 pub mod cli;
+pub mod db;
+pub mod error;
+pub mod routes;

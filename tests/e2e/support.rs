@@ -5,7 +5,7 @@ use acetate_engine::testing::{root_or_skip, shared_state_dir};
 
 /// The state dir for CLI tests, or `None` when not root outside CI.
 pub fn state_dir(test: &str) -> Option<PathBuf> {
-    root_or_skip(test).then(|| shared_state_dir("cli"))
+    root_or_skip(test).then(|| shared_state_dir("e2e"))
 }
 
 /// Runs `acetate --state-dir DIR ARGS...`.
@@ -37,4 +37,100 @@ pub fn fails(state: &PathBuf, args: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stderr).unwrap(),
     )
+}
+
+/// A running `acetate serve` on a port of its own, stopped (SIGTERM) when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+    pub state: PathBuf,
+    pub database: String,
+}
+
+impl Server {
+    pub fn start(state: &PathBuf, database: &str) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_acetate"))
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--database", database, "serve", "--listen", "127.0.0.1:0"])
+            .env("ACETATE_ADMIN_PASSWORD", "provider-password-1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start acetate serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("acetate serve exited before listening")
+                .unwrap();
+            if let Some(addr) = line.strip_prefix("acetate: listening on ") {
+                break addr.to_string();
+            }
+        };
+        Server {
+            child,
+            base,
+            state: state.clone(),
+            database: database.to_string(),
+        }
+    }
+
+    /// Runs an acetate CLI command against this server's database, with `stdin`.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_acetate"))
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(["--database", &self.database])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "acetate {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Adds a user and returns a new API token for it.
+    pub fn user_with_token(&self, name: &str, role: &str, reseller: Option<&str>) -> String {
+        let mut args = vec!["user", "add", name, "--role", role, "--password-stdin"];
+        if let Some(r) = reseller {
+            args.extend(["--reseller", r]);
+        }
+        self.cli(&args, "a long enough password\n");
+        self.cli(&["token", "create", name], "")
+    }
+
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+    }
 }

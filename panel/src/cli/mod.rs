@@ -3,7 +3,9 @@
 
 mod ct;
 mod output;
+mod serve;
 mod template;
+mod users;
 
 use std::path::PathBuf;
 
@@ -23,6 +25,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Control-plane database (default: SQLite in the state dir).
+    #[arg(long, global = true, env = "ACETATE_DATABASE_URL")]
+    pub database: Option<String>,
     /// Log what the engine does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -38,6 +43,14 @@ pub enum Command {
     /// Containers.
     #[command(subcommand)]
     Ct(ct::CtCmd),
+    /// Serve the JSON API (and the web panel).
+    Serve(serve::ServeArgs),
+    /// Panel accounts.
+    #[command(subcommand)]
+    User(users::UserCmd),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(users::TokenCmd),
 }
 
 /// Logs go to stderr; quiet unless `-v` or `RUST_LOG` asks.
@@ -72,18 +85,35 @@ pub(crate) fn report(err: &dyn std::error::Error) {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    let engine = match Engine::open(&cli.state_dir) {
-        Ok(e) => e,
-        Err(e) => {
-            report(&e);
-            return 1;
-        }
-    };
+    let database = cli
+        .database
+        .clone()
+        .unwrap_or_else(|| crate::db::default_url(&cli.state_dir));
     let out = output::Output { json: cli.json };
-    let result = match cli.command {
-        Command::Template(cmd) => template::run(&engine, &out, cmd),
-        Command::Ct(cmd) => ct::run(&engine, &out, cmd),
-    };
+    match cli.command {
+        Command::Serve(args) => finish(serve::run(&cli.state_dir, &database, args)),
+        Command::User(cmd) => finish(users::run_user(&database, cmd)),
+        Command::Token(cmd) => finish(users::run_token(&database, cmd)),
+        Command::Template(cmd) => with_engine(&cli.state_dir, |e| template::run(e, &out, cmd)),
+        Command::Ct(cmd) => with_engine(&cli.state_dir, |e| ct::run(e, &out, cmd)),
+    }
+}
+
+fn finish(result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("acetate: error: {e:#}");
+            1
+        }
+    }
+}
+
+fn with_engine(
+    state_dir: &std::path::Path,
+    f: impl FnOnce(&Engine) -> acetate_engine::Result<i32>,
+) -> i32 {
+    let result = Engine::open(state_dir).and_then(|e| f(&e));
     match result {
         Ok(code) => code,
         Err(e) => {

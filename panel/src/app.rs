@@ -1,0 +1,175 @@
+//! Startup that tests can drive: `App::build` opens the database and the engine, repairs
+//! what a crash left, creates the first provider account, binds the listener (port 0 in
+//! tests) and exposes its address; `run` serves until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use acetate_engine::Engine;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::auth::{self, Secret};
+use crate::db::{Db, Role};
+use crate::error::{AppError, AppResult};
+use crate::routes;
+
+/// Everything `acetate serve` is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    pub state_dir: PathBuf,
+    /// Password for the first provider account; generated (and printed once) if absent.
+    pub admin_password: Option<Secret>,
+}
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub engine: Arc<Engine>,
+}
+
+impl AppState {
+    /// Runs blocking engine work off the async threads.
+    pub async fn engine<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> acetate_engine::Result<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let engine = self.engine.clone();
+        Ok(tokio::task::spawn_blocking(move || f(&engine)).await??)
+    }
+}
+
+/// A built app, listening, not yet serving.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// What the first start tells the operator.
+#[derive(Debug)]
+pub struct FirstLogin {
+    pub user: String,
+    pub password: Option<Secret>,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<(App, Option<FirstLogin>)> {
+        let engine = Engine::open(&config.state_dir)?;
+        let db = Db::connect(&config.database_url).await?;
+        let state = AppState {
+            db,
+            engine: Arc::new(engine),
+        };
+        let built = state.engine(|e| e.ensure_host_template()).await?;
+        if built {
+            tracing::info!("built the host template");
+        }
+        reconcile(&state).await?;
+        let first = bootstrap(&state, config.admin_password).await?;
+        let listener = TcpListener::bind(&config.listen).await?;
+        Ok((App { listener, state }, first))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn router(state: AppState) -> Router {
+        routes::router().with_state(state)
+    }
+
+    /// Serves until SIGINT or SIGTERM. Containers keep running after it returns.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let router = App::router(self.state);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Creates the provider account on first start.
+async fn bootstrap(state: &AppState, password: Option<Secret>) -> AppResult<Option<FirstLogin>> {
+    if state.db.provider_count().await? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password {
+        Some(p) => {
+            auth::check_password_strength(&p.0)?;
+            (p, false)
+        }
+        None => (auth::generate_password(), true),
+    };
+    let pw = password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await??;
+    state
+        .db
+        .create_user("admin", Role::Provider, None, &hash)
+        .await?;
+    state
+        .db
+        .audit(None, "user.create", "admin (provider)", "ok")
+        .await?;
+    Ok(Some(FirstLogin {
+        user: "admin".into(),
+        password: generated.then_some(password),
+    }))
+}
+
+/// Makes the database and the engine agree after a crash in the middle of a create or a
+/// destroy: the engine sweeps its own debris, then rows left half-way are finished off.
+async fn reconcile(state: &AppState) -> AppResult<()> {
+    let repaired = state.engine(|e| e.recover()).await?;
+    if !repaired.is_empty() {
+        tracing::warn!(?repaired, "engine recovered containers after a crash");
+    }
+    for row in state.db.unfinished_containers().await? {
+        let name = row.engine_name.clone();
+        let result = state
+            .engine(
+                move |e| match e.destroy(&name, std::time::Duration::from_secs(10)) {
+                    Err(acetate_engine::Error::NoSuchContainer(_)) => Ok(()),
+                    other => other,
+                },
+            )
+            .await;
+        match result {
+            Ok(()) => {
+                state.db.delete_container(row.id).await?;
+                state
+                    .db
+                    .audit(
+                        None,
+                        "container.reconcile",
+                        &format!("{}/{}", row.owner, row.name),
+                        "removed",
+                    )
+                    .await?;
+            }
+            Err(e) => tracing::error!(container = %row.engine_name, error = %e, "reconcile failed"),
+        }
+    }
+    Ok(())
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        AppError::Internal(format!("{e:#}"))
+    }
+}

@@ -1,0 +1,55 @@
+//! `acetate serve`
+
+use std::path::Path;
+
+use clap::Args;
+
+use crate::app::{App, Config};
+use crate::auth::Secret;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ACETATE_LISTEN")]
+    pub listen: String,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn run(state_dir: &Path, database: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config {
+        listen: args.listen,
+        database_url: database.to_string(),
+        state_dir: state_dir.to_path_buf(),
+        admin_password: std::env::var("ACETATE_ADMIN_PASSWORD").ok().map(Secret),
+    };
+    runtime()?.block_on(async {
+        let (app, first) = App::build(config).await?;
+        let addr = app.local_addr();
+        if let Some(first) = first {
+            match first.password {
+                Some(pw) => println!(
+                    "first start: log in as {} with the one-time password {} \
+                     (shown only now; change it after logging in)",
+                    first.user, pw.0
+                ),
+                None => println!(
+                    "first start: log in as {} with the password from ACETATE_ADMIN_PASSWORD",
+                    first.user
+                ),
+            }
+        }
+        println!("acetate: listening on http://{addr}");
+        app.run().await
+    })
+}
+
+pub(super) fn block_on<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    runtime()?.block_on(f)
+}

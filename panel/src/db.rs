@@ -1,0 +1,323 @@
+//! The control-plane database: SQLite in the state dir by default, PostgreSQL for many
+//! hosts. One code path through sqlx's `Any` driver; migrations per backend, embedded.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, FromRow};
+
+use crate::error::{AppError, AppResult};
+
+static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The default database: SQLite in the state dir.
+pub fn default_url(state_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        state_dir.join("acetate.db").display()
+    )
+}
+
+/// Database pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+}
+
+fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// Roles of accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Provider,
+    Reseller,
+    Customer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Provider => "provider",
+            Role::Reseller => "reseller",
+            Role::Customer => "customer",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "provider" => Ok(Role::Provider),
+            "reseller" => Ok(Role::Reseller),
+            "customer" => Ok(Role::Customer),
+            other => Err(format!(
+                "{other:?} is not a role (provider, reseller or customer)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub reseller_id: Option<i64>,
+    pub password_hash: String,
+    pub suspended: i64,
+    pub created_at: i64,
+}
+
+impl User {
+    pub fn role(&self) -> Role {
+        self.role.parse().unwrap_or(Role::Customer)
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ContainerRow {
+    pub id: i64,
+    pub owner_id: i64,
+    pub owner: String,
+    pub name: String,
+    pub engine_name: String,
+    pub state: String,
+    pub created_at: i64,
+}
+
+pub fn now() -> i64 {
+    acetate_engine::store::unix_now() as i64
+}
+
+/// Turns unique-constraint violations into a 409 with `what` as the message.
+fn conflict(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> AppError {
+    let what = what.into();
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(what),
+        _ => AppError::Db(e),
+    }
+}
+
+const CONTAINER_COLS: &str = "c.id, c.owner_id, u.name AS owner, c.name, c.engine_name, \
+                              c.state, c.created_at";
+
+impl Db {
+    /// Connects and runs the migrations of the backend the URL names.
+    pub async fn connect(url: &str) -> AppResult<Db> {
+        sqlx::any::install_default_drivers();
+        let sqlite = is_sqlite(url);
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let migrator = if sqlite { &SQLITE } else { &POSTGRES };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| AppError::Internal(format!("database migration failed: {e}")))?;
+        Ok(Db { pool })
+    }
+
+    // ---- users -------------------------------------------------------------------
+
+    pub async fn provider_count(&self) -> AppResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'provider'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        reseller_id: Option<i64>,
+        password_hash: &str,
+    ) -> AppResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO users (name, role, reseller_id, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(reseller_id)
+        .bind(password_hash)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict(format!("a user named {name:?} already exists")))?;
+        Ok(id)
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> AppResult<Option<User>> {
+        Ok(
+            sqlx::query_as::<_, User>("SELECT * FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn user_by_token(&self, token_hash: &str) -> AppResult<Option<User>> {
+        Ok(sqlx::query_as::<_, User>(
+            "SELECT u.* FROM users u JOIN api_tokens t ON t.user_id = u.id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn insert_token(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        label: &str,
+    ) -> AppResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(token_hash)
+        .bind(label)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    // ---- containers --------------------------------------------------------------
+
+    /// Reserves a container name for its owner (state `creating`).
+    pub async fn insert_container(
+        &self,
+        owner_id: i64,
+        name: &str,
+        engine_name: &str,
+    ) -> AppResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO containers (owner_id, name, engine_name, state, created_at) \
+             VALUES ($1, $2, $3, 'creating', $4) RETURNING id",
+        )
+        .bind(owner_id)
+        .bind(name)
+        .bind(engine_name)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict(format!(
+            "you already have a container named {name:?}"
+        )))?;
+        Ok(id)
+    }
+
+    pub async fn set_container_state(&self, id: i64, state: &str) -> AppResult<()> {
+        sqlx::query("UPDATE containers SET state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_container(&self, id: i64) -> AppResult<()> {
+        sqlx::query("DELETE FROM containers WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Containers `user` may see: its own (customer), its customers' (reseller), all
+    /// (provider).
+    pub async fn containers_visible_to(&self, user: &User) -> AppResult<Vec<ContainerRow>> {
+        let (filter, id) = match user.role() {
+            Role::Provider => ("", None),
+            Role::Reseller => ("WHERE u.reseller_id = $1", Some(user.id)),
+            Role::Customer => ("WHERE c.owner_id = $1", Some(user.id)),
+        };
+        let sql = format!(
+            "SELECT {CONTAINER_COLS} FROM containers c JOIN users u ON u.id = c.owner_id \
+             {filter} ORDER BY u.name, c.name"
+        );
+        let mut q = sqlx::query_as::<_, ContainerRow>(&sql);
+        if let Some(id) = id {
+            q = q.bind(id);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+
+    /// One container of `owner_id` by its owner's name for it.
+    pub async fn container(&self, owner_id: i64, name: &str) -> AppResult<Option<ContainerRow>> {
+        Ok(sqlx::query_as::<_, ContainerRow>(&format!(
+            "SELECT {CONTAINER_COLS} FROM containers c JOIN users u ON u.id = c.owner_id \
+             WHERE c.owner_id = $1 AND c.name = $2"
+        ))
+        .bind(owner_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Rows left in a transitional state by a crash.
+    pub async fn unfinished_containers(&self) -> AppResult<Vec<ContainerRow>> {
+        Ok(sqlx::query_as::<_, ContainerRow>(&format!(
+            "SELECT {CONTAINER_COLS} FROM containers c JOIN users u ON u.id = c.owner_id \
+             WHERE c.state <> 'ready'"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn all_engine_names(&self) -> AppResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT engine_name FROM containers")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    // ---- audit -------------------------------------------------------------------
+
+    /// Records a state-changing action and its result.
+    pub async fn audit(
+        &self,
+        actor: Option<&User>,
+        action: &str,
+        target: &str,
+        result: &str,
+    ) -> AppResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor_id, actor, action, target, result) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(now())
+        .bind(actor.map(|u| u.id))
+        .bind(actor.map_or("system", |u| u.name.as_str()))
+        .bind(action)
+        .bind(target)
+        .bind(result)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,497 @@
+//! `/api/v1/containers`: a caller's containers, addressed by their owner's name for them.
+//! Anything outside the caller's scope answers 404, exactly like a name that does not
+//! exist.
+
+use std::time::Duration;
+
+use acetate_engine::size::{parse_bytes, parse_cpus};
+use acetate_engine::{ContainerInfo, ContainerSpec, ExecIo, Limits, Usage};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State as AxState};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, MAX_BODY};
+use crate::app::AppState;
+use crate::db::{ContainerRow, Role, User};
+use crate::error::{AppError, AppResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/containers", get(list).post(create))
+        .route("/api/v1/containers/{name}", get(show).delete(destroy))
+        .route("/api/v1/containers/{name}/start", post(start))
+        .route("/api/v1/containers/{name}/stop", post(stop))
+        .route("/api/v1/containers/{name}/restart", post(restart))
+        .route("/api/v1/containers/{name}/exec", post(exec))
+}
+
+/// JSON body whose rejections use the API's error format.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(r) => Err(match r {
+                JsonRejection::JsonDataError(e) => AppError::Unprocessable(e.body_text()),
+                JsonRejection::MissingJsonContentType(_) => AppError::BadRequest(
+                    "send the body as JSON with `Content-Type: application/json`".into(),
+                ),
+                r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge(MAX_BODY),
+                r => AppError::BadRequest(r.body_text()),
+            }),
+        }
+    }
+}
+
+/// A container as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ContainerView {
+    pub name: String,
+    /// Owner's account name; `null` for containers made outside the panel (CLI).
+    pub owner: Option<String>,
+    /// `running`, `stopped`, or `creating`/`destroying` while the panel works on it.
+    pub state: String,
+    pub template: Option<String>,
+    pub limits: Option<Limits>,
+    pub usage: Option<Usage>,
+    pub created_at: i64,
+}
+
+fn view(row: &ContainerRow, info: Option<&ContainerInfo>) -> ContainerView {
+    let state = match (row.state.as_str(), info) {
+        ("ready", Some(i)) => i.state.to_string(),
+        ("ready", None) => "missing".to_string(),
+        (s, _) => s.to_string(),
+    };
+    ContainerView {
+        name: row.name.clone(),
+        owner: Some(row.owner.clone()),
+        state,
+        template: info.map(|i| i.template.clone()),
+        limits: info.map(|i| i.limits.clone()),
+        usage: info.map(|i| i.usage),
+        created_at: row.created_at,
+    }
+}
+
+#[tracing::instrument(skip_all, fields(user = %caller.0.name))]
+async fn list(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+) -> AppResult<Json<Vec<ContainerView>>> {
+    let rows = st.db.containers_visible_to(&caller.0).await?;
+    let all = st.engine(|e| e.list()).await?;
+    let mut out: Vec<ContainerView> = rows
+        .iter()
+        .map(|r| view(r, all.iter().find(|i| i.name == r.engine_name)))
+        .collect();
+    if caller.0.role() == Role::Provider {
+        // The provider sees every container on the host, also those made with the CLI.
+        let known = st.db.all_engine_names().await?;
+        out.extend(
+            all.iter()
+                .filter(|i| !known.contains(&i.name))
+                .map(|i| ContainerView {
+                    name: i.name.clone(),
+                    owner: None,
+                    state: i.state.to_string(),
+                    template: Some(i.template.clone()),
+                    limits: Some(i.limits.clone()),
+                    usage: Some(i.usage),
+                    created_at: i.created_at as i64,
+                }),
+        );
+    }
+    Ok(Json(out))
+}
+
+/// A size given as a number of bytes or as text such as "512M".
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    fn bytes(&self, what: &str) -> AppResult<u64> {
+        match self {
+            Size::Bytes(b) => Ok(*b),
+            Size::Text(t) => {
+                parse_bytes(t).map_err(|e| AppError::Unprocessable(format!("{what}: {e}")))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    pub name: String,
+    pub template: Option<String>,
+    pub memory: Option<Size>,
+    pub cpus: Option<serde_json::Value>,
+    pub disk: Option<Size>,
+    pub inodes: Option<u64>,
+    pub procs: Option<u64>,
+    pub io_weight: Option<u32>,
+}
+
+/// Longest name a customer may give a container.
+pub const MAX_NAME: usize = 40;
+
+fn spec_for(req: &CreateRequest, owner: &User, engine_name: &str) -> AppResult<ContainerSpec> {
+    acetate_engine::spec::validate_name(&req.name)
+        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    if req.name.len() > MAX_NAME {
+        return Err(AppError::Unprocessable(format!(
+            "container names have at most {MAX_NAME} characters"
+        )));
+    }
+    let mut b = ContainerSpec::builder(engine_name)
+        .template(req.template.clone().unwrap_or_else(|| "host".into()))
+        .owner(Some(format!("panel:{}", owner.name)));
+    if let Some(m) = &req.memory {
+        b = b.memory(m.bytes("memory")?);
+    }
+    if let Some(c) = &req.cpus {
+        let text = match c {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            _ => {
+                return Err(AppError::Unprocessable(
+                    "cpus: give a number such as 1.5".into(),
+                ))
+            }
+        };
+        b = b.cpus_milli(
+            parse_cpus(&text).map_err(|e| AppError::Unprocessable(format!("cpus: {e}")))?,
+        );
+    }
+    if let Some(i) = req.inodes {
+        b = b.inodes(i);
+    }
+    if let Some(d) = &req.disk {
+        b = b.disk(d.bytes("disk")?);
+    }
+    if let Some(p) = req.procs {
+        b = b.procs(p);
+    }
+    if let Some(w) = req.io_weight {
+        b = b.io_weight(w);
+    }
+    b.build()
+        .map_err(|e| AppError::Unprocessable(e.to_string()))
+}
+
+fn engine_name() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().gen();
+    format!("ct-{n:016x}")
+}
+
+#[tracing::instrument(skip_all, fields(user = %caller.0.name))]
+async fn create(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateRequest>,
+) -> AppResult<(StatusCode, Json<ContainerView>)> {
+    let user = caller.0;
+    if user.role() != Role::Customer {
+        return Err(AppError::Forbidden(
+            "containers belong to customers: create them from a customer account".into(),
+        ));
+    }
+    if user.suspended != 0 {
+        return Err(AppError::Forbidden("your account is suspended".into()));
+    }
+    let engine_name = engine_name();
+    let spec = spec_for(&req, &user, &engine_name)?;
+    let target = req.name.clone();
+    let id = st
+        .db
+        .insert_container(user.id, &req.name, &engine_name)
+        .await?;
+    let created = st
+        .engine(move |e| {
+            e.create(&spec)?;
+            match e.start(&spec.name) {
+                Ok(info) => Ok(info),
+                Err(err) => {
+                    let _ = e.destroy(&spec.name, Duration::from_secs(5));
+                    Err(err)
+                }
+            }
+        })
+        .await;
+    match created {
+        Ok(info) => {
+            st.db.set_container_state(id, "ready").await?;
+            st.db
+                .audit(Some(&user), "container.create", &target, "ok")
+                .await?;
+            let row = st
+                .db
+                .container(user.id, &target)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            Ok((StatusCode::CREATED, Json(view(&row, Some(&info)))))
+        }
+        Err(e) => {
+            st.db.delete_container(id).await?;
+            st.db
+                .audit(
+                    Some(&user),
+                    "container.create",
+                    &target,
+                    &format!("failed: {e}"),
+                )
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OwnerQuery {
+    /// For providers and resellers: whose container (defaults to the caller).
+    pub owner: Option<String>,
+}
+
+/// Finds a container in the caller's scope; anything else is 404.
+async fn resolve(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+) -> AppResult<ContainerRow> {
+    let owner = match owner {
+        None => caller.clone(),
+        Some(o) if o == caller.name => caller.clone(),
+        Some(o) => {
+            let user = st.db.user_by_name(o).await?.ok_or(AppError::NotFound)?;
+            let in_scope = match caller.role() {
+                Role::Provider => true,
+                Role::Reseller => user.reseller_id == Some(caller.id),
+                Role::Customer => false,
+            };
+            if !in_scope {
+                return Err(AppError::NotFound);
+            }
+            user
+        }
+    };
+    match st.db.container(owner.id, name).await? {
+        Some(row) if row.state == "ready" => Ok(row),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+async fn show(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+) -> AppResult<Json<ContainerView>> {
+    let row = resolve(&st, &caller.0, &name, q.owner.as_deref()).await?;
+    let engine_name = row.engine_name.clone();
+    let info = st.engine(move |e| e.show(&engine_name)).await.ok();
+    Ok(Json(view(&row, info.as_ref())))
+}
+
+async fn act(
+    st: AppState,
+    caller: User,
+    name: String,
+    owner: Option<String>,
+    action: &'static str,
+) -> AppResult<Json<ContainerView>> {
+    let row = resolve(&st, &caller, &name, owner.as_deref()).await?;
+    if action != "stop" {
+        let owner = st
+            .db
+            .user_by_name(&row.owner)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        if owner.suspended != 0 {
+            return Err(AppError::Forbidden(
+                "the account owning this container is suspended".into(),
+            ));
+        }
+    }
+    let engine_name = row.engine_name.clone();
+    let result = st
+        .engine(move |e| match action {
+            "start" => e.start(&engine_name),
+            "stop" => e.stop(&engine_name, acetate_engine::DEFAULT_STOP_TIMEOUT),
+            _ => e.restart(&engine_name, acetate_engine::DEFAULT_STOP_TIMEOUT),
+        })
+        .await;
+    let outcome = match &result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    st.db
+        .audit(
+            Some(&caller),
+            &format!("container.{action}"),
+            &format!("{}/{}", row.owner, row.name),
+            &outcome,
+        )
+        .await?;
+    Ok(Json(view(&row, Some(&result?))))
+}
+
+async fn start(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+) -> AppResult<Json<ContainerView>> {
+    act(st, caller.0, name, q.owner, "start").await
+}
+
+async fn stop(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+) -> AppResult<Json<ContainerView>> {
+    act(st, caller.0, name, q.owner, "stop").await
+}
+
+async fn restart(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+) -> AppResult<Json<ContainerView>> {
+    act(st, caller.0, name, q.owner, "restart").await
+}
+
+async fn destroy(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+) -> AppResult<StatusCode> {
+    let row = resolve(&st, &caller.0, &name, q.owner.as_deref()).await?;
+    st.db.set_container_state(row.id, "destroying").await?;
+    let engine_name = row.engine_name.clone();
+    let result = st
+        .engine(
+            move |e| match e.destroy(&engine_name, acetate_engine::DEFAULT_STOP_TIMEOUT) {
+                Err(acetate_engine::Error::NoSuchContainer(_)) => Ok(()),
+                other => other,
+            },
+        )
+        .await;
+    let target = format!("{}/{}", row.owner, row.name);
+    match result {
+        Ok(()) => {
+            st.db.delete_container(row.id).await?;
+            st.db
+                .audit(Some(&caller.0), "container.destroy", &target, "ok")
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(e) => {
+            st.db.set_container_state(row.id, "ready").await?;
+            st.db
+                .audit(
+                    Some(&caller.0),
+                    "container.destroy",
+                    &target,
+                    &format!("failed: {e}"),
+                )
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExecResponse {
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Output kept of a command run through the API, per stream.
+pub const MAX_EXEC_OUTPUT: u64 = 1 << 20;
+
+async fn exec(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+    ApiJson(req): ApiJson<ExecRequest>,
+) -> AppResult<Json<ExecResponse>> {
+    if req.command.is_empty() {
+        return Err(AppError::Unprocessable(
+            "command: give at least the program to run".into(),
+        ));
+    }
+    let row = resolve(&st, &caller.0, &name, q.owner.as_deref()).await?;
+    let engine_name = row.engine_name.clone();
+    let command = req.command.clone();
+    let (code, stdout, stderr) = st
+        .engine(move |e| {
+            use std::io::{Read, Seek};
+            use std::os::fd::AsRawFd;
+            let io_err = |err: std::io::Error| acetate_engine::Error::Sys {
+                op: "capture output".into(),
+                source: err,
+            };
+            let mut out = tempfile::tempfile().map_err(io_err)?;
+            let mut err = tempfile::tempfile().map_err(io_err)?;
+            let null = std::fs::File::open("/dev/null").map_err(io_err)?;
+            let code = e.exec(
+                &engine_name,
+                &command,
+                &[],
+                ExecIo {
+                    stdin: Some(null.as_raw_fd()),
+                    stdout: Some(out.as_raw_fd()),
+                    stderr: Some(err.as_raw_fd()),
+                },
+            )?;
+            let read = |f: &mut std::fs::File| -> std::io::Result<String> {
+                f.rewind()?;
+                let mut buf = Vec::new();
+                f.take(MAX_EXEC_OUTPUT).read_to_end(&mut buf)?;
+                Ok(String::from_utf8_lossy(&buf).into_owned())
+            };
+            Ok((
+                code,
+                read(&mut out).map_err(io_err)?,
+                read(&mut err).map_err(io_err)?,
+            ))
+        })
+        .await?;
+    st.db
+        .audit(
+            Some(&caller.0),
+            "container.exec",
+            &format!("{}/{}", row.owner, row.name),
+            &format!("exit {code}"),
+        )
+        .await?;
+    Ok(Json(ExecResponse {
+        exit_code: code,
+        stdout,
+        stderr,
+    }))
+}

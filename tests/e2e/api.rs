@@ -1,0 +1,282 @@
+//! The JSON API of `acetate serve`, from the outside: tenant isolation, scoping, bad
+//! input, and a restart with containers running.
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{state_dir, Server};
+
+struct Api<'a> {
+    http: Client,
+    base: &'a str,
+    token: String,
+}
+
+impl Api<'_> {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["owner"].as_str().unwrap_or("-"),
+                c["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tenants_see_and_touch_only_their_own_containers() {
+    let Some(state) = state_dir("tenants_see_and_touch_only_their_own_containers") else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    let http = Client::new();
+    let api = |token: String| Api {
+        http: http.clone(),
+        base: &server.base,
+        token,
+    };
+    let reseller = api(server.user_with_token("res-a", "reseller", None));
+    let alice = api(server.user_with_token("alice", "customer", Some("res-a")));
+    let bob = api(server.user_with_token("bob", "customer", Some("res-a")));
+    let provider = api(server.cli(&["token", "create", "admin"], ""));
+
+    // Names are per customer: both may call theirs "web".
+    let spec = json!({"name": "web", "memory": "128M", "disk": "64M", "cpus": 0.5});
+    let (status, a_web) = alice.post("/api/v1/containers", spec.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{a_web}");
+    assert_eq!(
+        (a_web["state"].as_str(), a_web["owner"].as_str()),
+        (Some("running"), Some("alice"))
+    );
+    let (status, _) = bob.post("/api/v1/containers", spec.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (_, list) = alice.get("/api/v1/containers").await;
+    assert_eq!(names(&list), vec!["alice/web"]);
+    let (_, list) = reseller.get("/api/v1/containers").await;
+    assert_eq!(names(&list), vec!["alice/web", "bob/web"]);
+    let (_, list) = provider.get("/api/v1/containers").await;
+    let all = names(&list);
+    assert!(
+        all.contains(&"alice/web".into()) && all.contains(&"bob/web".into()),
+        "{all:?}"
+    );
+
+    // The same name reaches each customer's own container.
+    let (_, a) = alice
+        .post(
+            "/api/v1/containers/web/exec",
+            json!({"command": ["sh", "-c", "echo a > /who; cat /who"]}),
+        )
+        .await;
+    assert_eq!(a["stdout"], "a\n");
+    let (_, b) = bob
+        .post(
+            "/api/v1/containers/web/exec",
+            json!({"command": ["cat", "/who"]}),
+        )
+        .await;
+    assert_ne!(
+        b["exit_code"], 0,
+        "bob's container does not have alice's file: {b}"
+    );
+
+    // Outside one's scope is indistinguishable from nonexistent: 404 everywhere.
+    for (method, path) in [
+        (Method::GET, "/api/v1/containers/web?owner=bob"),
+        (Method::POST, "/api/v1/containers/web/stop?owner=bob"),
+        (Method::DELETE, "/api/v1/containers/web?owner=bob"),
+        (Method::GET, "/api/v1/containers/web?owner=nobody"),
+        (Method::GET, "/api/v1/containers/nothing"),
+        (Method::POST, "/api/v1/containers/nothing/start"),
+    ] {
+        let (status, body) = alice.call(method.clone(), path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert_error(&body, "not_found");
+    }
+    let (_, b_web) = bob.get("/api/v1/containers/web").await;
+    assert_eq!(b_web["state"], "running", "bob's container was not touched");
+    // The reseller reaches its customers' containers by owner.
+    let (status, _) = reseller
+        .post("/api/v1/containers/web/stop?owner=bob", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, b_web) = bob.get("/api/v1/containers/web").await;
+    assert_eq!(b_web["state"], "stopped");
+
+    // Bad input: clear error, nothing created.
+    let cases = [
+        (json!({"name": "web"}), StatusCode::CONFLICT, "conflict"),
+        (
+            json!({"name": "Bad Name"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "memory": "12X"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "memory": "1M"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "template": "nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "colour": "blue"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"nom": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+    ];
+    for (body, want, code) in cases {
+        let (status, resp) = alice.post("/api/v1/containers", body.clone()).await;
+        assert_eq!(status, want, "{body}: {resp}");
+        assert_error(&resp, code);
+    }
+    let raw = |body: &'static str, ctype: &'static str| {
+        http.post(format!("{}/api/v1/containers", server.base))
+            .bearer_auth(&alice.token)
+            .header("content-type", ctype)
+            .body(body)
+    };
+    let resp = raw("{not json", "application/json").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_error(&resp.json().await.unwrap(), "bad_request");
+    let huge: &'static str =
+        Box::leak(format!("{{\"name\":\"{}\"}}", "x".repeat(100_000)).into_boxed_str());
+    let resp = raw(huge, "application/json").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, list) = alice.get("/api/v1/containers").await;
+    assert_eq!(names(&list), vec!["alice/web"], "bad input created nothing");
+
+    // No token, a wrong token: 401.
+    let resp = http
+        .get(format!("{}/api/v1/containers", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = api("act_0000".into()).get("/api/v1/containers").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Containers belong to customers.
+    let (status, _) = reseller
+        .post("/api/v1/containers", json!({"name": "mine"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    for who in [&alice, &bob] {
+        let (status, _) = who
+            .call(Method::DELETE, "/api/v1/containers/web", None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let (_, list) = reseller.get("/api/v1/containers").await;
+    assert_eq!(names(&list), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn restarting_the_server_never_stops_a_tenant_container() {
+    let Some(state) = state_dir("restarting_the_server_never_stops_a_tenant_container") else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    server.cli(
+        &[
+            "user",
+            "add",
+            "res-r",
+            "--role",
+            "reseller",
+            "--password-stdin",
+        ],
+        "a long enough password\n",
+    );
+    let token = server.user_with_token("carol", "customer", Some("res-r"));
+    let http = Client::new();
+    let api = Api {
+        http: http.clone(),
+        base: &server.base,
+        token: token.clone(),
+    };
+    let (status, created) = api
+        .post("/api/v1/containers", json!({"name": "db", "disk": "64M"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, shown) = api.get("/api/v1/containers/db").await;
+    assert_eq!(shown["state"], "running");
+    let (_, out) = api
+        .post(
+            "/api/v1/containers/db/exec",
+            json!({"command": ["sh", "-c", "sleep 300 >/dev/null 2>&1 & echo started"]}),
+        )
+        .await;
+    assert_eq!(out["stdout"], "started\n");
+
+    server.stop();
+    let server = Server::start(&state, &db);
+    let api = Api {
+        http,
+        base: &server.base,
+        token,
+    };
+    let (_, shown) = api.get("/api/v1/containers/db").await;
+    assert_eq!(shown["state"], "running", "{shown}");
+    let (_, out) = api
+        .post(
+            "/api/v1/containers/db/exec",
+            json!({"command": ["sh", "-c", "grep -l '^sleep' /proc/[0-9]*/cmdline"]}),
+        )
+        .await;
+    assert_eq!(
+        out["exit_code"], 0,
+        "the tenant's sleep survived the restart: {out}"
+    );
+    let (status, _) = api
+        .call(Method::DELETE, "/api/v1/containers/db", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
