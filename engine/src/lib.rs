@@ -339,7 +339,20 @@ impl Engine {
     /// no config): mounts, loop device, cgroup, files. Caller holds the global lock.
     fn sweep(&self, name: &str) -> Result<bool> {
         let dir = self.layout.container(name);
-        if fs::symlink_metadata(&dir).is_err() || self.layout.config(name).exists() {
+        let is_debris = || fs::symlink_metadata(&dir).is_ok() && !self.layout.config(name).exists();
+        if !is_debris() {
+            return Ok(false);
+        }
+        // A destroy in progress holds the container's lock until the directory is gone;
+        // a crashed one holds nothing. Wait for the lock, then look again.
+        let _lock = match store::Lock::acquire_in(&dir, LOCK_TIMEOUT) {
+            Ok(lock) => lock,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
+        };
+        if !is_debris() {
             return Ok(false);
         }
         tracing::warn!(
@@ -371,7 +384,12 @@ impl Engine {
                 repaired.push(name);
                 continue;
             }
-            let (_lock, cfg) = self.lock(&name)?;
+            let (_lock, cfg) = match self.lock(&name) {
+                Ok(locked) => locked,
+                // Destroyed meanwhile by another process: nothing to repair.
+                Err(Error::NoSuchContainer(_)) => continue,
+                Err(e) => return Err(e),
+            };
             if self.run_state(&name)?.is_none() {
                 let cgroup = ContainerCgroup::new(&name);
                 if cgroup.exists() {

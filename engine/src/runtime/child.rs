@@ -179,12 +179,29 @@ fn run_op(op: &Op) -> Result<(), i32> {
 }
 
 /// Becomes root of the user namespace just entered or created.
+///
+/// Raw system calls, not the libc wrappers: glibc's set*id wrappers signal every thread it
+/// believes the process has, and a child made by a raw `clone` of a multi-threaded parent
+/// inherits that list without glibc's fork handlers, so the wrappers would wait forever
+/// for threads that do not exist. The raw calls change this (single) thread only.
 fn become_root(err_fd: c_int) {
-    // SAFETY: plain system calls.
+    // SAFETY: plain system calls with integer arguments.
     unsafe {
-        ok_or_fail(libc::setresgid(0, 0, 0), err_fd, step::IDS);
-        ok_or_fail(libc::setgroups(0, std::ptr::null()), err_fd, step::IDS);
-        ok_or_fail(libc::setresuid(0, 0, 0), err_fd, step::IDS);
+        ok_or_fail(
+            libc::syscall(libc::SYS_setresgid, 0, 0, 0) as c_int,
+            err_fd,
+            step::IDS,
+        );
+        ok_or_fail(
+            libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) as c_int,
+            err_fd,
+            step::IDS,
+        );
+        ok_or_fail(
+            libc::syscall(libc::SYS_setresuid, 0, 0, 0) as c_int,
+            err_fd,
+            step::IDS,
+        );
     }
 }
 
