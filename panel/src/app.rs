@@ -30,6 +30,8 @@ pub struct Config {
 pub struct AppState {
     pub db: Db,
     pub engine: Arc<Engine>,
+    /// Serialises capacity checks with the allocations they allow.
+    pub alloc: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl App {
         let state = AppState {
             db,
             engine: Arc::new(engine),
+            alloc: Arc::default(),
         };
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {

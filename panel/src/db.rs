@@ -73,6 +73,7 @@ pub struct User {
     pub password_hash: String,
     pub suspended: i64,
     pub created_at: i64,
+    pub plan_id: Option<i64>,
 }
 
 impl User {
@@ -90,6 +91,48 @@ pub struct ContainerRow {
     pub engine_name: String,
     pub state: String,
     pub created_at: i64,
+    pub memory: i64,
+    pub cpus_milli: i64,
+    pub disk: i64,
+}
+
+/// The most a reseller's customers may hold, set by the provider.
+#[derive(Debug, Clone, Copy, FromRow, serde::Serialize, serde::Deserialize)]
+pub struct Pool {
+    #[serde(skip_deserializing)]
+    pub reseller_id: i64,
+    pub memory: i64,
+    pub cpus_milli: i64,
+    pub disk: i64,
+    pub containers: i64,
+}
+
+/// A reseller's plan.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct Plan {
+    pub id: i64,
+    pub reseller_id: i64,
+    pub name: String,
+    pub ct_memory: i64,
+    pub ct_cpus_milli: i64,
+    pub ct_disk: i64,
+    pub ct_procs: i64,
+    pub max_containers: i64,
+    pub total_memory: i64,
+    pub total_cpus_milli: i64,
+    pub total_disk: i64,
+    pub price_minor: i64,
+    pub currency: String,
+    pub created_at: i64,
+}
+
+/// What a set of containers holds.
+#[derive(Debug, Clone, Copy, Default, FromRow, serde::Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub containers: i64,
+    pub memory: i64,
+    pub cpus_milli: i64,
+    pub disk: i64,
 }
 
 pub fn now() -> i64 {
@@ -106,7 +149,12 @@ fn conflict(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> AppError {
 }
 
 const CONTAINER_COLS: &str = "c.id, c.owner_id, u.name AS owner, c.name, c.engine_name, \
-                              c.state, c.created_at";
+                              c.state, c.created_at, c.memory, c.cpus_milli, c.disk";
+
+const TOTALS: &str = "COUNT(*) AS containers, \
+                      CAST(COALESCE(SUM(c.memory), 0) AS BIGINT) AS memory, \
+                      CAST(COALESCE(SUM(c.cpus_milli), 0) AS BIGINT) AS cpus_milli, \
+                      CAST(COALESCE(SUM(c.disk), 0) AS BIGINT) AS disk";
 
 impl Db {
     /// Connects and runs the migrations of the backend the URL names.
@@ -208,21 +256,26 @@ impl Db {
 
     // ---- containers --------------------------------------------------------------
 
-    /// Reserves a container name for its owner (state `creating`).
+    /// Reserves a container name and its resources for its owner (state `creating`).
     pub async fn insert_container(
         &self,
         owner_id: i64,
         name: &str,
         engine_name: &str,
+        holds: &Totals,
     ) -> AppResult<i64> {
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO containers (owner_id, name, engine_name, state, created_at) \
-             VALUES ($1, $2, $3, 'creating', $4) RETURNING id",
+            "INSERT INTO containers \
+             (owner_id, name, engine_name, state, created_at, memory, cpus_milli, disk) \
+             VALUES ($1, $2, $3, 'creating', $4, $5, $6, $7) RETURNING id",
         )
         .bind(owner_id)
         .bind(name)
         .bind(engine_name)
         .bind(now())
+        .bind(holds.memory)
+        .bind(holds.cpus_milli)
+        .bind(holds.disk)
         .fetch_one(&self.pool)
         .await
         .map_err(conflict(format!(
@@ -294,6 +347,161 @@ impl Db {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    pub async fn set_container_holds(&self, id: i64, holds: &Totals) -> AppResult<()> {
+        sqlx::query("UPDATE containers SET memory = $1, cpus_milli = $2, disk = $3 WHERE id = $4")
+            .bind(holds.memory)
+            .bind(holds.cpus_milli)
+            .bind(holds.disk)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// What a customer's containers hold, leaving out container `except`.
+    pub async fn customer_totals(&self, owner_id: i64, except: i64) -> AppResult<Totals> {
+        Ok(sqlx::query_as::<_, Totals>(&format!(
+            "SELECT {TOTALS} FROM containers c WHERE c.owner_id = $1 AND c.id <> $2"
+        ))
+        .bind(owner_id)
+        .bind(except)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// What all of a reseller's customers' containers hold, leaving out `except`.
+    pub async fn reseller_totals(&self, reseller_id: i64, except: i64) -> AppResult<Totals> {
+        Ok(sqlx::query_as::<_, Totals>(&format!(
+            "SELECT {TOTALS} FROM containers c JOIN users u ON u.id = c.owner_id \
+             WHERE u.reseller_id = $1 AND c.id <> $2"
+        ))
+        .bind(reseller_id)
+        .bind(except)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    // ---- resellers, plans, customers -----------------------------------------------
+
+    pub async fn users_with_role(&self, role: Role) -> AppResult<Vec<User>> {
+        Ok(
+            sqlx::query_as::<_, User>("SELECT * FROM users WHERE role = $1 ORDER BY name")
+                .bind(role.as_str())
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn customers_of(&self, reseller_id: i64) -> AppResult<Vec<User>> {
+        Ok(sqlx::query_as::<_, User>(
+            "SELECT * FROM users WHERE role = 'customer' AND reseller_id = $1 ORDER BY name",
+        )
+        .bind(reseller_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_suspended(&self, user_id: i64, suspended: bool) -> AppResult<()> {
+        sqlx::query("UPDATE users SET suspended = $1 WHERE id = $2")
+            .bind(i64::from(suspended))
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_user_plan(&self, user_id: i64, plan_id: i64) -> AppResult<()> {
+        sqlx::query("UPDATE users SET plan_id = $1 WHERE id = $2")
+            .bind(plan_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_pool(&self, pool: &Pool) -> AppResult<()> {
+        sqlx::query(
+            "INSERT INTO reseller_pools (reseller_id, memory, cpus_milli, disk, containers) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (reseller_id) DO UPDATE SET \
+             memory = excluded.memory, cpus_milli = excluded.cpus_milli, \
+             disk = excluded.disk, containers = excluded.containers",
+        )
+        .bind(pool.reseller_id)
+        .bind(pool.memory)
+        .bind(pool.cpus_milli)
+        .bind(pool.disk)
+        .bind(pool.containers)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn pool(&self, reseller_id: i64) -> AppResult<Option<Pool>> {
+        Ok(
+            sqlx::query_as::<_, Pool>("SELECT * FROM reseller_pools WHERE reseller_id = $1")
+                .bind(reseller_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn create_plan(&self, p: &Plan) -> AppResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO plans (reseller_id, name, ct_memory, ct_cpus_milli, ct_disk, ct_procs, \
+             max_containers, total_memory, total_cpus_milli, total_disk, price_minor, currency, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             RETURNING id",
+        )
+        .bind(p.reseller_id)
+        .bind(&p.name)
+        .bind(p.ct_memory)
+        .bind(p.ct_cpus_milli)
+        .bind(p.ct_disk)
+        .bind(p.ct_procs)
+        .bind(p.max_containers)
+        .bind(p.total_memory)
+        .bind(p.total_cpus_milli)
+        .bind(p.total_disk)
+        .bind(p.price_minor)
+        .bind(&p.currency)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict(format!(
+            "you already have a plan named {:?}",
+            p.name
+        )))?;
+        Ok(id)
+    }
+
+    pub async fn plans_of(&self, reseller_id: i64) -> AppResult<Vec<Plan>> {
+        Ok(
+            sqlx::query_as::<_, Plan>("SELECT * FROM plans WHERE reseller_id = $1 ORDER BY name")
+                .bind(reseller_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn plan_by_name(&self, reseller_id: i64, name: &str) -> AppResult<Option<Plan>> {
+        Ok(
+            sqlx::query_as::<_, Plan>("SELECT * FROM plans WHERE reseller_id = $1 AND name = $2")
+                .bind(reseller_id)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn plan(&self, id: i64) -> AppResult<Option<Plan>> {
+        Ok(
+            sqlx::query_as::<_, Plan>("SELECT * FROM plans WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     // ---- audit -------------------------------------------------------------------

@@ -20,6 +20,8 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    Quota(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("database: {0}")]
@@ -63,6 +65,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Quota(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -78,6 +81,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::Unprocessable(_) => "invalid",
             AppError::TooLarge(_) => "too_large",
+            AppError::Quota(_) => "quota_exceeded",
             AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_) => "internal",
         }
     }

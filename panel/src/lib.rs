@@ -6,4 +6,5 @@ pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod error;
+pub mod quota;
 pub mod routes;

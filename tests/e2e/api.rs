@@ -34,6 +34,68 @@ impl Api<'_> {
     }
 }
 
+/// A reseller with a pool and a plan "basic", and the provider's API.
+async fn reseller_with_plan<'a>(
+    server: &'a Server,
+    http: &Client,
+    name: &str,
+    plan: Value,
+    pool: Value,
+) -> (Api<'a>, Api<'a>) {
+    let provider = Api {
+        http: http.clone(),
+        base: &server.base,
+        token: server.cli(&["token", "create", "admin"], ""),
+    };
+    let reseller = Api {
+        http: http.clone(),
+        base: &server.base,
+        token: server.user_with_token(name, "reseller", None),
+    };
+    let (status, body) = provider
+        .call(
+            Method::PUT,
+            &format!("/api/v1/resellers/{name}/pool"),
+            Some(pool),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = reseller.post("/api/v1/plans", plan).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (provider, reseller)
+}
+
+/// A customer of `reseller` on plan "basic", with its API.
+async fn customer<'a>(
+    server: &'a Server,
+    http: &Client,
+    reseller: &Api<'_>,
+    name: &str,
+) -> Api<'a> {
+    let (status, body) = reseller
+        .post(
+            "/api/v1/customers",
+            json!({"name": name, "password": "a long enough password", "plan": "basic"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    Api {
+        http: http.clone(),
+        base: &server.base,
+        token: server.cli(&["token", "create", name], ""),
+    }
+}
+
+fn roomy_plan() -> Value {
+    json!({"name": "basic", "price_minor": 500, "currency": "EUR",
+           "container": {"memory": "1G", "cpus": 2, "disk": "1G", "procs": 512},
+           "customer": {"containers": 5, "memory": "4G", "cpus": 4, "disk": "4G"}})
+}
+
+fn roomy_pool() -> Value {
+    json!({"memory": "16G", "cpus": 8, "disk": "32G", "containers": 50})
+}
+
 fn names(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap()
@@ -67,10 +129,10 @@ async fn tenants_see_and_touch_only_their_own_containers() {
         base: &server.base,
         token,
     };
-    let reseller = api(server.user_with_token("res-a", "reseller", None));
-    let alice = api(server.user_with_token("alice", "customer", Some("res-a")));
-    let bob = api(server.user_with_token("bob", "customer", Some("res-a")));
-    let provider = api(server.cli(&["token", "create", "admin"], ""));
+    let (provider, reseller) =
+        reseller_with_plan(&server, &http, "res-a", roomy_plan(), roomy_pool()).await;
+    let alice = customer(&server, &http, &reseller, "alice").await;
+    let bob = customer(&server, &http, &reseller, "bob").await;
 
     // Names are per customer: both may call theirs "web".
     let spec = json!({"name": "web", "memory": "128M", "disk": "64M", "cpus": 0.5});
@@ -224,18 +286,10 @@ async fn restarting_the_server_never_stops_a_tenant_container() {
     let db_dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
     let server = Server::start(&state, &db);
-    server.cli(
-        &[
-            "user",
-            "add",
-            "res-r",
-            "--role",
-            "reseller",
-            "--password-stdin",
-        ],
-        "a long enough password\n",
-    );
-    let token = server.user_with_token("carol", "customer", Some("res-r"));
+    let http = Client::new();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-r", roomy_plan(), roomy_pool()).await;
+    let token = customer(&server, &http, &reseller, "carol").await.token;
     let http = Client::new();
     let api = Api {
         http: http.clone(),
@@ -279,4 +333,141 @@ async fn restarting_the_server_never_stops_a_tenant_container() {
         .call(Method::DELETE, "/api/v1/containers/db", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn plans_pools_resizes_and_suspension_are_enforced() {
+    let Some(state) = state_dir("plans_pools_resizes_and_suspension_are_enforced") else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    let http = Client::new();
+    let plan = json!({"name": "basic", "price_minor": 900, "currency": "EUR",
+        "container": {"memory": "256M", "cpus": 1, "disk": "128M", "procs": 128},
+        "customer": {"containers": 2, "memory": "384M", "cpus": 1.5, "disk": "256M"}});
+    let pool = json!({"memory": "512M", "cpus": 2, "disk": "512M", "containers": 3});
+    let (provider, reseller) = reseller_with_plan(&server, &http, "res-p", plan, pool).await;
+    let alice = customer(&server, &http, &reseller, "alice-p").await;
+    let bob = customer(&server, &http, &reseller, "bob-p").await;
+    let quota = |status: StatusCode, body: &Value| {
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_error(body, "quota_exceeded");
+        body["error"]["message"].as_str().unwrap().to_string()
+    };
+
+    let ct = |name: &str, memory: &str| json!({"name": name, "memory": memory, "cpus": 0.5, "disk": "64M"});
+    let (status, body) = alice.post("/api/v1/containers", ct("one", "256M")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Per container: over the plan's 256M.
+    let (status, body) = alice.post("/api/v1/containers", ct("big", "512M")).await;
+    assert!(quota(status, &body).contains("per container"));
+    // Per customer: 256M + 256M is over the plan's 384M in total.
+    let (status, body) = alice.post("/api/v1/containers", ct("two", "256M")).await;
+    assert!(quota(status, &body).contains("of memory"));
+    let (status, body) = alice.post("/api/v1/containers", ct("two", "128M")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = alice.post("/api/v1/containers", ct("three", "16M")).await;
+    assert!(quota(status, &body).contains("allows 2 containers"));
+    // The reseller's pool: 256M + 128M + 128M fills its 512M; nothing more fits.
+    let (status, body) = bob.post("/api/v1/containers", ct("one", "128M")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = bob.post("/api/v1/containers", ct("two", "64M")).await;
+    assert!(quota(status, &body).contains("capacity is used up"));
+
+    // Resize goes through the same checks, and applies live.
+    let (status, body) = alice
+        .call(
+            Method::PATCH,
+            "/api/v1/containers/one",
+            Some(json!({"memory": "512M"})),
+        )
+        .await;
+    assert!(quota(status, &body).contains("per container"));
+    let (status, body) = alice
+        .call(
+            Method::PATCH,
+            "/api/v1/containers/two",
+            Some(json!({"memory": "64M", "cpus": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["limits"]["memory"], 64 << 20);
+    let (status, body) = alice
+        .call(
+            Method::PATCH,
+            "/api/v1/containers/two",
+            Some(json!({"cpus": 1.5})),
+        )
+        .await;
+    assert!(quota(status, &body).contains("CPUs"), "{body}");
+    let (_, list) = reseller.get("/api/v1/customers").await;
+    let used = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "alice-p")
+        .unwrap()["used"]
+        .clone();
+    assert_eq!(
+        used,
+        json!({"containers": 2, "memory": 320 << 20, "cpus_milli": 1500, "disk": 128 << 20})
+    );
+
+    // Suspension stops the customer's containers and keeps them stopped.
+    let (status, body) = reseller
+        .post("/api/v1/customers/alice-p/suspend", json!({}))
+        .await;
+    assert_eq!(
+        (status, body["suspended"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    let (_, one) = alice.get("/api/v1/containers/one").await;
+    assert_eq!(one["state"], "stopped");
+    let (status, _) = alice.post("/api/v1/containers/one/start", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = alice.post("/api/v1/containers", ct("new", "16M")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, bobs) = bob.get("/api/v1/containers/one").await;
+    assert_eq!(bobs["state"], "running", "other customers are untouched");
+    let (status, _) = reseller
+        .post("/api/v1/customers/alice-p/unsuspend", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, one) = alice.post("/api/v1/containers/one/start", json!({})).await;
+    assert_eq!(
+        (status, one["state"].as_str()),
+        (StatusCode::OK, Some("running"))
+    );
+
+    // Scope: customers manage no accounts; another reseller's customers are 404.
+    let (status, _) = alice.get("/api/v1/customers").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let other = Api {
+        http: http.clone(),
+        base: &server.base,
+        token: server.user_with_token("res-other", "reseller", None),
+    };
+    let (status, _) = other
+        .post("/api/v1/customers/alice-p/suspend", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, resellers) = provider.get("/api/v1/resellers").await;
+    let mine = resellers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "res-p")
+        .unwrap()
+        .clone();
+    assert_eq!(mine["used"]["memory"], (320 + 128) << 20);
+
+    for (who, name) in [(&alice, "one"), (&alice, "two"), (&bob, "one")] {
+        let (status, _) = who
+            .call(Method::DELETE, &format!("/api/v1/containers/{name}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
 }

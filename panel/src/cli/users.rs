@@ -37,7 +37,8 @@ pub enum TokenCmd {
     },
 }
 
-fn valid_user_name(name: &str) -> anyhow::Result<()> {
+/// Checks an account name: 1 to 64 of lower-case letters, digits, `-`, `_`, `.`.
+pub fn valid_user_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -59,9 +60,6 @@ pub fn run_user(database: &str, cmd: UserCmd) -> anyhow::Result<()> {
         password_stdin: _,
     } = cmd;
     valid_user_name(&name)?;
-    if plan.is_some() {
-        anyhow::bail!("--plan: plans are not available yet");
-    }
     let mut password = String::new();
     std::io::stdin().read_to_string(&mut password)?;
     let password = Secret(password.trim_end_matches(['\n', '\r']).to_string());
@@ -81,8 +79,21 @@ pub fn run_user(database: &str, cmd: UserCmd) -> anyhow::Result<()> {
             (_, Some(_)) => anyhow::bail!("only customers belong to a reseller"),
             (_, None) => None,
         };
+        let plan_id = match (plan, reseller_id) {
+            (Some(p), Some(r)) => Some(
+                db.plan_by_name(r, &p)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("the reseller has no plan named {p:?}"))?
+                    .id,
+            ),
+            (Some(_), None) => anyhow::bail!("only customers have a plan"),
+            (None, _) => None,
+        };
         let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
-        db.create_user(&name, role, reseller_id, &hash).await?;
+        let id = db.create_user(&name, role, reseller_id, &hash).await?;
+        if let Some(plan_id) = plan_id {
+            db.set_user_plan(id, plan_id).await?;
+        }
         db.audit(
             None,
             "user.create",

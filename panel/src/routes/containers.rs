@@ -15,13 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use super::{Caller, MAX_BODY};
 use crate::app::AppState;
-use crate::db::{ContainerRow, Role, User};
+use crate::db::{ContainerRow, Plan, Role, Totals, User};
 use crate::error::{AppError, AppResult};
+use crate::quota;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/containers", get(list).post(create))
-        .route("/api/v1/containers/{name}", get(show).delete(destroy))
+        .route(
+            "/api/v1/containers/{name}",
+            get(show).delete(destroy).patch(resize),
+        )
         .route("/api/v1/containers/{name}/start", post(start))
         .route("/api/v1/containers/{name}/stop", post(stop))
         .route("/api/v1/containers/{name}/restart", post(restart))
@@ -120,7 +124,7 @@ pub enum Size {
 }
 
 impl Size {
-    fn bytes(&self, what: &str) -> AppResult<u64> {
+    pub fn bytes(&self, what: &str) -> AppResult<u64> {
         match self {
             Size::Bytes(b) => Ok(*b),
             Size::Text(t) => {
@@ -146,7 +150,25 @@ pub struct CreateRequest {
 /// Longest name a customer may give a container.
 pub const MAX_NAME: usize = 40;
 
-fn spec_for(req: &CreateRequest, owner: &User, engine_name: &str) -> AppResult<ContainerSpec> {
+fn parse_cpus_value(c: &serde_json::Value) -> AppResult<u32> {
+    let text = match c {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => {
+            return Err(AppError::Unprocessable(
+                "cpus: give a number such as 1.5".into(),
+            ))
+        }
+    };
+    parse_cpus(&text).map_err(|e| AppError::Unprocessable(format!("cpus: {e}")))
+}
+
+fn spec_for(
+    req: &CreateRequest,
+    owner: &User,
+    engine_name: &str,
+    plan: &Plan,
+) -> AppResult<ContainerSpec> {
     acetate_engine::spec::validate_name(&req.name)
         .map_err(|e| AppError::Unprocessable(e.to_string()))?;
     if req.name.len() > MAX_NAME {
@@ -154,32 +176,28 @@ fn spec_for(req: &CreateRequest, owner: &User, engine_name: &str) -> AppResult<C
             "container names have at most {MAX_NAME} characters"
         )));
     }
+    // Unset limits default to the engine's defaults, capped by the plan.
+    let defaults = Limits::default();
+    let cap = |v: u64, max: i64| v.min(max.max(0) as u64);
     let mut b = ContainerSpec::builder(engine_name)
         .template(req.template.clone().unwrap_or_else(|| "host".into()))
-        .owner(Some(format!("panel:{}", owner.name)));
+        .owner(Some(format!("panel:{}", owner.name)))
+        .memory(cap(defaults.memory, plan.ct_memory))
+        .cpus_milli(cap(u64::from(defaults.cpus_milli), plan.ct_cpus_milli) as u32)
+        .procs(cap(defaults.procs, plan.ct_procs));
     if let Some(m) = &req.memory {
         b = b.memory(m.bytes("memory")?);
     }
     if let Some(c) = &req.cpus {
-        let text = match c {
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::String(s) => s.clone(),
-            _ => {
-                return Err(AppError::Unprocessable(
-                    "cpus: give a number such as 1.5".into(),
-                ))
-            }
-        };
-        b = b.cpus_milli(
-            parse_cpus(&text).map_err(|e| AppError::Unprocessable(format!("cpus: {e}")))?,
-        );
+        b = b.cpus_milli(parse_cpus_value(c)?);
     }
     if let Some(i) = req.inodes {
         b = b.inodes(i);
     }
-    if let Some(d) = &req.disk {
-        b = b.disk(d.bytes("disk")?);
-    }
+    b = b.disk(match &req.disk {
+        Some(d) => d.bytes("disk")?,
+        None => cap(defaults.disk, plan.ct_disk),
+    });
     if let Some(p) = req.procs {
         b = b.procs(p);
     }
@@ -211,13 +229,18 @@ async fn create(
     if user.suspended != 0 {
         return Err(AppError::Forbidden("your account is suspended".into()));
     }
+    let plan = customer_plan(&st, &user).await?;
     let engine_name = engine_name();
-    let spec = spec_for(&req, &user, &engine_name)?;
+    let spec = spec_for(&req, &user, &engine_name, &plan)?;
     let target = req.name.clone();
-    let id = st
-        .db
-        .insert_container(user.id, &req.name, &engine_name)
-        .await?;
+    let holds = holds_of(&spec.limits);
+    let id = {
+        let _alloc = st.alloc.lock().await;
+        check_capacity(&st, &user, &plan, -1, &holds, spec.limits.procs).await?;
+        st.db
+            .insert_container(user.id, &req.name, &engine_name, &holds)
+            .await?
+    };
     let created = st
         .engine(move |e| {
             e.create(&spec)?;
@@ -256,6 +279,101 @@ async fn create(
             Err(e)
         }
     }
+}
+
+/// What a container with `limits` holds of plans and pools.
+fn holds_of(limits: &Limits) -> Totals {
+    Totals {
+        containers: 1,
+        memory: limits.memory as i64,
+        cpus_milli: i64::from(limits.cpus_milli),
+        disk: limits.disk as i64,
+    }
+}
+
+async fn customer_plan(st: &AppState, customer: &User) -> AppResult<Plan> {
+    let plan = match customer.plan_id {
+        Some(id) => st.db.plan(id).await?,
+        None => None,
+    };
+    plan.ok_or_else(|| AppError::Forbidden("you have no plan yet: ask your reseller".into()))
+}
+
+/// Checks plan and pool for a container (`except`: the one being resized, or -1).
+async fn check_capacity(
+    st: &AppState,
+    customer: &User,
+    plan: &Plan,
+    except: i64,
+    holds: &Totals,
+    procs: u64,
+) -> AppResult<()> {
+    let reseller_id = customer.reseller_id.unwrap_or(-1);
+    let pool = st.db.pool(reseller_id).await?;
+    let mine = st.db.customer_totals(customer.id, except).await?;
+    let theirs = st.db.reseller_totals(reseller_id, except).await?;
+    quota::check(plan, pool.as_ref(), &mine, &theirs, holds, procs as i64).map_err(AppError::Quota)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeRequest {
+    pub memory: Option<Size>,
+    pub cpus: Option<serde_json::Value>,
+    pub disk: Option<Size>,
+    pub procs: Option<u64>,
+}
+
+/// Resizes a container within the owner's plan and the reseller's pool (live if running).
+async fn resize(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+    ApiJson(req): ApiJson<ResizeRequest>,
+) -> AppResult<Json<ContainerView>> {
+    let row = resolve(&st, &caller.0, &name, q.owner.as_deref()).await?;
+    let owner = st
+        .db
+        .user_by_name(&row.owner)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let plan = customer_plan(&st, &owner).await?;
+    let update = acetate_engine::LimitsUpdate {
+        memory: req.memory.as_ref().map(|m| m.bytes("memory")).transpose()?,
+        cpus_milli: req.cpus.as_ref().map(parse_cpus_value).transpose()?,
+        disk: req.disk.as_ref().map(|d| d.bytes("disk")).transpose()?,
+        procs: req.procs,
+        ..Default::default()
+    };
+    if update.is_empty() {
+        return Err(AppError::Unprocessable(
+            "give at least one of memory, cpus, disk, procs".into(),
+        ));
+    }
+    let engine_name = row.engine_name.clone();
+    let current = st.engine(move |e| e.show(&engine_name)).await?;
+    let next = update.applied_to(&current.limits);
+    next.validate()
+        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let holds = holds_of(&next);
+    let _alloc = st.alloc.lock().await;
+    check_capacity(&st, &owner, &plan, row.id, &holds, next.procs).await?;
+    let engine_name = row.engine_name.clone();
+    let result = st.engine(move |e| e.set(&engine_name, &update)).await;
+    let target = format!("{}/{}", row.owner, row.name);
+    let outcome = match &result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    st.db
+        .audit(Some(&caller.0), "container.resize", &target, &outcome)
+        .await?;
+    let info = result?;
+    st.db
+        .set_container_holds(row.id, &holds_of(&info.limits))
+        .await?;
+    Ok(Json(view(&row, Some(&info))))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,6 @@
 //! HTTP routes: the JSON API under `/api/v1`.
 
+mod accounts;
 mod containers;
 
 use axum::extract::FromRequestParts;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/health", get(health))
         .merge(containers::router())
+        .merge(accounts::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
