@@ -126,6 +126,26 @@ pub struct Plan {
     pub created_at: i64,
 }
 
+/// An API token as its owner sees it (never the token itself).
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub label: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub result: String,
+}
+
 /// What a set of containers holds.
 #[derive(Debug, Clone, Copy, Default, FromRow, serde::Serialize, PartialEq, Eq)]
 pub struct Totals {
@@ -252,6 +272,29 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         Ok(id)
+    }
+
+    pub async fn tokens_of(&self, user_id: i64) -> AppResult<Vec<TokenRow>> {
+        Ok(sqlx::query_as::<_, TokenRow>(
+            "SELECT id, label, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revokes one of `user_id`'s tokens; false if it has no such live token.
+    pub async fn revoke_token(&self, user_id: i64, token_id: i64) -> AppResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 \
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(token_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     // ---- containers --------------------------------------------------------------
@@ -502,6 +545,28 @@ impl Db {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    /// Audit entries `user` may read: all for the provider; for a reseller, its own
+    /// actions and its customers'. Newest first.
+    pub async fn audit_visible_to(&self, user: &User, limit: i64) -> AppResult<Vec<AuditRow>> {
+        let (filter, id) = match user.role() {
+            Role::Provider => ("", None),
+            _ => (
+                "WHERE a.actor_id = $1 OR a.actor_id IN \
+                 (SELECT id FROM users WHERE reseller_id = $1)",
+                Some(user.id),
+            ),
+        };
+        let sql = format!(
+            "SELECT a.id, a.at, a.actor, a.action, a.target, a.result FROM audit_log a \
+             {filter} ORDER BY a.id DESC LIMIT {limit}"
+        );
+        let mut q = sqlx::query_as::<_, AuditRow>(&sql);
+        if let Some(id) = id {
+            q = q.bind(id);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     // ---- audit -------------------------------------------------------------------

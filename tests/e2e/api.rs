@@ -471,3 +471,135 @@ async fn plans_pools_resizes_and_suspension_are_enforced() {
         assert_eq!(status, StatusCode::NO_CONTENT);
     }
 }
+
+#[tokio::test]
+async fn tokens_are_revocable_and_the_audit_log_is_scoped() {
+    let Some(state) = state_dir("tokens_are_revocable_and_the_audit_log_is_scoped") else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    let http = Client::new();
+    let (provider, reseller) =
+        reseller_with_plan(&server, &http, "res-t", roomy_plan(), roomy_pool()).await;
+    let dave = customer(&server, &http, &reseller, "dave").await;
+    let (_, other_reseller) =
+        reseller_with_plan(&server, &http, "res-u", roomy_plan(), roomy_pool()).await;
+
+    let (status, new) = dave.post("/api/v1/tokens", json!({"label": "ci"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{new}");
+    let ci = Api {
+        http: http.clone(),
+        base: &server.base,
+        token: new["token"].as_str().unwrap().into(),
+    };
+    assert_eq!(ci.get("/api/v1/containers").await.0, StatusCode::OK);
+    let (_, tokens) = dave.get("/api/v1/tokens").await;
+    let tokens = tokens.as_array().unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens
+        .iter()
+        .all(|t| t.get("token").is_none() && t.get("token_hash").is_none()));
+
+    let id = new["id"].as_i64().unwrap();
+    // Nobody else can revoke it, and it looks like a token that does not exist.
+    let (status, _) = reseller
+        .call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(ci.get("/api/v1/containers").await.0, StatusCode::OK);
+    let (status, _) = dave
+        .call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = ci.get("/api/v1/containers").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a revoked token is refused"
+    );
+    assert_error(&body, "unauthorized");
+    let (status, _) = dave
+        .call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The audit log: the reseller sees its own and its customers' actions only.
+    let actions = |log: &Value| -> Vec<String> {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e["actor"].as_str().unwrap(),
+                    e["action"].as_str().unwrap(),
+                    e["result"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let (_, log) = reseller.get("/api/v1/audit").await;
+    let log = actions(&log);
+    assert!(
+        log.contains(&"res-t customer.create ok".to_string()),
+        "{log:?}"
+    );
+    assert!(log.contains(&"dave token.revoke ok".to_string()), "{log:?}");
+    assert!(log.iter().all(|e| !e.starts_with("res-u")), "{log:?}");
+    let (_, log) = other_reseller.get("/api/v1/audit").await;
+    assert!(actions(&log).iter().all(|e| !e.contains("dave")), "{log}");
+    let (_, log) = provider.get("/api/v1/audit").await;
+    let log = actions(&log);
+    assert!(
+        log.contains(&"admin reseller.pool ok".to_string())
+            && log.iter().any(|e| e.starts_with("dave")),
+        "{log:?}"
+    );
+    assert_eq!(dave.get("/api/v1/audit").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let Some(state) = state_dir("the_openapi_document_describes_every_route") else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/containers", "get"),
+        ("/api/v1/containers", "post"),
+        ("/api/v1/containers/{name}", "patch"),
+        ("/api/v1/containers/{name}/exec", "post"),
+        ("/api/v1/resellers/{name}/pool", "put"),
+        ("/api/v1/plans", "post"),
+        ("/api/v1/customers/{name}/suspend", "post"),
+        ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/audit", "get"),
+    ] {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    // Every reference resolves.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/components/").skip(1) {
+        let target = r.split('"').next().unwrap();
+        let mut node = &doc["components"];
+        for part in target.split('/') {
+            node = &node[part];
+        }
+        assert!(!node.is_null(), "dangling reference {target}");
+    }
+}

@@ -2,6 +2,8 @@
 
 mod accounts;
 mod containers;
+mod openapi;
+mod tokens;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -21,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/health", get(health))
         .merge(containers::router())
         .merge(accounts::router())
+        .merge(tokens::router())
+        .merge(openapi::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
