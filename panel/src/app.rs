@@ -14,6 +14,7 @@ use crate::auth::{self, Secret};
 use crate::db::{Db, Role};
 use crate::error::{AppError, AppResult};
 use crate::routes;
+use crate::snapshot::Snapshot;
 
 /// Everything `acetate serve` is configured with.
 #[derive(Debug, Clone)]
@@ -32,10 +33,28 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Serialises capacity checks with the allocations they allow.
     pub alloc: Arc<tokio::sync::Mutex<()>>,
+    /// Recent state and usage of every container.
+    pub snapshot: Snapshot,
 }
 
 impl AppState {
     /// Runs blocking engine work off the async threads.
+    /// Runs a change on container `name` off the async threads, then refreshes its entry
+    /// in the snapshot whatever the outcome.
+    pub async fn change<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Engine) -> acetate_engine::Result<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let (engine, snap, name) = (self.engine.clone(), self.snapshot.clone(), name.to_string());
+        Ok(tokio::task::spawn_blocking(move || {
+            let result = f(&engine);
+            snap.refresh_one(&engine, &name);
+            result
+        })
+        .await??)
+    }
+
     pub async fn engine<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Engine) -> acetate_engine::Result<T> + Send + 'static,
@@ -67,12 +86,15 @@ impl App {
             db,
             engine: Arc::new(engine),
             alloc: Arc::default(),
+            snapshot: Snapshot::default(),
         };
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {
             tracing::info!("built the host template");
         }
         reconcile(&state).await?;
+        let snap = state.snapshot.clone();
+        state.engine(move |e| snap.refresh_all(e)).await?;
         let first = bootstrap(&state, config.admin_password).await?;
         let listener = TcpListener::bind(&config.listen).await?;
         Ok((App { listener, state }, first))
@@ -90,6 +112,9 @@ impl App {
 
     /// Serves until SIGINT or SIGTERM. Containers keep running after it returns.
     pub async fn run(self) -> anyhow::Result<()> {
+        self.state
+            .snapshot
+            .spawn_refresher(self.state.engine.clone());
         let router = App::router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown_signal())

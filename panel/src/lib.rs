@@ -8,3 +8,4 @@ pub mod db;
 pub mod error;
 pub mod quota;
 pub mod routes;
+pub mod snapshot;

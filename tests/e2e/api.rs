@@ -197,6 +197,15 @@ async fn tenants_see_and_touch_only_their_own_containers() {
     assert_eq!(status, StatusCode::OK);
     let (_, b_web) = bob.get("/api/v1/containers/web").await;
     assert_eq!(b_web["state"], "stopped");
+    // Lists come from the snapshot, which every change refreshes at once.
+    let (_, list) = reseller.get("/api/v1/containers").await;
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["running", "stopped"], "{list}");
 
     // Bad input: clear error, nothing created.
     let cases = [

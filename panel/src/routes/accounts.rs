@@ -306,9 +306,12 @@ async fn suspend(
         .into_iter()
         .map(|c| c.engine_name)
         .collect();
+    let snap = st.snapshot.clone();
     st.engine(move |e| {
         for n in &names {
-            match e.stop(n, acetate_engine::DEFAULT_STOP_TIMEOUT) {
+            let stopped = e.stop(n, acetate_engine::DEFAULT_STOP_TIMEOUT);
+            snap.refresh_one(e, n);
+            match stopped {
                 Ok(_)
                 | Err(acetate_engine::Error::NotRunning(_))
                 | Err(acetate_engine::Error::NoSuchContainer(_)) => {}

@@ -90,10 +90,10 @@ async fn list(
     caller: Caller,
 ) -> AppResult<Json<Vec<ContainerView>>> {
     let rows = st.db.containers_visible_to(&caller.0).await?;
-    let all = st.engine(|e| e.list()).await?;
+    let all = st.snapshot.all();
     let mut out: Vec<ContainerView> = rows
         .iter()
-        .map(|r| view(r, all.iter().find(|i| i.name == r.engine_name)))
+        .map(|r| view(r, st.snapshot.get(&r.engine_name).as_deref()))
         .collect();
     if caller.0.role() == Role::Provider {
         // The provider sees every container on the host, also those made with the CLI.
@@ -242,7 +242,7 @@ async fn create(
             .await?
     };
     let created = st
-        .engine(move |e| {
+        .change(&engine_name, move |e| {
             e.create(&spec)?;
             match e.start(&spec.name) {
                 Ok(info) => Ok(info),
@@ -360,7 +360,9 @@ async fn resize(
     let _alloc = st.alloc.lock().await;
     check_capacity(&st, &owner, &plan, row.id, &holds, next.procs).await?;
     let engine_name = row.engine_name.clone();
-    let result = st.engine(move |e| e.set(&engine_name, &update)).await;
+    let result = st
+        .change(&row.engine_name, move |e| e.set(&engine_name, &update))
+        .await;
     let target = format!("{}/{}", row.owner, row.name);
     let outcome = match &result {
         Ok(_) => "ok".to_string(),
@@ -445,7 +447,7 @@ async fn act(
     }
     let engine_name = row.engine_name.clone();
     let result = st
-        .engine(move |e| match action {
+        .change(&row.engine_name, move |e| match action {
             "start" => e.start(&engine_name),
             "stop" => e.stop(&engine_name, acetate_engine::DEFAULT_STOP_TIMEOUT),
             _ => e.restart(&engine_name, acetate_engine::DEFAULT_STOP_TIMEOUT),
@@ -503,12 +505,12 @@ async fn destroy(
     st.db.set_container_state(row.id, "destroying").await?;
     let engine_name = row.engine_name.clone();
     let result = st
-        .engine(
-            move |e| match e.destroy(&engine_name, acetate_engine::DEFAULT_STOP_TIMEOUT) {
+        .change(&row.engine_name, move |e| {
+            match e.destroy(&engine_name, acetate_engine::DEFAULT_STOP_TIMEOUT) {
                 Err(acetate_engine::Error::NoSuchContainer(_)) => Ok(()),
                 other => other,
-            },
-        )
+            }
+        })
         .await;
     let target = format!("{}/{}", row.owner, row.name);
     match result {
