@@ -35,7 +35,13 @@ pub struct AppState {
     pub alloc: Arc<tokio::sync::Mutex<()>>,
     /// Recent state and usage of every container.
     pub snapshot: Snapshot,
+    /// Serialised container lists per user, valid for one (rows, snapshot) generation.
+    pub list_cache: ListCache,
 }
+
+/// user id -> (container rows generation, snapshot generation, JSON body).
+pub type ListCache =
+    Arc<std::sync::Mutex<std::collections::HashMap<i64, (u64, u64, bytes::Bytes)>>>;
 
 impl AppState {
     /// Runs blocking engine work off the async threads.
@@ -87,6 +93,7 @@ impl App {
             engine: Arc::new(engine),
             alloc: Arc::default(),
             snapshot: Snapshot::default(),
+            list_cache: ListCache::default(),
         };
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {

@@ -25,6 +25,8 @@ pub fn default_url(state_dir: &Path) -> String {
 #[derive(Debug, Clone)]
 pub struct Db {
     pub pool: AnyPool,
+    /// Bumped by every change this process makes to container rows (for caches).
+    containers_gen: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn is_sqlite(url: &str) -> bool {
@@ -202,7 +204,21 @@ impl Db {
             .run(&pool)
             .await
             .map_err(|e| AppError::Internal(format!("database migration failed: {e}")))?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            containers_gen: Default::default(),
+        })
+    }
+
+    /// Generation of the container rows: changes after every insert, update or delete.
+    pub fn containers_generation(&self) -> u64 {
+        self.containers_gen
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn containers_changed(&self) {
+        self.containers_gen
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     // ---- users -------------------------------------------------------------------
@@ -324,6 +340,7 @@ impl Db {
         .map_err(conflict(format!(
             "you already have a container named {name:?}"
         )))?;
+        self.containers_changed();
         Ok(id)
     }
 
@@ -333,6 +350,7 @@ impl Db {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.containers_changed();
         Ok(())
     }
 
@@ -341,6 +359,7 @@ impl Db {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.containers_changed();
         Ok(())
     }
 
@@ -400,6 +419,7 @@ impl Db {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.containers_changed();
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! file reads per request. Usage figures are at most `REFRESH` old.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ pub const REFRESH: Duration = Duration::from_secs(2);
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     inner: Arc<RwLock<HashMap<String, Arc<ContainerInfo>>>>,
+    generation: Arc<AtomicU64>,
 }
 
 impl Snapshot {
@@ -25,6 +27,7 @@ impl Snapshot {
             .map(|c| (c.name.clone(), Arc::new(c)))
             .collect();
         *self.inner.write().expect("snapshot lock") = all;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -40,6 +43,12 @@ impl Snapshot {
                 map.remove(name);
             }
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changes whenever the picture does (for caches built from it).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<ContainerInfo>> {

@@ -8,7 +8,8 @@ use acetate_engine::size::{parse_bytes, parse_cpus};
 use acetate_engine::{ContainerInfo, ContainerSpec, ExecIo, Limits, Usage};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State as AxState};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -84,22 +85,49 @@ fn view(row: &ContainerRow, info: Option<&ContainerInfo>) -> ContainerView {
     }
 }
 
-#[tracing::instrument(skip_all, fields(user = %caller.0.name))]
-async fn list(
-    AxState(st): AxState<AppState>,
-    caller: Caller,
-) -> AppResult<Json<Vec<ContainerView>>> {
-    let rows = st.db.containers_visible_to(&caller.0).await?;
-    let all = st.snapshot.all();
+/// Lists the caller's containers. The body is built from the snapshot and cached per
+/// user until a container row or the snapshot changes (at most `snapshot::REFRESH`).
+async fn list(AxState(st): AxState<AppState>, caller: Caller) -> AppResult<Response> {
+    // Read the generations first: a change during the build makes the next call rebuild.
+    let rows_gen = st.db.containers_generation();
+    let snap_gen = st.snapshot.generation();
+    let cached = st
+        .list_cache
+        .lock()
+        .expect("list cache lock")
+        .get(&caller.0.id)
+        .filter(|(r, s, _)| *r == rows_gen && *s == snap_gen)
+        .map(|(_, _, body)| body.clone());
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let views = list_views(&st, &caller.0).await?;
+            let body = bytes::Bytes::from(
+                serde_json::to_vec(&views).map_err(|e| AppError::Internal(e.to_string()))?,
+            );
+            st.list_cache
+                .lock()
+                .expect("list cache lock")
+                .insert(caller.0.id, (rows_gen, snap_gen, body.clone()));
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn list_views(st: &AppState, caller: &User) -> AppResult<Vec<ContainerView>> {
+    let rows = st.db.containers_visible_to(caller).await?;
     let mut out: Vec<ContainerView> = rows
         .iter()
         .map(|r| view(r, st.snapshot.get(&r.engine_name).as_deref()))
         .collect();
-    if caller.0.role() == Role::Provider {
+    if caller.role() == Role::Provider {
         // The provider sees every container on the host, also those made with the CLI.
         let known = st.db.all_engine_names().await?;
         out.extend(
-            all.iter()
+            st.snapshot
+                .all()
+                .iter()
                 .filter(|i| !known.contains(&i.name))
                 .map(|i| ContainerView {
                     name: i.name.clone(),
@@ -112,7 +140,7 @@ async fn list(
                 }),
         );
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// A size given as a number of bytes or as text such as "512M".
