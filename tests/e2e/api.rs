@@ -612,3 +612,77 @@ async fn the_openapi_document_describes_every_route() {
         assert!(!node.is_null(), "dangling reference {target}");
     }
 }
+
+#[tokio::test]
+async fn the_api_behaves_the_same_on_postgresql() {
+    let Some(state) = state_dir("the_api_behaves_the_same_on_postgresql") else {
+        return;
+    };
+    let Some(pg) = crate::support::Postgres::start("the_api_behaves_the_same_on_postgresql") else {
+        return;
+    };
+    let server = Server::start(&state, &pg.url);
+    let http = Client::new();
+    let erin_token = {
+        let plan = json!({"name": "basic", "price_minor": 900, "currency": "EUR",
+        "container": {"memory": "256M", "cpus": 1, "disk": "128M", "procs": 128},
+        "customer": {"containers": 2, "memory": "384M", "cpus": 1.5, "disk": "256M"}});
+        let (provider, reseller) =
+            reseller_with_plan(&server, &http, "res-pg", plan, roomy_pool()).await;
+        let erin = customer(&server, &http, &reseller, "erin").await;
+        let (status, body) = erin
+            .post(
+                "/api/v1/containers",
+                json!({"name": "web", "memory": "256M", "disk": "64M"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = erin
+            .post(
+                "/api/v1/containers",
+                json!({"name": "big", "memory": "256M", "disk": "64M"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_error(&body, "quota_exceeded");
+        let (status, body) = erin
+            .post("/api/v1/containers", json!({"name": "web"}))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let (status, body) = erin
+            .call(
+                Method::PATCH,
+                "/api/v1/containers/web",
+                Some(json!({"memory": "128M"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, list) = reseller.get("/api/v1/customers").await;
+        assert_eq!(list[0]["used"]["memory"], 128 << 20, "{list}");
+        let (_, log) = provider.get("/api/v1/audit").await;
+        assert!(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "container.resize"),
+            "{log}"
+        );
+        erin.token.clone()
+    };
+
+    // A second start on the same database: migrations already applied, state intact.
+    server.stop();
+    let server = Server::start(&state, &pg.url);
+    let erin = Api {
+        http: http.clone(),
+        base: &server.base,
+        token: erin_token,
+    };
+    let (_, list) = erin.get("/api/v1/containers").await;
+    assert_eq!(names(&list), vec!["erin/web"]);
+    assert_eq!(list[0]["state"], "running");
+    let (status, _) = erin
+        .call(Method::DELETE, "/api/v1/containers/web", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}

@@ -134,3 +134,97 @@ impl Drop for Server {
         }
     }
 }
+
+/// A private PostgreSQL server for one test: its own data dir, loopback, a free port,
+/// trust authentication. Stopped and removed when dropped.
+pub struct Postgres {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl Postgres {
+    /// Starts one; `None` outside CI when PostgreSQL is not installed (in CI: panics).
+    pub fn start(test: &str) -> Option<Postgres> {
+        use std::os::unix::process::CommandExt;
+        let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|b| b.join("postgres").exists())
+        });
+        let Some(bin) = bin else {
+            if acetate_engine::testing::in_ci() {
+                panic!("{test} needs PostgreSQL: scripts/setup installs it");
+            }
+            eprintln!("SKIPPED {test}: PostgreSQL is not installed");
+            return None;
+        };
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id")
+                .args([flag, "postgres"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("a postgres user")
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        let data = dir.path().join("data");
+        let out = Command::new(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(&data)
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+            .arg(dir.path())
+            .uid(uid)
+            .gid(gid)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pg = Postgres {
+            child,
+            _dir: dir,
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        };
+        for _ in 0..200 {
+            let ready = Command::new(bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ready {
+                return Some(pg);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("PostgreSQL did not become ready");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child; SIGINT is PostgreSQL's fast shutdown.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}

@@ -258,6 +258,13 @@ async fn create(
         return Err(AppError::Forbidden("your account is suspended".into()));
     }
     let plan = customer_plan(&st, &user).await?;
+    // A taken name is the answer whatever the capacity (the insert below re-checks it).
+    if st.db.container(user.id, &req.name).await?.is_some() {
+        return Err(AppError::Conflict(format!(
+            "you already have a container named {:?}",
+            req.name
+        )));
+    }
     let engine_name = engine_name();
     let spec = spec_for(&req, &user, &engine_name, &plan)?;
     let target = req.name.clone();
