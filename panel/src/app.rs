@@ -37,6 +37,8 @@ pub struct AppState {
     pub snapshot: Snapshot,
     /// Serialised container lists per user, valid for one (rows, snapshot) generation.
     pub list_cache: ListCache,
+    /// Failed logins per account, for lockout.
+    pub logins: Arc<std::sync::Mutex<auth::LoginLimiter>>,
 }
 
 /// user id -> (container rows generation, snapshot generation, JSON body).
@@ -94,6 +96,7 @@ impl App {
             alloc: Arc::default(),
             snapshot: Snapshot::default(),
             list_cache: ListCache::default(),
+            logins: Arc::default(),
         };
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {

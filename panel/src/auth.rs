@@ -123,3 +123,91 @@ mod tests {
         assert_eq!(generate_password().0.len(), 20);
     }
 }
+
+/// Login rate limiting with lockout: after `MAX_FAILURES` failed logins for one account
+/// within `WINDOW`, that account is locked for `LOCK`, whatever the password.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    accounts: std::collections::HashMap<String, Attempts>,
+}
+
+#[derive(Debug, Default)]
+struct Attempts {
+    failures: Vec<std::time::Instant>,
+    locked_until: Option<std::time::Instant>,
+}
+
+impl LoginLimiter {
+    pub const MAX_FAILURES: usize = 5;
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+    pub const LOCK: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+    /// Accounts tracked at most (oldest forgotten first), so guessing names cannot
+    /// exhaust memory.
+    const CAPACITY: usize = 100_000;
+
+    /// `Err(time left)` while `name` is locked.
+    pub fn check(
+        &mut self,
+        name: &str,
+        now: std::time::Instant,
+    ) -> Result<(), std::time::Duration> {
+        match self.accounts.get(name).and_then(|a| a.locked_until) {
+            Some(until) if until > now => Err(until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failure; returns true if it locked the account.
+    pub fn failed(&mut self, name: &str, now: std::time::Instant) -> bool {
+        if self.accounts.len() >= Self::CAPACITY && !self.accounts.contains_key(name) {
+            self.accounts
+                .retain(|_, a| a.locked_until.is_some_and(|u| u > now));
+        }
+        let a = self.accounts.entry(name.to_string()).or_default();
+        a.failures.retain(|t| now.duration_since(*t) < Self::WINDOW);
+        a.failures.push(now);
+        if a.failures.len() >= Self::MAX_FAILURES {
+            a.failures.clear();
+            a.locked_until = Some(now + Self::LOCK);
+            return true;
+        }
+        false
+    }
+
+    pub fn succeeded(&mut self, name: &str) {
+        self.accounts.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::LoginLimiter;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn locks_after_repeated_failures_and_unlocks_later() {
+        let mut l = LoginLimiter::default();
+        let t = Instant::now();
+        for i in 0..LoginLimiter::MAX_FAILURES - 1 {
+            assert!(!l.failed("alice", t + Duration::from_secs(i as u64)));
+            assert!(l.check("alice", t).is_ok());
+        }
+        assert!(l.failed("alice", t + Duration::from_secs(10)));
+        assert!(l.check("alice", t + Duration::from_secs(11)).is_err());
+        assert!(l.check("bob", t).is_ok(), "other accounts are not affected");
+        assert!(l
+            .check("alice", t + LoginLimiter::LOCK + Duration::from_secs(11))
+            .is_ok());
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_count() {
+        let mut l = LoginLimiter::default();
+        let t = Instant::now();
+        for i in 0..10 {
+            assert!(!l.failed("alice", t + LoginLimiter::WINDOW * i));
+        }
+        l.succeeded("alice");
+        assert!(l.check("alice", t).is_ok());
+    }
+}

@@ -6,14 +6,19 @@ use serde_json::{json, Value};
 
 use crate::support::{state_dir, Server};
 
-struct Api<'a> {
+pub(crate) struct Api<'a> {
     http: Client,
     base: &'a str,
     token: String,
 }
 
 impl Api<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -26,16 +31,16 @@ impl Api<'_> {
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, None).await
     }
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
     }
 }
 
 /// A reseller with a pool and a plan "basic", and the provider's API.
-async fn reseller_with_plan<'a>(
+pub(crate) async fn reseller_with_plan<'a>(
     server: &'a Server,
     http: &Client,
     name: &str,
@@ -66,7 +71,7 @@ async fn reseller_with_plan<'a>(
 }
 
 /// A customer of `reseller` on plan "basic", with its API.
-async fn customer<'a>(
+pub(crate) async fn customer<'a>(
     server: &'a Server,
     http: &Client,
     reseller: &Api<'_>,
@@ -86,13 +91,13 @@ async fn customer<'a>(
     }
 }
 
-fn roomy_plan() -> Value {
+pub(crate) fn roomy_plan() -> Value {
     json!({"name": "basic", "price_minor": 500, "currency": "EUR",
            "container": {"memory": "1G", "cpus": 2, "disk": "1G", "procs": 512},
            "customer": {"containers": 5, "memory": "4G", "cpus": 4, "disk": "4G"}})
 }
 
-fn roomy_pool() -> Value {
+pub(crate) fn roomy_pool() -> Value {
     json!({"memory": "16G", "cpus": 8, "disk": "32G", "containers": 50})
 }
 

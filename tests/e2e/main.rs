@@ -4,3 +4,4 @@
 mod api;
 mod cli;
 mod support;
+mod web;

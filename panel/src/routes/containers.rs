@@ -115,7 +115,7 @@ async fn list(AxState(st): AxState<AppState>, caller: Caller) -> AppResult<Respo
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-async fn list_views(st: &AppState, caller: &User) -> AppResult<Vec<ContainerView>> {
+pub(crate) async fn list_views(st: &AppState, caller: &User) -> AppResult<Vec<ContainerView>> {
     let rows = st.db.containers_visible_to(caller).await?;
     let mut out: Vec<ContainerView> = rows
         .iter()
@@ -248,7 +248,17 @@ async fn create(
     caller: Caller,
     ApiJson(req): ApiJson<CreateRequest>,
 ) -> AppResult<(StatusCode, Json<ContainerView>)> {
-    let user = caller.0;
+    let view = create_for(&st, caller.0, req).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Creates and starts a container for customer `user`, within its plan and its
+/// reseller's pool (shared by the API and the web pages).
+pub(crate) async fn create_for(
+    st: &AppState,
+    user: User,
+    req: CreateRequest,
+) -> AppResult<ContainerView> {
     if user.role() != Role::Customer {
         return Err(AppError::Forbidden(
             "containers belong to customers: create them from a customer account".into(),
@@ -257,7 +267,7 @@ async fn create(
     if user.suspended != 0 {
         return Err(AppError::Forbidden("your account is suspended".into()));
     }
-    let plan = customer_plan(&st, &user).await?;
+    let plan = customer_plan(st, &user).await?;
     // A taken name is the answer whatever the capacity (the insert below re-checks it).
     if st.db.container(user.id, &req.name).await?.is_some() {
         return Err(AppError::Conflict(format!(
@@ -271,7 +281,7 @@ async fn create(
     let holds = holds_of(&spec.limits);
     let id = {
         let _alloc = st.alloc.lock().await;
-        check_capacity(&st, &user, &plan, -1, &holds, spec.limits.procs).await?;
+        check_capacity(st, &user, &plan, -1, &holds, spec.limits.procs).await?;
         st.db
             .insert_container(user.id, &req.name, &engine_name, &holds)
             .await?
@@ -299,7 +309,7 @@ async fn create(
                 .container(user.id, &target)
                 .await?
                 .ok_or(AppError::NotFound)?;
-            Ok((StatusCode::CREATED, Json(view(&row, Some(&info)))))
+            Ok(view(&row, Some(&info)))
         }
         Err(e) => {
             st.db.delete_container(id).await?;
@@ -460,13 +470,14 @@ async fn show(
     Ok(Json(view(&row, info.as_ref())))
 }
 
-async fn act(
+/// Starts, stops or restarts a container in the caller's scope (API and web pages).
+pub(crate) async fn act(
     st: AppState,
     caller: User,
     name: String,
     owner: Option<String>,
     action: &'static str,
-) -> AppResult<Json<ContainerView>> {
+) -> AppResult<ContainerView> {
     let row = resolve(&st, &caller, &name, owner.as_deref()).await?;
     if action != "stop" {
         let owner = st
@@ -500,7 +511,7 @@ async fn act(
             &outcome,
         )
         .await?;
-    Ok(Json(view(&row, Some(&result?))))
+    Ok(view(&row, Some(&result?)))
 }
 
 async fn start(
@@ -509,7 +520,7 @@ async fn start(
     Path(name): Path<String>,
     Query(q): Query<OwnerQuery>,
 ) -> AppResult<Json<ContainerView>> {
-    act(st, caller.0, name, q.owner, "start").await
+    act(st, caller.0, name, q.owner, "start").await.map(Json)
 }
 
 async fn stop(
@@ -518,7 +529,7 @@ async fn stop(
     Path(name): Path<String>,
     Query(q): Query<OwnerQuery>,
 ) -> AppResult<Json<ContainerView>> {
-    act(st, caller.0, name, q.owner, "stop").await
+    act(st, caller.0, name, q.owner, "stop").await.map(Json)
 }
 
 async fn restart(
@@ -527,7 +538,7 @@ async fn restart(
     Path(name): Path<String>,
     Query(q): Query<OwnerQuery>,
 ) -> AppResult<Json<ContainerView>> {
-    act(st, caller.0, name, q.owner, "restart").await
+    act(st, caller.0, name, q.owner, "restart").await.map(Json)
 }
 
 async fn destroy(

@@ -4,6 +4,7 @@ mod accounts;
 mod containers;
 mod openapi;
 mod tokens;
+mod web;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(accounts::router())
         .merge(tokens::router())
         .merge(openapi::router())
+        .merge(web::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }

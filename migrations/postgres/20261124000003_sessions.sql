@@ -1,0 +1,8 @@
+-- Browser sessions: the cookie holds a random id, the database its SHA-256.
+CREATE TABLE sessions (
+    id_hash    TEXT    PRIMARY KEY,
+    user_id    BIGINT  NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf       TEXT    NOT NULL,
+    created_at BIGINT  NOT NULL,
+    expires_at BIGINT  NOT NULL
+);

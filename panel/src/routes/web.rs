@@ -1,0 +1,447 @@
+//! The browser pages. They work without JavaScript: plain forms, each with a CSRF token
+//! tied to the session, answered by redirects (POST/redirect/GET). Sessions live in
+//! HttpOnly, SameSite=Strict cookies (Secure behind TLS), and a new one is issued at every
+//! login.
+
+use std::time::Instant;
+
+use acetate_engine::size::{format_bytes, format_cpus};
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, State as AxState};
+use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{AppendHeaders, Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::containers::{act, create_for, list_views, ContainerView, CreateRequest, Size};
+use crate::app::AppState;
+use crate::auth::{self, Secret};
+use crate::db::{Role, User};
+use crate::error::AppError;
+
+const SESSION_COOKIE: &str = "acetate_session";
+const LOGIN_COOKIE: &str = "acetate_login";
+/// Session lifetime in seconds.
+const SESSION_TTL: i64 = 12 * 3600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/containers", post(create))
+        .route("/containers/{name}/{action}", post(action))
+        .route("/static/acetate.css", get(css))
+}
+
+async fn css() -> Response {
+    (
+        [(CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../../static/acetate.css"),
+    )
+        .into_response()
+}
+
+fn random_hex() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    hex::encode(bytes)
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> String {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => AppError::Internal(format!("render page: {e}")).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct Message<'a> {
+    title: &'a str,
+    text: &'a str,
+    back: &'a str,
+}
+
+fn page_error(status: StatusCode, title: &str, text: &str) -> Response {
+    (
+        status,
+        render(&Message {
+            title,
+            text,
+            back: "/",
+        }),
+    )
+        .into_response()
+}
+
+/// The logged-in user of a page request; anonymous requests go to the login page.
+struct Session {
+    user: User,
+    csrf: String,
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
+        let to_login = || Redirect::to("/login").into_response();
+        let id = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
+        match st.db.session(&auth::token_hash(&id)).await {
+            Ok(Some((user, csrf))) => Ok(Session { user, csrf }),
+            Ok(None) => Err(to_login()),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+impl Session {
+    /// The refusal of a form whose CSRF token is not this session's; `None` if it is.
+    fn reject_forged(&self, token: &str) -> Option<Response> {
+        if token.is_empty() || token != self.csrf {
+            return Some(page_error(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form did not come from your current session. Reload the page and try again.",
+            ));
+        }
+        None
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    name: String,
+    error: Option<String>,
+}
+
+/// Login form, with a double-submit CSRF token (cookie + hidden field).
+fn login_form(
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: String,
+    error: Option<String>,
+) -> Response {
+    let csrf = random_hex();
+    let page = LoginPage {
+        csrf: csrf.clone(),
+        name,
+        error,
+    };
+    (
+        status,
+        [(SET_COOKIE, set_cookie(headers, LOGIN_COOKIE, &csrf, 3600))],
+        render(&page),
+    )
+        .into_response()
+}
+
+async fn login_page(headers: HeaderMap) -> Response {
+    login_form(&headers, StatusCode::OK, String::new(), None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: String,
+    name: String,
+    password: String,
+}
+
+async fn login(
+    AxState(st): AxState<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if cookie(&headers, LOGIN_COOKIE).is_none_or(|c| c != f.csrf) {
+        return login_form(
+            &headers,
+            StatusCode::FORBIDDEN,
+            f.name,
+            Some("The form expired; please try again.".into()),
+        );
+    }
+    let locked = st
+        .logins
+        .lock()
+        .expect("login limiter")
+        .check(&f.name, Instant::now());
+    if let Err(left) = locked {
+        let minutes = left.as_secs().div_ceil(60);
+        let msg =
+            format!("Too many failed logins: this account is locked for {minutes} more minute(s).");
+        return login_form(&headers, StatusCode::TOO_MANY_REQUESTS, f.name, Some(msg));
+    }
+    let user = match st.db.user_by_name(&f.name).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let password = Secret(f.password);
+    let ok =
+        tokio::task::spawn_blocking(move || auth::verify_password(&password, stored.as_deref()))
+            .await
+            .unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        let now_locked = st
+            .logins
+            .lock()
+            .expect("login limiter")
+            .failed(&f.name, Instant::now());
+        let _ = st.db.audit(None, "login", &f.name, "failed").await;
+        let msg = if now_locked {
+            "Too many failed logins: this account is locked for 15 minutes."
+        } else {
+            "Wrong name or password."
+        };
+        let status = if now_locked {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        return login_form(&headers, status, f.name, Some(msg.into()));
+    };
+    st.logins.lock().expect("login limiter").succeeded(&f.name);
+    // A new session at every login; the one this browser had, if any, ends.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        let _ = st.db.delete_session(&auth::token_hash(&old)).await;
+    }
+    let id = random_hex();
+    if let Err(e) = st
+        .db
+        .create_session(&auth::token_hash(&id), user.id, &random_hex(), SESSION_TTL)
+        .await
+    {
+        return e.into_response();
+    }
+    let _ = st.db.audit(Some(&user), "login", &user.name, "ok").await;
+    (
+        AppendHeaders([
+            (
+                SET_COOKIE,
+                set_cookie(&headers, SESSION_COOKIE, &id, SESSION_TTL),
+            ),
+            (SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0)),
+        ]),
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    AxState(st): AxState<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        let _ = st.db.delete_session(&auth::token_hash(&id)).await;
+    }
+    (
+        [(SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, "", 0))],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+/// One container row of the dashboard, formatted.
+struct Row {
+    name: String,
+    owner: String,
+    state: String,
+    cpu: String,
+    memory: String,
+    disk: String,
+    procs: String,
+    actions: Vec<&'static str>,
+}
+
+fn row(c: &ContainerView) -> Row {
+    let cg = c.usage.and_then(|u| u.cgroup);
+    let limits = c.limits.as_ref();
+    let running = c.state == "running";
+    Row {
+        name: c.name.clone(),
+        owner: c.owner.clone().unwrap_or_else(|| "(unowned)".into()),
+        state: c.state.clone(),
+        cpu: cg.map_or("-".into(), |u| format!("{:.1}s", u.cpu_ns as f64 / 1e9)),
+        memory: match (cg, limits) {
+            (Some(u), Some(l)) => format!(
+                "{} / {}",
+                format_bytes(u.memory_bytes),
+                format_bytes(l.memory)
+            ),
+            (None, Some(l)) => format_bytes(l.memory),
+            _ => "-".into(),
+        },
+        disk: match (c.usage.and_then(|u| u.disk), limits) {
+            (Some(d), _) => format!(
+                "{} / {}",
+                format_bytes(d.bytes_used),
+                format_bytes(d.bytes_total)
+            ),
+            (None, Some(l)) => format_bytes(l.disk),
+            _ => "-".into(),
+        },
+        procs: match (cg, limits) {
+            (Some(u), Some(l)) => format!("{} / {}", u.procs, l.procs),
+            _ => limits.map_or("-".into(), |l| {
+                format!("{} (limit {})", format_cpus(l.cpus_milli), l.procs)
+            }),
+        },
+        actions: if running {
+            vec!["restart", "stop"]
+        } else {
+            vec!["start"]
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    user: String,
+    role: &'static str,
+    customer: bool,
+    csrf: String,
+    rows: Vec<Row>,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+async fn dashboard_page(
+    st: &AppState,
+    session: &Session,
+    status: StatusCode,
+    message: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let views = match list_views(st, &session.user).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let page = Dashboard {
+        user: session.user.name.clone(),
+        role: session.user.role().as_str(),
+        customer: session.user.role() == Role::Customer,
+        csrf: session.csrf.clone(),
+        rows: views.iter().map(row).collect(),
+        message,
+        error,
+    };
+    (status, render(&page)).into_response()
+}
+
+async fn dashboard(AxState(st): AxState<AppState>, session: Session) -> Response {
+    dashboard_page(&st, &session, StatusCode::OK, None, None).await
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    memory: String,
+    #[serde(default)]
+    cpus: String,
+    #[serde(default)]
+    disk: String,
+}
+
+fn opt(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+async fn create(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Form(f): Form<CreateForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let req = CreateRequest {
+        name: f.name.trim().to_string(),
+        template: None,
+        memory: opt(&f.memory).map(Size::Text),
+        cpus: opt(&f.cpus).map(serde_json::Value::String),
+        disk: opt(&f.disk).map(Size::Text),
+        inodes: None,
+        procs: None,
+        io_weight: None,
+    };
+    let name = req.name.clone();
+    match create_for(&st, session.user.clone(), req).await {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(e) if e.status().is_client_error() => {
+            let msg = format!("Could not create {name:?}: {e}");
+            dashboard_page(&st, &session, e.status(), None, Some(msg)).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn action(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path((name, action)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let action: &'static str = match action.as_str() {
+        "start" => "start",
+        "stop" => "stop",
+        "restart" => "restart",
+        _ => return page_error(StatusCode::NOT_FOUND, "Not found", "There is no such page."),
+    };
+    match act(st.clone(), session.user.clone(), name.clone(), None, action).await {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(AppError::NotFound) => page_error(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such container.",
+        ),
+        Err(e) if e.status().is_client_error() => {
+            let msg = format!("Could not {action} {name:?}: {e}");
+            dashboard_page(&st, &session, e.status(), None, Some(msg)).await
+        }
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,242 @@
+//! The browser pages over plain HTTP, as a browser without JavaScript uses them.
+
+use reqwest::redirect::Policy;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::Value;
+
+use crate::api::{customer, reseller_with_plan, roomy_plan, roomy_pool};
+use crate::support::{state_dir, Server};
+
+/// A browser: follows no redirects, keeps its cookies by hand.
+struct Browser<'a> {
+    http: Client,
+    base: &'a str,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Browser<'_> {
+    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", cookie);
+        if let Some(f) = form {
+            req = req.form(f);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let set_cookies: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        for sc in &set_cookies {
+            let (kv, _) = sc.split_once(';').unwrap();
+            let (k, v) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+        Page {
+            status,
+            location,
+            set_cookies,
+            body: resp.text().await.unwrap(),
+        }
+    }
+    async fn get(&mut self, path: &str) -> Page {
+        self.send(Method::GET, path, None).await
+    }
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send(Method::POST, path, Some(form)).await
+    }
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+    async fn login(&mut self, name: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        let csrf = csrf(&form.body);
+        self.post(
+            "/login",
+            &[("csrf", &csrf), ("name", name), ("password", password)],
+        )
+        .await
+    }
+}
+
+fn csrf(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_customer_logs_in_and_manages_containers_without_javascript() {
+    let Some(state) = state_dir("a_customer_logs_in_and_manages_containers_without_javascript")
+    else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-w", roomy_plan(), roomy_pool()).await;
+    let frank = customer(&server, &http, &reseller, "frank").await;
+    customer(&server, &http, &reseller, "grace").await;
+    let new_browser = || Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+
+    // Anonymous: to the login page.
+    let mut b = new_browser();
+    let page = b.get("/").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/login"))
+    );
+
+    // Lockout: five wrong passwords lock the account, even for the right one.
+    let mut attacker = new_browser();
+    for _ in 0..4 {
+        let page = attacker.login("grace", "wrong password").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        assert!(page.body.contains("Wrong name or password"));
+    }
+    let page = attacker.login("grace", "wrong password").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    let page = attacker.login("grace", "a long enough password").await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked even with the right password"
+    );
+    assert!(page.body.contains("locked"));
+    // A login form posted without its own CSRF cookie is refused.
+    let page = new_browser()
+        .post(
+            "/login",
+            &[
+                ("csrf", "x"),
+                ("name", "frank"),
+                ("password", "a long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+
+    // Login: a session cookie that scripts cannot read and other sites cannot send.
+    let page = b.login("frank", "a long enough password").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/"))
+    );
+    let session_header = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("acetate_session="))
+        .unwrap();
+    assert!(
+        session_header.contains("HttpOnly") && session_header.contains("SameSite=Strict"),
+        "{session_header}"
+    );
+    let first_session = b.cookie("acetate_session").unwrap();
+    let page = b.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Your containers") && page.body.contains("No containers yet"));
+    let token = csrf(&page.body);
+
+    // CSRF: a form without the session's token changes nothing.
+    let page = b
+        .post("/containers", &[("csrf", "forged"), ("name", "web")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let (_, list) = frank.get("/api/v1/containers").await;
+    assert_eq!(list, Value::Array(vec![]));
+
+    // Create, see it running, stop it.
+    let page = b
+        .post(
+            "/containers",
+            &[
+                ("csrf", &token),
+                ("name", "web"),
+                ("memory", "128M"),
+                ("cpus", "0.5"),
+                ("disk", "64M"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let page = b.get("/").await;
+    assert!(
+        page.body.contains("id=\"ct-web\"") && page.body.contains("state running"),
+        "{}",
+        page.body
+    );
+    let page = b.post("/containers/web/stop", &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/").await.body.contains("state stopped"));
+    let page = b.post("/containers/web/start", &[("csrf", "forged")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = b.post("/containers/nope/start", &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    // Bad input: the page says what is wrong; nothing is created.
+    let page = b
+        .post("/containers", &[("csrf", &token), ("name", "Bad Name")])
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.body.contains("Could not create") && page.body.contains("invalid name"),
+        "{}",
+        page.body
+    );
+    let (_, list) = frank.get("/api/v1/containers").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // A new login rotates the session; the old one is dead.
+    let page = b.login("frank", "a long enough password").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_ne!(b.cookie("acetate_session").unwrap(), first_session);
+    let mut stale = new_browser();
+    stale
+        .cookies
+        .push(("acetate_session".into(), first_session));
+    assert_eq!(stale.get("/").await.status, StatusCode::SEE_OTHER);
+    // Logout ends the session.
+    let token = csrf(&b.get("/").await.body);
+    let kept = b.cookie("acetate_session").unwrap();
+    let page = b.post("/logout", &[("csrf", &token)]).await;
+    assert_eq!(page.location.as_deref(), Some("/login"));
+    let mut after = new_browser();
+    after.cookies.push(("acetate_session".into(), kept));
+    assert_eq!(after.get("/").await.status, StatusCode::SEE_OTHER);
+
+    let (status, _) = frank
+        .call(Method::DELETE, "/api/v1/containers/web", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
