@@ -217,6 +217,81 @@ async fn a_customer_logs_in_and_manages_containers_without_javascript() {
     let (_, list) = frank.get("/api/v1/containers").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
 
+    // The container's page: run a command (output escaped), destroy only when confirmed.
+    let page = b.get("/containers/web").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let page = b.post("/containers/web/start", &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let page = b
+        .post(
+            "/containers/web/exec",
+            &[
+                ("csrf", &token),
+                (
+                    "command",
+                    "echo hi from $(hostname); echo '<script>x</script>'; echo oops >&2; exit 3",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Exit code 3")
+            && page.body.contains("hi from ct-")
+            && page.body.contains("oops"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("<script>x") && page.body.contains("script&#62;x"),
+        "output is escaped: {}",
+        page.body
+    );
+    let page = b
+        .post(
+            "/containers/web/destroy",
+            &[("csrf", &token), ("confirm", "wrong")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("nothing was destroyed"));
+    assert_eq!(
+        frank
+            .get("/api/v1/containers")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Other customers' containers do not exist for this session.
+    let grace = customer(&server, &http, &reseller, "grace2").await;
+    let (status, _) = grace
+        .post(
+            "/api/v1/containers",
+            serde_json::json!({"name": "secret", "disk": "64M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        b.get("/containers/secret").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        b.post(
+            "/containers/secret/destroy",
+            &[("csrf", &token), ("confirm", "secret")]
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _) = grace
+        .call(Method::DELETE, "/api/v1/containers/secret", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
     // A new login rotates the session; the old one is dead.
     let page = b.login("frank", "a long enough password").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);

@@ -547,7 +547,19 @@ async fn destroy(
     Path(name): Path<String>,
     Query(q): Query<OwnerQuery>,
 ) -> AppResult<StatusCode> {
-    let row = resolve(&st, &caller.0, &name, q.owner.as_deref()).await?;
+    destroy_for(&st, &caller.0, &name, q.owner.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Destroys a container in the caller's scope (API and web pages).
+pub(crate) async fn destroy_for(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+) -> AppResult<()> {
+    let caller = Caller(caller.clone());
+    let row = resolve(st, &caller.0, name, owner).await?;
     st.db.set_container_state(row.id, "destroying").await?;
     let engine_name = row.engine_name.clone();
     let result = st
@@ -565,7 +577,7 @@ async fn destroy(
             st.db
                 .audit(Some(&caller.0), "container.destroy", &target, "ok")
                 .await?;
-            Ok(StatusCode::NO_CONTENT)
+            Ok(())
         }
         Err(e) => {
             st.db.set_container_state(row.id, "ready").await?;
@@ -605,12 +617,28 @@ async fn exec(
     Query(q): Query<OwnerQuery>,
     ApiJson(req): ApiJson<ExecRequest>,
 ) -> AppResult<Json<ExecResponse>> {
+    exec_in(&st, &caller.0, &name, q.owner.as_deref(), req.command)
+        .await
+        .map(Json)
+}
+
+/// Runs a command in a container of the caller's scope; output kept up to
+/// `MAX_EXEC_OUTPUT` per stream (API and web pages).
+pub(crate) async fn exec_in(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+    command: Vec<String>,
+) -> AppResult<ExecResponse> {
+    let caller = Caller(caller.clone());
+    let req = ExecRequest { command };
     if req.command.is_empty() {
         return Err(AppError::Unprocessable(
             "command: give at least the program to run".into(),
         ));
     }
-    let row = resolve(&st, &caller.0, &name, q.owner.as_deref()).await?;
+    let row = resolve(st, &caller.0, name, owner).await?;
     let engine_name = row.engine_name.clone();
     let command = req.command.clone();
     let (code, stdout, stderr) = st
@@ -655,9 +683,9 @@ async fn exec(
             &format!("exit {code}"),
         )
         .await?;
-    Ok(Json(ExecResponse {
+    Ok(ExecResponse {
         exit_code: code,
         stdout,
         stderr,
-    }))
+    })
 }

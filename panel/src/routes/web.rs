@@ -16,7 +16,10 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::containers::{act, create_for, list_views, ContainerView, CreateRequest, Size};
+use super::containers::{
+    act, create_for, destroy_for, exec_in, list_views, ContainerView, CreateRequest, ExecResponse,
+    Size,
+};
 use crate::app::AppState;
 use crate::auth::{self, Secret};
 use crate::db::{Role, User};
@@ -33,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/containers", post(create))
+        .route("/containers/{name}", get(container_page))
         .route("/containers/{name}/{action}", post(action))
         .route("/static/acetate.css", get(css))
 }
@@ -416,28 +420,149 @@ async fn create(
     }
 }
 
+#[derive(Template)]
+#[template(path = "container.html")]
+struct ContainerPage {
+    c: Row,
+    csrf: String,
+    command: String,
+    output: Option<ExecResponse>,
+    error: Option<String>,
+}
+
+async fn render_container(
+    st: &AppState,
+    session: &Session,
+    name: &str,
+    status: StatusCode,
+    command: String,
+    output: Option<ExecResponse>,
+    error: Option<String>,
+) -> Response {
+    if session.user.role() != Role::Customer {
+        return page_error(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such container.",
+        );
+    }
+    let views = match list_views(st, &session.user).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let Some(view) = views.iter().find(|v| v.name == name) else {
+        return page_error(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such container.",
+        );
+    };
+    let page = ContainerPage {
+        c: row(view),
+        csrf: session.csrf.clone(),
+        command,
+        output,
+        error,
+    };
+    (status, render(&page)).into_response()
+}
+
+async fn container_page(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Response {
+    render_container(
+        &st,
+        &session,
+        &name,
+        StatusCode::OK,
+        String::new(),
+        None,
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    /// For `exec`: the command line, run by `sh -c`.
+    command: Option<String>,
+    /// For `destroy`: the container's name, typed again.
+    confirm: Option<String>,
+}
+
 async fn action(
     AxState(st): AxState<AppState>,
     session: Session,
     Path((name, action)): Path<(String, String)>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<ActionForm>,
 ) -> Response {
     if let Some(r) = session.reject_forged(&f.csrf) {
         return r;
     }
+    let not_found = || {
+        page_error(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such container.",
+        )
+    };
     let action: &'static str = match action.as_str() {
         "start" => "start",
         "stop" => "stop",
         "restart" => "restart",
+        "exec" => {
+            let command = f.command.unwrap_or_default();
+            let argv = vec!["sh".to_string(), "-c".to_string(), command.clone()];
+            return match exec_in(&st, &session.user, &name, None, argv).await {
+                Ok(out) => {
+                    render_container(
+                        &st,
+                        &session,
+                        &name,
+                        StatusCode::OK,
+                        command,
+                        Some(out),
+                        None,
+                    )
+                    .await
+                }
+                Err(AppError::NotFound) => not_found(),
+                Err(e) if e.status().is_client_error() => {
+                    let msg = format!("Could not run the command: {e}");
+                    render_container(&st, &session, &name, e.status(), command, None, Some(msg))
+                        .await
+                }
+                Err(e) => e.into_response(),
+            };
+        }
+        "destroy" => {
+            if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+                let msg = format!("Type {name:?} to confirm: nothing was destroyed.");
+                return render_container(
+                    &st,
+                    &session,
+                    &name,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    String::new(),
+                    None,
+                    Some(msg),
+                )
+                .await;
+            }
+            return match destroy_for(&st, &session.user, &name, None).await {
+                Ok(()) => Redirect::to("/").into_response(),
+                Err(AppError::NotFound) => not_found(),
+                Err(e) => e.into_response(),
+            };
+        }
         _ => return page_error(StatusCode::NOT_FOUND, "Not found", "There is no such page."),
     };
     match act(st.clone(), session.user.clone(), name.clone(), None, action).await {
         Ok(_) => Redirect::to("/").into_response(),
-        Err(AppError::NotFound) => page_error(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such container.",
-        ),
+        Err(AppError::NotFound) => not_found(),
         Err(e) if e.status().is_client_error() => {
             let msg = format!("Could not {action} {name:?}: {e}");
             dashboard_page(&st, &session, e.status(), None, Some(msg)).await
