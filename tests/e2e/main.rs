@@ -2,6 +2,7 @@
 //! test state dir, and check what it prints, its exit codes and what it leaves behind.
 
 mod api;
+mod browser;
 mod cli;
 mod support;
 mod web;

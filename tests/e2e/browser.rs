@@ -1,0 +1,212 @@
+//! A real browser: headless Chromium driven through ChromeDriver's WebDriver protocol
+//! (plain HTTP and JSON) logs in as a customer, creates a container with the form, sees
+//! it running and runs a command in it.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Client, Method};
+use serde_json::{json, Value};
+
+use crate::api::{customer, reseller_with_plan, roomy_plan, roomy_pool};
+use crate::support::{state_dir, Server};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    child: Child,
+    http: Client,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start(test: &str) -> Option<Driver> {
+        if !std::path::Path::new("/usr/bin/chromedriver").exists() {
+            if acetate_engine::testing::in_ci() {
+                panic!("{test} needs chromium and chromium-driver: scripts/setup installs them");
+            }
+            eprintln!("SKIPPED {test}: chromium-driver is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Its own process group, so that dropping the driver also ends every Chromium
+        // process it started, even when the test fails half-way.
+        let child = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let http = Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--disable-quic", format!("--user-data-dir={}", profile.path().display())]
+        }}}});
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {resp}"))
+            .to_string();
+        Some(Driver {
+            child,
+            http,
+            base,
+            session,
+            _profile: profile,
+        })
+    }
+
+    async fn cmd(&self, method: Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method.clone(), url);
+        if method == Method::POST {
+            req = req.json(&body);
+        }
+        let resp: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(resp["value"].get("error").is_none(), "{path}: {resp}");
+        resp["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.cmd(Method::POST, "/url", json!({ "url": url })).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.cmd(
+            Method::POST,
+            &format!("/element/{el}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.cmd(Method::POST, &format!("/element/{el}/click"), json!({}))
+            .await;
+    }
+
+    /// Waits (up to 20 s) until the page's HTML contains every one of `texts`.
+    async fn wait_for(&self, texts: &[&str]) -> String {
+        let mut source = String::new();
+        for _ in 0..200 {
+            source = self
+                .cmd(Method::GET, "/source", Value::Null)
+                .await
+                .as_str()
+                .unwrap()
+                .to_string();
+            if texts.iter().all(|t| source.contains(t)) {
+                return source;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page never showed {texts:?}:\n{source}");
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group we created.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_customer_uses_the_panel_in_headless_chromium() {
+    let test = "a_customer_uses_the_panel_in_headless_chromium";
+    let Some(state) = state_dir(test) else {
+        return;
+    };
+    let Some(driver) = Driver::start(test).await else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    let http = Client::new();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-b", roomy_plan(), roomy_pool()).await;
+    let hana = customer(&server, &http, &reseller, "hana").await;
+
+    driver.go(&format!("{}/", server.base)).await;
+    driver.wait_for(&["Log in"]).await;
+    driver.type_into("input[name=name]", "hana").await;
+    driver
+        .type_into("input[name=password]", "a long enough password")
+        .await;
+    driver.click("form[action='/login'] button").await;
+    driver
+        .wait_for(&["Your containers", "No containers yet"])
+        .await;
+
+    driver
+        .type_into("form[action='/containers'] input[name=name]", "web")
+        .await;
+    driver
+        .type_into("form[action='/containers'] input[name=memory]", "128M")
+        .await;
+    driver
+        .type_into("form[action='/containers'] input[name=disk]", "64M")
+        .await;
+    driver.click("form[action='/containers'] button").await;
+    driver.wait_for(&["id=\"ct-web\"", "state running"]).await;
+
+    driver.click("a[href='/containers/web']").await;
+    driver.wait_for(&["Run a command"]).await;
+    driver
+        .type_into(
+            "input[name=command]",
+            "echo hello-from-$(hostname | cut -c1-3)",
+        )
+        .await;
+    driver
+        .click("form[action='/containers/web/exec'] button")
+        .await;
+    driver.wait_for(&["Exit code 0", "hello-from-ct-"]).await;
+
+    let _ = driver.cmd(Method::DELETE, "", Value::Null).await;
+    let (status, _) = hana
+        .call(Method::DELETE, "/api/v1/containers/web", None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+}
