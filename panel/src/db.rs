@@ -355,6 +355,21 @@ impl Db {
         Ok(user.map(|u| (u, csrf)))
     }
 
+    /// Sets a new password hash and ends every session of the user but `keep`.
+    pub async fn set_password(&self, user_id: i64, hash: &str, keep: &str) -> AppResult<()> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+            .bind(user_id)
+            .bind(keep)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn delete_session(&self, id_hash: &str) -> AppResult<()> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(id_hash)

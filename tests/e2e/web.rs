@@ -315,3 +315,157 @@ async fn a_customer_logs_in_and_manages_containers_without_javascript() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn customers_change_their_password_and_manage_tokens_in_the_browser() {
+    let Some(state) = state_dir("customers_change_their_password_and_manage_tokens_in_the_browser")
+    else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-acct", roomy_plan(), roomy_pool()).await;
+    customer(&server, &http, &reseller, "ivy").await;
+    let new_browser = || Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+    let mut b = new_browser();
+    let mut other = new_browser();
+    assert_eq!(
+        b.login("ivy", "a long enough password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        other.login("ivy", "a long enough password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = b.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("API tokens"));
+    let token = csrf(&page.body);
+
+    let change = |current: &'static str, new: &'static str, repeat: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("current", current.into()),
+            ("new", new.into()),
+            ("repeat", repeat.into()),
+        ]
+    };
+    for (form, expected) in [
+        (
+            change(
+                "wrong password!",
+                "a brand new password",
+                "a brand new password",
+            ),
+            "current password is wrong",
+        ),
+        (
+            change(
+                "a long enough password",
+                "a brand new password",
+                "a different one!!",
+            ),
+            "differ",
+        ),
+        (
+            change("a long enough password", "short", "short"),
+            "at least 10",
+        ),
+    ] {
+        let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = b.post("/account/password", &f).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.body.contains(expected), "{expected}: {}", page.body);
+    }
+    assert_eq!(
+        new_browser()
+            .login("ivy", "a long enough password")
+            .await
+            .status,
+        StatusCode::SEE_OTHER,
+        "unchanged"
+    );
+    let form = change(
+        "a long enough password",
+        "a brand new password",
+        "a brand new password",
+    );
+    let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = b.post("/account/password", &f).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Password changed"));
+    assert_eq!(
+        other.get("/").await.status,
+        StatusCode::SEE_OTHER,
+        "other sessions ended"
+    );
+    assert_eq!(
+        b.get("/").await.status,
+        StatusCode::OK,
+        "this session lives on"
+    );
+    assert_eq!(
+        new_browser()
+            .login("ivy", "a long enough password")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        new_browser()
+            .login("ivy", "a brand new password")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    // API tokens: shown once, usable, revocable from the page.
+    let page = b
+        .post("/account/tokens", &[("csrf", &token), ("label", "laptop")])
+        .await;
+    let marker = "<code id=\"new-token\">";
+    let start = page.body.find(marker).expect("the new token is shown") + marker.len();
+    let api_token = page.body[start..].split('<').next().unwrap().to_string();
+    assert!(api_token.starts_with("act_"));
+    let api = |t: &str| {
+        http.get(format!("{}/api/v1/containers", server.base))
+            .bearer_auth(t.to_string())
+            .send()
+    };
+    assert_eq!(api(&api_token).await.unwrap().status(), StatusCode::OK);
+    assert!(
+        !b.get("/account").await.body.contains(&api_token),
+        "shown only once"
+    );
+    let id = http
+        .get(format!("{}/api/v1/tokens", server.base))
+        .bearer_auth(&api_token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "laptop")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let page = b
+        .post(&format!("/account/tokens/{id}/revoke"), &[("csrf", &token)])
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/account"));
+    assert_eq!(
+        api(&api_token).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -1,5 +1,6 @@
 //! HTTP routes: the JSON API under `/api/v1`.
 
+mod account;
 mod accounts;
 mod containers;
 mod openapi;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(tokens::router())
         .merge(openapi::router())
         .merge(web::router())
+        .merge(account::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }

@@ -66,6 +66,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// The stored hash of the request's session id, if it has one.
+pub(super) fn session_hash(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE).map(|id| auth::token_hash(&id))
+}
+
 fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> String {
     let secure = headers
         .get("x-forwarded-proto")
@@ -77,7 +82,7 @@ fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> Str
     )
 }
 
-fn render(t: &impl Template) -> Response {
+pub(super) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => AppError::Internal(format!("render page: {e}")).into_response(),
@@ -105,9 +110,9 @@ fn page_error(status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 /// The logged-in user of a page request; anonymous requests go to the login page.
-struct Session {
-    user: User,
-    csrf: String,
+pub(super) struct Session {
+    pub(super) user: User,
+    pub(super) csrf: String,
 }
 
 impl FromRequestParts<AppState> for Session {
@@ -126,7 +131,7 @@ impl FromRequestParts<AppState> for Session {
 
 impl Session {
     /// The refusal of a form whose CSRF token is not this session's; `None` if it is.
-    fn reject_forged(&self, token: &str) -> Option<Response> {
+    pub(super) fn reject_forged(&self, token: &str) -> Option<Response> {
         if token.is_empty() || token != self.csrf {
             return Some(page_error(
                 StatusCode::FORBIDDEN,
@@ -259,8 +264,8 @@ async fn login(
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
+pub(super) struct CsrfForm {
+    pub(super) csrf: String,
 }
 
 async fn logout(
