@@ -469,3 +469,98 @@ async fn customers_change_their_password_and_manage_tokens_in_the_browser() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn resellers_see_their_pool_plans_and_suspend_customers_in_the_browser() {
+    let Some(state) =
+        state_dir("resellers_see_their_pool_plans_and_suspend_customers_in_the_browser")
+    else {
+        return;
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
+    let server = Server::start(&state, &db);
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-page", roomy_plan(), roomy_pool()).await;
+    let (_, other) =
+        reseller_with_plan(&server, &http, "res-else", roomy_plan(), roomy_pool()).await;
+    let jane = customer(&server, &http, &reseller, "jane").await;
+    customer(&server, &http, &other, "kim").await;
+    let (status, _) = jane
+        .post(
+            "/api/v1/containers",
+            serde_json::json!({"name": "site", "memory": "128M", "disk": "64M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let new_browser = || Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+
+    let mut b = new_browser();
+    assert_eq!(
+        b.login("res-page", "a long enough password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(b.get("/").await.body.contains("href=\"/reseller\""));
+    let page = b.get("/reseller").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for text in [
+        "Your pool",
+        "id=\"customer-jane\"",
+        "basic",
+        "5.00 EUR",
+        "128M",
+        "16G",
+    ] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
+    assert!(
+        !page.body.contains("kim"),
+        "another reseller's customer is not shown"
+    );
+    let token = csrf(&page.body);
+
+    assert_eq!(
+        b.post("/customers/jane/suspend", &[("csrf", "forged")])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        jane.get("/api/v1/containers/site").await.1["state"],
+        "running"
+    );
+    let page = b.post("/customers/jane/suspend", &[("csrf", &token)]).await;
+    assert_eq!(page.location.as_deref(), Some("/reseller"));
+    assert!(b.get("/reseller").await.body.contains("suspended"));
+    assert_eq!(
+        jane.get("/api/v1/containers/site").await.1["state"],
+        "stopped"
+    );
+    assert_eq!(
+        b.post("/customers/kim/suspend", &[("csrf", &token)])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let page = b
+        .post("/customers/jane/unsuspend", &[("csrf", &token)])
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/reseller"));
+    assert!(!b.get("/reseller").await.body.contains(">suspended<"));
+
+    let mut c = new_browser();
+    assert_eq!(
+        c.login("jane", "a long enough password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(c.get("/reseller").await.status, StatusCode::NOT_FOUND);
+    let (status, _) = jane
+        .call(Method::DELETE, "/api/v1/containers/site", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}

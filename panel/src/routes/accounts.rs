@@ -205,14 +205,14 @@ async fn create_plan(
 }
 
 #[derive(Debug, Serialize)]
-struct CustomerView {
-    name: String,
-    plan: Option<String>,
-    suspended: bool,
-    used: Totals,
+pub(crate) struct CustomerView {
+    pub(crate) name: String,
+    pub(crate) plan: Option<String>,
+    pub(crate) suspended: bool,
+    pub(crate) used: Totals,
 }
 
-async fn customer_view(st: &AppState, c: &User) -> AppResult<CustomerView> {
+pub(crate) async fn customer_view(st: &AppState, c: &User) -> AppResult<CustomerView> {
     let plan = match c.plan_id {
         Some(id) => st.db.plan(id).await?.map(|p| p.name),
         None => None,
@@ -297,35 +297,7 @@ async fn suspend(
     caller: Caller,
     Path(name): Path<String>,
 ) -> AppResult<Json<CustomerView>> {
-    let user = managed_customer(&st, &caller.0, &name).await?;
-    st.db.set_suspended(user.id, true).await?;
-    let names: Vec<String> = st
-        .db
-        .containers_visible_to(&user)
-        .await?
-        .into_iter()
-        .map(|c| c.engine_name)
-        .collect();
-    let snap = st.snapshot.clone();
-    st.engine(move |e| {
-        for n in &names {
-            let stopped = e.stop(n, acetate_engine::DEFAULT_STOP_TIMEOUT);
-            snap.refresh_one(e, n);
-            match stopped {
-                Ok(_)
-                | Err(acetate_engine::Error::NotRunning(_))
-                | Err(acetate_engine::Error::NoSuchContainer(_)) => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(())
-    })
-    .await?;
-    st.db
-        .audit(Some(&caller.0), "customer.suspend", &name, "ok")
-        .await?;
-    let user = st.db.user_by_name(&name).await?.ok_or(AppError::NotFound)?;
-    Ok(Json(customer_view(&st, &user).await?))
+    set_suspension(&st, &caller.0, &name, true).await.map(Json)
 }
 
 async fn unsuspend(
@@ -333,11 +305,49 @@ async fn unsuspend(
     caller: Caller,
     Path(name): Path<String>,
 ) -> AppResult<Json<CustomerView>> {
-    let user = managed_customer(&st, &caller.0, &name).await?;
-    st.db.set_suspended(user.id, false).await?;
-    st.db
-        .audit(Some(&caller.0), "customer.unsuspend", &name, "ok")
+    set_suspension(&st, &caller.0, &name, false).await.map(Json)
+}
+
+/// Suspends (stopping its containers) or reinstates a customer the caller manages (API
+/// and web pages).
+pub(crate) async fn set_suspension(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    suspended: bool,
+) -> AppResult<CustomerView> {
+    let user = managed_customer(st, caller, name).await?;
+    st.db.set_suspended(user.id, suspended).await?;
+    if suspended {
+        let names: Vec<String> = st
+            .db
+            .containers_visible_to(&user)
+            .await?
+            .into_iter()
+            .map(|c| c.engine_name)
+            .collect();
+        let snap = st.snapshot.clone();
+        st.engine(move |e| {
+            for n in &names {
+                let stopped = e.stop(n, acetate_engine::DEFAULT_STOP_TIMEOUT);
+                snap.refresh_one(e, n);
+                match stopped {
+                    Ok(_)
+                    | Err(acetate_engine::Error::NotRunning(_))
+                    | Err(acetate_engine::Error::NoSuchContainer(_)) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok(())
+        })
         .await?;
-    let user = st.db.user_by_name(&name).await?.ok_or(AppError::NotFound)?;
-    Ok(Json(customer_view(&st, &user).await?))
+    }
+    let action = if suspended {
+        "customer.suspend"
+    } else {
+        "customer.unsuspend"
+    };
+    st.db.audit(Some(caller), action, name, "ok").await?;
+    let user = st.db.user_by_name(name).await?.ok_or(AppError::NotFound)?;
+    customer_view(st, &user).await
 }

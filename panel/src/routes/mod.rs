@@ -4,6 +4,7 @@ mod account;
 mod accounts;
 mod containers;
 mod openapi;
+mod reseller_pages;
 mod tokens;
 mod web;
 
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(openapi::router())
         .merge(web::router())
         .merge(account::router())
+        .merge(reseller_pages::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }

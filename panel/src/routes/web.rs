@@ -97,7 +97,7 @@ struct Message<'a> {
     back: &'a str,
 }
 
-fn page_error(status: StatusCode, title: &str, text: &str) -> Response {
+pub(super) fn page_error(status: StatusCode, title: &str, text: &str) -> Response {
     (
         status,
         render(&Message {
