@@ -125,9 +125,7 @@ async fn tenants_see_and_touch_only_their_own_containers() {
     let Some(state) = state_dir("tenants_see_and_touch_only_their_own_containers") else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let http = Client::new();
     let api = |token: String| Api {
         http: http.clone(),
@@ -297,9 +295,7 @@ async fn restarting_the_server_never_stops_a_tenant_container() {
     let Some(state) = state_dir("restarting_the_server_never_stops_a_tenant_container") else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-r", roomy_plan(), roomy_pool()).await;
@@ -324,6 +320,7 @@ async fn restarting_the_server_never_stops_a_tenant_container() {
         .await;
     assert_eq!(out["stdout"], "started\n");
 
+    let db = server.database.clone();
     server.stop();
     let server = Server::start(&state, &db);
     let api = Api {
@@ -354,9 +351,7 @@ async fn plans_pools_resizes_and_suspension_are_enforced() {
     let Some(state) = state_dir("plans_pools_resizes_and_suspension_are_enforced") else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let http = Client::new();
     let plan = json!({"name": "basic", "price_minor": 900, "currency": "EUR",
         "container": {"memory": "256M", "cpus": 1, "disk": "128M", "procs": 128},
@@ -491,9 +486,7 @@ async fn tokens_are_revocable_and_the_audit_log_is_scoped() {
     let Some(state) = state_dir("tokens_are_revocable_and_the_audit_log_is_scoped") else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let http = Client::new();
     let (provider, reseller) =
         reseller_with_plan(&server, &http, "res-t", roomy_plan(), roomy_pool()).await;
@@ -579,9 +572,7 @@ async fn the_openapi_document_describes_every_route() {
     let Some(state) = state_dir("the_openapi_document_describes_every_route") else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", server.base))
         .await
         .unwrap()

@@ -160,9 +160,7 @@ async fn a_customer_uses_the_panel_in_headless_chromium() {
     let Some(driver) = Driver::start(test).await else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-b", roomy_plan(), roomy_pool()).await;

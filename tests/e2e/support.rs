@@ -78,6 +78,13 @@ impl Server {
         }
     }
 
+    /// A server on a fresh SQLite database of its own (kept while the guard lives).
+    pub fn with_sqlite(state: &PathBuf) -> (Server, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}/panel.db?mode=rwc", dir.path().display());
+        (Server::start(state, &db), dir)
+    }
+
     /// Runs an acetate CLI command against this server's database, with `stdin`.
     pub fn cli(&self, args: &[&str], stdin: &str) -> String {
         use std::io::Write;

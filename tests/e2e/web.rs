@@ -97,9 +97,7 @@ async fn a_customer_logs_in_and_manages_containers_without_javascript() {
     else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-w", roomy_plan(), roomy_pool()).await;
@@ -322,9 +320,7 @@ async fn customers_change_their_password_and_manage_tokens_in_the_browser() {
     else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-acct", roomy_plan(), roomy_pool()).await;
@@ -477,9 +473,7 @@ async fn resellers_see_their_pool_plans_and_suspend_customers_in_the_browser() {
     else {
         return;
     };
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/panel.db?mode=rwc", db_dir.path().display());
-    let server = Server::start(&state, &db);
+    let (server, _db) = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-page", roomy_plan(), roomy_pool()).await;
