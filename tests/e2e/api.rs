@@ -450,6 +450,14 @@ async fn plans_pools_resizes_and_suspension_are_enforced() {
         (status, one["state"].as_str()),
         (StatusCode::OK, Some("running"))
     );
+    let (status, one) = alice
+        .post("/api/v1/containers/one/restart", json!({}))
+        .await;
+    assert_eq!(
+        (status, one["state"].as_str()),
+        (StatusCode::OK, Some("running")),
+        "{one}"
+    );
 
     // Scope: customers manage no accounts; another reseller's customers are 404.
     let (status, _) = alice.get("/api/v1/customers").await;

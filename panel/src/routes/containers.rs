@@ -27,9 +27,12 @@ pub fn router() -> Router<AppState> {
             "/api/v1/containers/{name}",
             get(show).delete(destroy).patch(resize),
         )
-        .route("/api/v1/containers/{name}/start", post(start))
-        .route("/api/v1/containers/{name}/stop", post(stop))
-        .route("/api/v1/containers/{name}/restart", post(restart))
+        .route("/api/v1/containers/{name}/start", post(lifecycle::<START>))
+        .route("/api/v1/containers/{name}/stop", post(lifecycle::<STOP>))
+        .route(
+            "/api/v1/containers/{name}/restart",
+            post(lifecycle::<RESTART>),
+        )
         .route("/api/v1/containers/{name}/exec", post(exec))
 }
 
@@ -470,6 +473,25 @@ async fn show(
     Ok(Json(view(&row, info.as_ref())))
 }
 
+const START: u8 = 0;
+const STOP: u8 = 1;
+const RESTART: u8 = 2;
+
+/// `POST .../start|stop|restart`, the action chosen by the route.
+async fn lifecycle<const ACTION: u8>(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+) -> AppResult<Json<ContainerView>> {
+    let action = match ACTION {
+        START => "start",
+        STOP => "stop",
+        _ => "restart",
+    };
+    act(st, caller.0, name, q.owner, action).await.map(Json)
+}
+
 /// Starts, stops or restarts a container in the caller's scope (API and web pages).
 pub(crate) async fn act(
     st: AppState,
@@ -512,33 +534,6 @@ pub(crate) async fn act(
         )
         .await?;
     Ok(view(&row, Some(&result?)))
-}
-
-async fn start(
-    AxState(st): AxState<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Query(q): Query<OwnerQuery>,
-) -> AppResult<Json<ContainerView>> {
-    act(st, caller.0, name, q.owner, "start").await.map(Json)
-}
-
-async fn stop(
-    AxState(st): AxState<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Query(q): Query<OwnerQuery>,
-) -> AppResult<Json<ContainerView>> {
-    act(st, caller.0, name, q.owner, "stop").await.map(Json)
-}
-
-async fn restart(
-    AxState(st): AxState<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Query(q): Query<OwnerQuery>,
-) -> AppResult<Json<ContainerView>> {
-    act(st, caller.0, name, q.owner, "restart").await.map(Json)
 }
 
 async fn destroy(
