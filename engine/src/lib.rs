@@ -419,16 +419,7 @@ impl Engine {
             if !template::exists(&self.layout, &cfg.template) {
                 return Err(Error::NoSuchTemplate(cfg.template.clone()));
             }
-            let mut rollback = Rollback::new();
-            storage::mount_all(
-                &self.layout,
-                name,
-                &cfg.template,
-                cfg.id_base,
-                None,
-                &mut rollback,
-            )?;
-            rollback.commit();
+            storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base)?;
         }
         let cgroup = ContainerCgroup::new(name);
         // Leftovers of a crash (processes of a previous run without a state file) go first.
@@ -589,16 +580,7 @@ impl Engine {
         }
         storage::unmount_all(&self.layout, name)?;
         let grown = storage::grow_offline(&self.layout, name, cfg.limits.disk, new_size);
-        let mut rollback = Rollback::new();
-        let mounted = storage::mount_all(
-            &self.layout,
-            name,
-            &cfg.template,
-            cfg.id_base,
-            None,
-            &mut rollback,
-        );
-        rollback.commit();
+        let mounted = storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base);
         grown.and(mounted)
     }
 

@@ -544,6 +544,14 @@ pub fn mount_all(
     Ok(())
 }
 
+/// Mounts an existing container's storage; on failure, whatever was mounted is undone.
+pub fn mount_existing(layout: &Layout, name: &str, template: &str, id_base: u32) -> Result<()> {
+    let mut rollback = Rollback::new();
+    mount_all(layout, name, template, id_base, None, &mut rollback)?;
+    rollback.commit();
+    Ok(())
+}
+
 /// True when the container's root overlay is mounted (one `statfs`).
 pub fn is_mounted(layout: &Layout, name: &str) -> bool {
     mounts::fs_magic(&layout.rootfs(name)) == Some(mounts::OVERLAYFS_SUPER_MAGIC)

@@ -71,7 +71,7 @@ pub struct ContainerView {
     pub created_at: i64,
 }
 
-fn view(row: &ContainerRow, info: Option<&ContainerInfo>) -> ContainerView {
+pub(crate) fn view(row: &ContainerRow, info: Option<&ContainerInfo>) -> ContainerView {
     let state = match (row.state.as_str(), info) {
         ("ready", Some(i)) => i.state.to_string(),
         ("ready", None) => "missing".to_string(),
@@ -433,7 +433,7 @@ pub struct OwnerQuery {
 }
 
 /// Finds a container in the caller's scope; anything else is 404.
-async fn resolve(
+pub(crate) async fn resolve(
     st: &AppState,
     caller: &User,
     name: &str,

@@ -17,8 +17,8 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::containers::{
-    act, create_for, destroy_for, exec_in, list_views, ContainerView, CreateRequest, ExecResponse,
-    Size,
+    act, create_for, destroy_for, exec_in, list_views, resolve, view, ContainerView, CreateRequest,
+    ExecResponse, Size,
 };
 use crate::app::AppState;
 use crate::auth::{self, Secret};
@@ -451,19 +451,21 @@ async fn render_container(
             "There is no such container.",
         );
     }
-    let views = match list_views(st, &session.user).await {
-        Ok(v) => v,
+    // Only this container: one row, and its entry in the snapshot.
+    let row = match resolve(st, &session.user, name, None).await {
+        Ok(row) => row,
+        Err(AppError::NotFound) => {
+            return page_error(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such container.",
+            )
+        }
         Err(e) => return e.into_response(),
     };
-    let Some(view) = views.iter().find(|v| v.name == name) else {
-        return page_error(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such container.",
-        );
-    };
+    let view = view(&row, st.snapshot.get(&row.engine_name).as_deref());
     let page = ContainerPage {
-        c: row(view),
+        c: self::row(&view),
         csrf: session.csrf.clone(),
         command,
         output,
