@@ -1,1 +1,644 @@
+//! Acetate's WebAssembly plugin host.
+//!
+//! Resellers upload components built against the WIT package in `plugins/wit/`: provisioning
+//! hooks (an [`Event`] in, a [`Decision`] out) and billing rules (a [`BillingInput`] in,
+//! [`InvoiceLine`]s out). [`Host`] validates a component against the worlds, compiles it once
+//! (cached in memory and on disk, keyed by the component's hash and the engine's
+//! compatibility hash) and runs every call in a fresh store with a memory cap, a fuel budget,
+//! and caps on input, output, log and host calls. A plugin that traps, loops, exhausts its
+//! memory or answers garbage yields a [`Failure`]; the host itself never fails with it.
 
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+mod sandbox;
+mod types;
+
+pub use sandbox::{apply as apply_kv_changes, KV_MAX_KEY, KV_MAX_KEYS, KV_MAX_VALUE};
+pub use types::{
+    BillingInput, ContainerSpec, ContainerUsage, Decision, Event, EventKind, InvoiceLine, Limits,
+    Money, Plan, Tenant,
+};
+
+use sandbox::State;
+
+mod bindings {
+    pub mod hook {
+        wasmtime::component::bindgen!({
+            path: "wit",
+            world: "hook-plugin",
+            imports: { default: trappable },
+        });
+    }
+    pub mod billing {
+        wasmtime::component::bindgen!({
+            path: "wit",
+            world: "billing-rule",
+            imports: { default: trappable },
+            with: {
+                "acetate:plugin/types": super::hook::acetate::plugin::types,
+                "acetate:plugin/log": super::hook::acetate::plugin::log,
+                "acetate:plugin/kv": super::hook::acetate::plugin::kv,
+            },
+        });
+    }
+    pub use hook::acetate::plugin::{kv, log, types};
+}
+
+/// The version of the WIT package this host implements.
+pub const WIT_VERSION: &str = "1.0.0";
+/// The WIT package itself, for plugin authors (served by the panel, printed by the CLI).
+pub const WIT: &str = include_str!("../wit/acetate-plugin.wit");
+/// The billing rule used for resellers that have none: plan prices, prorated.
+pub const DEFAULT_BILLING_RULE: &[u8] = include_bytes!(concat!(
+    env!("ACETATE_PLUGIN_EXAMPLES"),
+    "/default_billing.wasm"
+));
+
+/// The directory holding the example plugins built for wasm32-wasip2 by this crate's build.
+pub fn examples_dir() -> &'static Path {
+    Path::new(env!("ACETATE_PLUGIN_EXAMPLES"))
+}
+
+/// Largest component accepted.
+pub const MAX_COMPONENT_BYTES: usize = 16 << 20;
+
+/// What one call may use.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Fuel (roughly one unit per WebAssembly instruction).
+    pub fuel: u64,
+    /// Linear memory, in bytes, over all the component's memories.
+    pub memory_bytes: usize,
+    /// Size of the input, measured as its JSON.
+    pub max_input_bytes: usize,
+    /// Log kept per call.
+    pub max_log_bytes: usize,
+    /// Invoice lines a billing rule may return.
+    pub max_lines: usize,
+    /// Calls into the host (log, key-value) per call.
+    pub max_host_calls: u32,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            fuel: 200_000_000,
+            memory_bytes: 64 << 20,
+            max_input_bytes: 1 << 20,
+            max_log_bytes: 64 << 10,
+            max_lines: 1000,
+            max_host_calls: 100_000,
+        }
+    }
+}
+
+/// Which world a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Hook,
+    Billing,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Hook => "hook",
+            Kind::Billing => "billing",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a component was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the plugin is {0} bytes; the limit is {MAX_COMPONENT_BYTES}")]
+    TooLarge(usize),
+    #[error("not a WebAssembly file (no \\0asm header)")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component: build it for wasm32-wasip2 \
+         (cargo build --target wasm32-wasip2) against the acetate:plugin WIT package"
+    )]
+    CoreModule,
+    #[error("invalid WebAssembly component: {0}")]
+    Invalid(String),
+    #[error(
+        "the component exports neither acetate:plugin/hook@1 nor acetate:plugin/billing@1 \
+         (it exports: {0})"
+    )]
+    NoWorld(String),
+    #[error("the component exports both a hook and a billing rule; upload them as two plugins")]
+    BothWorlds,
+    #[error("the component does not fit the acetate:plugin {kind} world: {message}")]
+    Mismatch { kind: Kind, message: String },
+    #[error("plugin cache: {0}")]
+    Cache(#[from] std::io::Error),
+}
+
+/// Why a call produced no answer. The plugin is at fault, never the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "failure", content = "detail", rename_all = "snake_case")]
+pub enum Failure {
+    #[error("ran out of fuel (an endless loop or too much work)")]
+    OutOfFuel,
+    #[error("went over its memory limit")]
+    OutOfMemory,
+    #[error("made too many host calls")]
+    TooManyHostCalls,
+    #[error("trapped: {0}")]
+    Trapped(String),
+    #[error("answered something invalid: {0}")]
+    BadOutput(String),
+    #[error("the input is too large: {0}")]
+    BadInput(String),
+    #[error("is a {0} plugin, not the kind this call needs")]
+    WrongKind(Kind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// A plugin's key-value store as the host keeps it.
+pub type Kv = BTreeMap<String, Vec<u8>>;
+
+/// Writes a call made to its store (`None` deletes). Apply them only if the call succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvChanges(pub BTreeMap<String, Option<Vec<u8>>>);
+
+impl KvChanges {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The outcome of one call.
+#[derive(Debug)]
+pub struct Call<T> {
+    pub result: Result<T, Failure>,
+    pub log: Vec<LogLine>,
+    /// Empty unless the call succeeded.
+    pub kv_changes: KvChanges,
+    pub fuel_used: u64,
+    pub elapsed: Duration,
+}
+
+enum Pre {
+    Hook(bindings::hook::HookPluginPre<State>),
+    Billing(bindings::billing::BillingRulePre<State>),
+}
+
+/// A validated, compiled component ready to run.
+pub struct Plugin {
+    kind: Kind,
+    sha256: String,
+    pre: Pre,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("kind", &self.kind)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+impl Plugin {
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Hex SHA-256 of the component's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+/// One per process: the wasmtime engine, the linker with the host functions, and the caches.
+pub struct Host {
+    engine: Engine,
+    linker: Linker<State>,
+    cache_dir: Option<PathBuf>,
+    compat: String,
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    budget: Budget,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("cache_dir", &self.cache_dir)
+            .field("budget", &self.budget)
+            .finish()
+    }
+}
+
+/// Where a [`Host::load`] found the compiled code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Memory,
+    Disk,
+    Compiled,
+}
+
+impl Host {
+    /// A host caching compiled components in `cache_dir` (created if missing), or only in
+    /// memory when `None`.
+    pub fn new(cache_dir: Option<&Path>, budget: Budget) -> Result<Host, LoadError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        config.max_wasm_stack(512 << 10);
+        let engine = Engine::new(&config).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        bindings::hook::HookPlugin::add_to_linker::<_, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        if let Some(dir) = cache_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let compat = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            format!("{:016x}", hasher.finish())
+        };
+        Ok(Host {
+            engine,
+            linker,
+            cache_dir: cache_dir.map(Path::to_path_buf),
+            compat,
+            loaded: Mutex::new(HashMap::new()),
+            budget,
+        })
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Validates and compiles a component, or takes it from the caches.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        self.load_traced(bytes).map(|(plugin, _)| plugin)
+    }
+
+    /// [`Host::load`], saying which cache served it.
+    pub fn load_traced(&self, bytes: &[u8]) -> Result<(Arc<Plugin>, Source), LoadError> {
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            return Err(LoadError::TooLarge(bytes.len()));
+        }
+        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+            return Err(LoadError::NotWasm);
+        }
+        if bytes[4..8] == [1, 0, 0, 0] {
+            return Err(LoadError::CoreModule);
+        }
+        let sha256 = hex(&Sha256::digest(bytes));
+        if let Some(plugin) = self.loaded.lock().expect("plugin cache lock").get(&sha256) {
+            return Ok((plugin.clone(), Source::Memory));
+        }
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat)));
+        let (component, source) = match cached.as_deref().filter(|p| p.is_file()) {
+            // SAFETY: the file was written by `Component::serialize` of an engine with the
+            // same compatibility hash (it is in the name), into the panel's own state
+            // directory, which only root can write.
+            Some(path) => match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(component) => (component, Source::Disk),
+                Err(_) => (self.compile(bytes)?, Source::Compiled),
+            },
+            None => (self.compile(bytes)?, Source::Compiled),
+        };
+        let plugin = Arc::new(self.link(component.clone(), sha256.clone())?);
+        if source == Source::Compiled {
+            if let Some(path) = &cached {
+                let code = component
+                    .serialize()
+                    .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, code)?;
+                std::fs::rename(&tmp, path)?;
+            }
+        }
+        self.loaded
+            .lock()
+            .expect("plugin cache lock")
+            .insert(sha256, plugin.clone());
+        Ok((plugin, source))
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
+    }
+
+    fn link(&self, component: Component, sha256: String) -> Result<Plugin, LoadError> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let has = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+        let kind = match (
+            has("acetate:plugin/hook@1."),
+            has("acetate:plugin/billing@1."),
+        ) {
+            (true, true) => return Err(LoadError::BothWorlds),
+            (true, false) => Kind::Hook,
+            (false, true) => Kind::Billing,
+            (false, false) => {
+                let list = if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                };
+                return Err(LoadError::NoWorld(list));
+            }
+        };
+        let mismatch = |e: wasmtime::Error| LoadError::Mismatch {
+            kind,
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(mismatch)?;
+        let pre = match kind {
+            Kind::Hook => {
+                Pre::Hook(bindings::hook::HookPluginPre::new(instance_pre).map_err(mismatch)?)
+            }
+            Kind::Billing => Pre::Billing(
+                bindings::billing::BillingRulePre::new(instance_pre).map_err(mismatch)?,
+            ),
+        };
+        Ok(Plugin { kind, sha256, pre })
+    }
+
+    /// Runs a provisioning hook on an event. `kv` is the plugin's store before the call.
+    pub fn hook(&self, plugin: &Plugin, event: &Event, kv: Arc<Kv>) -> Call<Decision> {
+        let Pre::Hook(pre) = &plugin.pre else {
+            return self.refused(Failure::WrongKind(plugin.kind));
+        };
+        if let Err(failure) = self.check_input(event) {
+            return self.refused(failure);
+        }
+        let input = bindings::types::Event::from(event);
+        self.run(kv, |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            instance
+                .acetate_plugin_hook()
+                .call_handle(&mut *store, &input)
+        })
+        .and_then(|decision| check_decision(decision.into()))
+    }
+
+    /// Runs a billing rule on a customer's usage.
+    pub fn billing(
+        &self,
+        plugin: &Plugin,
+        input: &BillingInput,
+        kv: Arc<Kv>,
+    ) -> Call<Vec<InvoiceLine>> {
+        let Pre::Billing(pre) = &plugin.pre else {
+            return self.refused(Failure::WrongKind(plugin.kind));
+        };
+        if let Err(failure) = self.check_input(input) {
+            return self.refused(failure);
+        }
+        let wit_input = bindings::types::BillingInput::from(input);
+        let max_lines = self.budget.max_lines;
+        self.run(kv, |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            instance
+                .acetate_plugin_billing()
+                .call_rate(&mut *store, &wit_input)
+        })
+        .and_then(|answer| match answer {
+            Ok(lines) => check_lines(
+                lines.into_iter().map(Into::into).collect(),
+                &input.currency,
+                max_lines,
+            ),
+            Err(message) => Err(Failure::BadOutput(format!(
+                "the rule refused to rate: {}",
+                clip(&message, 500)
+            ))),
+        })
+    }
+
+    fn check_input<T: Serialize>(&self, input: &T) -> Result<(), Failure> {
+        let size = serde_json::to_vec(input)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > self.budget.max_input_bytes {
+            return Err(Failure::BadInput(format!(
+                "{size} bytes, over {}",
+                self.budget.max_input_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn refused<T>(&self, failure: Failure) -> Call<T> {
+        Call {
+            result: Err(failure),
+            log: Vec::new(),
+            kv_changes: KvChanges::default(),
+            fuel_used: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn run<T>(
+        &self,
+        kv: Arc<Kv>,
+        call: impl FnOnce(&mut Store<State>) -> wasmtime::Result<T>,
+    ) -> Call<T> {
+        let started = Instant::now();
+        let mut store = Store::new(&self.engine, State::new(&self.budget, kv));
+        store.limiter(|state| &mut state.limiter);
+        store.set_fuel(self.budget.fuel).expect("fuel is enabled");
+        let outcome = call(&mut store);
+        let fuel_used = self.budget.fuel - store.get_fuel().unwrap_or(0);
+        let state = store.data_mut();
+        let result = outcome.map_err(|e| classify(e, state));
+        let log = state.take_log();
+        let kv_changes = if result.is_ok() {
+            std::mem::take(&mut state.kv_changes)
+        } else {
+            KvChanges::default()
+        };
+        Call {
+            result,
+            log,
+            kv_changes,
+            fuel_used,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+impl<T> Call<T> {
+    fn and_then<U>(self, f: impl FnOnce(T) -> Result<U, Failure>) -> Call<U> {
+        let result = self.result.and_then(f);
+        let kv_changes = if result.is_ok() {
+            self.kv_changes
+        } else {
+            KvChanges::default()
+        };
+        Call {
+            result,
+            log: self.log,
+            kv_changes,
+            fuel_used: self.fuel_used,
+            elapsed: self.elapsed,
+        }
+    }
+}
+
+fn classify(error: wasmtime::Error, state: &State) -> Failure {
+    if let Some(Trap::OutOfFuel) = error.downcast_ref::<Trap>() {
+        return Failure::OutOfFuel;
+    }
+    if state.limiter.refused {
+        return Failure::OutOfMemory;
+    }
+    if state.host_calls_exceeded {
+        return Failure::TooManyHostCalls;
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => Failure::Trapped(trap.to_string()),
+        None => Failure::Trapped(clip(&format!("{error:#}"), 500)),
+    }
+}
+
+const MAX_MESSAGE: usize = 1000;
+const MAX_NAME: usize = 64;
+const MAX_DESCRIPTION: usize = 200;
+const MAX_UNIT: usize = 32;
+/// Ten billion in major units: any single amount above is garbage.
+const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+fn check_decision(decision: Decision) -> Result<Decision, Failure> {
+    match &decision {
+        Decision::Allow => {}
+        Decision::Deny(message) if message.len() > MAX_MESSAGE => {
+            return Err(Failure::BadOutput(format!(
+                "a refusal message of {} bytes (at most {MAX_MESSAGE})",
+                message.len()
+            )));
+        }
+        Decision::Deny(_) => {}
+        Decision::Amend(spec) => {
+            if spec.name.is_empty() || spec.name.len() > MAX_NAME || spec.template.len() > MAX_NAME
+            {
+                return Err(Failure::BadOutput(
+                    "an amended spec with an empty or overlong name".into(),
+                ));
+            }
+        }
+    }
+    Ok(decision)
+}
+
+fn check_lines(
+    lines: Vec<InvoiceLine>,
+    currency: &str,
+    max_lines: usize,
+) -> Result<Vec<InvoiceLine>, Failure> {
+    if lines.len() > max_lines {
+        return Err(Failure::BadOutput(format!(
+            "{} invoice lines (at most {max_lines})",
+            lines.len()
+        )));
+    }
+    let mut total: i64 = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        if line.description.trim().is_empty() || line.description.len() > MAX_DESCRIPTION {
+            return Err(Failure::BadOutput(format!(
+                "line {n}: a description must be 1 to {MAX_DESCRIPTION} bytes"
+            )));
+        }
+        if line.unit.len() > MAX_UNIT {
+            return Err(Failure::BadOutput(format!(
+                "line {n}: a unit is at most {MAX_UNIT} bytes"
+            )));
+        }
+        if line.amount.currency != currency {
+            return Err(Failure::BadOutput(format!(
+                "line {n}: currency {:?}, but the invoice is in {currency}",
+                clip(&line.amount.currency, 10)
+            )));
+        }
+        if line.amount.amount.abs() > MAX_AMOUNT {
+            return Err(Failure::BadOutput(format!(
+                "line {n}: an amount of {} minor units",
+                line.amount.amount
+            )));
+        }
+        total = total
+            .checked_add(line.amount.amount)
+            .ok_or_else(|| Failure::BadOutput("the total overflows".into()))?;
+    }
+    Ok(lines)
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bundled example plugins by name (`naming_policy`, `hostile_loop`, ...), for tests,
+/// benchmarks and the CLI's documentation.
+pub fn example(name: &str) -> std::io::Result<Vec<u8>> {
+    std::fs::read(examples_dir().join(format!("{name}.wasm")))
+}

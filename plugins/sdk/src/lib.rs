@@ -1,0 +1,179 @@
+//! Write Acetate plugins in a few lines of Rust.
+//!
+//! A provisioning hook:
+//!
+//! ```ignore
+//! use acetate_plugin_sdk::hook::{Decision, Event, Hook};
+//!
+//! struct NoTest;
+//!
+//! impl Hook for NoTest {
+//!     fn handle(event: Event) -> Decision {
+//!         match &event.requested {
+//!             Some(spec) if spec.name.starts_with("test") => Decision::Deny("no test boxes".into()),
+//!             _ => Decision::Allow,
+//!         }
+//!     }
+//! }
+//!
+//! acetate_plugin_sdk::export_hook!(NoTest);
+//! ```
+//!
+//! A billing rule implements [`billing::Rule`] and is exported with [`export_billing!`].
+//! Build with `cargo build --release --target wasm32-wasip2` and upload the `.wasm` file.
+//! Money is always an integer count of minor units; [`money`] has the arithmetic helpers.
+
+// The generated code names the crate by its public path, from inside as from outside.
+extern crate self as acetate_plugin_sdk;
+
+#[doc(hidden)]
+pub mod bindings {
+    pub mod hook_world {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "hook-plugin",
+            pub_export_macro: true,
+            export_macro_name: "export_hook",
+            default_bindings_module: "acetate_plugin_sdk::bindings::hook_world",
+            runtime_path: "acetate_plugin_sdk::bindings::rt",
+            generate_all,
+        });
+    }
+    pub mod billing_world {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "billing-rule",
+            pub_export_macro: true,
+            export_macro_name: "export_billing",
+            default_bindings_module: "acetate_plugin_sdk::bindings::billing_world",
+            runtime_path: "acetate_plugin_sdk::bindings::rt",
+            generate_all,
+        });
+    }
+    pub use wit_bindgen::rt;
+}
+
+#[doc(inline)]
+pub use bindings::billing_world::export_billing;
+#[doc(inline)]
+pub use bindings::hook_world::export_hook;
+
+/// Provisioning hooks: an [`hook::Event`] in, a [`hook::Decision`] out.
+pub mod hook {
+    pub use crate::bindings::hook_world::acetate::plugin::types::{
+        ContainerSpec, Decision, Event, EventKind, Limits, Money, Plan, Tenant,
+    };
+    /// Implement this and export it with [`crate::export_hook!`].
+    pub use crate::bindings::hook_world::exports::acetate::plugin::hook::Guest as Hook;
+}
+
+/// Billing rules: a customer's usage for a period in, invoice lines out.
+pub mod billing {
+    pub use crate::bindings::billing_world::acetate::plugin::types::{
+        BillingInput, ContainerUsage, InvoiceLine, Limits, Money, Plan, Tenant,
+    };
+    /// Implement this and export it with [`crate::export_billing!`].
+    pub use crate::bindings::billing_world::exports::acetate::plugin::billing::Guest as Rule;
+}
+
+/// Log lines shown to the plugin's owner in the panel (at most 64 KiB per call).
+pub mod log {
+    use crate::bindings::hook_world::acetate::plugin::log::{log, Level};
+
+    pub fn debug(message: &str) {
+        log(Level::Debug, message);
+    }
+    pub fn info(message: &str) {
+        log(Level::Info, message);
+    }
+    pub fn warn(message: &str) {
+        log(Level::Warn, message);
+    }
+    pub fn error(message: &str) {
+        log(Level::Error, message);
+    }
+}
+
+/// The plugin's private key-value store (at most 256 keys of 64 KiB). Writes persist only
+/// if the call that made them succeeds.
+pub mod kv {
+    pub use crate::bindings::hook_world::acetate::plugin::kv::{delete, get, set};
+
+    /// Reads a counter stored by [`add`] (0 when absent or not a counter).
+    pub fn counter(key: &str) -> u64 {
+        get(key)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0)
+    }
+
+    /// Adds to a counter and returns its new value.
+    pub fn add(key: &str, delta: u64) -> Result<u64, String> {
+        let value = counter(key).saturating_add(delta);
+        set(key, &value.to_le_bytes())?;
+        Ok(value)
+    }
+}
+
+/// Integer money arithmetic: no floats, explicit rounding.
+pub mod money {
+    /// `amount * numerator / denominator`, rounded half away from zero; saturates instead of
+    /// overflowing. A zero denominator gives 0.
+    pub fn scale(amount: i64, numerator: u64, denominator: u64) -> i64 {
+        if denominator == 0 {
+            return 0;
+        }
+        let product = i128::from(amount) * i128::from(numerator);
+        let d = i128::from(denominator);
+        let half = d / 2;
+        let rounded = if product >= 0 { (product + half) / d } else { (product - half) / d };
+        i64::try_from(rounded).unwrap_or(if rounded > 0 { i64::MAX } else { i64::MIN })
+    }
+
+    /// Price of `quantity_millis` thousandths of a unit at `unit_price` per unit.
+    pub fn price(unit_price: i64, quantity_millis: u64) -> i64 {
+        scale(unit_price, quantity_millis, 1000)
+    }
+
+    /// A price over tiers: `tiers` is a list of (units up to, price per unit) in thousandths
+    /// of a unit, the last tier open-ended (`u64::MAX`).
+    pub fn tiered(quantity_millis: u64, tiers: &[(u64, i64)]) -> i64 {
+        let mut total: i64 = 0;
+        let mut floor = 0u64;
+        for &(upto, unit_price) in tiers {
+            if quantity_millis <= floor {
+                break;
+            }
+            let in_tier = quantity_millis.min(upto) - floor;
+            total = total.saturating_add(price(unit_price, in_tier));
+            floor = upto;
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::money::*;
+
+    #[test]
+    fn scale_rounds_half_away_from_zero() {
+        assert_eq!(scale(100, 1, 3), 33);
+        assert_eq!(scale(100, 2, 3), 67);
+        assert_eq!(scale(-100, 2, 3), -67);
+        assert_eq!(scale(5, 1, 2), 3);
+        assert_eq!(scale(1, 1, 0), 0);
+        assert_eq!(scale(i64::MAX, 3, 1), i64::MAX);
+    }
+
+    #[test]
+    fn tiers_price_each_slice_at_its_rate() {
+        // First 10 units at 100, next 90 at 50, the rest at 10.
+        let tiers = [(10_000, 100), (100_000, 50), (u64::MAX, 10)];
+        assert_eq!(tiered(5_000, &tiers), 500);
+        assert_eq!(tiered(10_000, &tiers), 1000);
+        assert_eq!(tiered(20_000, &tiers), 1000 + 500);
+        assert_eq!(tiered(200_000, &tiers), 1000 + 4500 + 1000);
+        assert_eq!(tiered(0, &tiers), 0);
+    }
+}
