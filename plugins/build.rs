@@ -39,7 +39,9 @@ fn main() {
     ensure_target();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
+    // From inside the examples' directory, so that their .cargo/config.toml applies.
     command
+        .current_dir(&examples)
         .args([
             "build",
             "--release",

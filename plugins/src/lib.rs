@@ -68,6 +68,9 @@ pub fn examples_dir() -> &'static Path {
     Path::new(env!("ACETATE_PLUGIN_EXAMPLES"))
 }
 
+/// Calls that may run at once (the pool's size); more wait for a free slot.
+pub const CONCURRENT_CALLS: u32 = 64;
+
 /// Largest component accepted.
 pub const MAX_COMPONENT_BYTES: usize = 16 << 20;
 
@@ -261,6 +264,34 @@ pub struct Host {
     compat: String,
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
     budget: Budget,
+    slots: Slots,
+}
+
+/// A counting semaphore over the instance pool, so that a burst of calls waits instead of
+/// failing for want of a slot.
+struct Slots {
+    free: Mutex<u32>,
+    freed: std::sync::Condvar,
+}
+
+impl Slots {
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().expect("slot lock");
+        while *free == 0 {
+            free = self.freed.wait(free).expect("slot lock");
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().expect("slot lock") += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 impl fmt::Debug for Host {
@@ -288,6 +319,17 @@ impl Host {
         config.consume_fuel(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         config.max_wasm_stack(512 << 10);
+        // Instances come from a pool: no mmap and munmap per call (which also serializes
+        // threads on the address-space lock), memories reset by madvise.
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(CONCURRENT_CALLS)
+            .total_core_instances(CONCURRENT_CALLS * 8)
+            .total_memories(CONCURRENT_CALLS * 2)
+            .total_tables(CONCURRENT_CALLS * 8)
+            .max_memory_size(budget.memory_bytes)
+            .linear_memory_keep_resident(256 << 10)
+            .table_keep_resident(64 << 10);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -310,6 +352,10 @@ impl Host {
             compat,
             loaded: Mutex::new(HashMap::new()),
             budget,
+            slots: Slots {
+                free: Mutex::new(CONCURRENT_CALLS),
+                freed: std::sync::Condvar::new(),
+            },
         })
     }
 
@@ -493,6 +539,7 @@ impl Host {
         call: impl FnOnce(&mut Store<State>) -> wasmtime::Result<T>,
     ) -> Call<T> {
         let started = Instant::now();
+        let _slot = self.slots.acquire();
         let mut store = Store::new(&self.engine, State::new(&self.budget, kv));
         store.limiter(|state| &mut state.limiter);
         store.set_fuel(self.budget.fuel).expect("fuel is enabled");

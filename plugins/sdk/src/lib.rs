@@ -21,6 +21,13 @@
 //!
 //! A billing rule implements [`billing::Rule`] and is exported with [`export_billing!`].
 //! Build with `cargo build --release --target wasm32-wasip2` and upload the `.wasm` file.
+//! A small stack makes every call cheaper (the host resets the memory a call touched), so
+//! add to your project's `.cargo/config.toml`:
+//!
+//! ```toml
+//! [target.wasm32-wasip2]
+//! rustflags = ["-C", "link-arg=-zstack-size=131072"]
+//! ```
 //! Money is always an integer count of minor units; [`money`] has the arithmetic helpers.
 
 // The generated code names the crate by its public path, from inside as from outside.
