@@ -109,7 +109,7 @@ pub fn format_bytes(bytes: u64) -> String {
         let unit = 1u64 << shift;
         if bytes >= unit {
             let value = bytes as f64 / unit as f64;
-            return if bytes % unit == 0 {
+            return if bytes.is_multiple_of(unit) {
                 format!("{}{name}", bytes / unit)
             } else {
                 format!("{value:.1}{name}")
@@ -121,7 +121,7 @@ pub fn format_bytes(bytes: u64) -> String {
 
 /// Prints thousandths of a CPU as a decimal CPU count (`1500` → `1.5`).
 pub fn format_cpus(milli: u32) -> String {
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         format!("{}", milli / 1000)
     } else {
         let s = format!("{}.{:03}", milli / 1000, milli % 1000);

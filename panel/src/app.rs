@@ -24,6 +24,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Password for the first provider account; generated (and printed once) if absent.
     pub admin_password: Option<Secret>,
+    /// How often the metering job samples every container.
+    pub meter_interval: std::time::Duration,
 }
 
 /// Shared by every handler.
@@ -39,6 +41,8 @@ pub struct AppState {
     pub list_cache: ListCache,
     /// Failed logins per account, for lockout.
     pub logins: Arc<std::sync::Mutex<auth::LoginLimiter>>,
+    /// The WebAssembly host for resellers' plugins.
+    pub plugins: Arc<acetate_plugins::Host>,
 }
 
 /// user id -> (container rows generation, snapshot generation, JSON body).
@@ -77,6 +81,7 @@ impl AppState {
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    meter_interval: std::time::Duration,
 }
 
 /// What the first start tells the operator.
@@ -90,6 +95,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<(App, Option<FirstLogin>)> {
         let engine = Engine::open(&config.state_dir)?;
         let db = Db::connect(&config.database_url).await?;
+        let plugins = plugin_host(&config.state_dir)?;
         let state = AppState {
             db,
             engine: Arc::new(engine),
@@ -97,6 +103,7 @@ impl App {
             snapshot: Snapshot::default(),
             list_cache: ListCache::default(),
             logins: Arc::default(),
+            plugins,
         };
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {
@@ -107,7 +114,14 @@ impl App {
         state.engine(move |e| snap.refresh_all(e)).await?;
         let first = bootstrap(&state, config.admin_password).await?;
         let listener = TcpListener::bind(&config.listen).await?;
-        Ok((App { listener, state }, first))
+        Ok((
+            App {
+                listener,
+                state,
+                meter_interval: config.meter_interval,
+            },
+            first,
+        ))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -125,6 +139,12 @@ impl App {
         self.state
             .snapshot
             .spawn_refresher(self.state.engine.clone());
+        crate::metering::spawn(
+            self.state.db.clone(),
+            self.state.engine.clone(),
+            self.meter_interval,
+        );
+        crate::billing::spawn_schedule(self.state.db.clone(), self.state.plugins.clone());
         let router = App::router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown_signal())
@@ -140,6 +160,15 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The plugin host, caching compiled plugins under `<state>/plugins/cache`.
+pub fn plugin_host(state_dir: &std::path::Path) -> anyhow::Result<Arc<acetate_plugins::Host>> {
+    let cache = state_dir.join("plugins").join("cache");
+    Ok(Arc::new(acetate_plugins::Host::new(
+        Some(&cache),
+        acetate_plugins::Budget::default(),
+    )?))
 }
 
 /// Creates the provider account on first start.

@@ -22,6 +22,9 @@ pub enum AppError {
     Unprocessable(String),
     #[error("{0}")]
     Quota(String),
+    /// Refused by the reseller's provisioning hooks.
+    #[error("{0}")]
+    Denied(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("database: {0}")]
@@ -66,6 +69,7 @@ impl AppError {
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Quota(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Denied(_) => StatusCode::FORBIDDEN,
             AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -82,6 +86,7 @@ impl AppError {
             AppError::Unprocessable(_) => "invalid",
             AppError::TooLarge(_) => "too_large",
             AppError::Quota(_) => "quota_exceeded",
+            AppError::Denied(_) => "denied_by_policy",
             AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_) => "internal",
         }
     }

@@ -3,9 +3,12 @@
 
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod db;
 pub mod error;
+pub mod metering;
+pub mod plugins;
 pub mod quota;
 pub mod routes;
 pub mod snapshot;

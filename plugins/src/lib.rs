@@ -689,3 +689,14 @@ fn hex(bytes: &[u8]) -> String {
 pub fn example(name: &str) -> std::io::Result<Vec<u8>> {
     std::fs::read(examples_dir().join(format!("{name}.wasm")))
 }
+
+impl Host {
+    /// A component already loaded by this process, by its hex SHA-256 (no bytes needed).
+    pub fn cached(&self, sha256: &str) -> Option<Arc<Plugin>> {
+        self.loaded
+            .lock()
+            .expect("plugin cache lock")
+            .get(sha256)
+            .cloned()
+    }
+}

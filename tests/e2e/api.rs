@@ -12,7 +12,15 @@ pub(crate) struct Api<'a> {
     token: String,
 }
 
-impl Api<'_> {
+impl<'a> Api<'a> {
+    pub(crate) fn new(http: &Client, base: &'a str, token: String) -> Api<'a> {
+        Api {
+            http: http.clone(),
+            base,
+            token,
+        }
+    }
+
     pub(crate) async fn call(
         &self,
         method: Method,
@@ -36,6 +44,35 @@ impl Api<'_> {
     }
     pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
+    }
+    /// POSTs raw bytes (uploads); answers the status and the body as JSON or as text.
+    pub(crate) async fn post_bytes(&self, path: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    /// GETs a text body.
+    pub(crate) async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
     }
 }
 

@@ -4,5 +4,6 @@
 mod api;
 mod browser;
 mod cli;
+mod plugins;
 mod support;
 mod web;

@@ -1,8 +1,10 @@
 //! The `acetate` command line, shaped like `vzctl` and `incus`. Every command takes
 //! `--state-dir` (env `ACETATE_STATE_DIR`) and, where it prints data, `--json`.
 
+mod bill;
 mod ct;
 mod output;
+mod plugin;
 mod serve;
 mod template;
 mod users;
@@ -53,6 +55,15 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(users::TokenCmd),
+    /// WebAssembly plugins: check and dry-run before uploading.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCmd),
+    /// Billing runs.
+    #[command(subcommand)]
+    Bill(bill::BillCmd),
+    /// The metering job.
+    #[command(subcommand)]
+    Meter(bill::MeterCmd),
 }
 
 /// Logs go to stderr; quiet unless `-v` or `RUST_LOG` asks.
@@ -96,6 +107,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Serve(args) => finish(serve::run(&cli.state_dir, &database, args)),
         Command::User(cmd) => finish(users::run_user(&database, cmd)),
         Command::Token(cmd) => finish(users::run_token(&database, cmd)),
+        Command::Plugin(cmd) => finish_code(plugin::run(&out, cmd)),
+        Command::Bill(cmd) => finish_code(bill::run_bill(&cli.state_dir, &database, &out, cmd)),
+        Command::Meter(cmd) => finish_code(bill::run_meter(&cli.state_dir, &database, cmd)),
         Command::Template(cmd) => with_engine(&cli.state_dir, |e| template::run(e, &out, cmd)),
         Command::Ct(cmd) => with_engine(&cli.state_dir, |e| ct::run(e, &out, cmd)),
     }
@@ -104,6 +118,16 @@ pub fn run(cli: Cli) -> i32 {
 fn finish(result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => 0,
+        Err(e) => {
+            eprintln!("acetate: error: {e:#}");
+            1
+        }
+    }
+}
+
+fn finish_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("acetate: error: {e:#}");
             1

@@ -12,6 +12,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "ACETATE_LISTEN")]
     pub listen: String,
+    /// Seconds between two samples of every container's usage.
+    #[arg(long, default_value_t = 60, env = "ACETATE_METER_INTERVAL", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub meter_interval: u64,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -26,6 +29,7 @@ pub fn run(state_dir: &Path, database: &str, args: ServeArgs) -> anyhow::Result<
         database_url: database.to_string(),
         state_dir: state_dir.to_path_buf(),
         admin_password: std::env::var("ACETATE_ADMIN_PASSWORD").ok().map(Secret),
+        meter_interval: std::time::Duration::from_secs(args.meter_interval),
     };
     runtime()?.block_on(async {
         let (app, first) = App::build(config).await?;

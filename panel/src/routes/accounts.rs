@@ -317,6 +317,14 @@ pub(crate) async fn set_suspension(
     suspended: bool,
 ) -> AppResult<CustomerView> {
     let user = managed_customer(st, caller, name).await?;
+    let kind = if suspended {
+        acetate_plugins::EventKind::Suspend
+    } else {
+        acetate_plugins::EventKind::Unsuspend
+    };
+    super::containers::hooks(st, &user, kind, None, None)
+        .await?
+        .refused()?;
     st.db.set_suspended(user.id, suspended).await?;
     if suspended {
         let names: Vec<String> = st
@@ -327,6 +335,9 @@ pub(crate) async fn set_suspension(
             .map(|c| c.engine_name)
             .collect();
         let snap = st.snapshot.clone();
+        for n in &names {
+            super::containers::final_sample(st, n).await;
+        }
         st.engine(move |e| {
             for n in &names {
                 let stopped = e.stop(n, acetate_engine::DEFAULT_STOP_TIMEOUT);

@@ -239,6 +239,74 @@ fn spec_for(
         .map_err(|e| AppError::Unprocessable(e.to_string()))
 }
 
+/// A container as plugins see it: its owner's name for it, template and limits.
+pub(crate) fn plugin_spec(
+    name: &str,
+    template: &str,
+    l: &Limits,
+) -> acetate_plugins::ContainerSpec {
+    acetate_plugins::ContainerSpec {
+        name: name.to_string(),
+        template: template.to_string(),
+        limits: acetate_plugins::Limits {
+            memory_bytes: l.memory,
+            cpu_millis: l.cpus_milli,
+            processes: l.procs.min(u64::from(u32::MAX)) as u32,
+            disk_bytes: l.disk,
+            inodes: l.inodes,
+            io_weight: l.io_weight.min(u32::from(u16::MAX)) as u16,
+        },
+    }
+}
+
+/// Limits with a hook's amendment applied, checked like any request.
+fn amended_limits(limits: &Limits, a: &acetate_plugins::Limits) -> AppResult<Limits> {
+    let next = Limits {
+        memory: a.memory_bytes,
+        cpus_milli: a.cpu_millis,
+        procs: u64::from(a.processes),
+        disk: a.disk_bytes,
+        inodes: a.inodes,
+        io_weight: u32::from(a.io_weight),
+        ..limits.clone()
+    };
+    next.validate().map_err(|e| {
+        AppError::Unprocessable(format!(
+            "your reseller's hook asked for impossible limits: {e}"
+        ))
+    })?;
+    Ok(next)
+}
+
+/// Runs the customer's reseller's hooks on an event.
+pub(crate) async fn hooks(
+    st: &AppState,
+    customer: &User,
+    kind: acetate_plugins::EventKind,
+    current: Option<acetate_plugins::ContainerSpec>,
+    requested: Option<acetate_plugins::ContainerSpec>,
+) -> AppResult<crate::plugins::Verdict> {
+    let Some(reseller_id) = customer.reseller_id else {
+        return Ok(crate::plugins::Verdict::Allow);
+    };
+    let event = acetate_plugins::Event {
+        kind,
+        at: crate::db::now(),
+        tenant: crate::plugins::tenant_of(&st.db, customer).await?,
+        current,
+        requested,
+    };
+    crate::plugins::run_hooks(&st.db, &st.plugins, reseller_id, event).await
+}
+
+/// Takes a last sample of a container before the panel stops or destroys it, so that the
+/// usage since the previous sample is not lost with its counters.
+pub(crate) async fn final_sample(st: &AppState, engine_name: &str) {
+    if let Err(e) = crate::metering::sample(&st.db, &st.engine, Some(engine_name)).await {
+        tracing::warn!(container = %engine_name, error = %e, "final usage sample");
+    }
+}
+
 fn engine_name() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().gen();
@@ -279,14 +347,40 @@ pub(crate) async fn create_for(
         )));
     }
     let engine_name = engine_name();
-    let spec = spec_for(&req, &user, &engine_name, &plan)?;
-    let target = req.name.clone();
+    let mut spec = spec_for(&req, &user, &engine_name, &plan)?;
+    let mut target = req.name.clone();
+    let requested = plugin_spec(&target, &spec.template, &spec.limits);
+    let verdict = hooks(
+        st,
+        &user,
+        acetate_plugins::EventKind::Create,
+        None,
+        Some(requested),
+    )
+    .await?;
+    verdict.refused()?;
+    if let crate::plugins::Verdict::Amend(amended) = &verdict {
+        spec.limits = amended_limits(&spec.limits, &amended.limits)?;
+        spec.template = amended.template.clone();
+        if amended.name != target {
+            acetate_engine::spec::validate_name(&amended.name).map_err(|e| {
+                AppError::Unprocessable(format!("your reseller's hook renamed the container: {e}"))
+            })?;
+            if st.db.container(user.id, &amended.name).await?.is_some() {
+                return Err(AppError::Conflict(format!(
+                    "you already have a container named {:?} (the name your reseller's hook chose)",
+                    amended.name
+                )));
+            }
+            target = amended.name.clone();
+        }
+    }
     let holds = holds_of(&spec.limits);
     let id = {
         let _alloc = st.alloc.lock().await;
         check_capacity(st, &user, &plan, -1, &holds, spec.limits.procs).await?;
         st.db
-            .insert_container(user.id, &req.name, &engine_name, &holds)
+            .insert_container(user.id, &target, &engine_name, &holds)
             .await?
     };
     let created = st
@@ -401,9 +495,31 @@ async fn resize(
     }
     let engine_name = row.engine_name.clone();
     let current = st.engine(move |e| e.show(&engine_name)).await?;
-    let next = update.applied_to(&current.limits);
+    let mut next = update.applied_to(&current.limits);
     next.validate()
         .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let verdict = hooks(
+        &st,
+        &owner,
+        acetate_plugins::EventKind::Resize,
+        Some(plugin_spec(&row.name, &current.template, &current.limits)),
+        Some(plugin_spec(&row.name, &current.template, &next)),
+    )
+    .await?;
+    verdict.refused()?;
+    let update = match &verdict {
+        crate::plugins::Verdict::Amend(amended) => {
+            next = amended_limits(&next, &amended.limits)?;
+            acetate_engine::LimitsUpdate {
+                memory: Some(next.memory),
+                cpus_milli: Some(next.cpus_milli),
+                disk: Some(next.disk),
+                procs: Some(next.procs),
+                ..Default::default()
+            }
+        }
+        _ => update,
+    };
     let holds = holds_of(&next);
     let _alloc = st.alloc.lock().await;
     check_capacity(&st, &owner, &plan, row.id, &holds, next.procs).await?;
@@ -513,6 +629,9 @@ pub(crate) async fn act(
             ));
         }
     }
+    if action != "start" {
+        final_sample(&st, &row.engine_name).await;
+    }
     let engine_name = row.engine_name.clone();
     let result = st
         .change(&row.engine_name, move |e| match action {
@@ -555,6 +674,28 @@ pub(crate) async fn destroy_for(
 ) -> AppResult<()> {
     let caller = Caller(caller.clone());
     let row = resolve(st, &caller.0, name, owner).await?;
+    if let Some(owner) = st.db.user_by_name(&row.owner).await? {
+        let limits = Limits {
+            memory: row.memory.max(0) as u64,
+            cpus_milli: row.cpus_milli.clamp(0, i64::from(u32::MAX)) as u32,
+            disk: row.disk.max(0) as u64,
+            ..Limits::default()
+        };
+        let current = match st.snapshot.get(&row.engine_name) {
+            Some(info) => plugin_spec(&row.name, &info.template, &info.limits),
+            None => plugin_spec(&row.name, "host", &limits),
+        };
+        hooks(
+            st,
+            &owner,
+            acetate_plugins::EventKind::Destroy,
+            Some(current),
+            None,
+        )
+        .await?
+        .refused()?;
+    }
+    final_sample(st, &row.engine_name).await;
     st.db.set_container_state(row.id, "destroying").await?;
     let engine_name = row.engine_name.clone();
     let result = st

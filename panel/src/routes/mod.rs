@@ -2,8 +2,10 @@
 
 mod account;
 mod accounts;
+mod billing;
 mod containers;
 mod openapi;
+mod plugins;
 mod reseller_pages;
 mod tokens;
 mod web;
@@ -31,8 +33,11 @@ pub fn router() -> Router<AppState> {
         .merge(web::router())
         .merge(account::router())
         .merge(reseller_pages::router())
-        .fallback(not_found)
+        .merge(billing::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        // After the general limit, so that its own (larger) limit applies to uploads.
+        .merge(plugins::router())
+        .fallback(not_found)
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -133,7 +133,11 @@ pub mod money {
         let product = i128::from(amount) * i128::from(numerator);
         let d = i128::from(denominator);
         let half = d / 2;
-        let rounded = if product >= 0 { (product + half) / d } else { (product - half) / d };
+        let rounded = if product >= 0 {
+            (product + half) / d
+        } else {
+            (product - half) / d
+        };
         i64::try_from(rounded).unwrap_or(if rounded > 0 { i64::MAX } else { i64::MIN })
     }
 

@@ -17,7 +17,10 @@ impl Rule for Flood {
                 description: description.clone(),
                 quantity_millis: 1000,
                 unit: "unit".into(),
-                amount: Money { amount: 1, currency: input.currency.clone() },
+                amount: Money {
+                    amount: 1,
+                    currency: input.currency.clone(),
+                },
             })
             .collect())
     }

@@ -32,7 +32,11 @@ impl Hook for Snoop {
         // so the same input always gets the same answer.
         use std::hash::BuildHasher;
         let seed = std::collections::hash_map::RandomState::new().hash_one(1u8);
-        let found = if found.is_empty() { "nothing".to_string() } else { found.join("; ") };
+        let found = if found.is_empty() {
+            "nothing".to_string()
+        } else {
+            found.join("; ")
+        };
         Decision::Deny(format!("{found} (hash seed {seed:x})"))
     }
 }

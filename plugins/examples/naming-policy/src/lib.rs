@@ -17,10 +17,17 @@ struct NamingPolicy;
 
 fn name_problem(name: &str) -> Option<String> {
     if !(3..=20).contains(&name.len()) {
-        return Some(format!("container names here are 3 to 20 characters long; {name:?} is not"));
+        return Some(format!(
+            "container names here are 3 to 20 characters long; {name:?} is not"
+        ));
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        return Some(format!("use lower-case letters, digits and dashes only in {name:?}"));
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Some(format!(
+            "use lower-case letters, digits and dashes only in {name:?}"
+        ));
     }
     if RESERVED.contains(&name) {
         return Some(format!("the name {name:?} is reserved"));
@@ -29,7 +36,11 @@ fn name_problem(name: &str) -> Option<String> {
 }
 
 fn on_trial(event: &Event) -> bool {
-    event.tenant.plan.as_ref().is_some_and(|plan| plan.name.starts_with("trial"))
+    event
+        .tenant
+        .plan
+        .as_ref()
+        .is_some_and(|plan| plan.name.starts_with("trial"))
 }
 
 fn capped(spec: &ContainerSpec) -> Option<ContainerSpec> {
@@ -47,16 +58,27 @@ impl Hook for NamingPolicy {
         };
         if event.kind == EventKind::Create {
             if let Some(problem) = name_problem(&requested.name) {
-                log::info(&format!("refused name {:?} of {}", requested.name, event.tenant.customer));
+                log::info(&format!(
+                    "refused name {:?} of {}",
+                    requested.name, event.tenant.customer
+                ));
                 return Decision::Deny(problem);
             }
             if on_trial(&event) && event.tenant.container_count >= 1 {
-                return Decision::Deny("a trial includes one container; upgrade your plan for more".into());
+                return Decision::Deny(
+                    "a trial includes one container; upgrade your plan for more".into(),
+                );
             }
-            let key = format!("creates/{}/{}", event.tenant.customer, event.at.div_euclid(86_400));
+            let key = format!(
+                "creates/{}/{}",
+                event.tenant.customer,
+                event.at.div_euclid(86_400)
+            );
             match kv::add(&key, 1) {
                 Ok(n) if n > CREATES_PER_DAY => {
-                    return Decision::Deny(format!("at most {CREATES_PER_DAY} new containers a day; try tomorrow"));
+                    return Decision::Deny(format!(
+                        "at most {CREATES_PER_DAY} new containers a day; try tomorrow"
+                    ));
                 }
                 Ok(_) => {}
                 Err(e) => log::warn(&format!("cannot count creations: {e}")),

@@ -14,16 +14,23 @@ impl Rule for PayAsYouGo {
                 description: format!("{}: CPU", c.name),
                 quantity_millis: c.cpu_millis,
                 unit: "CPU-second".into(),
-                amount: Money { amount: scale(1, c.cpu_millis, 1000), currency: input.currency.clone() },
+                amount: Money {
+                    amount: scale(1, c.cpu_millis, 1000),
+                    currency: input.currency.clone(),
+                },
             });
             // GiB-hours of memory in thousandths.
-            let gib_hours = (u128::from(c.memory_average_bytes) * u128::from(c.seconds_running) * 1000
-                / (3600u128 << 30)) as u64;
+            let gib_hours =
+                (u128::from(c.memory_average_bytes) * u128::from(c.seconds_running) * 1000
+                    / (3600u128 << 30)) as u64;
             lines.push(InvoiceLine {
                 description: format!("{}: memory", c.name),
                 quantity_millis: gib_hours,
                 unit: "GiB-hour".into(),
-                amount: Money { amount: scale(1, gib_hours, 1000), currency: input.currency.clone() },
+                amount: Money {
+                    amount: scale(1, gib_hours, 1000),
+                    currency: input.currency.clone(),
+                },
             });
         }
         Ok(lines)

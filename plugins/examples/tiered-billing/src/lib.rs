@@ -17,12 +17,21 @@ const MINIMUM: i64 = 500;
 
 struct Tiered;
 
-fn line(description: String, quantity_millis: u64, unit: &str, amount: i64, currency: &str) -> InvoiceLine {
+fn line(
+    description: String,
+    quantity_millis: u64,
+    unit: &str,
+    amount: i64,
+    currency: &str,
+) -> InvoiceLine {
     InvoiceLine {
         description,
         quantity_millis,
         unit: unit.into(),
-        amount: Money { amount, currency: currency.into() },
+        amount: Money {
+            amount,
+            currency: currency.into(),
+        },
     }
 }
 
@@ -36,29 +45,57 @@ impl Rule for Tiered {
             for c in &input.containers {
                 let months = scale(1000, c.seconds_existing, period) as u64;
                 let amount = scale(plan.monthly_price.amount, c.seconds_existing, period);
-                lines.push(line(format!("{} on plan {}", c.name, plan.name), months, "month", amount, currency));
+                lines.push(line(
+                    format!("{} on plan {}", c.name, plan.name),
+                    months,
+                    "month",
+                    amount,
+                    currency,
+                ));
             }
         }
         for c in &input.containers {
             // Core-hours in thousandths: cpu-millis / 3600.
             let core_hours = c.cpu_millis / 3600;
-            let allowance = scale(INCLUDED_CORE_HOURS as i64 * 1000, c.seconds_existing, period) as u64;
+            let allowance = scale(
+                INCLUDED_CORE_HOURS as i64 * 1000,
+                c.seconds_existing,
+                period,
+            ) as u64;
             let over = core_hours.saturating_sub(allowance);
             if over > 0 {
                 let amount = tiered(over, &CPU_TIERS);
-                lines.push(line(format!("{}: CPU beyond the included hours", c.name), over, "core-hour", amount, currency));
+                lines.push(line(
+                    format!("{}: CPU beyond the included hours", c.name),
+                    over,
+                    "core-hour",
+                    amount,
+                    currency,
+                ));
             }
             let over_disk = c.disk_average_bytes.saturating_sub(FREE_DISK);
             if over_disk > 0 {
                 let gib_months = scale(over_disk as i64, 1000, 1 << 30) as u64;
                 let gib_months = scale(gib_months as i64, c.seconds_existing, period) as u64;
                 let amount = scale(DISK_PRICE_PER_GIB_MONTH, gib_months, 1000);
-                lines.push(line(format!("{}: disk beyond 10 GiB", c.name), gib_months, "GiB-month", amount, currency));
+                lines.push(line(
+                    format!("{}: disk beyond 10 GiB", c.name),
+                    gib_months,
+                    "GiB-month",
+                    amount,
+                    currency,
+                ));
             }
         }
         let total: i64 = lines.iter().map(|l| l.amount.amount).sum();
         if !input.containers.is_empty() && total < MINIMUM {
-            lines.push(line("Minimum charge".into(), 1000, "invoice", MINIMUM - total, currency));
+            lines.push(line(
+                "Minimum charge".into(),
+                1000,
+                "invoice",
+                MINIMUM - total,
+                currency,
+            ));
         }
         Ok(lines)
     }

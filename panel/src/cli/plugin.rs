@@ -1,0 +1,180 @@
+//! `acetate plugin check|run|wit`: what a plugin author runs before uploading.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use acetate_plugins::{BillingInput, Budget, Event, Host, Kind, LoadError};
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCmd {
+    /// Validate a component against the hook and billing-rule worlds.
+    Check { file: PathBuf },
+    /// Dry-run a plugin: a hook on an event, a billing rule on usage (JSON, `@FILE` or `-`).
+    Run {
+        file: PathBuf,
+        #[arg(long)]
+        event: String,
+    },
+    /// Print the WIT package plugins are built against.
+    Wit,
+}
+
+#[derive(Serialize)]
+struct Checked {
+    file: String,
+    kind: Kind,
+    sha256: String,
+    size: usize,
+    wit_version: &'static str,
+}
+
+fn load(host: &Host, file: &Path) -> anyhow::Result<(Vec<u8>, Arc<acetate_plugins::Plugin>)> {
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let plugin = host
+        .load(&bytes)
+        .map_err(|e: LoadError| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok((bytes, plugin))
+}
+
+fn event_text(arg: &str) -> anyhow::Result<String> {
+    if arg == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        return Ok(s);
+    }
+    if let Some(path) = arg.strip_prefix('@') {
+        return std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"));
+    }
+    Ok(arg.to_string())
+}
+
+#[derive(Serialize)]
+struct Ran<T: Serialize> {
+    kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<acetate_plugins::Failure>,
+    fuel_used: u64,
+    micros: u128,
+    log: Vec<acetate_plugins::LogLine>,
+    kv_changes: Vec<String>,
+}
+
+fn print_ran<T: Serialize>(out: &Output, ran: &Ran<T>, text: impl FnOnce(&T)) {
+    out.print(ran, |r| {
+        match (&r.result, &r.failure) {
+            (Some(value), _) => text(value),
+            (None, Some(f)) => println!("failed: the plugin {f}"),
+            (None, None) => {}
+        }
+        println!("fuel used: {}, time: {} µs", r.fuel_used, r.micros);
+        for line in &r.log {
+            println!("log {}: {}", line.level.as_str(), line.message);
+        }
+        for key in &r.kv_changes {
+            println!("would store: {key}");
+        }
+    });
+}
+
+pub fn run(out: &Output, cmd: PluginCmd) -> anyhow::Result<i32> {
+    let host = Host::new(None, Budget::default())?;
+    match cmd {
+        PluginCmd::Wit => {
+            print!("{}", acetate_plugins::WIT);
+            Ok(0)
+        }
+        PluginCmd::Check { file } => {
+            let (bytes, plugin) = load(&host, &file)?;
+            let checked = Checked {
+                file: file.display().to_string(),
+                kind: plugin.kind(),
+                sha256: plugin.sha256().to_string(),
+                size: bytes.len(),
+                wit_version: acetate_plugins::WIT_VERSION,
+            };
+            out.print(&checked, |c| {
+                println!(
+                    "{}: a valid {} plugin (acetate:plugin@{}), {} bytes, sha256 {}",
+                    c.file, c.kind, c.wit_version, c.size, c.sha256
+                )
+            });
+            Ok(0)
+        }
+        PluginCmd::Run { file, event } => {
+            let (_, plugin) = load(&host, &file)?;
+            let text = event_text(&event)?;
+            let kv = Arc::default();
+            let code = match plugin.kind() {
+                Kind::Hook => {
+                    let event: Event = serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("--event is not a hook event: {e}"))?;
+                    let call = host.hook(&plugin, &event, kv);
+                    let code = i32::from(call.result.is_err());
+                    let ran = Ran {
+                        kind: Kind::Hook,
+                        fuel_used: call.fuel_used,
+                        micros: call.elapsed.as_micros(),
+                        kv_changes: call.kv_changes.0.keys().cloned().collect(),
+                        log: call.log,
+                        failure: call.result.as_ref().err().cloned(),
+                        result: call.result.ok(),
+                    };
+                    print_ran(out, &ran, |d| match d {
+                        acetate_plugins::Decision::Allow => println!("decision: allow"),
+                        acetate_plugins::Decision::Deny(m) => println!("decision: deny: {m}"),
+                        acetate_plugins::Decision::Amend(spec) => println!(
+                            "decision: amend to {}",
+                            serde_json::to_string(spec).unwrap_or_default()
+                        ),
+                    });
+                    code
+                }
+                Kind::Billing => {
+                    let input: BillingInput = serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("--event is not billing input: {e}"))?;
+                    let call = host.billing(&plugin, &input, kv);
+                    let code = i32::from(call.result.is_err());
+                    let ran = Ran {
+                        kind: Kind::Billing,
+                        fuel_used: call.fuel_used,
+                        micros: call.elapsed.as_micros(),
+                        kv_changes: call.kv_changes.0.keys().cloned().collect(),
+                        log: call.log,
+                        failure: call.result.as_ref().err().cloned(),
+                        result: call.result.ok(),
+                    };
+                    print_ran(out, &ran, |lines| {
+                        let total: i64 = lines.iter().map(|l| l.amount.amount).sum();
+                        for l in lines {
+                            println!(
+                                "{:<50} {:>10}.{:03} {:<10} {:>12} {}",
+                                l.description,
+                                l.quantity_millis / 1000,
+                                l.quantity_millis % 1000,
+                                l.unit,
+                                crate::billing::format_amount(l.amount.amount),
+                                l.amount.currency
+                            );
+                        }
+                        println!(
+                            "total: {} {}",
+                            crate::billing::format_amount(total),
+                            input.currency
+                        );
+                    });
+                    code
+                }
+            };
+            Ok(code)
+        }
+    }
+}

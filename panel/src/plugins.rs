@@ -1,0 +1,546 @@
+//! Resellers' plugins in the panel: stored components, their key-value stores, the record
+//! of their calls, and running a reseller's provisioning hooks on an event.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use acetate_plugins::{Call, Decision, Event, Failure, Host, Kind, Kv, KvChanges, Plugin};
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::db::{now, Db};
+use crate::error::{AppError, AppResult};
+
+/// Recorded hook events kept per reseller (for dry runs).
+const KEEP_EVENTS: i64 = 50;
+/// Calls kept per plugin.
+const KEEP_CALLS: i64 = 200;
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct PluginRow {
+    pub id: i64,
+    #[serde(skip)]
+    pub reseller_id: i64,
+    pub name: String,
+    pub kind: String,
+    pub sha256: String,
+    pub size: i64,
+    #[serde(serialize_with = "as_bool")]
+    pub enabled: i64,
+    pub on_failure: String,
+    pub calls: i64,
+    pub failures: i64,
+    pub created_at: i64,
+}
+
+fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(*v != 0)
+}
+
+const COLUMNS: &str =
+    "id, reseller_id, name, kind, sha256, size, enabled, on_failure, calls, failures, created_at";
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct CallRow {
+    pub id: i64,
+    pub at: i64,
+    pub event: String,
+    pub outcome: String,
+    pub detail: String,
+    pub fuel: i64,
+    pub micros: i64,
+    #[serde(serialize_with = "as_json")]
+    pub log: String,
+    #[serde(serialize_with = "as_bool")]
+    pub dry_run: i64,
+}
+
+fn as_json<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    let value: serde_json::Value = serde_json::from_str(v).unwrap_or(serde_json::Value::Null);
+    value.serialize(s)
+}
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    #[serde(serialize_with = "as_json")]
+    pub event: String,
+}
+
+/// One call of a plugin, as recorded for its owner.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRecord<'a> {
+    /// The event kind, or `billing`.
+    pub event: &'a str,
+    /// `allow`, `deny`, `amend`, `ok` or `failure`.
+    pub outcome: &'a str,
+    pub detail: &'a str,
+    pub fuel: u64,
+    pub micros: u128,
+    pub log: &'a [acetate_plugins::LogLine],
+    /// Dry runs are recorded but not counted.
+    pub dry_run: bool,
+}
+
+/// A valid plugin name: what a reseller calls it.
+pub fn validate_name(name: &str) -> AppResult<()> {
+    let ok = (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Unprocessable(
+            "plugin names are 1 to 40 letters, digits, dots, dashes and underscores".into(),
+        ))
+    }
+}
+
+impl Db {
+    pub async fn plugins_of(&self, reseller_id: i64) -> AppResult<Vec<PluginRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM plugins WHERE reseller_id = $1 ORDER BY id"
+        ))
+        .bind(reseller_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn plugin_by_name(
+        &self,
+        reseller_id: i64,
+        name: &str,
+    ) -> AppResult<Option<PluginRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM plugins WHERE reseller_id = $1 AND name = $2"
+        ))
+        .bind(reseller_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn enabled_plugins(&self, reseller_id: i64, kind: Kind) -> AppResult<Vec<PluginRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM plugins WHERE reseller_id = $1 AND kind = $2 AND enabled = 1 \
+             ORDER BY id"
+        ))
+        .bind(reseller_id)
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn insert_plugin(
+        &self,
+        reseller_id: i64,
+        name: &str,
+        plugin: &Plugin,
+        wasm: &[u8],
+    ) -> AppResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO plugins (reseller_id, name, kind, sha256, size, wasm, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(reseller_id)
+        .bind(name)
+        .bind(plugin.kind().as_str())
+        .bind(plugin.sha256())
+        .bind(wasm.len() as i64)
+        .bind(wasm.to_vec())
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
+                "you already have a plugin named {name:?}: delete it first to replace it"
+            )),
+            _ => AppError::Db(e),
+        })?;
+        Ok(id)
+    }
+
+    pub async fn plugin_wasm(&self, id: i64) -> AppResult<Vec<u8>> {
+        let (wasm,): (Vec<u8>,) = sqlx::query_as("SELECT wasm FROM plugins WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(wasm)
+    }
+
+    /// Sets a plugin's switches; enabling a billing rule disables the reseller's others.
+    pub async fn set_plugin(
+        &self,
+        row: &PluginRow,
+        enabled: Option<bool>,
+        on_failure: Option<&str>,
+    ) -> AppResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if enabled == Some(true) && row.kind == Kind::Billing.as_str() {
+            sqlx::query(
+                "UPDATE plugins SET enabled = 0 WHERE reseller_id = $1 AND kind = 'billing'",
+            )
+            .bind(row.reseller_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(enabled) = enabled {
+            sqlx::query("UPDATE plugins SET enabled = $1 WHERE id = $2")
+                .bind(i64::from(enabled))
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(policy) = on_failure {
+            sqlx::query("UPDATE plugins SET on_failure = $1 WHERE id = $2")
+                .bind(policy)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_plugin(&self, id: i64) -> AppResult<()> {
+        sqlx::query("DELETE FROM plugins WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn plugin_kv(&self, plugin_id: i64) -> AppResult<Kv> {
+        let rows: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT key, value FROM plugin_kv WHERE plugin_id = $1")
+                .bind(plugin_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect::<BTreeMap<_, _>>())
+    }
+
+    async fn apply_kv(&self, plugin_id: i64, changes: &KvChanges) -> AppResult<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in &changes.0 {
+            sqlx::query("DELETE FROM plugin_kv WHERE plugin_id = $1 AND key = $2")
+                .bind(plugin_id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(value) = value {
+                sqlx::query("INSERT INTO plugin_kv (plugin_id, key, value) VALUES ($1, $2, $3)")
+                    .bind(plugin_id)
+                    .bind(key)
+                    .bind(value.clone())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a call and what it cost; counts calls and failures of real (not dry) runs.
+    pub async fn record_call(&self, plugin_id: i64, r: CallRecord<'_>) -> AppResult<()> {
+        let CallRecord {
+            event,
+            outcome,
+            detail,
+            fuel,
+            micros,
+            log,
+            dry_run,
+        } = r;
+        let call_cost = (fuel, micros);
+        let log = serde_json::to_string(log).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO plugin_calls (plugin_id, at, event, outcome, detail, fuel, micros, log, dry_run) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(plugin_id)
+        .bind(now())
+        .bind(event)
+        .bind(outcome)
+        .bind(detail)
+        .bind(call_cost.0 as i64)
+        .bind(call_cost.1.min(i64::MAX as u128) as i64)
+        .bind(log)
+        .bind(i64::from(dry_run))
+        .execute(&self.pool)
+        .await?;
+        if !dry_run {
+            let failed = i64::from(outcome == "failure");
+            sqlx::query(
+                "UPDATE plugins SET calls = calls + 1, failures = failures + $1 WHERE id = $2",
+            )
+            .bind(failed)
+            .bind(plugin_id)
+            .execute(&self.pool)
+            .await?;
+        }
+        sqlx::query(
+            "DELETE FROM plugin_calls WHERE plugin_id = $1 AND id <= \
+             (SELECT id FROM plugin_calls WHERE plugin_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(plugin_id)
+        .bind(KEEP_CALLS)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn plugin_calls(&self, plugin_id: i64, limit: i64) -> AppResult<Vec<CallRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, event, outcome, detail, fuel, micros, log, dry_run FROM plugin_calls \
+             WHERE plugin_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(plugin_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn record_event(&self, reseller_id: i64, event: &Event) -> AppResult<()> {
+        let json = serde_json::to_string(event).map_err(|e| AppError::Internal(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO hook_events (reseller_id, at, kind, event) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(reseller_id)
+        .bind(event.at)
+        .bind(event.kind.as_str())
+        .bind(json)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "DELETE FROM hook_events WHERE reseller_id = $1 AND id <= \
+             (SELECT id FROM hook_events WHERE reseller_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(reseller_id)
+        .bind(KEEP_EVENTS)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn hook_events(&self, reseller_id: i64) -> AppResult<Vec<EventRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, kind, event FROM hook_events WHERE reseller_id = $1 ORDER BY id DESC",
+        )
+        .bind(reseller_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn hook_event(&self, reseller_id: i64, id: i64) -> AppResult<Option<Event>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT event FROM hook_events WHERE reseller_id = $1 AND id = $2")
+                .bind(reseller_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(json,)| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| AppError::Internal(format!("a recorded event does not parse: {e}")))
+    }
+}
+
+/// The compiled plugin of a row: from the host's cache, else loaded from the database.
+pub async fn load(db: &Db, host: &Arc<Host>, row: &PluginRow) -> AppResult<Arc<Plugin>> {
+    if let Some(plugin) = host.cached(&row.sha256) {
+        return Ok(plugin);
+    }
+    let wasm = db.plugin_wasm(row.id).await?;
+    let host = host.clone();
+    tokio::task::spawn_blocking(move || host.load(&wasm))
+        .await?
+        .map_err(|e| AppError::Internal(format!("stored plugin no longer loads: {e}")))
+}
+
+/// Runs one plugin call off the async threads.
+pub async fn call<T: Send + 'static>(
+    f: impl FnOnce() -> Call<T> + Send + 'static,
+) -> AppResult<Call<T>> {
+    Ok(tokio::task::spawn_blocking(f).await?)
+}
+
+/// What the reseller's hooks made of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Go ahead with this spec instead of the requested one.
+    Amend(acetate_plugins::ContainerSpec),
+    /// Refuse, with the message for the customer.
+    Deny(String),
+}
+
+impl Verdict {
+    /// The verdict as an error, if it refuses.
+    pub fn refused(&self) -> AppResult<()> {
+        match self {
+            Verdict::Deny(message) => Err(AppError::Denied(message.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn summary<T>(call: &Call<T>, what: impl FnOnce(&T) -> (String, String)) -> (String, String) {
+    match &call.result {
+        Ok(value) => what(value),
+        Err(failure) => ("failure".to_string(), failure.to_string()),
+    }
+}
+
+fn decision_summary(d: &Decision) -> (String, String) {
+    match d {
+        Decision::Allow => ("allow".into(), String::new()),
+        Decision::Deny(m) => ("deny".into(), m.clone()),
+        Decision::Amend(spec) => (
+            "amend".into(),
+            serde_json::to_string(spec).unwrap_or_default(),
+        ),
+    }
+}
+
+/// Runs a reseller's enabled hooks, in upload order, on an event of one of its customers.
+/// A deny stops at once; amendments carry over to the next hook. A hook that fails counts
+/// as its on-failure setting says (deny by default). Every call is recorded for the owner.
+pub async fn run_hooks(
+    db: &Db,
+    host: &Arc<Host>,
+    reseller_id: i64,
+    mut event: Event,
+) -> AppResult<Verdict> {
+    db.record_event(reseller_id, &event).await?;
+    let mut amended = false;
+    for row in db.enabled_plugins(reseller_id, Kind::Hook).await? {
+        let outcome = match load(db, host, &row).await {
+            Ok(plugin) => {
+                let kv = Arc::new(db.plugin_kv(row.id).await?);
+                let (h, e) = (host.clone(), event.clone());
+                call(move || h.hook(&plugin, &e, kv)).await?
+            }
+            Err(e) => {
+                tracing::error!(plugin = %row.name, error = %e, "loading a hook");
+                Call {
+                    result: Err(Failure::Trapped(e.to_string())),
+                    log: Vec::new(),
+                    kv_changes: KvChanges::default(),
+                    fuel_used: 0,
+                    elapsed: std::time::Duration::ZERO,
+                }
+            }
+        };
+        let (result, detail) = summary(&outcome, decision_summary);
+        db.record_call(
+            row.id,
+            CallRecord {
+                event: event.kind.as_str(),
+                outcome: &result,
+                detail: &detail,
+                fuel: outcome.fuel_used,
+                micros: outcome.elapsed.as_micros(),
+                log: &outcome.log,
+                dry_run: false,
+            },
+        )
+        .await?;
+        match outcome.result {
+            Ok(decision) => {
+                db.apply_kv(row.id, &outcome.kv_changes).await?;
+                match decision {
+                    Decision::Allow => {}
+                    Decision::Deny(message) => {
+                        let message = if message.trim().is_empty() {
+                            "refused by your reseller's policy".to_string()
+                        } else {
+                            message
+                        };
+                        return Ok(Verdict::Deny(message));
+                    }
+                    Decision::Amend(spec) => {
+                        if event.requested.is_none() {
+                            // Nothing to amend in this event: the hook answered garbage.
+                            if row.on_failure == "deny" {
+                                return Ok(Verdict::Deny(hook_failed(&row.name)));
+                            }
+                            continue;
+                        }
+                        event.requested = Some(spec);
+                        amended = true;
+                    }
+                }
+            }
+            Err(failure) => {
+                tracing::warn!(plugin = %row.name, %failure, "provisioning hook failed");
+                if row.on_failure == "deny" {
+                    return Ok(Verdict::Deny(hook_failed(&row.name)));
+                }
+            }
+        }
+    }
+    Ok(match (amended, event.requested) {
+        (true, Some(spec)) => Verdict::Amend(spec),
+        _ => Verdict::Allow,
+    })
+}
+
+fn hook_failed(name: &str) -> String {
+    format!(
+        "your reseller's provisioning hook {name:?} failed, so the request was refused; \
+         try again later or contact your reseller"
+    )
+}
+
+/// A plan as plugins see it.
+pub fn plan_for_plugins(p: &crate::db::Plan) -> acetate_plugins::Plan {
+    let clamp32 = |v: i64| v.clamp(0, i64::from(u32::MAX)) as u32;
+    acetate_plugins::Plan {
+        name: p.name.clone(),
+        per_container: acetate_plugins::Limits {
+            memory_bytes: p.ct_memory.max(0) as u64,
+            cpu_millis: clamp32(p.ct_cpus_milli),
+            processes: clamp32(p.ct_procs),
+            disk_bytes: p.ct_disk.max(0) as u64,
+            inodes: p.ct_disk.max(0) as u64 / 16384,
+            io_weight: 100,
+        },
+        max_containers: clamp32(p.max_containers),
+        monthly_price: acetate_plugins::Money {
+            amount: p.price_minor,
+            currency: p.currency.clone(),
+        },
+    }
+}
+
+/// A customer as plugins see it: its reseller, plan and container count.
+pub async fn tenant_of(db: &Db, customer: &crate::db::User) -> AppResult<acetate_plugins::Tenant> {
+    let reseller = match customer.reseller_id {
+        Some(id) => sqlx::query_as::<_, (String,)>("SELECT name FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|(n,)| n)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let plan = match customer.plan_id {
+        Some(id) => db.plan(id).await?,
+        None => None,
+    };
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM containers WHERE owner_id = $1")
+        .bind(customer.id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(acetate_plugins::Tenant {
+        reseller,
+        customer: customer.name.clone(),
+        plan: plan.as_ref().map(plan_for_plugins),
+        container_count: count.clamp(0, i64::from(u32::MAX)) as u32,
+    })
+}
