@@ -7,6 +7,7 @@ pub mod billing;
 pub mod cli;
 pub mod db;
 pub mod error;
+pub mod graph;
 pub mod metering;
 pub mod plugins;
 pub mod quota;

@@ -419,23 +419,7 @@ async fn metered_cpu_shows_up_in_the_invoice() {
         "two 1.5 s burns at 0.5 CPU used only {used_ms} ms"
     );
 
-    let period = {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let days = secs / 86_400;
-        // Civil month from days (same algorithm as the panel's, independent code path: chrono-free).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        format!("{y:04}-{m:02}")
-    };
+    let period = crate::support::current_period();
     // The month has not ended: refused unless asked for explicitly.
     let (status, body) = provider
         .post("/api/v1/billing/run", json!({"period": period}))

@@ -69,6 +69,40 @@ impl Browser<'_> {
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         self.send(Method::POST, path, Some(form)).await
     }
+    /// Posts a multipart form with one file field, as a browser's upload form does.
+    async fn upload(&mut self, path: &str, fields: &[(&str, &str)], file: (&str, Vec<u8>)) -> Page {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        form = form.part(
+            file.0.to_string(),
+            reqwest::multipart::Part::bytes(file.1).file_name("plugin.wasm"),
+        );
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        Page {
+            status: resp.status(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string()),
+            set_cookies: Vec::new(),
+            body: resp.text().await.unwrap(),
+        }
+    }
     fn cookie(&self, name: &str) -> Option<String> {
         self.cookies
             .iter()
@@ -557,4 +591,189 @@ async fn resellers_see_their_pool_plans_and_suspend_customers_in_the_browser() {
         .call(Method::DELETE, "/api/v1/containers/site", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn plugins_usage_graphs_and_invoices_in_the_browser() {
+    let Some(state) = state_dir("plugins_usage_graphs_and_invoices_in_the_browser") else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-pw", roomy_plan(), roomy_pool()).await;
+    let hana = customer(&server, &http, &reseller, "hana").await;
+    let (status, body) = hana
+        .post(
+            "/api/v1/containers",
+            serde_json::json!({"name": "site", "memory": "128M", "cpus": 0.5, "disk": "64M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // The reseller uploads a hook through the form; it starts disabled.
+    let mut r = Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+    assert_eq!(
+        r.login("res-pw", "a long enough password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = r.get("/plugins").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No plugins yet"));
+    let token = csrf(&page.body);
+    let policy = acetate_plugins::example("naming_policy").unwrap();
+    let page = r
+        .upload(
+            "/plugins",
+            &[("csrf", "forged"), ("name", "policy")],
+            ("file", policy.clone()),
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::FORBIDDEN,
+        "a forged upload is refused"
+    );
+    let page = r
+        .upload(
+            "/plugins",
+            &[("csrf", &token), ("name", "junk")],
+            ("file", b"not wasm".to_vec()),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.body.contains("not a WebAssembly file"),
+        "{}",
+        page.body
+    );
+    let page = r
+        .upload(
+            "/plugins",
+            &[("csrf", &token), ("name", "policy")],
+            ("file", policy),
+        )
+        .await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/plugins/policy"))
+    );
+    let page = r.get("/plugins").await;
+    assert!(
+        page.body.contains("id=\"plugin-policy\"") && page.body.contains("disabled"),
+        "{}",
+        page.body
+    );
+    let page = r.post("/plugins/policy/enable", &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+
+    // A customer's refused create becomes a recorded event the reseller dry-runs.
+    let (status, _) = hana
+        .post(
+            "/api/v1/containers",
+            serde_json::json!({"name": "www", "memory": "128M", "cpus": 0.5, "disk": "64M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let page = r.get("/plugins/policy").await;
+    assert!(
+        page.body.contains("reserved"),
+        "the refusal is in the call list: {}",
+        page.body
+    );
+    let start = page
+        .body
+        .find("<option value=\"")
+        .expect("a recorded event")
+        + 15;
+    let event_id = page.body[start..].split('"').next().unwrap().to_string();
+    let page = r
+        .post(
+            "/plugins/policy/dry-run",
+            &[("csrf", &token), ("event_id", &event_id)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("id=\"dry-run-result\">deny: the name &#34;www&#34; is reserved")
+            || page
+                .body
+                .contains("id=\"dry-run-result\">deny: the name &quot;www&quot; is reserved"),
+        "{}",
+        page.body
+    );
+    let page = r.post("/plugins/policy/delete", &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(r.get("/plugins").await.body.contains("No plugins yet"));
+
+    // The customer sees usage graphs once the container was sampled, then its invoice.
+    server.cli(&["meter", "sample"], "");
+    let mut h = Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+    assert_eq!(
+        h.login("hana", "a long enough password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = h.get("/containers/site").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.body.matches("<svg class=\"graph\"").count(),
+        4,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Memory, last hour"));
+    let page = h.get("/plugins").await;
+    assert_eq!(
+        page.status,
+        StatusCode::NOT_FOUND,
+        "customers have no plugins page"
+    );
+    let page = h.get("/invoices").await;
+    assert!(page.body.contains("No invoices yet"));
+
+    let period = crate::support::current_period();
+    let report = server.cli(
+        &["--json", "bill", "run", "--period", &period, "--open"],
+        "",
+    );
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["customers"][0]["status"], "invoiced", "{report}");
+    let page = h.get("/invoices").await;
+    assert!(page.body.contains(&period), "{}", page.body);
+    let start = page.body.find("href=\"/invoices/").unwrap() + 16;
+    let id = page.body[start..].split('"').next().unwrap().to_string();
+    let page = h.get(&format!("/invoices/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("site on plan basic"),
+        "the default rule bills the plan: {}",
+        page.body
+    );
+    let page = h.get(&format!("/invoices/{id}/csv")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("\"site on plan basic\""),
+        "{}",
+        page.body
+    );
+    let page = r.get("/invoices").await;
+    assert!(
+        page.body.contains("Revenue") && page.body.contains("hana"),
+        "{}",
+        page.body
+    );
+    let (status, _) = hana
+        .call(Method::DELETE, "/api/v1/containers/site", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop();
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod billing;
 mod containers;
 mod openapi;
+mod plugin_pages;
 mod plugins;
 mod reseller_pages;
 mod tokens;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that its own (larger) limit applies to uploads.
         .merge(plugins::router())
+        .merge(plugin_pages::router())
         .fallback(not_found)
 }
 

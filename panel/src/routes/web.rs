@@ -425,10 +425,56 @@ async fn create(
     }
 }
 
+/// One usage graph of the container page.
+struct Graph {
+    title: &'static str,
+    svg: String,
+}
+
+/// CPU and memory over the last hour (raw samples) and the last 30 days (hours).
+async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError> {
+    let mut out = Vec::new();
+    for month in [false, true] {
+        let series = super::billing::series(st, container_id, month).await?;
+        let gap = if month { 2 * 3600 } else { 180 };
+        let cpu: Vec<(i64, f64)> = series
+            .points
+            .iter()
+            .filter(|p| p.seconds > 0)
+            .map(|p| (p.at, p.cpu_us as f64 / (p.seconds as f64 * 1e4)))
+            .collect();
+        let memory: Vec<(i64, f64)> = series
+            .points
+            .iter()
+            .map(|p| (p.at, p.memory as f64))
+            .collect();
+        out.push(Graph {
+            title: if month {
+                "CPU, last 30 days (% of one core)"
+            } else {
+                "CPU, last hour (% of one core)"
+            },
+            svg: crate::graph::line(&cpu, series.from, series.to, gap, |v| format!("{v:.0}%")),
+        });
+        out.push(Graph {
+            title: if month {
+                "Memory, last 30 days"
+            } else {
+                "Memory, last hour"
+            },
+            svg: crate::graph::line(&memory, series.from, series.to, gap, |v| {
+                format_bytes(v as u64)
+            }),
+        });
+    }
+    Ok(out)
+}
+
 #[derive(Template)]
 #[template(path = "container.html")]
 struct ContainerPage {
     c: Row,
+    graphs: Vec<Graph>,
     csrf: String,
     command: String,
     output: Option<ExecResponse>,
@@ -464,8 +510,13 @@ async fn render_container(
         Err(e) => return e.into_response(),
     };
     let view = view(&row, st.snapshot.get(&row.engine_name).as_deref());
+    let graphs = match graphs(st, row.id).await {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
     let page = ContainerPage {
         c: self::row(&view),
+        graphs,
         csrf: session.csrf.clone(),
         command,
         output,
