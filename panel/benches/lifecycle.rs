@@ -295,9 +295,72 @@ fn idle_memory(engine: &Engine, n: usize) {
         start_all.as_secs_f64() * 1e3,
         start_all.as_secs_f64() * 1e3 / n as f64
     );
+    metering_cost(engine.state_dir(), &names);
     for name in &names {
         engine.destroy(name, Duration::from_secs(5)).unwrap();
     }
+}
+
+/// CPU time of this process (all threads), user + system.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// What the metering job costs with `names` running: CPU per pass over every container
+/// (engine reads of cgroups and disk, the SQLite transaction), and its share of one core
+/// at the default interval.
+fn metering_cost(state: &Path, names: &[String]) {
+    let engine = std::sync::Arc::new(Engine::open(state).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let passes = 10;
+    let (per_pass_cpu, per_pass_wall) = rt.block_on(async {
+        let db = acetate::db::Db::connect(&url).await.unwrap();
+        let owner = db
+            .create_user("bench", acetate::db::Role::Customer, None, "-")
+            .await
+            .unwrap();
+        let holds = acetate::db::Totals {
+            containers: 1,
+            memory: 0,
+            cpus_milli: 0,
+            disk: 0,
+        };
+        for name in names {
+            let id = db
+                .insert_container(owner, name, name, &holds)
+                .await
+                .unwrap();
+            db.set_container_state(id, "ready").await.unwrap();
+        }
+        // The first pass creates every container's reading; the next ones are the steady state.
+        acetate::metering::sample(&db, &engine, None).await.unwrap();
+        let (cpu, wall) = (cpu_time(), Instant::now());
+        for _ in 0..passes {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            let report = acetate::metering::sample(&db, &engine, None).await.unwrap();
+            assert_eq!(report.running, names.len());
+        }
+        let sleeping = Duration::from_millis(1100) * passes;
+        (
+            (cpu_time() - cpu) / passes,
+            (wall.elapsed() - sleeping) / passes,
+        )
+    });
+    let interval = acetate::metering::DEFAULT_INTERVAL.as_secs_f64();
+    println!(
+        "  metering all {}: {:.1} ms CPU per pass ({:.1} ms wall), {:.3}% of one core at one pass every {interval:.0} s",
+        names.len(),
+        per_pass_cpu.as_secs_f64() * 1e3,
+        per_pass_wall.as_secs_f64() * 1e3,
+        per_pass_cpu.as_secs_f64() / interval * 100.0
+    );
 }
 
 fn main() {

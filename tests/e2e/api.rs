@@ -636,6 +636,11 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/customers/{name}/suspend", "post"),
         ("/api/v1/tokens/{id}", "delete"),
         ("/api/v1/audit", "get"),
+        ("/api/v1/plugins", "post"),
+        ("/api/v1/plugins/{name}/dry-run", "post"),
+        ("/api/v1/invoices/{id}/csv", "get"),
+        ("/api/v1/billing/run", "post"),
+        ("/api/v1/containers/{name}/usage", "get"),
     ] {
         assert!(
             paths[path][method].is_object(),

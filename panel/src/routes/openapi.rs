@@ -85,6 +85,28 @@ pub fn document() -> Value {
             },
             "/api/v1/tokens/{id}": { "delete": op("Revoke a token", None, ("204", ""), &["404"]) },
             "/api/v1/audit": { "get": op("Audit log: everything (provider), own and customers' (reseller)", None, ("200", "Object"), &["403"]) },
+            "/api/v1/containers/{name}/usage": { "get": with_params(op("Usage history: raw samples of the last hour (range=hour) or hours of the last 30 days (range=month)", None, ("200", "Object"), &["404", "422"]), name_param()) },
+            "/api/v1/plugins": {
+                "get": op("The reseller's plugins", None, ("200", "Object"), &["403"]),
+                "post": { "summary": "Upload a WebAssembly component (body: the .wasm bytes, up to 16 MiB; query: name). Validated against the hook and billing-rule worlds; starts disabled.",
+                          "parameters": [ { "name": "name", "in": "query", "required": true, "schema": { "type": "string" } } ],
+                          "requestBody": { "required": true, "content": { "application/wasm": { "schema": { "type": "string", "format": "binary" } } } },
+                          "responses": { "201": { "description": "stored" }, "403": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" }, "422": { "$ref": "#/components/responses/Error" } } }
+            },
+            "/api/v1/plugins/{name}": {
+                "get": op("One plugin", None, ("200", "Object"), &["403", "404"]),
+                "patch": op("Enable or disable (one billing rule at a time); on_failure deny|allow for hooks", Some("Object"), ("200", "Object"), &["403", "404", "422"]),
+                "delete": op("Delete a plugin, its store and its calls", None, ("204", ""), &["403", "404"])
+            },
+            "/api/v1/plugins/{name}/dry-run": { "post": op("Run without effect: a hook on event_id (recorded) or event; a billing rule on customer and period", Some("Object"), ("200", "Object"), &["403", "404", "422"]) },
+            "/api/v1/plugins/{name}/calls": { "get": op("Recent calls: outcome, fuel, time, log", None, ("200", "Object"), &["403", "404"]) },
+            "/api/v1/hook-events": { "get": op("Recent hook events of the reseller's customers (for dry runs)", None, ("200", "Object"), &["403"]) },
+            "/api/v1/plugins-wit": { "get": { "summary": "The WIT package plugins are built against", "responses": { "200": { "description": "text/plain" } } } },
+            "/api/v1/invoices": { "get": op("Invoices: own (customer), customers' (reseller), all (provider)", None, ("200", "Object"), &[]) },
+            "/api/v1/invoices/{id}": { "get": op("One invoice with its lines", None, ("200", "Object"), &["404"]) },
+            "/api/v1/invoices/{id}/csv": { "get": { "summary": "One invoice as CSV", "responses": { "200": { "description": "text/csv" }, "404": { "$ref": "#/components/responses/Error" } } } },
+            "/api/v1/revenue": { "get": op("Invoiced totals per period and currency (reseller, provider)", None, ("200", "Object"), &["403"]) },
+            "/api/v1/billing/run": { "post": op("Bill a period (YYYY-MM): every reseller's customers (provider) or the caller's (reseller); open=true for a month not yet ended", Some("Object"), ("200", "Object"), &["403", "422"]) },
             "/api/v1/health": { "get": { "summary": "Liveness", "security": [], "responses": { "200": { "description": "ok" } } } },
             "/api/v1/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "ok" } } } }
         },
@@ -94,7 +116,7 @@ pub fn document() -> Value {
             "schemas": {
                 "Object": { "type": "object" },
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                    "code": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "invalid", "quota_exceeded", "too_large", "internal"] },
+                    "code": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "invalid", "quota_exceeded", "denied_by_policy", "too_large", "internal"] },
                     "message": { "type": "string" } } } } },
                 "Container": { "type": "object", "properties": {
                     "name": { "type": "string" }, "owner": { "type": ["string", "null"] },

@@ -41,11 +41,11 @@ fn not_found() -> Response {
 }
 
 /// Client errors shown on the page they came from; server errors as the API does.
-fn shown(e: AppError) -> Result<String, Response> {
+fn shown(e: AppError) -> Result<String, AppError> {
     if e.status().is_client_error() {
         Ok(e.to_string())
     } else {
-        Err(e.into_response())
+        Err(e)
     }
 }
 
@@ -124,7 +124,7 @@ async fn upload(AxState(st): AxState<AppState>, session: Session, mut form: Mult
                 let msg = format!("Could not upload {name:?}: {msg}");
                 plugins_list(&st, &session, StatusCode::UNPROCESSABLE_ENTITY, Some(msg)).await
             }
-            Err(r) => r,
+            Err(e) => e.into_response(),
         },
     }
 }
@@ -372,7 +372,7 @@ async fn dry_run(
                 )
                 .await
             }
-            Err(r) => r,
+            Err(e) => e.into_response(),
         },
     }
 }
