@@ -54,7 +54,7 @@ mod bindings {
 }
 
 /// The version of the WIT package this host implements.
-pub const WIT_VERSION: &str = "1.0.0";
+pub const WIT_VERSION: &str = "1.1.0";
 /// The WIT package itself, for plugin authors (served by the panel, printed by the CLI).
 pub const WIT: &str = include_str!("../wit/acetate-plugin.wit");
 /// The billing rule used for resellers that have none: plan prices, prorated.

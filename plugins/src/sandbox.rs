@@ -238,6 +238,23 @@ impl kv::Host for State {
         Ok(Ok(()))
     }
 
+    fn keys(&mut self) -> wasmtime::Result<Vec<String>> {
+        self.host_call()?;
+        let mut keys: Vec<String> = self
+            .kv_base
+            .keys()
+            .filter(|k| !matches!(self.kv_changes.0.get(*k), Some(None)))
+            .cloned()
+            .collect();
+        for (k, change) in &self.kv_changes.0 {
+            if change.is_some() && !self.kv_base.contains_key(k) {
+                keys.push(k.clone());
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
         self.host_call()?;
         if self.kv_base.contains_key(&key) {

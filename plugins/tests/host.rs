@@ -365,3 +365,34 @@ fn compiled_code_is_cached_in_memory_and_on_disk() {
     let third = Host::new(Some(dir.path()), Budget::default()).unwrap();
     assert_eq!(third.load_traced(&bytes).unwrap().1, Source::Compiled);
 }
+
+#[test]
+fn a_plugin_built_against_wit_1_0_0_runs_on_this_host() {
+    assert_eq!(acetate_plugins::WIT_VERSION, "1.1.0");
+    let host = host();
+    let legacy = host.load(&example("legacy_hook").unwrap()).unwrap();
+    assert_eq!(legacy.kind(), Kind::Hook);
+    let call = host.hook(&legacy, &create("legacy-no", 1 << 30, "basic", 0), empty());
+    assert_eq!(call.result, Ok(Decision::Deny("not with that name".into())));
+    assert!(call.log[0].message.contains("1.0.0"));
+    assert_eq!(call.kv_changes.0.get("calls"), Some(&Some(vec![1])));
+    let call = host.hook(&legacy, &create("fine", 1 << 30, "basic", 0), empty());
+    assert_eq!(call.result, Ok(Decision::Allow));
+}
+
+#[test]
+fn the_naming_policy_forgets_past_days() {
+    let host = host();
+    let plugin = host.load(&example("naming_policy").unwrap()).unwrap();
+    let event = create("web", 1 << 30, "basic", 0);
+    let today = event.at.div_euclid(86_400);
+    let mut kv = Kv::new();
+    kv.insert(format!("creates/carol/{}", today - 3), 5u64.to_le_bytes().to_vec());
+    kv.insert(format!("creates/dave/{}", today - 1), 2u64.to_le_bytes().to_vec());
+    kv.insert("unrelated".into(), vec![1]);
+    let call = host.hook(&plugin, &event, Arc::new(kv.clone()));
+    assert_eq!(call.result, Ok(Decision::Allow));
+    apply_kv_changes(&mut kv, &call.kv_changes);
+    let keys: Vec<&String> = kv.keys().collect();
+    assert_eq!(keys, vec![&format!("creates/carol/{today}"), &"unrelated".to_string()]);
+}

@@ -102,9 +102,9 @@ pub mod log {
 }
 
 /// The plugin's private key-value store (at most 256 keys of 64 KiB). Writes persist only
-/// if the call that made them succeeds.
+/// if the call that made them succeeds. `keys` needs a host of WIT 1.1.0 or later.
 pub mod kv {
-    pub use crate::bindings::hook_world::acetate::plugin::kv::{delete, get, set};
+    pub use crate::bindings::hook_world::acetate::plugin::kv::{delete, get, keys, set};
 
     /// Reads a counter stored by [`add`] (0 when absent or not a counter).
     pub fn counter(key: &str) -> u64 {

@@ -51,6 +51,16 @@ fn capped(spec: &ContainerSpec) -> Option<ContainerSpec> {
     })
 }
 
+/// Drops the counters of past days, so that the store (256 keys) never fills up.
+fn forget_before(today: i64) {
+    for key in kv::keys() {
+        let day = key.rsplit('/').next().and_then(|d| d.parse::<i64>().ok());
+        if key.starts_with("creates/") && day.is_some_and(|d| d < today) {
+            kv::delete(&key);
+        }
+    }
+}
+
 impl Hook for NamingPolicy {
     fn handle(event: Event) -> Decision {
         let Some(requested) = &event.requested else {
@@ -69,11 +79,9 @@ impl Hook for NamingPolicy {
                     "a trial includes one container; upgrade your plan for more".into(),
                 );
             }
-            let key = format!(
-                "creates/{}/{}",
-                event.tenant.customer,
-                event.at.div_euclid(86_400)
-            );
+            let today = event.at.div_euclid(86_400);
+            forget_before(today);
+            let key = format!("creates/{}/{today}", event.tenant.customer);
             match kv::add(&key, 1) {
                 Ok(n) if n > CREATES_PER_DAY => {
                     return Decision::Deny(format!(
