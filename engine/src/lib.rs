@@ -475,6 +475,56 @@ impl Engine {
         Ok(st.is_some())
     }
 
+    /// Reinstalls a container: a fresh, empty writable layer over `template` (its current
+    /// one if `None`), same name, limits and id range; everything written inside is gone.
+    /// A running container is stopped first and started again. The new disk image is made
+    /// beside the old one and replaces it only once complete, so a failure (a missing
+    /// template, a full host disk) leaves the container as it was.
+    #[tracing::instrument(skip(self))]
+    pub fn reinstall(
+        &self,
+        name: &str,
+        template: Option<&str>,
+        timeout: Duration,
+    ) -> Result<ContainerInfo> {
+        require_root("reinstall containers")?;
+        let (_lock, mut cfg) = self.lock(name)?;
+        let template = template.unwrap_or(&cfg.template).to_string();
+        spec::validate_name(&template).map_err(|_| Error::NoSuchTemplate(template.clone()))?;
+        if !template::exists(&self.layout, &template) {
+            return Err(Error::NoSuchTemplate(template));
+        }
+        let image = self.layout.image(name);
+        let fresh = image.with_extension("new");
+        let _ = fs::remove_file(&fresh);
+        if let Err(e) = storage::make_image(&fresh, cfg.limits.disk, cfg.limits.inodes) {
+            let _ = fs::remove_file(&fresh);
+            return Err(e);
+        }
+        let was_running = self.stop_locked(&cfg, timeout)?;
+        let swapped = storage::unmount_all(&self.layout, name).and_then(|()| {
+            fs::rename(&fresh, &image).map_err(|e| Error::io("replace disk image", &image, e))
+        });
+        if let Err(e) = swapped {
+            let _ = fs::remove_file(&fresh);
+            // Back to where it was: the old image, mounted, running if it was.
+            if was_running {
+                let _ = self.start_locked(&cfg);
+            }
+            return Err(e);
+        }
+        if template != cfg.template {
+            cfg.template = template;
+            store::write_json(&self.layout.config(name), &cfg)?;
+        }
+        storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base)?;
+        if was_running {
+            self.start_locked(&cfg)
+        } else {
+            Ok(self.info(&cfg, None))
+        }
+    }
+
     /// Stops (if running) and starts a container.
     #[tracing::instrument(skip(self))]
     pub fn restart(&self, name: &str, timeout: Duration) -> Result<ContainerInfo> {

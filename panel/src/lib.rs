@@ -1,6 +1,8 @@
 //! Acetate's panel: the command line, the JSON API and (growing) the web panel over the
 //! engine, with the control-plane database.
 
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "256"]
 pub mod app;
 pub mod auth;
 pub mod billing;

@@ -387,12 +387,21 @@ fn the_naming_policy_forgets_past_days() {
     let event = create("web", 1 << 30, "basic", 0);
     let today = event.at.div_euclid(86_400);
     let mut kv = Kv::new();
-    kv.insert(format!("creates/carol/{}", today - 3), 5u64.to_le_bytes().to_vec());
-    kv.insert(format!("creates/dave/{}", today - 1), 2u64.to_le_bytes().to_vec());
+    kv.insert(
+        format!("creates/carol/{}", today - 3),
+        5u64.to_le_bytes().to_vec(),
+    );
+    kv.insert(
+        format!("creates/dave/{}", today - 1),
+        2u64.to_le_bytes().to_vec(),
+    );
     kv.insert("unrelated".into(), vec![1]);
     let call = host.hook(&plugin, &event, Arc::new(kv.clone()));
     assert_eq!(call.result, Ok(Decision::Allow));
     apply_kv_changes(&mut kv, &call.kv_changes);
     let keys: Vec<&String> = kv.keys().collect();
-    assert_eq!(keys, vec![&format!("creates/carol/{today}"), &"unrelated".to_string()]);
+    assert_eq!(
+        keys,
+        vec![&format!("creates/carol/{today}"), &"unrelated".to_string()]
+    );
 }

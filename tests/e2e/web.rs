@@ -777,3 +777,240 @@ async fn plugins_usage_graphs_and_invoices_in_the_browser() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     server.stop();
 }
+
+#[tokio::test]
+async fn accounts_pools_resize_and_reinstall_from_the_browser() {
+    let Some(state) = state_dir("accounts_pools_resize_and_reinstall_from_the_browser") else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    server.user_with_token("res-b", "reseller", None);
+
+    // The provider sees the host and gives the reseller a pool from the page.
+    let mut p = Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+    assert_eq!(
+        p.login("admin", "provider-password-1").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = p.get("/provider").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("This host") && page.body.contains("id=\"reseller-res-b\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<td>host</td>"),
+        "the host template is listed: {}",
+        page.body
+    );
+    let token = csrf(&page.body);
+    let pool = |memory: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("memory", memory.to_string()),
+            ("cpus", "4".into()),
+            ("disk", "8G".into()),
+            ("containers", "5".into()),
+        ]
+    };
+    let form = pool("lots");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = p.post("/resellers/res-b/pool", &form).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad size refused"
+    );
+    let form = pool("4G");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = p.post("/resellers/res-b/pool", &form).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(
+        p.get("/provider").await.body.contains("value=\"4 GiB\"")
+            || p.get("/provider").await.body.contains("value=\"4G\"")
+    );
+
+    // The reseller makes a plan and a customer from its page.
+    let mut r = Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+    assert_eq!(
+        r.login("res-b", "a long enough password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = r.get("/reseller").await;
+    let token = csrf(&page.body);
+    assert!(page.body.contains("Create a plan first"));
+    let plan = |price: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("name", "small".to_string()),
+            ("price", price.to_string()),
+            ("currency", "eur".into()),
+            ("ct_memory", "256M".into()),
+            ("ct_cpus", "1".into()),
+            ("ct_disk", "128M".into()),
+            ("ct_procs", "128".into()),
+            ("containers", "2".into()),
+            ("memory", "512M".into()),
+            ("cpus", "2".into()),
+            ("disk", "256M".into()),
+        ]
+    };
+    let form = plan("twelve");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        r.post("/reseller/plans", &form).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let form = plan("12.5");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        r.post("/reseller/plans", &form).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = r.get("/reseller").await;
+    assert!(page.body.contains("12.50 EUR"), "{}", page.body);
+    let page = r
+        .post(
+            "/reseller/customers",
+            &[
+                ("csrf", &token),
+                ("name", "ivy"),
+                ("password", "short"),
+                ("plan", "small"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r
+        .post(
+            "/reseller/customers",
+            &[
+                ("csrf", &token),
+                ("name", "ivy"),
+                ("password", "ivy's long password"),
+                ("plan", "small"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(r
+        .get("/reseller")
+        .await
+        .body
+        .contains("id=\"customer-ivy\""));
+
+    // The customer creates, resizes within the plan, and reinstalls.
+    let mut c = Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+    assert_eq!(
+        c.login("ivy", "ivy's long password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let token = csrf(&c.get("/").await.body);
+    let page = c
+        .post(
+            "/containers",
+            &[
+                ("csrf", &token),
+                ("name", "box"),
+                ("memory", "128M"),
+                ("cpus", "0.5"),
+                ("disk", "64M"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let page = c
+        .post(
+            "/containers/box/resize",
+            &[("csrf", &token), ("memory", "1G")],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "over the plan"
+    );
+    assert!(page.body.contains("Could not resize"), "{}", page.body);
+    let page = c
+        .post(
+            "/containers/box/resize",
+            &[("csrf", &token), ("memory", "192M"), ("procs", "")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let page = c.get("/containers/box").await;
+    assert!(
+        page.body.contains("192 MiB memory") || page.body.contains("192M memory"),
+        "{}",
+        page.body
+    );
+    let page = c
+        .post(
+            "/containers/box/exec",
+            &[("csrf", &token), ("command", "echo mine > /root/file")],
+        )
+        .await;
+    assert!(page.body.contains("Exit code 0"));
+    let page = c
+        .post(
+            "/containers/box/reinstall",
+            &[("csrf", &token), ("confirm", "wrong")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let page = c
+        .post(
+            "/containers/box/exec",
+            &[("csrf", &token), ("command", "cat /root/file")],
+        )
+        .await;
+    assert!(
+        page.body.contains("mine"),
+        "nothing reinstalled without confirmation"
+    );
+    let page = c
+        .post(
+            "/containers/box/reinstall",
+            &[("csrf", &token), ("confirm", "box")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let page = c
+        .post(
+            "/containers/box/exec",
+            &[
+                ("csrf", &token),
+                ("command", "test -e /root/file; echo gone=$?"),
+            ],
+        )
+        .await;
+    assert!(page.body.contains("gone=1"), "{}", page.body);
+    let page = c.get("/containers/box").await;
+    assert!(
+        page.body.contains("192 MiB memory") || page.body.contains("192M memory"),
+        "limits kept: {}",
+        page.body
+    );
+    let page = c
+        .post(
+            "/containers/box/destroy",
+            &[("csrf", &token), ("confirm", "box")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    server.stop();
+}

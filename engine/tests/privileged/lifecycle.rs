@@ -86,6 +86,55 @@ fn restart_gives_a_fresh_init_and_keeps_files() {
 }
 
 #[test]
+fn reinstall_gives_a_fresh_layer_with_the_same_limits() {
+    let Some(engine) = engine("reinstall_gives_a_fresh_layer_with_the_same_limits") else {
+        return;
+    };
+    let ct = Ct::started(engine, "life-reinstall", |b| {
+        b.memory(96 << 20).disk(48 << 20)
+    });
+    assert_eq!(ct.sh("echo mine > /root/note && rm /etc/hostname").0, 0);
+    let image = engine.layout().image(&ct.name);
+    // A missing template is refused and changes nothing.
+    assert!(matches!(
+        engine.reinstall(&ct.name, Some("no-such-template"), Duration::from_secs(5)),
+        Err(Error::NoSuchTemplate(_))
+    ));
+    assert_eq!(ct.sh("cat /root/note").1, "mine\n");
+    assert!(!image.with_extension("new").exists());
+
+    let before = engine.show(&ct.name).unwrap();
+    let after = engine
+        .reinstall(&ct.name, None, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        after.state,
+        State::Running,
+        "a running container runs again"
+    );
+    assert_ne!(after.pid, before.pid);
+    assert_eq!(after.limits, before.limits);
+    assert_eq!(after.host_uid, before.host_uid);
+    let (code, out, _) = ct.sh("test -e /root/note; echo $?; test -e /etc/hostname; echo $?");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "1\n0\n"),
+        "the template's files are back, the tenant's gone"
+    );
+    assert!(!image.with_extension("new").exists());
+
+    // A stopped container stays stopped, with a fresh layer too.
+    assert_eq!(ct.sh("touch /root/again").0, 0);
+    engine.stop(&ct.name, Duration::from_secs(5)).unwrap();
+    let after = engine
+        .reinstall(&ct.name, Some("host"), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(after.state, State::Stopped);
+    engine.start(&ct.name).unwrap();
+    assert_eq!(ct.sh("test -e /root/again; echo $?").1, "1\n");
+}
+
+#[test]
 fn destroying_a_running_container_leaves_nothing() {
     let Some(engine) = engine("destroying_a_running_container_leaves_nothing") else {
         return;

@@ -39,18 +39,23 @@ fn require(caller: &User, role: Role) -> AppResult<()> {
 }
 
 #[derive(Debug, Serialize)]
-struct ResellerView {
-    name: String,
-    pool: Option<Pool>,
-    used: Totals,
-    customers: usize,
+pub(crate) struct ResellerView {
+    pub(crate) name: String,
+    pub(crate) pool: Option<Pool>,
+    pub(crate) used: Totals,
+    pub(crate) customers: usize,
 }
 
 async fn list_resellers(
     AxState(st): AxState<AppState>,
     caller: Caller,
 ) -> AppResult<Json<Vec<ResellerView>>> {
-    require(&caller.0, Role::Provider)?;
+    resellers_for(&st, &caller.0).await.map(Json)
+}
+
+/// Resellers with their pools and use (provider; API and pages).
+pub(crate) async fn resellers_for(st: &AppState, caller: &User) -> AppResult<Vec<ResellerView>> {
+    require(caller, Role::Provider)?;
     let mut out = Vec::new();
     for r in st.db.users_with_role(Role::Reseller).await? {
         out.push(ResellerView {
@@ -60,16 +65,16 @@ async fn list_resellers(
             name: r.name,
         });
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PoolRequest {
-    memory: Size,
-    cpus: serde_json::Value,
-    disk: Size,
-    containers: i64,
+pub(crate) struct PoolRequest {
+    pub(crate) memory: Size,
+    pub(crate) cpus: serde_json::Value,
+    pub(crate) disk: Size,
+    pub(crate) containers: i64,
 }
 
 fn cpus(v: &serde_json::Value, what: &str) -> AppResult<i64> {
@@ -98,10 +103,20 @@ async fn set_pool(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<PoolRequest>,
 ) -> AppResult<Json<Pool>> {
-    require(&caller.0, Role::Provider)?;
+    set_pool_for(&st, &caller.0, &name, req).await.map(Json)
+}
+
+/// Sets a reseller's pool (provider; API and pages).
+pub(crate) async fn set_pool_for(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    req: PoolRequest,
+) -> AppResult<Pool> {
+    require(caller, Role::Provider)?;
     let reseller = st
         .db
-        .user_by_name(&name)
+        .user_by_name(name)
         .await?
         .filter(|u| u.role() == Role::Reseller)
         .ok_or(AppError::NotFound)?;
@@ -119,40 +134,40 @@ async fn set_pool(
     };
     st.db.set_pool(&pool).await?;
     st.db
-        .audit(Some(&caller.0), "reseller.pool", &name, "ok")
+        .audit(Some(caller), "reseller.pool", name, "ok")
         .await?;
-    Ok(Json(pool))
+    Ok(pool)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PlanRequest {
-    name: String,
+pub(crate) struct PlanRequest {
+    pub(crate) name: String,
     /// Limits of each container.
-    container: PlanLimits,
+    pub(crate) container: PlanLimits,
     /// Limits of all of a customer's containers together.
-    customer: CustomerLimits,
+    pub(crate) customer: CustomerLimits,
     /// Monthly price in minor units (cents) of `currency`.
-    price_minor: i64,
-    currency: String,
+    pub(crate) price_minor: i64,
+    pub(crate) currency: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PlanLimits {
-    memory: Size,
-    cpus: serde_json::Value,
-    disk: Size,
-    procs: i64,
+pub(crate) struct PlanLimits {
+    pub(crate) memory: Size,
+    pub(crate) cpus: serde_json::Value,
+    pub(crate) disk: Size,
+    pub(crate) procs: i64,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CustomerLimits {
-    containers: i64,
-    memory: Size,
-    cpus: serde_json::Value,
-    disk: Size,
+pub(crate) struct CustomerLimits {
+    pub(crate) containers: i64,
+    pub(crate) memory: Size,
+    pub(crate) cpus: serde_json::Value,
+    pub(crate) disk: Size,
 }
 
 async fn list_plans(AxState(st): AxState<AppState>, caller: Caller) -> AppResult<Json<Vec<Plan>>> {
@@ -165,7 +180,17 @@ async fn create_plan(
     caller: Caller,
     ApiJson(req): ApiJson<PlanRequest>,
 ) -> AppResult<(StatusCode, Json<Plan>)> {
-    require(&caller.0, Role::Reseller)?;
+    let plan = create_plan_for(&st, &caller.0, req).await?;
+    Ok((StatusCode::CREATED, Json(plan)))
+}
+
+/// Creates a plan (reseller; API and pages).
+pub(crate) async fn create_plan_for(
+    st: &AppState,
+    caller: &User,
+    req: PlanRequest,
+) -> AppResult<Plan> {
+    require(caller, Role::Reseller)?;
     if req.name.is_empty() || req.name.len() > 64 {
         return Err(AppError::Unprocessable(
             "plan names have 1 to 64 characters".into(),
@@ -183,7 +208,7 @@ async fn create_plan(
     }
     let mut plan = Plan {
         id: 0,
-        reseller_id: caller.0.id,
+        reseller_id: caller.id,
         name: req.name.clone(),
         ct_memory: bytes(&req.container.memory, "container memory")?,
         ct_cpus_milli: cpus(&req.container.cpus, "container cpus")?,
@@ -199,9 +224,9 @@ async fn create_plan(
     };
     plan.id = st.db.create_plan(&plan).await?;
     st.db
-        .audit(Some(&caller.0), "plan.create", &plan.name, "ok")
+        .audit(Some(caller), "plan.create", &plan.name, "ok")
         .await?;
-    Ok((StatusCode::CREATED, Json(plan)))
+    Ok(plan)
 }
 
 #[derive(Debug, Serialize)]
@@ -239,10 +264,10 @@ async fn list_customers(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CustomerRequest {
-    name: String,
-    password: String,
-    plan: String,
+pub(crate) struct CustomerRequest {
+    pub(crate) name: String,
+    pub(crate) password: String,
+    pub(crate) plan: String,
 }
 
 async fn create_customer(
@@ -250,30 +275,40 @@ async fn create_customer(
     caller: Caller,
     ApiJson(req): ApiJson<CustomerRequest>,
 ) -> AppResult<(StatusCode, Json<CustomerView>)> {
-    require(&caller.0, Role::Reseller)?;
+    let view = create_customer_for(&st, &caller.0, req).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Creates a customer on one of the reseller's plans (API and pages).
+pub(crate) async fn create_customer_for(
+    st: &AppState,
+    caller: &User,
+    req: CustomerRequest,
+) -> AppResult<CustomerView> {
+    require(caller, Role::Reseller)?;
     crate::cli::valid_user_name(&req.name).map_err(|e| AppError::Unprocessable(e.to_string()))?;
     auth::check_password_strength(&req.password)?;
     let plan = st
         .db
-        .plan_by_name(caller.0.id, &req.plan)
+        .plan_by_name(caller.id, &req.plan)
         .await?
         .ok_or_else(|| AppError::Unprocessable(format!("you have no plan named {:?}", req.plan)))?;
     let pw = Secret(req.password);
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await??;
     let id = st
         .db
-        .create_user(&req.name, Role::Customer, Some(caller.0.id), &hash)
+        .create_user(&req.name, Role::Customer, Some(caller.id), &hash)
         .await?;
     st.db.set_user_plan(id, plan.id).await?;
     st.db
-        .audit(Some(&caller.0), "customer.create", &req.name, "ok")
+        .audit(Some(caller), "customer.create", &req.name, "ok")
         .await?;
     let user = st
         .db
         .user_by_name(&req.name)
         .await?
         .ok_or(AppError::NotFound)?;
-    Ok((StatusCode::CREATED, Json(customer_view(&st, &user).await?)))
+    customer_view(st, &user).await
 }
 
 /// A customer the caller manages: its reseller's, or any for the provider.

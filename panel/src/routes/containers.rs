@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
             post(lifecycle::<RESTART>),
         )
         .route("/api/v1/containers/{name}/exec", post(exec))
+        .route("/api/v1/containers/{name}/reinstall", post(reinstall))
 }
 
 /// JSON body whose rejections use the API's error format.
@@ -474,13 +475,26 @@ async fn resize(
     Query(q): Query<OwnerQuery>,
     ApiJson(req): ApiJson<ResizeRequest>,
 ) -> AppResult<Json<ContainerView>> {
-    let row = resolve(&st, &caller.0, &name, q.owner.as_deref()).await?;
+    resize_for(&st, &caller.0, &name, q.owner.as_deref(), req)
+        .await
+        .map(Json)
+}
+
+/// Resizes a container in the caller's scope (API and web pages).
+pub(crate) async fn resize_for(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+    req: ResizeRequest,
+) -> AppResult<ContainerView> {
+    let row = resolve(st, caller, name, owner).await?;
     let owner = st
         .db
         .user_by_name(&row.owner)
         .await?
         .ok_or(AppError::NotFound)?;
-    let plan = customer_plan(&st, &owner).await?;
+    let plan = customer_plan(st, &owner).await?;
     let update = acetate_engine::LimitsUpdate {
         memory: req.memory.as_ref().map(|m| m.bytes("memory")).transpose()?,
         cpus_milli: req.cpus.as_ref().map(parse_cpus_value).transpose()?,
@@ -499,7 +513,7 @@ async fn resize(
     next.validate()
         .map_err(|e| AppError::Unprocessable(e.to_string()))?;
     let verdict = hooks(
-        &st,
+        st,
         &owner,
         acetate_plugins::EventKind::Resize,
         Some(plugin_spec(&row.name, &current.template, &current.limits)),
@@ -522,7 +536,7 @@ async fn resize(
     };
     let holds = holds_of(&next);
     let _alloc = st.alloc.lock().await;
-    check_capacity(&st, &owner, &plan, row.id, &holds, next.procs).await?;
+    check_capacity(st, &owner, &plan, row.id, &holds, next.procs).await?;
     let engine_name = row.engine_name.clone();
     let result = st
         .change(&row.engine_name, move |e| e.set(&engine_name, &update))
@@ -533,13 +547,94 @@ async fn resize(
         Err(e) => format!("failed: {e}"),
     };
     st.db
-        .audit(Some(&caller.0), "container.resize", &target, &outcome)
+        .audit(Some(caller), "container.resize", &target, &outcome)
         .await?;
     let info = result?;
     st.db
         .set_container_holds(row.id, &holds_of(&info.limits))
         .await?;
-    Ok(Json(view(&row, Some(&info))))
+    Ok(view(&row, Some(&info)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReinstallRequest {
+    /// Another template (default: the container's own).
+    pub template: Option<String>,
+}
+
+async fn reinstall(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+    ApiJson(req): ApiJson<ReinstallRequest>,
+) -> AppResult<Json<ContainerView>> {
+    reinstall_for(&st, &caller.0, &name, q.owner.as_deref(), req)
+        .await
+        .map(Json)
+}
+
+/// Reinstalls a container in the caller's scope: a fresh writable layer, same limits
+/// (checked against the plan and pool again, like any other path).
+pub(crate) async fn reinstall_for(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+    req: ReinstallRequest,
+) -> AppResult<ContainerView> {
+    let row = resolve(st, caller, name, owner).await?;
+    let owner = st
+        .db
+        .user_by_name(&row.owner)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if owner.suspended != 0 {
+        return Err(AppError::Forbidden(
+            "the account owning this container is suspended".into(),
+        ));
+    }
+    let plan = customer_plan(st, &owner).await?;
+    let holds = Totals {
+        containers: 1,
+        memory: row.memory,
+        cpus_milli: row.cpus_milli,
+        disk: row.disk,
+    };
+    let procs = st
+        .snapshot
+        .get(&row.engine_name)
+        .map_or(0, |i| i.limits.procs);
+    {
+        let _alloc = st.alloc.lock().await;
+        check_capacity(st, &owner, &plan, row.id, &holds, procs).await?;
+    }
+    final_sample(st, &row.engine_name).await;
+    let engine_name = row.engine_name.clone();
+    let template = req.template.clone();
+    let result = st
+        .change(&row.engine_name, move |e| {
+            e.reinstall(
+                &engine_name,
+                template.as_deref(),
+                acetate_engine::DEFAULT_STOP_TIMEOUT,
+            )
+        })
+        .await;
+    let outcome = match &result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    st.db
+        .audit(
+            Some(caller),
+            "container.reinstall",
+            &format!("{}/{}", row.owner, row.name),
+            &outcome,
+        )
+        .await?;
+    Ok(view(&row, Some(&result?)))
 }
 
 #[derive(Debug, Deserialize)]

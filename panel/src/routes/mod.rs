@@ -7,6 +7,7 @@ mod containers;
 mod openapi;
 mod plugin_pages;
 mod plugins;
+mod provider_pages;
 mod reseller_pages;
 mod tokens;
 mod web;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(web::router())
         .merge(account::router())
         .merge(reseller_pages::router())
+        .merge(provider_pages::router())
         .merge(billing::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that its own (larger) limit applies to uploads.

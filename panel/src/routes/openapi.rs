@@ -85,6 +85,7 @@ pub fn document() -> Value {
             },
             "/api/v1/tokens/{id}": { "delete": op("Revoke a token", None, ("204", ""), &["404"]) },
             "/api/v1/audit": { "get": op("Audit log: everything (provider), own and customers' (reseller)", None, ("200", "Object"), &["403"]) },
+            "/api/v1/containers/{name}/reinstall": { "post": with_params(op("Reinstall: a fresh writable layer (optionally another template), same limits; stopped first and started again if it ran", Some("Object"), ("200", "Container"), &["403", "404", "422"]), name_param()) },
             "/api/v1/containers/{name}/usage": { "get": with_params(op("Usage history: raw samples of the last hour (range=hour) or hours of the last 30 days (range=month)", None, ("200", "Object"), &["404", "422"]), name_param()) },
             "/api/v1/plugins": {
                 "get": op("The reseller's plugins", None, ("200", "Object"), &["403"]),

@@ -39,12 +39,22 @@ pub fn router() -> Router<AppState> {
         .route("/containers/{name}", get(container_page))
         .route("/containers/{name}/{action}", post(action))
         .route("/static/acetate.css", get(css))
+        .route("/static/acetate.js", get(js))
 }
 
 async fn css() -> Response {
     (
         [(CONTENT_TYPE, "text/css; charset=utf-8")],
         include_str!("../../../static/acetate.css"),
+    )
+        .into_response()
+}
+
+/// Progressive enhancement only: every page works without it.
+async fn js() -> Response {
+    (
+        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../../static/acetate.js"),
     )
         .into_response()
 }
@@ -474,6 +484,8 @@ async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError
 #[template(path = "container.html")]
 struct ContainerPage {
     c: Row,
+    /// Current limits, as the resize form shows them.
+    limits: Option<(String, String, String, u64)>,
     graphs: Vec<Graph>,
     csrf: String,
     command: String,
@@ -514,8 +526,17 @@ async fn render_container(
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };
+    let limits = view.limits.as_ref().map(|l| {
+        (
+            format_bytes(l.memory),
+            format_cpus(l.cpus_milli),
+            format_bytes(l.disk),
+            l.procs,
+        )
+    });
     let page = ContainerPage {
         c: self::row(&view),
+        limits,
         graphs,
         csrf: session.csrf.clone(),
         command,
@@ -545,6 +566,11 @@ async fn container_page(
 #[derive(Deserialize)]
 struct ActionForm {
     csrf: String,
+    /// For `resize`: new limits (empty fields stay as they are).
+    memory: Option<String>,
+    cpus: Option<String>,
+    disk: Option<String>,
+    procs: Option<String>,
     /// For `exec`: the command line, run by `sh -c`.
     command: Option<String>,
     /// For `destroy`: the container's name, typed again.
@@ -592,6 +618,86 @@ async fn action(
                     let msg = format!("Could not run the command: {e}");
                     render_container(&st, &session, &name, e.status(), command, None, Some(msg))
                         .await
+                }
+                Err(e) => e.into_response(),
+            };
+        }
+        "resize" => {
+            let text = |v: &Option<String>| v.as_deref().and_then(opt);
+            let procs = match text(&f.procs).map(|p| p.parse::<u64>()) {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(_)) => {
+                    let msg = "Processes: give a whole number.".to_string();
+                    return render_container(
+                        &st,
+                        &session,
+                        &name,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        String::new(),
+                        None,
+                        Some(msg),
+                    )
+                    .await;
+                }
+            };
+            let req = super::containers::ResizeRequest {
+                memory: text(&f.memory).map(Size::Text),
+                cpus: text(&f.cpus).map(serde_json::Value::String),
+                disk: text(&f.disk).map(Size::Text),
+                procs,
+            };
+            return match super::containers::resize_for(&st, &session.user, &name, None, req).await {
+                Ok(_) => Redirect::to(&format!("/containers/{name}")).into_response(),
+                Err(AppError::NotFound) => not_found(),
+                Err(e) if e.status().is_client_error() => {
+                    let msg = format!("Could not resize {name:?}: {e}");
+                    render_container(
+                        &st,
+                        &session,
+                        &name,
+                        e.status(),
+                        String::new(),
+                        None,
+                        Some(msg),
+                    )
+                    .await
+                }
+                Err(e) => e.into_response(),
+            };
+        }
+        "reinstall" => {
+            if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+                let msg = format!("Type {name:?} to confirm: nothing was reinstalled.");
+                return render_container(
+                    &st,
+                    &session,
+                    &name,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    String::new(),
+                    None,
+                    Some(msg),
+                )
+                .await;
+            }
+            let req = super::containers::ReinstallRequest::default();
+            return match super::containers::reinstall_for(&st, &session.user, &name, None, req)
+                .await
+            {
+                Ok(_) => Redirect::to(&format!("/containers/{name}")).into_response(),
+                Err(AppError::NotFound) => not_found(),
+                Err(e) if e.status().is_client_error() => {
+                    let msg = format!("Could not reinstall {name:?}: {e}");
+                    render_container(
+                        &st,
+                        &session,
+                        &name,
+                        e.status(),
+                        String::new(),
+                        None,
+                        Some(msg),
+                    )
+                    .await
                 }
                 Err(e) => e.into_response(),
             };
