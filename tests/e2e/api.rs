@@ -732,3 +732,68 @@ async fn the_api_behaves_the_same_on_postgresql() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn reinstall_gives_a_fresh_layer_in_scope_only() {
+    let Some(state) = state_dir("reinstall_gives_a_fresh_layer_in_scope_only") else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::new();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-ri", roomy_plan(), roomy_pool()).await;
+    let kim = customer(&server, &http, &reseller, "kim").await;
+    let lou = customer(&server, &http, &reseller, "lou").await;
+    let (status, body) = kim
+        .post(
+            "/api/v1/containers",
+            json!({"name": "app", "memory": "128M", "disk": "64M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let exec = |cmd: &str| json!({"command": ["sh", "-c", cmd]});
+    let (_, out) = kim
+        .post("/api/v1/containers/app/exec", exec("echo data > /root/f"))
+        .await;
+    assert_eq!(out["exit_code"], 0);
+
+    let (status, body) = kim
+        .post(
+            "/api/v1/containers/app/reinstall",
+            json!({"template": "no-such"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, out) = kim
+        .post("/api/v1/containers/app/exec", exec("cat /root/f"))
+        .await;
+    assert_eq!(
+        out["stdout"], "data\n",
+        "a refused reinstall changes nothing"
+    );
+    let (status, _) = lou
+        .post("/api/v1/containers/app/reinstall", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, body) = kim
+        .post("/api/v1/containers/app/reinstall", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "running");
+    assert_eq!(body["limits"]["memory"], 128u64 << 20);
+    let (_, out) = kim
+        .post(
+            "/api/v1/containers/app/exec",
+            exec("test -e /root/f; echo $?"),
+        )
+        .await;
+    assert_eq!(out["stdout"], "1\n");
+    let (_, audit) = reseller.get("/api/v1/audit").await;
+    assert!(audit.to_string().contains("container.reinstall"), "{audit}");
+    let (status, _) = kim
+        .call(Method::DELETE, "/api/v1/containers/app", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop();
+}

@@ -262,3 +262,86 @@ fn templates_import_from_a_directory_or_a_tarball() {
         std::fs::remove_dir_all(layout.template(t)).unwrap();
     }
 }
+
+/// `acetate plugin check|run|wit`: no root, no state needed.
+#[test]
+fn plugin_check_and_run_for_plugin_authors() {
+    let state = std::env::temp_dir().join("acetate-plugin-cli-unused");
+    let dir = acetate_plugins::examples_dir();
+    let path = |name: &str| dir.join(format!("{name}.wasm")).display().to_string();
+    let out = crate::support::ok(&state, &["plugin", "check", &path("naming_policy")]);
+    assert!(
+        out.contains("a valid hook plugin (acetate:plugin@1.1.0)"),
+        "{out}"
+    );
+    let out = crate::support::ok(
+        &state,
+        &["--json", "plugin", "check", &path("tiered_billing")],
+    );
+    let checked: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(checked["kind"], "billing");
+
+    let junk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(junk.path(), b"\0asm\x01\0\0\0").unwrap();
+    let (code, err) =
+        crate::support::fails(&state, &["plugin", "check", junk.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not a component: build it for wasm32-wasip2"),
+        "{err}"
+    );
+    let (_, err) = crate::support::fails(&state, &["plugin", "check", "/no/such.wasm"]);
+    assert!(err.contains("cannot read /no/such.wasm"), "{err}");
+
+    let event = r#"{"kind":"create","at":1795000000,"tenant":{"reseller":"r","customer":"c",
+        "plan":{"name":"trial","monthly_price":{"amount":0,"currency":"EUR"}}},
+        "requested":{"name":"web","limits":{"memory_bytes":1073741824}}}"#;
+    let out = crate::support::ok(
+        &state,
+        &["plugin", "run", &path("naming_policy"), "--event", event],
+    );
+    assert!(
+        out.contains("decision: amend") && out.contains("\"memory_bytes\":268435456"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fuel used:") && out.contains("log info: trial: memory of web capped"),
+        "{out}"
+    );
+    let (code, _) = crate::support::fails(
+        &state,
+        &[
+            "plugin",
+            "run",
+            &path("naming_policy"),
+            "--event",
+            "{\"kind\":\"explode\"}",
+        ],
+    );
+    assert_eq!(code, 1);
+    let out = crate::support::acetate(
+        &state,
+        &["plugin", "run", &path("hostile_loop"), "--event", event],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ran out of fuel"));
+
+    let usage = r#"{"period":"2026-11","period_start":1793491200,"period_end":1796083200,
+        "tenant":{"reseller":"r","customer":"c"},"currency":"EUR",
+        "containers":[{"name":"web","seconds_existing":2592000,"cpu_millis":7200000}]}"#;
+    let out = crate::support::ok(
+        &state,
+        &[
+            "--json",
+            "plugin",
+            "run",
+            &path("pay_as_you_go"),
+            "--event",
+            usage,
+        ],
+    );
+    let ran: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ran["result"][0]["amount"]["amount"], 7200, "{ran}");
+    let wit = crate::support::ok(&state, &["plugin", "wit"]);
+    assert!(wit.contains("package acetate:plugin@1.1.0;"));
+}

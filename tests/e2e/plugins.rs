@@ -384,12 +384,35 @@ async fn metered_cpu_shows_up_in_the_invoice() {
         return;
     };
     let (server, _db) = Server::with_sqlite(&state);
+    metered_cpu_in_the_invoice(server).await;
+}
+
+#[tokio::test]
+async fn plugins_metering_and_billing_work_on_postgresql() {
+    let Some(state) = state_dir("plugins_metering_and_billing_work_on_postgresql") else {
+        return;
+    };
+    let Some(pg) =
+        crate::support::Postgres::start("plugins_metering_and_billing_work_on_postgresql")
+    else {
+        return;
+    };
+    let server = Server::start(&state, &pg.url);
+    metered_cpu_in_the_invoice(server).await;
+}
+
+/// A hook and a billing rule of a reseller, a container burning CPU across a restart, a
+/// billing run: the CPU line of the invoice is what the kernel counted.
+async fn metered_cpu_in_the_invoice(server: Server) {
     let http = Client::new();
     let (provider, reseller) =
         reseller_with_plan(&server, &http, "res-m", roomy_plan(), roomy_pool()).await;
     let meg = customer(&server, &http, &reseller, "meg").await;
     let other = customer(&server, &http, &reseller, "otto").await;
     upload(&reseller, "payg", "pay_as_you_go", true).await;
+    upload(&reseller, "policy", "naming_policy", true).await;
+    let (status, _) = meg.post("/api/v1/containers", small("www", "128M")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the hook runs here too");
 
     let (status, body) = meg
         .post("/api/v1/containers", small("burner", "128M"))
