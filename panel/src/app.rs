@@ -146,9 +146,12 @@ impl App {
         );
         crate::billing::spawn_schedule(self.state.db.clone(), self.state.plugins.clone());
         let router = App::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
         Ok(())
     }
 }

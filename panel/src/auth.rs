@@ -139,6 +139,9 @@ struct Attempts {
 
 impl LoginLimiter {
     pub const MAX_FAILURES: usize = 5;
+    /// Failures from one address (over all names) before it is locked out: guessing many
+    /// accounts' passwords from one place is stopped too.
+    pub const MAX_FAILURES_PER_ADDRESS: usize = 30;
     pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
     pub const LOCK: std::time::Duration = std::time::Duration::from_secs(15 * 60);
     /// Accounts tracked at most (oldest forgotten first), so guessing names cannot
@@ -159,6 +162,28 @@ impl LoginLimiter {
 
     /// Records a failure; returns true if it locked the account.
     pub fn failed(&mut self, name: &str, now: std::time::Instant) -> bool {
+        self.failed_up_to(name, Self::MAX_FAILURES, now)
+    }
+
+    /// Records a failure from a client address (key `ip:ADDR`); true if it locked it.
+    pub fn failed_from(&mut self, address: &str, now: std::time::Instant) -> bool {
+        self.failed_up_to(
+            &format!("ip:{address}"),
+            Self::MAX_FAILURES_PER_ADDRESS,
+            now,
+        )
+    }
+
+    /// `Err(time left)` while the client address is locked out.
+    pub fn check_from(
+        &mut self,
+        address: &str,
+        now: std::time::Instant,
+    ) -> Result<(), std::time::Duration> {
+        self.check(&format!("ip:{address}"), now)
+    }
+
+    fn failed_up_to(&mut self, name: &str, max: usize, now: std::time::Instant) -> bool {
         if self.accounts.len() >= Self::CAPACITY && !self.accounts.contains_key(name) {
             self.accounts
                 .retain(|_, a| a.locked_until.is_some_and(|u| u > now));
@@ -166,7 +191,7 @@ impl LoginLimiter {
         let a = self.accounts.entry(name.to_string()).or_default();
         a.failures.retain(|t| now.duration_since(*t) < Self::WINDOW);
         a.failures.push(now);
-        if a.failures.len() >= Self::MAX_FAILURES {
+        if a.failures.len() >= max {
             a.failures.clear();
             a.locked_until = Some(now + Self::LOCK);
             return true;
@@ -198,6 +223,28 @@ mod limiter_tests {
         assert!(l
             .check("alice", t + LoginLimiter::LOCK + Duration::from_secs(11))
             .is_ok());
+    }
+
+    #[test]
+    fn one_address_guessing_many_accounts_is_locked_out() {
+        let mut l = LoginLimiter::default();
+        let t = Instant::now();
+        for i in 0..LoginLimiter::MAX_FAILURES_PER_ADDRESS - 1 {
+            assert!(!l.failed_from("10.0.0.9", t));
+            assert!(!l.failed(&format!("user{i}"), t));
+        }
+        assert!(l.check_from("10.0.0.9", t).is_ok());
+        assert!(l.failed_from("10.0.0.9", t));
+        assert!(l.check_from("10.0.0.9", t).is_err());
+        assert!(
+            l.check_from("10.0.0.10", t).is_ok(),
+            "other addresses are not affected"
+        );
+        assert!(
+            l.check("ip:10.0.0.9", t).is_err(),
+            "addresses and names do not mix: the key is prefixed"
+        );
+        assert!(l.check("10.0.0.9", t).is_ok());
     }
 
     #[test]

@@ -345,3 +345,96 @@ fn plugin_check_and_run_for_plugin_authors() {
     let wit = crate::support::ok(&state, &["plugin", "wit"]);
     assert!(wit.contains("package acetate:plugin@1.1.0;"));
 }
+
+#[test]
+fn user_add_refuses_what_does_not_fit_and_changes_nothing() {
+    let Some(state) =
+        crate::support::state_dir("user_add_refuses_what_does_not_fit_and_changes_nothing")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/users.db?mode=rwc", dir.path().display());
+    let add = |args: &[&str], password: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_acetate"))
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--database", &db, "user", "add"])
+            .args(args)
+            .arg("--password-stdin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let good = "a long enough password\n";
+    assert_eq!(add(&["rita", "--role", "reseller"], good).0, 0);
+    for (args, password, message) in [
+        (
+            &["cy", "--role", "customer"][..],
+            good,
+            "a customer needs --reseller",
+        ),
+        (
+            &["cy", "--role", "customer", "--reseller", "nobody"],
+            good,
+            "no reseller named \"nobody\"",
+        ),
+        (
+            &[
+                "cy",
+                "--role",
+                "customer",
+                "--reseller",
+                "rita",
+                "--plan",
+                "gold",
+            ],
+            good,
+            "the reseller has no plan named \"gold\"",
+        ),
+        (
+            &["ray", "--role", "reseller", "--plan", "gold"],
+            good,
+            "only customers have a plan",
+        ),
+        (
+            &["ray", "--role", "provider", "--reseller", "rita"],
+            good,
+            "only customers belong to a reseller",
+        ),
+        (
+            &["Bad Name", "--role", "reseller"],
+            good,
+            "invalid user name",
+        ),
+        (&["ray", "--role", "reseller"], "short\n", "password"),
+        (&["rita", "--role", "reseller"], good, "exists"),
+    ] {
+        let (code, err) = add(args, password);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    // Nothing was added by the refusals: only the provider-less database's one reseller.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_acetate"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--database", &db, "token", "create", "cy"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user named \"cy\""));
+}

@@ -1014,3 +1014,123 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     server.stop();
 }
+
+#[tokio::test]
+async fn logins_are_limited_per_address_and_cookies_are_secure_behind_tls() {
+    let Some(state) = state_dir("logins_are_limited_per_address_and_cookies_are_secure_behind_tls")
+    else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    server.user_with_token("res-ip", "reseller", None);
+    // A login form: its double-submit CSRF cookie and field.
+    let form = || async {
+        let resp = http
+            .get(format!("{}/login", server.base))
+            .send()
+            .await
+            .unwrap();
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let body = resp.text().await.unwrap();
+        (cookie, csrf(&body))
+    };
+    let attempt =
+        |from: &'static str, name: String, password: &'static str, proto: &'static str| {
+            let http = http.clone();
+            let base = server.base.clone();
+            async move {
+                let (cookie, token) = form().await;
+                http.post(format!("{base}/login"))
+                    .header("cookie", cookie)
+                    .header("x-forwarded-for", from)
+                    .header("x-forwarded-proto", proto)
+                    .form(&[
+                        ("csrf", token.as_str()),
+                        ("name", name.as_str()),
+                        ("password", password),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+
+    // Behind TLS (a proxy on this host says so), the session cookie is Secure.
+    let resp = attempt(
+        "198.51.100.1",
+        "res-ip".into(),
+        "a long enough password",
+        "https",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("acetate_session="))
+        .unwrap();
+    assert!(
+        session.contains("; Secure")
+            && session.contains("HttpOnly")
+            && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    let resp = attempt(
+        "198.51.100.1",
+        "res-ip".into(),
+        "a long enough password",
+        "http",
+    )
+    .await;
+    let plain = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("acetate_session="))
+        .unwrap();
+    assert!(!plain.contains("Secure"), "{plain}");
+
+    // One address guessing many accounts is locked out, for every account; others are not.
+    for i in 0..30 {
+        let resp = attempt(
+            "203.0.113.7",
+            format!("guess{i}"),
+            "wrong password!",
+            "http",
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let resp = attempt(
+        "203.0.113.7",
+        "res-ip".into(),
+        "a long enough password",
+        "http",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.text().await.unwrap().contains("from your address"));
+    let resp = attempt(
+        "203.0.113.8",
+        "res-ip".into(),
+        "a long enough password",
+        "http",
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "another address logs in"
+    );
+    server.stop();
+}

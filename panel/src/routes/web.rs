@@ -193,11 +193,34 @@ struct LoginForm {
     password: String,
 }
 
+/// The client's address: the peer, or (only when the peer is a proxy on this host) the
+/// last address a proxy added to `X-Forwarded-For`.
+fn client_address(extensions: &axum::http::Extensions, headers: &HeaderMap) -> String {
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let forwarded = || {
+        headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_string())
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+    };
+    match peer {
+        Some(ip) if ip.is_loopback() => forwarded().unwrap_or_else(|| ip.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
 async fn login(
     AxState(st): AxState<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let address = client_address(&extensions, &headers);
     if cookie(&headers, LOGIN_COOKIE).is_none_or(|c| c != f.csrf) {
         return login_form(
             &headers,
@@ -205,6 +228,17 @@ async fn login(
             f.name,
             Some("The form expired; please try again.".into()),
         );
+    }
+    let locked_address = st
+        .logins
+        .lock()
+        .expect("login limiter")
+        .check_from(&address, Instant::now());
+    if let Err(left) = locked_address {
+        let minutes = left.as_secs().div_ceil(60);
+        let msg =
+            format!("Too many failed logins from your address: try again in {minutes} minute(s).");
+        return login_form(&headers, StatusCode::TOO_MANY_REQUESTS, f.name, Some(msg));
     }
     let locked = st
         .logins
@@ -228,11 +262,11 @@ async fn login(
             .await
             .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        let now_locked = st
-            .logins
-            .lock()
-            .expect("login limiter")
-            .failed(&f.name, Instant::now());
+        let now_locked = {
+            let mut limiter = st.logins.lock().expect("login limiter");
+            limiter.failed_from(&address, Instant::now());
+            limiter.failed(&f.name, Instant::now())
+        };
         let _ = st.db.audit(None, "login", &f.name, "failed").await;
         let msg = if now_locked {
             "Too many failed logins: this account is locked for 15 minutes."
