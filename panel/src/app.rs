@@ -43,7 +43,13 @@ pub struct AppState {
     pub logins: Arc<std::sync::Mutex<auth::LoginLimiter>>,
     /// The WebAssembly host for resellers' plugins.
     pub plugins: Arc<acetate_plugins::Host>,
+    /// The dashboard's rendered rows per session, valid for one (rows, snapshot) generation.
+    pub page_cache: PageCache,
 }
+
+/// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
+pub type PageCache =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, ((u64, u64), bool, Arc<str>)>>>;
 
 /// user id -> (container rows generation, snapshot generation, JSON body).
 pub type ListCache =
@@ -104,6 +110,7 @@ impl App {
             list_cache: ListCache::default(),
             logins: Arc::default(),
             plugins,
+            page_cache: PageCache::default(),
         };
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {

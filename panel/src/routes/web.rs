@@ -391,9 +391,51 @@ struct Dashboard {
     role: &'static str,
     customer: bool,
     csrf: String,
-    rows: Vec<Row>,
+    empty: bool,
+    /// The table's rows, rendered by [`DashboardRows`] (trusted HTML).
+    rows_html: std::sync::Arc<str>,
     message: Option<String>,
     error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard_rows.html")]
+struct DashboardRows<'a> {
+    customer: bool,
+    csrf: &'a str,
+    rows: Vec<Row>,
+}
+
+/// The dashboard's rows for a session: rendered again only when a container row or the
+/// snapshot changed (the forms in them carry the session's CSRF token, hence per session).
+async fn dashboard_rows(
+    st: &AppState,
+    session: &Session,
+) -> Result<(bool, std::sync::Arc<str>), AppError> {
+    let gens = (st.db.containers_generation(), st.snapshot.generation());
+    let key = session.csrf.clone();
+    if let Some((g, empty, html)) = st.page_cache.lock().expect("page cache").get(&key) {
+        if *g == gens {
+            return Ok((*empty, html.clone()));
+        }
+    }
+    let views = list_views(st, &session.user).await?;
+    let rows = DashboardRows {
+        customer: session.user.role() == Role::Customer,
+        csrf: &session.csrf,
+        rows: views.iter().map(row).collect(),
+    };
+    let empty = rows.rows.is_empty();
+    let html: std::sync::Arc<str> = rows
+        .render()
+        .map_err(|e| AppError::Internal(format!("render page: {e}")))?
+        .into();
+    let mut cache = st.page_cache.lock().expect("page cache");
+    if cache.len() >= 10_000 {
+        cache.clear();
+    }
+    cache.insert(key, (gens, empty, html.clone()));
+    Ok((empty, html))
 }
 
 async fn dashboard_page(
@@ -403,8 +445,8 @@ async fn dashboard_page(
     message: Option<String>,
     error: Option<String>,
 ) -> Response {
-    let views = match list_views(st, &session.user).await {
-        Ok(v) => v,
+    let (empty, rows_html) = match dashboard_rows(st, session).await {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let page = Dashboard {
@@ -412,7 +454,8 @@ async fn dashboard_page(
         role: session.user.role().as_str(),
         customer: session.user.role() == Role::Customer,
         csrf: session.csrf.clone(),
-        rows: views.iter().map(row).collect(),
+        empty,
+        rows_html,
         message,
         error,
     };
