@@ -56,11 +56,23 @@ impl Browser<'_> {
                 self.cookies.push((k.to_string(), v.to_string()));
             }
         }
+        let body = resp.text().await.unwrap();
+        // Every page is well-formed enough to have a plain-text title.
+        if let Some(start) = body.find("<title>") {
+            let title = &body[start + 7
+                ..body[start..]
+                    .find("</title>")
+                    .map_or(start + 7, |e| start + e)];
+            assert!(
+                !title.contains('<') && !title.is_empty(),
+                "bad <title> on {path}: {title:?}"
+            );
+        }
         Page {
             status,
             location,
             set_cookies,
-            body: resp.text().await.unwrap(),
+            body,
         }
     }
     async fn get(&mut self, path: &str) -> Page {
@@ -849,6 +861,17 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
     let page = r.get("/reseller").await;
     let token = csrf(&page.body);
     assert!(page.body.contains("Create a plan first"));
+    assert!(
+        page.body.contains("<title>Customers · Acetate</title>"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        page.body.matches("<h2>New plan</h2>").count(),
+        1,
+        "{}",
+        page.body
+    );
     let plan = |price: &'static str| {
         vec![
             ("csrf", token.clone()),

@@ -68,6 +68,21 @@ struct Ran<T: Serialize> {
     kv_changes: Vec<String>,
 }
 
+/// The outcome of a dry run, and the exit code it means (1: the plugin failed).
+fn ran<T: Serialize>(kind: Kind, call: acetate_plugins::Call<T>) -> (i32, Ran<T>) {
+    let code = i32::from(call.result.is_err());
+    let ran = Ran {
+        kind,
+        fuel_used: call.fuel_used,
+        micros: call.elapsed.as_micros(),
+        kv_changes: call.kv_changes.0.keys().cloned().collect(),
+        log: call.log,
+        failure: call.result.as_ref().err().cloned(),
+        result: call.result.ok(),
+    };
+    (code, ran)
+}
+
 fn print_ran<T: Serialize>(out: &Output, ran: &Ran<T>, text: impl FnOnce(&T)) {
     out.print(ran, |r| {
         match (&r.result, &r.failure) {
@@ -117,17 +132,7 @@ pub fn run(out: &Output, cmd: PluginCmd) -> anyhow::Result<i32> {
                 Kind::Hook => {
                     let event: Event = serde_json::from_str(&text)
                         .map_err(|e| anyhow::anyhow!("--event is not a hook event: {e}"))?;
-                    let call = host.hook(&plugin, &event, kv);
-                    let code = i32::from(call.result.is_err());
-                    let ran = Ran {
-                        kind: Kind::Hook,
-                        fuel_used: call.fuel_used,
-                        micros: call.elapsed.as_micros(),
-                        kv_changes: call.kv_changes.0.keys().cloned().collect(),
-                        log: call.log,
-                        failure: call.result.as_ref().err().cloned(),
-                        result: call.result.ok(),
-                    };
+                    let (code, ran) = ran(Kind::Hook, host.hook(&plugin, &event, kv));
                     print_ran(out, &ran, |d| match d {
                         acetate_plugins::Decision::Allow => println!("decision: allow"),
                         acetate_plugins::Decision::Deny(m) => println!("decision: deny: {m}"),
@@ -141,17 +146,7 @@ pub fn run(out: &Output, cmd: PluginCmd) -> anyhow::Result<i32> {
                 Kind::Billing => {
                     let input: BillingInput = serde_json::from_str(&text)
                         .map_err(|e| anyhow::anyhow!("--event is not billing input: {e}"))?;
-                    let call = host.billing(&plugin, &input, kv);
-                    let code = i32::from(call.result.is_err());
-                    let ran = Ran {
-                        kind: Kind::Billing,
-                        fuel_used: call.fuel_used,
-                        micros: call.elapsed.as_micros(),
-                        kv_changes: call.kv_changes.0.keys().cloned().collect(),
-                        log: call.log,
-                        failure: call.result.as_ref().err().cloned(),
-                        result: call.result.ok(),
-                    };
+                    let (code, ran) = ran(Kind::Billing, host.billing(&plugin, &input, kv));
                     print_ran(out, &ran, |lines| {
                         let total: i64 = lines.iter().map(|l| l.amount.amount).sum();
                         for l in lines {

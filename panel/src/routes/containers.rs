@@ -458,6 +458,25 @@ async fn check_capacity(
     quota::check(plan, pool.as_ref(), &mine, &theirs, holds, procs as i64).map_err(AppError::Quota)
 }
 
+/// The account owning a container.
+async fn owner_of(st: &AppState, row: &ContainerRow) -> AppResult<User> {
+    st.db
+        .user_by_name(&row.owner)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// The account owning a container, refused if it is suspended.
+async fn active_owner_of(st: &AppState, row: &ContainerRow) -> AppResult<User> {
+    let owner = owner_of(st, row).await?;
+    if owner.suspended != 0 {
+        return Err(AppError::Forbidden(
+            "the account owning this container is suspended".into(),
+        ));
+    }
+    Ok(owner)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeRequest {
@@ -489,11 +508,7 @@ pub(crate) async fn resize_for(
     req: ResizeRequest,
 ) -> AppResult<ContainerView> {
     let row = resolve(st, caller, name, owner).await?;
-    let owner = st
-        .db
-        .user_by_name(&row.owner)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let owner = owner_of(st, &row).await?;
     let plan = customer_plan(st, &owner).await?;
     let update = acetate_engine::LimitsUpdate {
         memory: req.memory.as_ref().map(|m| m.bytes("memory")).transpose()?,
@@ -585,16 +600,7 @@ pub(crate) async fn reinstall_for(
     req: ReinstallRequest,
 ) -> AppResult<ContainerView> {
     let row = resolve(st, caller, name, owner).await?;
-    let owner = st
-        .db
-        .user_by_name(&row.owner)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    if owner.suspended != 0 {
-        return Err(AppError::Forbidden(
-            "the account owning this container is suspended".into(),
-        ));
-    }
+    let owner = active_owner_of(st, &row).await?;
     let plan = customer_plan(st, &owner).await?;
     let holds = Totals {
         containers: 1,
@@ -713,16 +719,7 @@ pub(crate) async fn act(
 ) -> AppResult<ContainerView> {
     let row = resolve(&st, &caller, &name, owner.as_deref()).await?;
     if action != "stop" {
-        let owner = st
-            .db
-            .user_by_name(&row.owner)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        if owner.suspended != 0 {
-            return Err(AppError::Forbidden(
-                "the account owning this container is suspended".into(),
-            ));
-        }
+        active_owner_of(&st, &row).await?;
     }
     if action != "start" {
         final_sample(&st, &row.engine_name).await;

@@ -640,6 +640,53 @@ async fn container_page(
     .await
 }
 
+/// The container page again, saying that the name typed did not match.
+async fn unconfirmed(st: &AppState, session: &Session, name: &str, done: &str) -> Response {
+    let msg = format!("Type {name:?} to confirm: nothing was {done}.");
+    render_container(
+        st,
+        session,
+        name,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        String::new(),
+        None,
+        Some(msg),
+    )
+    .await
+}
+
+/// After a change made from the container page: back to it, or the page with the reason.
+async fn after_change(
+    st: &AppState,
+    session: &Session,
+    name: &str,
+    verb: &str,
+    result: Result<(), AppError>,
+) -> Response {
+    match result {
+        Ok(()) => Redirect::to(&format!("/containers/{name}")).into_response(),
+        Err(AppError::NotFound) => page_error(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such container.",
+        ),
+        Err(e) if e.status().is_client_error() => {
+            let msg = format!("Could not {verb} {name:?}: {e}");
+            render_container(
+                st,
+                session,
+                name,
+                e.status(),
+                String::new(),
+                None,
+                Some(msg),
+            )
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 #[derive(Deserialize)]
 struct ActionForm {
     csrf: String,
@@ -724,74 +771,21 @@ async fn action(
                 disk: text(&f.disk).map(Size::Text),
                 procs,
             };
-            return match super::containers::resize_for(&st, &session.user, &name, None, req).await {
-                Ok(_) => Redirect::to(&format!("/containers/{name}")).into_response(),
-                Err(AppError::NotFound) => not_found(),
-                Err(e) if e.status().is_client_error() => {
-                    let msg = format!("Could not resize {name:?}: {e}");
-                    render_container(
-                        &st,
-                        &session,
-                        &name,
-                        e.status(),
-                        String::new(),
-                        None,
-                        Some(msg),
-                    )
-                    .await
-                }
-                Err(e) => e.into_response(),
-            };
+            let result = super::containers::resize_for(&st, &session.user, &name, None, req).await;
+            return after_change(&st, &session, &name, "resize", result.map(|_| ())).await;
         }
         "reinstall" => {
             if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
-                let msg = format!("Type {name:?} to confirm: nothing was reinstalled.");
-                return render_container(
-                    &st,
-                    &session,
-                    &name,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    String::new(),
-                    None,
-                    Some(msg),
-                )
-                .await;
+                return unconfirmed(&st, &session, &name, "reinstalled").await;
             }
             let req = super::containers::ReinstallRequest::default();
-            return match super::containers::reinstall_for(&st, &session.user, &name, None, req)
-                .await
-            {
-                Ok(_) => Redirect::to(&format!("/containers/{name}")).into_response(),
-                Err(AppError::NotFound) => not_found(),
-                Err(e) if e.status().is_client_error() => {
-                    let msg = format!("Could not reinstall {name:?}: {e}");
-                    render_container(
-                        &st,
-                        &session,
-                        &name,
-                        e.status(),
-                        String::new(),
-                        None,
-                        Some(msg),
-                    )
-                    .await
-                }
-                Err(e) => e.into_response(),
-            };
+            let result =
+                super::containers::reinstall_for(&st, &session.user, &name, None, req).await;
+            return after_change(&st, &session, &name, "reinstall", result.map(|_| ())).await;
         }
         "destroy" => {
             if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
-                let msg = format!("Type {name:?} to confirm: nothing was destroyed.");
-                return render_container(
-                    &st,
-                    &session,
-                    &name,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    String::new(),
-                    None,
-                    Some(msg),
-                )
-                .await;
+                return unconfirmed(&st, &session, &name, "destroyed").await;
             }
             return match destroy_for(&st, &session.user, &name, None).await {
                 Ok(()) => Redirect::to("/").into_response(),
