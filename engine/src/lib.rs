@@ -11,6 +11,7 @@
 pub mod cgroup;
 pub mod error;
 pub mod mounts;
+pub mod network;
 pub mod runtime;
 pub mod security;
 pub mod size;
@@ -78,6 +79,9 @@ pub struct Usage {
     pub cgroup: Option<CgroupUsage>,
     /// Writable layer; `None` if its image is not mounted.
     pub disk: Option<DiskUsage>,
+    /// Bytes through its network interface since it started; `None` without one or stopped.
+    #[serde(default)]
+    pub net: Option<network::NetCounters>,
 }
 
 /// What `ct list` and `ct show` print.
@@ -94,6 +98,9 @@ pub struct ContainerInfo {
     /// Host uid of the container's root.
     pub host_uid: u32,
     pub limits: Limits,
+    /// Its address on the host bridge, if it has a network interface.
+    #[serde(default)]
+    pub network: Option<network::NetInfo>,
     pub usage: Usage,
 }
 
@@ -426,6 +433,7 @@ impl Engine {
         cgroup.delete()?;
         cgroup.create(&cfg.limits)?;
         let rootfs = self.layout.rootfs(name);
+        let net = cfg.network.then(|| network::info_for(cfg.id_base));
         let params = runtime::StartParams {
             name,
             rootfs: &rootfs,
@@ -433,6 +441,7 @@ impl Engine {
             id_base: cfg.id_base,
             cgroup: &cgroup,
             seccomp: &self.seccomp,
+            network: net.as_ref().map(|n| (n, cfg.limits.net_rate)),
         };
         let st = match runtime::start(&params) {
             Ok(st) => st,
@@ -650,9 +659,14 @@ impl Engine {
             started_at: st.map(|s| s.started_at),
             host_uid: cfg.id_base,
             limits: cfg.limits.clone(),
+            network: cfg.network.then(|| network::info_for(cfg.id_base)),
             usage: Usage {
                 cgroup,
                 disk: storage::disk_usage(&self.layout, &cfg.name),
+                net: match (cfg.network, st) {
+                    (true, Some(_)) => network::counters(&network::info_for(cfg.id_base)),
+                    _ => None,
+                },
             },
         }
     }

@@ -248,6 +248,9 @@ pub struct ContainerSpec {
     /// Free-form label of who owns it (the panel stores a tenant reference here).
     #[serde(default)]
     pub owner: Option<String>,
+    /// A network interface on the host bridge (otherwise only loopback).
+    #[serde(default)]
+    pub network: bool,
 }
 
 impl ContainerSpec {
@@ -259,6 +262,7 @@ impl ContainerSpec {
                 template: "host".to_string(),
                 limits: Limits::default(),
                 owner: None,
+                network: false,
             },
             inodes_set: false,
         }
@@ -321,8 +325,15 @@ impl ContainerSpecBuilder {
         self.spec.limits.io_weight = weight;
         self
     }
+    /// A rate limit each way; implies a network interface.
     pub fn net_rate(mut self, bits_per_second: Option<u64>) -> Self {
         self.spec.limits.net_rate = bits_per_second;
+        self.spec.network |= bits_per_second.is_some();
+        self
+    }
+    /// A network interface on the host bridge.
+    pub fn network(mut self, on: bool) -> Self {
+        self.spec.network = on;
         self
     }
     pub fn owner(mut self, owner: Option<String>) -> Self {

@@ -152,6 +152,9 @@ pub struct ContainerConfig {
     pub id_base: u32,
     /// Unix time of creation.
     pub created_at: u64,
+    /// Whether it gets a network interface on the host bridge.
+    #[serde(default)]
+    pub network: bool,
 }
 
 /// Ids each container owns on the host.
@@ -168,6 +171,7 @@ impl ContainerConfig {
             owner: spec.owner.clone(),
             id_base,
             created_at: unix_now(),
+            network: spec.network || spec.limits.net_rate.is_some(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! through the engine in-process and through the `acetate` binary; host memory per idle
 //! running container; and the same lifecycle with runc, side by side.
 //!
-//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc]`
+//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net]`
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use acetate_engine::{ContainerSpec, Engine, ExecIo};
 
 struct Opts {
+    /// Containers get a network interface on the host bridge.
+    net: bool,
     count: usize,
     idle: usize,
     runc: bool,
@@ -21,6 +23,7 @@ struct Opts {
 
 fn opts() -> Opts {
     let mut o = Opts {
+        net: false,
         count: 50,
         idle: 200,
         runc: false,
@@ -32,6 +35,7 @@ fn opts() -> Opts {
             "--count" => o.count = args.next().and_then(|v| v.parse().ok()).expect("--count N"),
             "--idle" => o.idle = args.next().and_then(|v| v.parse().ok()).expect("--idle N"),
             "--runc" => o.runc = true,
+            "--net" => o.net = true,
             "--state-dir" => o.state = PathBuf::from(args.next().expect("--state-dir DIR")),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -115,8 +119,12 @@ fn devnull() -> File {
         .unwrap()
 }
 
-fn engine_lifecycle(engine: &Engine, count: usize) -> Samples {
-    let mut s = Samples::new("engine (in-process)");
+fn engine_lifecycle(engine: &Engine, count: usize, net: bool) -> Samples {
+    let mut s = Samples::new(if net {
+        "engine, with network"
+    } else {
+        "engine (in-process)"
+    });
     let null = devnull();
     let io = ExecIo {
         stdin: Some(null.as_raw_fd()),
@@ -127,6 +135,7 @@ fn engine_lifecycle(engine: &Engine, count: usize) -> Samples {
         let name = format!("bench-{i}");
         let spec = ContainerSpec::builder(&name)
             .disk(256 << 20)
+            .network(net)
             .build()
             .unwrap();
         s.time("create", || engine.create(&spec).unwrap());
@@ -379,7 +388,7 @@ fn main() {
         "{} lifecycles each (create, start, exec true, stop, destroy)",
         o.count
     );
-    let ours = engine_lifecycle(&engine, o.count);
+    let ours = engine_lifecycle(&engine, o.count, o.net);
     let cli = cli_lifecycle(&o.state, o.count);
     let runc = if o.runc {
         runc_lifecycle(&engine.layout().template_rootfs("host"), o.count)

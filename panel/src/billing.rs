@@ -110,6 +110,8 @@ struct UsageRow {
     disk_peak: i64,
     inodes_peak: i64,
     procs_peak: i64,
+    net_rx: i64,
+    net_tx: i64,
 }
 
 /// A customer's usage in a period, per container (also those destroyed since).
@@ -122,7 +124,8 @@ pub async fn usage(db: &Db, customer_id: i64, period: &Period) -> AppResult<Vec<
          CAST(SUM(memory_byte_seconds) AS BIGINT) AS memory_byte_seconds, \
          MAX(memory_peak) AS memory_peak, \
          CAST(SUM(disk_byte_seconds) AS BIGINT) AS disk_byte_seconds, \
-         MAX(disk_peak) AS disk_peak, MAX(inodes_peak) AS inodes_peak, MAX(procs_peak) AS procs_peak \
+         MAX(disk_peak) AS disk_peak, MAX(inodes_peak) AS inodes_peak, MAX(procs_peak) AS procs_peak, \
+         CAST(SUM(net_rx) AS BIGINT) AS net_rx, CAST(SUM(net_tx) AS BIGINT) AS net_tx \
          FROM usage_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 \
          GROUP BY container_id ORDER BY container_id",
     )
@@ -173,8 +176,8 @@ pub async fn usage(db: &Db, customer_id: i64, period: &Period) -> AppResult<Vec<
             disk_peak_bytes: u(r.disk_peak),
             inodes_peak: u(r.inodes_peak),
             processes_peak: r.procs_peak.clamp(0, i64::from(u32::MAX)) as u32,
-            network_rx_bytes: 0,
-            network_tx_bytes: 0,
+            network_rx_bytes: u(r.net_rx),
+            network_tx_bytes: u(r.net_tx),
             limits,
         });
     }

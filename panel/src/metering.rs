@@ -33,6 +33,8 @@ struct Last {
     cpu_ns: i64,
     disk: i64,
     at: i64,
+    net_rx: i64,
+    net_tx: i64,
 }
 
 #[derive(Debug, FromRow)]
@@ -62,6 +64,16 @@ pub struct Sample {
     pub disk: i64,
     pub inodes: i64,
     pub procs: i64,
+    pub net_rx: i64,
+    pub net_tx: i64,
+}
+
+/// What the stored readings hold of the instance's counters after a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counted {
+    pub cpu_ns: i64,
+    pub net_rx: i64,
+    pub net_tx: i64,
 }
 
 /// The identity of a running instance: a restart changes it.
@@ -78,7 +90,7 @@ fn measure(
     last: Option<&Last>,
     created_at: i64,
     now: i64,
-) -> (Sample, String, i64) {
+) -> (Sample, String, Counted) {
     let id = instance(info);
     let since = last.map_or(created_at, |l| l.at);
     let seconds = (now - since).max(0);
@@ -104,6 +116,17 @@ fn measure(
         }
         None => (0, 0, 0),
     };
+    // Network counters start at zero with each instance's interface, like the CPU's.
+    let delta = |now: Option<u64>, last: Option<i64>| -> (i64, i64) {
+        let now = now.map_or(0, |v| v.min(i64::MAX as u64) as i64);
+        match last {
+            Some(l) if same && now >= l => (now - l, now),
+            _ => (now, now),
+        }
+    };
+    let net = info.usage.net.filter(|_| !id.is_empty());
+    let (net_rx, rx_counted) = delta(net.map(|n| n.rx_bytes), last.map(|l| l.net_rx));
+    let (net_tx, tx_counted) = delta(net.map(|n| n.tx_bytes), last.map(|l| l.net_tx));
     let disk_now = info.usage.disk.map(|d| d.bytes_used as i64);
     let disk = disk_now.or(last.map(|l| l.disk)).unwrap_or(0);
     let sample = Sample {
@@ -115,6 +138,13 @@ fn measure(
         disk,
         inodes: info.usage.disk.map_or(0, |d| d.inodes_used as i64),
         procs: cgroup.map_or(0, |c| c.procs as i64),
+        net_rx,
+        net_tx,
+    };
+    let counted = Counted {
+        cpu_ns: counted,
+        net_rx: rx_counted,
+        net_tx: tx_counted,
     };
     (sample, id, counted)
 }
@@ -152,10 +182,11 @@ pub async fn sample(
     .fetch_all(&db.pool)
     .await?;
     let rows: HashMap<&str, &Row> = rows.iter().map(|r| (r.engine_name.as_str(), r)).collect();
-    let lasts: Vec<Last> =
-        sqlx::query_as("SELECT engine_name, instance, cpu_ns, disk, at FROM meter_state")
-            .fetch_all(&db.pool)
-            .await?;
+    let lasts: Vec<Last> = sqlx::query_as(
+        "SELECT engine_name, instance, cpu_ns, disk, at, net_rx, net_tx FROM meter_state",
+    )
+    .fetch_all(&db.pool)
+    .await?;
     let lasts: HashMap<&str, &Last> = lasts.iter().map(|l| (l.engine_name.as_str(), l)).collect();
     let now = now();
     let hour = now - now.rem_euclid(3600);
@@ -174,7 +205,8 @@ pub async fn sample(
         report.running += usize::from(!id.is_empty());
         sqlx::query(
             "INSERT INTO usage_samples (container_id, at, seconds, running, cpu_us, memory, \
-             memory_peak, disk, inodes, procs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             memory_peak, disk, inodes, procs, net_rx, net_tx) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(row.id)
         .bind(now)
@@ -186,13 +218,15 @@ pub async fn sample(
         .bind(s.disk)
         .bind(s.inodes)
         .bind(s.procs)
+        .bind(s.net_rx)
+        .bind(s.net_tx)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO usage_hourly (container_id, hour, customer_id, container, seconds, \
              seconds_running, cpu_us, memory_byte_seconds, memory_peak, disk_byte_seconds, \
-             disk_peak, inodes_peak, procs_peak) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             disk_peak, inodes_peak, procs_peak, net_rx, net_tx) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (container_id, hour) DO UPDATE SET \
              seconds = usage_hourly.seconds + excluded.seconds, \
              seconds_running = usage_hourly.seconds_running + excluded.seconds_running, \
@@ -206,7 +240,9 @@ pub async fn sample(
              inodes_peak = CASE WHEN excluded.inodes_peak > usage_hourly.inodes_peak \
                  THEN excluded.inodes_peak ELSE usage_hourly.inodes_peak END, \
              procs_peak = CASE WHEN excluded.procs_peak > usage_hourly.procs_peak \
-                 THEN excluded.procs_peak ELSE usage_hourly.procs_peak END",
+                 THEN excluded.procs_peak ELSE usage_hourly.procs_peak END, \
+             net_rx = usage_hourly.net_rx + excluded.net_rx, \
+             net_tx = usage_hourly.net_tx + excluded.net_tx",
         )
         .bind(row.id)
         .bind(hour)
@@ -221,18 +257,24 @@ pub async fn sample(
         .bind(s.disk)
         .bind(s.inodes)
         .bind(s.procs)
+        .bind(s.net_rx)
+        .bind(s.net_tx)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO meter_state (engine_name, instance, cpu_ns, disk, at) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO meter_state (engine_name, instance, cpu_ns, disk, at, net_rx, net_tx) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (engine_name) DO UPDATE SET instance = excluded.instance, \
-             cpu_ns = excluded.cpu_ns, disk = excluded.disk, at = excluded.at",
+             cpu_ns = excluded.cpu_ns, disk = excluded.disk, at = excluded.at, \
+             net_rx = excluded.net_rx, net_tx = excluded.net_tx",
         )
         .bind(&info.name)
         .bind(&id)
-        .bind(counted)
+        .bind(counted.cpu_ns)
         .bind(s.disk)
         .bind(now)
+        .bind(counted.net_rx)
+        .bind(counted.net_tx)
         .execute(&mut *tx)
         .await?;
     }
@@ -287,6 +329,7 @@ mod tests {
             started_at: running.then_some(started),
             host_uid: 0,
             limits: Limits::default(),
+            network: None,
             usage: Usage {
                 cgroup: running.then_some(CgroupUsage {
                     cpu_ns,
@@ -296,6 +339,10 @@ mod tests {
                     procs: 3,
                 }),
                 disk: None,
+                net: running.then_some(acetate_engine::network::NetCounters {
+                    rx_bytes: 5000,
+                    tx_bytes: 700,
+                }),
             },
         }
     }
@@ -307,6 +354,8 @@ mod tests {
             cpu_ns,
             disk: 5 << 20,
             at,
+            net_rx: 4000,
+            net_tx: 100,
         }
     }
 
@@ -324,7 +373,9 @@ mod tests {
         assert_eq!(s.running_seconds, 60);
         assert_eq!(s.cpu_us, 3_000_001);
         // The 200 ns below a microsecond are left for the next sample.
-        assert_eq!(counted, 5_000_001_500);
+        assert_eq!(counted.cpu_ns, 5_000_001_500);
+        assert_eq!((s.net_rx, s.net_tx), (1000, 600));
+        assert_eq!((counted.net_rx, counted.net_tx), (5000, 700));
         assert_eq!(
             s.disk,
             5 << 20,
@@ -350,7 +401,12 @@ mod tests {
             s.running_seconds, 20,
             "running since its start, not since the last sample"
         );
-        assert_eq!(counted, 1_000_000_000);
+        assert_eq!(counted.cpu_ns, 1_000_000_000);
+        assert_eq!(
+            (s.net_rx, s.net_tx),
+            (5000, 700),
+            "a new interface counts from zero"
+        );
     }
 
     #[test]
@@ -362,7 +418,8 @@ mod tests {
             (s.seconds, s.running_seconds, s.cpu_us, s.memory),
             (60, 0, 0, 0)
         );
-        assert_eq!(counted, 0);
+        assert_eq!(counted, Counted::default());
+        assert_eq!((s.net_rx, s.net_tx), (0, 0));
         // A first sample counts from the container's creation.
         let (s, _, _) = measure(&info(State::Stopped, 0, 0, 0), None, 900, 1120);
         assert_eq!(s.seconds, 220);

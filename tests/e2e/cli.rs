@@ -121,8 +121,8 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
             "no such template",
         ),
         (
-            &["ct", "create", &name, "--net-rate", "100mbit"],
-            "loopback",
+            &["ct", "create", &name, "--net-rate", "1kbit"],
+            "below 8kbit",
         ),
         (&["ct", "start", "nosuch"], "no such container"),
         (&["ct", "show", "nosuch"], "no such container"),

@@ -433,6 +433,36 @@ async fn metered_cpu_in_the_invoice(server: Server) {
     let (status, body) = meg.post("/api/v1/containers/burner/exec", burn).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let after_restart = cpu_ns(&meg, "burner").await;
+    // The container has a network interface: what it sends is metered too.
+    let (_, shown) = meg.get("/api/v1/containers/burner").await;
+    let gateway = shown["network"]["gateway"]
+        .as_str()
+        .expect("an address on the bridge")
+        .to_string();
+    let listener = std::net::TcpListener::bind((gateway.as_str(), 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        got.len()
+    });
+    let send = format!(
+        "import socket; s=socket.create_connection(('{gateway}', {port})); s.sendall(b'x' * 300000); s.close()"
+    );
+    let (status, body) = meg
+        .post(
+            "/api/v1/containers/burner/exec",
+            json!({"command": ["python3", "-c", send]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["exit_code"].as_i64()),
+        (StatusCode::OK, Some(0)),
+        "{body}"
+    );
+    assert_eq!(reader.join().unwrap(), 300_000);
     server.cli(&["meter", "sample"], "");
     // A second pass right away adds nothing (no double count).
     server.cli(&["meter", "sample"], "");
@@ -555,6 +585,16 @@ async fn metered_cpu_in_the_invoice(server: Server) {
         .iter()
         .map(|p| p["cpu_us"].as_i64().unwrap())
         .sum();
+    let sent: i64 = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["net_tx"].as_i64().unwrap())
+        .sum();
+    assert!(
+        (300_000..400_000).contains(&sent),
+        "metered {sent} bytes sent"
+    );
     assert_eq!(cpu_us / 1000, billed_ms as i64, "{series}");
     let (status, _) = meg
         .call(Method::DELETE, "/api/v1/containers/burner", None)

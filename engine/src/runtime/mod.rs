@@ -343,6 +343,8 @@ pub struct StartParams<'a> {
     pub id_base: u32,
     pub cgroup: &'a ContainerCgroup,
     pub seccomp: &'a SeccompPrograms,
+    /// Connect to the host bridge, with this rate limit (bit/s) if any.
+    pub network: Option<(&'a crate::network::NetInfo, Option<u64>)>,
 }
 
 const NS_FLAGS: i32 = libc::CLONE_NEWUSER
@@ -423,6 +425,9 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         std::fs::write(&path, &map).map_err(|e| kill(Error::io("write", path, e)))?;
     }
     p.cgroup.add_process(pid).map_err(kill)?;
+    if let Some((net, rate)) = p.network {
+        crate::network::attach(pid, net, rate).map_err(kill)?;
+    }
     // The init must survive an OOM inside its container; the hog is the one to go.
     let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), "-999");
     let (_, start_ticks) = proc_stat(pid).ok_or_else(|| {

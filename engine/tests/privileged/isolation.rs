@@ -153,3 +153,108 @@ fn exec_passes_stdio_and_exit_codes() {
     let (code, _, _) = ct.sh("kill -9 $$");
     assert_eq!(code, 128 + 9);
 }
+
+#[test]
+fn a_networked_container_reaches_the_host_not_its_neighbours_and_is_shaped() {
+    use std::io::{Read, Write};
+    let Some(engine) =
+        engine("a_networked_container_reaches_the_host_not_its_neighbours_and_is_shaped")
+    else {
+        return;
+    };
+    let rate = 4_000_000; // 4 Mbit/s
+    let a = Ct::started(engine, "net-a", |b| b.net_rate(Some(rate)));
+    let b = Ct::started(engine, "net-b", |b| b.network(true));
+    let loner = Ct::started(engine, "net-none", |b| b);
+    let ia = engine
+        .show(&a.name)
+        .unwrap()
+        .network
+        .expect("a has an address");
+    let ib = engine
+        .show(&b.name)
+        .unwrap()
+        .network
+        .expect("b has an address");
+    assert!(engine.show(&loner.name).unwrap().network.is_none());
+    assert_ne!(ia.address, ib.address);
+
+    // Inside: eth0 with its address and the default route through the bridge.
+    let (code, out, err) = a.sh("cat /proc/net/route; cat /sys/class/net/eth0/operstate");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("eth0\t00000000\t0100580A"),
+        "default route via 10.88.0.1: {out}"
+    );
+    assert!(out.trim_end().ends_with("up"), "{out}");
+    let (_, out, _) = loner.sh("ls /sys/class/net");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    // The tenant cannot lift its own rate limit (no CAP_NET_ADMIN).
+    let (code, _, _) =
+        a.sh("tc qdisc del dev eth0 root 2>/dev/null || ip link set eth0 down 2>/dev/null");
+    assert_ne!(code, 0);
+
+    // The host, listening on the gateway address, hears from the container.
+    let listener = std::net::TcpListener::bind((ia.gateway, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bytes = 1_500_000usize;
+    let send = format!(
+        "python3 -c 'import socket; s=socket.create_connection((\"{}\", {port})); s.sendall(b\"x\" * {bytes}); s.close()'",
+        ia.gateway
+    );
+    let reader = std::thread::spawn(move || {
+        let (mut conn, peer) = listener.accept().unwrap();
+        let started = std::time::Instant::now();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        (peer, got.len(), started.elapsed())
+    });
+    let (code, _, err) = a.sh(&send);
+    assert_eq!(code, 0, "{err}");
+    let (peer, got, took) = reader.join().unwrap();
+    assert_eq!(peer.ip(), std::net::IpAddr::V4(ia.address));
+    assert_eq!(got, bytes);
+    // 1.5 MB at 4 Mbit/s is 3 s; the bucket's burst may shave a little off, nothing more.
+    let bits_per_second = got as f64 * 8.0 / took.as_secs_f64();
+    assert!(
+        bits_per_second < rate as f64 * 1.25,
+        "shaped to {rate} bit/s, measured {bits_per_second:.0}"
+    );
+    let counters = engine.show(&a.name).unwrap().usage.net.expect("counted");
+    assert!(counters.tx_bytes >= bytes as u64, "{counters:?}");
+
+    // Neighbours on the bridge do not reach each other.
+    let serve = "python3 -c 'import socket; s=socket.socket(); s.bind((\"0.0.0.0\", 7070)); s.listen(); s.settimeout(4); s.accept()' >/dev/null 2>&1 &";
+    assert_eq!(b.sh(serve).0, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let probe = format!(
+        "python3 -c 'import socket; socket.create_connection((\"{}\", 7070), timeout=1)'",
+        ib.address
+    );
+    let (code, _, _) = a.sh(&probe);
+    assert_ne!(code, 0, "a reached b across the bridge");
+    // The host does reach b.
+    let mut host_to_b = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from((ib.address, 7070)),
+        std::time::Duration::from_secs(2),
+    )
+    .expect("the host reaches a container");
+    let _ = host_to_b.write_all(b"hi");
+
+    // Stopping removes the pair (the kernel frees a dead namespace's links shortly after),
+    // and an immediate restart gets its interface again.
+    engine
+        .restart(&a.name, std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(a.sh("cat /sys/class/net/eth0/operstate").1.trim(), "up");
+    engine
+        .stop(&a.name, std::time::Duration::from_secs(5))
+        .unwrap();
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        !std::path::Path::new("/sys/class/net")
+            .join(&ia.host_interface)
+            .exists()
+    });
+    assert!(gone, "{} outlived the container", ia.host_interface);
+}

@@ -97,7 +97,10 @@ pub struct CreateArgs {
     /// Relative block I/O weight, 10-1000.
     #[arg(long)]
     io_weight: Option<u32>,
-    /// Network rate limit (e.g. 100mbit).
+    /// A network interface on the host bridge (10.88.0.0/16), reachable from the host.
+    #[arg(long)]
+    net: bool,
+    /// Network rate limit each way (e.g. 100mbit); implies --net.
     #[arg(long, value_parser = rate)]
     net_rate: Option<u64>,
     /// Free-form owner label.
@@ -126,16 +129,11 @@ pub struct SetArgs {
 }
 
 fn build_spec(a: CreateArgs) -> Result<ContainerSpec> {
-    if a.net_rate.is_some() {
-        return Err(Error::Unsupported(
-            "--net-rate: containers have only a loopback interface so far; \
-             network rate limits come with container networking"
-                .into(),
-        ));
-    }
     let mut b = ContainerSpec::builder(a.name)
         .template(a.template)
-        .owner(a.owner);
+        .owner(a.owner)
+        .network(a.net)
+        .net_rate(a.net_rate);
     if let Some(v) = a.memory {
         b = b.memory(v);
     }

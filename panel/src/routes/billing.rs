@@ -122,6 +122,9 @@ pub struct Point {
     /// Average memory over the interval (bytes).
     pub memory: i64,
     pub disk: i64,
+    /// Bytes the container received and sent in the interval.
+    pub net_rx: i64,
+    pub net_tx: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -144,8 +147,8 @@ pub(crate) async fn series(
         let points = sqlx::query_as(
             "SELECT hour + 3600 AS at, seconds, cpu_us, \
              CASE WHEN seconds_running > 0 THEN memory_byte_seconds / seconds_running ELSE 0 END AS memory, \
-             CASE WHEN seconds > 0 THEN disk_byte_seconds / seconds ELSE 0 END AS disk \
-             FROM usage_hourly WHERE container_id = $1 AND hour >= $2 ORDER BY hour",
+             CASE WHEN seconds > 0 THEN disk_byte_seconds / seconds ELSE 0 END AS disk, \
+             net_rx, net_tx FROM usage_hourly WHERE container_id = $1 AND hour >= $2 ORDER BY hour",
         )
         .bind(container_id)
         .bind(from)
@@ -160,7 +163,7 @@ pub(crate) async fn series(
     } else {
         let from = to - 3600;
         let points = sqlx::query_as(
-            "SELECT at, seconds, cpu_us, memory, disk FROM usage_samples \
+            "SELECT at, seconds, cpu_us, memory, disk, net_rx, net_tx FROM usage_samples \
              WHERE container_id = $1 AND at >= $2 ORDER BY at",
         )
         .bind(container_id)

@@ -68,6 +68,8 @@ pub struct ContainerView {
     pub state: String,
     pub template: Option<String>,
     pub limits: Option<Limits>,
+    /// Its address on the host bridge.
+    pub network: Option<acetate_engine::network::NetInfo>,
     pub usage: Option<Usage>,
     pub created_at: i64,
 }
@@ -84,6 +86,7 @@ pub(crate) fn view(row: &ContainerRow, info: Option<&ContainerInfo>) -> Containe
         state,
         template: info.map(|i| i.template.clone()),
         limits: info.map(|i| i.limits.clone()),
+        network: info.and_then(|i| i.network.clone()),
         usage: info.map(|i| i.usage),
         created_at: row.created_at,
     }
@@ -139,6 +142,7 @@ pub(crate) async fn list_views(st: &AppState, caller: &User) -> AppResult<Vec<Co
                     state: i.state.to_string(),
                     template: Some(i.template.clone()),
                     limits: Some(i.limits.clone()),
+                    network: i.network.clone(),
                     usage: Some(i.usage),
                     created_at: i.created_at as i64,
                 }),
@@ -214,6 +218,7 @@ fn spec_for(
     let mut b = ContainerSpec::builder(engine_name)
         .template(req.template.clone().unwrap_or_else(|| "host".into()))
         .owner(Some(format!("panel:{}", owner.name)))
+        .network(true)
         .memory(cap(defaults.memory, plan.ct_memory))
         .cpus_milli(cap(u64::from(defaults.cpus_milli), plan.ct_cpus_milli) as u32)
         .procs(cap(defaults.procs, plan.ct_procs));

@@ -1,0 +1,205 @@
+//! Container networking: a veth pair per running container, its host end a port of the
+//! `acetate0` bridge (10.88.0.1/16), its container end `eth0` with an address derived from
+//! the container's id range. Bridge ports are isolated from each other, so tenants reach
+//! the host (their gateway) but not each other's containers at layer 2. An optional rate
+//! limit is a token bucket on both ends: the host end shapes what the container receives,
+//! the container end (which the tenant cannot change: containers have no CAP_NET_ADMIN)
+//! shapes what it sends.
+//!
+//! The links are made with `ip` and `tc` (iproute2) while the container's init waits to be
+//! released, so `eth0` is up before anything inside runs. They go away with the network
+//! namespace when the container stops (the kernel frees them shortly after; a start that
+//! finds its host end still there deletes it first).
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::{FIRST_ID_BASE, IDS_PER_CONTAINER};
+
+/// The host bridge every container's host end is a port of.
+pub const BRIDGE: &str = "acetate0";
+/// The bridge's (the containers' gateway's) address.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
+/// Prefix length of the containers' network.
+pub const PREFIX: u8 = 16;
+
+/// Where a container is on the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetInfo {
+    pub address: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+    /// The host end of its veth pair.
+    pub host_interface: String,
+}
+
+/// Bytes through a container's interface, as the container sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetCounters {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// The address and host interface of the container owning `id_base` (one per id range, so
+/// they never collide and need no allocation table).
+pub fn info_for(id_base: u32) -> NetInfo {
+    let index = id_base.saturating_sub(FIRST_ID_BASE) / IDS_PER_CONTAINER;
+    let host = 2 + index; // .0.0 is the network, .0.1 the gateway
+    NetInfo {
+        address: Ipv4Addr::new(10, 88, (host >> 8) as u8, (host & 0xff) as u8),
+        gateway: GATEWAY,
+        host_interface: format!("ac{index:x}"),
+    }
+}
+
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::sys(format!("run {program}"), e))?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())
+            .map_err(|e| Error::sys(format!("feed {program}"), e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::sys(format!("run {program}"), e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::Unsupported(format!(
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// Creates the bridge if it is missing (idempotent; safe against a concurrent creator).
+pub fn ensure_bridge() -> Result<()> {
+    let exists = || Path::new("/sys/class/net").join(BRIDGE).exists();
+    if exists() {
+        return Ok(());
+    }
+    let gateway = format!("{GATEWAY}/{PREFIX}");
+    let made = run("ip", &["link", "add", BRIDGE, "type", "bridge"], None)
+        .and_then(|()| run("ip", &["addr", "add", &gateway, "dev", BRIDGE], None));
+    if made.is_err() && !exists() {
+        return made;
+    }
+    run("ip", &["link", "set", BRIDGE, "up"], None)
+}
+
+fn tbf(rate: u64) -> Vec<String> {
+    // Burst: 20 ms at the rate, at least 32 KiB (several full-size packets).
+    let burst = (rate / 8 / 50).max(32 << 10);
+    ["root", "tbf", "rate"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            format!("{rate}bit"),
+            "burst".into(),
+            burst.to_string(),
+            "latency".into(),
+            "50ms".into(),
+        ])
+        .collect()
+}
+
+/// Connects the network namespace of `pid` (a container's init, not yet released) to the
+/// bridge, with `rate` bits per second each way if given. On error nothing is left: the
+/// host end is deleted (the container end goes with its namespace).
+pub fn attach(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
+    ensure_bridge()?;
+    let host_if = net.host_interface.as_str();
+    // A host end left by a crash would block the name.
+    if Path::new("/sys/class/net").join(host_if).exists() {
+        let _ = run("ip", &["link", "del", host_if], None);
+    }
+    // One `ip` for the host side, one inside the namespace: each process costs milliseconds.
+    let host = format!(
+        "link add {host_if} type veth peer name eth0 netns {pid}\n\
+         link set {host_if} master {BRIDGE}\n\
+         link set dev {host_if} type bridge_slave isolated on\n\
+         link set {host_if} up\n"
+    );
+    let made = run("ip", &["-batch", "-"], Some(&host));
+    let configured = made.and_then(|()| {
+        let netns = format!("--net=/proc/{pid}/ns/net");
+        let inside = format!(
+            "addr add {}/{PREFIX} dev eth0\nlink set eth0 up\nroute add default via {}\n",
+            net.address, net.gateway
+        );
+        run("nsenter", &[&netns, "ip", "-batch", "-"], Some(&inside))?;
+        if let Some(rate) = rate {
+            let shape = tbf(rate);
+            let shape: Vec<&str> = shape.iter().map(String::as_str).collect();
+            let mut host = vec!["qdisc", "replace", "dev", host_if];
+            host.extend(&shape);
+            run("tc", &host, None)?;
+            let mut inner = vec![netns.as_str(), "tc", "qdisc", "replace", "dev", "eth0"];
+            inner.extend(&shape);
+            run("nsenter", &inner, None)?;
+        }
+        Ok(())
+    });
+    if configured.is_err() {
+        let _ = run("ip", &["link", "del", host_if], None);
+    }
+    configured
+}
+
+/// What went through the container's interface since it started (`None` while stopped).
+pub fn counters(net: &NetInfo) -> Option<NetCounters> {
+    let stats = Path::new("/sys/class/net")
+        .join(&net.host_interface)
+        .join("statistics");
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(stats.join(f))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    // The host end receives what the container sends, and the other way round.
+    Some(NetCounters {
+        rx_bytes: read("tx_bytes")?,
+        tx_bytes: read("rx_bytes")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_follow_the_id_ranges() {
+        let first = info_for(FIRST_ID_BASE);
+        assert_eq!(first.address, Ipv4Addr::new(10, 88, 0, 2));
+        assert_eq!(first.host_interface, "ac0");
+        let later = info_for(FIRST_ID_BASE + 300 * IDS_PER_CONTAINER);
+        assert_eq!(later.address, Ipv4Addr::new(10, 88, 1, 46));
+        assert_eq!(later.host_interface, "ac12c");
+        assert!(later.host_interface.len() <= 15);
+    }
+
+    #[test]
+    fn the_token_bucket_has_room_for_full_packets() {
+        let args = tbf(8_000);
+        assert_eq!(args[3], "8000bit");
+        assert_eq!(args[5], (32 << 10).to_string());
+        let fast = tbf(1_000_000_000);
+        assert_eq!(fast[5], (1_000_000_000u64 / 8 / 50).to_string());
+    }
+}
