@@ -742,6 +742,11 @@ async fn plugins_usage_graphs_and_invoices_in_the_browser() {
         "{}",
         page.body
     );
+    assert!(
+        page.body.contains("<th>Address</th><td>10.88."),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("Memory, last hour"));
     let page = h.get("/plugins").await;
     assert_eq!(
@@ -809,6 +814,29 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
         p.login("admin", "provider-password-1").await.status,
         StatusCode::SEE_OTHER
     );
+    let token = csrf(&p.get("/provider").await.body);
+    let made = p
+        .post(
+            "/provider/resellers",
+            &[
+                ("csrf", &token),
+                ("name", "res-new"),
+                ("password", "a long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER);
+    let dup = p
+        .post(
+            "/provider/resellers",
+            &[
+                ("csrf", &token),
+                ("name", "res-new"),
+                ("password", "a long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT, "{}", dup.body);
     let page = p.get("/provider").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(

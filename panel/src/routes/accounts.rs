@@ -17,7 +17,10 @@ use crate::error::{AppError, AppResult};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/resellers", get(list_resellers))
+        .route(
+            "/api/v1/resellers",
+            get(list_resellers).post(create_reseller),
+        )
         .route("/api/v1/resellers/{name}/pool", put(set_pool))
         .route("/api/v1/plans", get(list_plans).post(create_plan))
         .route(
@@ -51,6 +54,42 @@ async fn list_resellers(
     caller: Caller,
 ) -> AppResult<Json<Vec<ResellerView>>> {
     resellers_for(&st, &caller.0).await.map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResellerRequest {
+    pub(crate) name: String,
+    pub(crate) password: String,
+}
+
+async fn create_reseller(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ResellerRequest>,
+) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
+    create_reseller_for(&st, &caller.0, req).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "ok": true }))))
+}
+
+/// Creates a reseller account, without a pool yet (provider; API and pages).
+pub(crate) async fn create_reseller_for(
+    st: &AppState,
+    caller: &User,
+    req: ResellerRequest,
+) -> AppResult<()> {
+    require(caller, Role::Provider)?;
+    crate::cli::valid_user_name(&req.name).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    auth::check_password_strength(&req.password)?;
+    let pw = Secret(req.password);
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await??;
+    st.db
+        .create_user(&req.name, Role::Reseller, None, &hash)
+        .await?;
+    st.db
+        .audit(Some(caller), "reseller.create", &req.name, "ok")
+        .await?;
+    Ok(())
 }
 
 /// Resellers with their pools and use (provider; API and pages).

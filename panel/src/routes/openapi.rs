@@ -67,7 +67,10 @@ pub fn document() -> Value {
             "/api/v1/containers/{name}/stop": { "post": with_params(op("Stop", None, ("200", "Container"), &["404", "409"]), name_param()) },
             "/api/v1/containers/{name}/restart": { "post": with_params(op("Restart", None, ("200", "Container"), &["403", "404"]), name_param()) },
             "/api/v1/containers/{name}/exec": { "post": with_params(op("Run a command inside, as its root", Some("Exec"), ("200", "ExecResult"), &["404", "409", "422"]), name_param()) },
-            "/api/v1/resellers": { "get": op("Resellers with pool and usage (provider)", None, ("200", "Object"), &["403"]) },
+            "/api/v1/resellers": {
+                "get": op("Resellers with pool and usage (provider)", None, ("200", "Object"), &["403"]),
+                "post": op("Create a reseller: name and password (provider)", Some("Object"), ("201", "Object"), &["403", "409", "422"])
+            },
             "/api/v1/resellers/{name}/pool": { "put": op("Set a reseller's pool (provider)", Some("Pool"), ("200", "Pool"), &["403", "404", "422"]) },
             "/api/v1/plans": {
                 "get": op("The reseller's plans", None, ("200", "Object"), &["403"]),

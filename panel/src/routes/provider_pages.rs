@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::accounts::{resellers_for, set_pool_for, PoolRequest};
+use super::accounts::{
+    create_reseller_for, resellers_for, set_pool_for, PoolRequest, ResellerRequest,
+};
 use super::containers::Size;
 use super::web::{page_error, render, Session};
 use crate::app::AppState;
@@ -21,6 +23,37 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/provider", get(page))
         .route("/resellers/{name}/pool", post(pool))
+        .route("/provider/resellers", post(new_reseller))
+}
+
+#[derive(Deserialize)]
+struct ResellerForm {
+    csrf: String,
+    name: String,
+    password: String,
+}
+
+async fn new_reseller(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Form(f): Form<ResellerForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let name = f.name.trim().to_string();
+    let req = ResellerRequest {
+        name: name.clone(),
+        password: f.password,
+    };
+    match create_reseller_for(&st, &session.user, req).await {
+        Ok(()) => Redirect::to("/provider").into_response(),
+        Err(e) if e.status().is_client_error() => {
+            let msg = format!("Could not create reseller {name:?}: {e}");
+            render_page(&st, &session, e.status(), Some(msg)).await
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// What the host has and uses now.

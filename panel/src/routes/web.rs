@@ -563,6 +563,8 @@ struct ContainerPage {
     c: Row,
     /// Current limits, as the resize form shows them.
     limits: Option<(String, String, String, u64)>,
+    /// Its address on the host's network, and the gateway.
+    address: Option<(String, String)>,
     graphs: Vec<Graph>,
     csrf: String,
     command: String,
@@ -611,9 +613,14 @@ async fn render_container(
             l.procs,
         )
     });
+    let address = view
+        .network
+        .as_ref()
+        .map(|n| (n.address.to_string(), n.gateway.to_string()));
     let page = ContainerPage {
         c: self::row(&view),
         limits,
+        address,
         graphs,
         csrf: session.csrf.clone(),
         command,
