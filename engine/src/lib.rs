@@ -603,10 +603,23 @@ impl Engine {
                 ),
             });
         }
+        if new.net_rate != old.net_rate && !cfg.network {
+            return Err(Error::InvalidLimit {
+                what: "net rate",
+                msg: format!("{name} has no network interface (create it with --net)"),
+            });
+        }
         let st = self.run_state(name)?;
         let cgroup = ContainerCgroup::new(name);
         if st.is_some() {
             cgroup.apply(&new)?;
+        }
+        if let (Some(st), true) = (&st, new.net_rate != old.net_rate) {
+            if let Err(e) = network::set_rate(st.pid, &network::info_for(cfg.id_base), new.net_rate)
+            {
+                let _ = cgroup.apply(&old);
+                return Err(e);
+            }
         }
         if new.disk > old.disk {
             let grown = if st.is_some() {

@@ -160,6 +160,37 @@ pub fn attach(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
     configured
 }
 
+/// Changes the rate limit of a running container (`None` lifts it), both ends.
+pub fn set_rate(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
+    let netns = format!("--net=/proc/{pid}/ns/net");
+    match rate {
+        Some(rate) => {
+            let shape = tbf(rate);
+            let shape: Vec<&str> = shape.iter().map(String::as_str).collect();
+            let mut host = vec!["qdisc", "replace", "dev", net.host_interface.as_str()];
+            host.extend(&shape);
+            run("tc", &host, None)?;
+            let mut inner = vec![netns.as_str(), "tc", "qdisc", "replace", "dev", "eth0"];
+            inner.extend(&shape);
+            run("nsenter", &inner, None)
+        }
+        None => {
+            // Deleting a qdisc that is not there fails harmlessly.
+            let _ = run(
+                "tc",
+                &["qdisc", "del", "dev", &net.host_interface, "root"],
+                None,
+            );
+            let _ = run(
+                "nsenter",
+                &[&netns, "tc", "qdisc", "del", "dev", "eth0", "root"],
+                None,
+            );
+            Ok(())
+        }
+    }
+}
+
 /// What went through the container's interface since it started (`None` while stopped).
 pub fn counters(net: &NetInfo) -> Option<NetCounters> {
     let stats = Path::new("/sys/class/net")

@@ -213,6 +213,9 @@ pub struct LimitsUpdate {
     pub disk: Option<u64>,
     pub procs: Option<u64>,
     pub io_weight: Option<u32>,
+    /// A new network rate limit in bit/s; `Some(0)` removes the limit.
+    #[serde(default)]
+    pub net_rate: Option<u64>,
 }
 
 impl LimitsUpdate {
@@ -229,7 +232,11 @@ impl LimitsUpdate {
             // ext4 adds inodes only with whole block groups when it grows: the engine reads
             // the real count back after growing the disk.
             inodes: current.inodes,
-            net_rate: current.net_rate,
+            net_rate: match self.net_rate {
+                Some(0) => None,
+                Some(rate) => Some(rate),
+                None => current.net_rate,
+            },
         }
     }
 

@@ -223,6 +223,43 @@ fn a_networked_container_reaches_the_host_not_its_neighbours_and_is_shaped() {
     let counters = engine.show(&a.name).unwrap().usage.net.expect("counted");
     assert!(counters.tx_bytes >= bytes as u64, "{counters:?}");
 
+    // The limit changes live, and can be lifted; a container without network has none to set.
+    let qdisc = |dev: &str| {
+        let out = std::process::Command::new("tc")
+            .args(["qdisc", "show", "dev", dev])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let set = |name: &str, rate: u64| {
+        let update = acetate_engine::LimitsUpdate {
+            net_rate: Some(rate),
+            ..Default::default()
+        };
+        engine.set(name, &update)
+    };
+    set(&a.name, 16_000_000).unwrap();
+    assert!(
+        qdisc(&ia.host_interface).contains("rate 16Mbit"),
+        "{}",
+        qdisc(&ia.host_interface)
+    );
+    assert_eq!(
+        engine.show(&a.name).unwrap().limits.net_rate,
+        Some(16_000_000)
+    );
+    set(&a.name, 0).unwrap();
+    assert!(
+        !qdisc(&ia.host_interface).contains("tbf"),
+        "{}",
+        qdisc(&ia.host_interface)
+    );
+    assert_eq!(engine.show(&a.name).unwrap().limits.net_rate, None);
+    assert!(matches!(
+        set(&loner.name, 16_000_000),
+        Err(acetate_engine::Error::InvalidLimit { .. })
+    ));
+
     // Neighbours on the bridge do not reach each other.
     let serve = "python3 -c 'import socket; s=socket.socket(); s.bind((\"0.0.0.0\", 7070)); s.listen(); s.settimeout(4); s.accept()' >/dev/null 2>&1 &";
     assert_eq!(b.sh(serve).0, 0);

@@ -126,6 +126,16 @@ pub struct SetArgs {
     procs: Option<u64>,
     #[arg(long)]
     io_weight: Option<u32>,
+    /// New network rate limit each way (e.g. 50mbit; 0 lifts it).
+    #[arg(long, value_parser = rate_or_zero)]
+    net_rate: Option<u64>,
+}
+
+fn rate_or_zero(s: &str) -> std::result::Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    rate(s)
 }
 
 fn build_spec(a: CreateArgs) -> Result<ContainerSpec> {
@@ -308,11 +318,12 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
                 disk: a.disk,
                 procs: a.procs,
                 io_weight: a.io_weight,
+                net_rate: a.net_rate,
             };
             if update.is_empty() {
                 return Err(Error::Unsupported(
                     "nothing to change: give at least one of --memory, --swap, --cpus, \
-                     --cpu-weight, --disk, --procs, --io-weight"
+                     --cpu-weight, --disk, --procs, --io-weight, --net-rate"
                         .into(),
                 ));
             }
