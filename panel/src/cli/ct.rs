@@ -201,6 +201,22 @@ fn print_info(c: &ContainerInfo) {
         format_bytes(l.disk),
         l.inodes
     );
+    if let Some(n) = &c.network {
+        let rate = l.net_rate.map_or("no rate limit".to_string(), |r| {
+            format!("{} kbit/s each way", r / 1000)
+        });
+        println!(
+            "network:    {} via {} ({}, {rate})",
+            n.address, n.gateway, n.host_interface
+        );
+    }
+    if let Some(n) = &c.usage.net {
+        println!(
+            "traffic:    {} received, {} sent",
+            format_bytes(n.rx_bytes),
+            format_bytes(n.tx_bytes)
+        );
+    }
     if let Some(u) = &c.usage.cgroup {
         println!("cpu time:   {}", secs(u.cpu_ns));
         println!(
