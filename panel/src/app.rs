@@ -45,6 +45,8 @@ pub struct AppState {
     pub plugins: Arc<acetate_plugins::Host>,
     /// The dashboard's rendered rows per session, valid for one (rows, snapshot) generation.
     pub page_cache: PageCache,
+    /// Long operations under way or recently done.
+    pub jobs: crate::jobs::Jobs,
 }
 
 /// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
@@ -111,6 +113,7 @@ impl App {
             logins: Arc::default(),
             plugins,
             page_cache: PageCache::default(),
+            jobs: crate::jobs::Jobs::default(),
         };
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {

@@ -2,7 +2,7 @@
 //! engine, with the control-plane database.
 
 // The OpenAPI document is one large `json!` literal.
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 pub mod app;
 pub mod auth;
 pub mod billing;
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod db;
 pub mod error;
 pub mod graph;
+pub mod jobs;
 pub mod metering;
 pub mod plugins;
 pub mod quota;

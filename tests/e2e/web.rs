@@ -1185,3 +1185,133 @@ async fn logins_are_limited_per_address_and_cookies_are_secure_behind_tls() {
     );
     server.stop();
 }
+
+#[tokio::test]
+async fn the_provider_imports_a_template_as_a_background_job() {
+    let Some(state) = state_dir("the_provider_imports_a_template_as_a_background_job") else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    // A tiny root filesystem, as a tarball.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("etc")).unwrap();
+    std::fs::create_dir_all(src.path().join("bin")).unwrap();
+    std::fs::write(src.path().join("etc/os-release"), "ID=tiny\n").unwrap();
+    let tarball = src.path().join("../tiny.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(src.path())
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&tarball).unwrap();
+    std::fs::remove_file(&tarball).unwrap();
+    let name = acetate_engine::testing::unique_name("tiny");
+
+    let mut p = Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+    assert_eq!(
+        p.login("admin", "provider-password-1").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let token = csrf(&p.get("/provider").await.body);
+    let cookies = p.cookies.clone();
+    let wait = |path: String| {
+        let mut b = Browser {
+            http: http.clone(),
+            base: &server.base,
+            cookies: cookies.clone(),
+        };
+        async move {
+            for _ in 0..100 {
+                let page = b.get(&path).await;
+                assert_eq!(page.status, StatusCode::OK);
+                if page.body.contains("id=\"job-result\"") {
+                    return page.body;
+                }
+                assert!(
+                    page.body.contains("http-equiv=\"refresh\""),
+                    "a running job's page refreshes itself"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            panic!("the job did not finish");
+        }
+    };
+
+    let page = p
+        .upload(
+            "/provider/templates",
+            &[("csrf", &token), ("name", &name)],
+            ("file", bytes.clone()),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let job = page.location.unwrap();
+    assert!(job.starts_with("/jobs/"));
+    let result = wait(job).await;
+    assert!(result.contains("Done: template"), "{result}");
+    assert!(p
+        .get("/provider")
+        .await
+        .body
+        .contains(&format!("<td>{name}</td>")));
+    // The same name again is refused at once; garbage fails in its job, with the reason.
+    let page = p
+        .upload(
+            "/provider/templates",
+            &[("csrf", &token), ("name", &name)],
+            ("file", bytes),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    let other = acetate_engine::testing::unique_name("junk");
+    let page = p
+        .upload(
+            "/provider/templates",
+            &[("csrf", &token), ("name", &other)],
+            ("file", b"not a tarball".to_vec()),
+        )
+        .await;
+    let result = wait(page.location.unwrap()).await;
+    assert!(
+        result.contains("Failed: ") && result.contains("tarball"),
+        "{result}"
+    );
+    assert!(!p
+        .get("/provider")
+        .await
+        .body
+        .contains(&format!("<td>{other}</td>")));
+    let uploads = state.join("uploads");
+    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "uploads are removed once imported or refused");
+
+    // The API: 202 with the job; others may not import.
+    let admin = server.cli(&["token", "create", "admin"], "");
+    let resp = http
+        .post(format!("{}/api/v1/templates?name=Bad_Name", server.base))
+        .bearer_auth(&admin)
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let reseller = server.user_with_token("res-tpl", "reseller", None);
+    let resp = http
+        .post(format!("{}/api/v1/templates?name=x", server.base))
+        .bearer_auth(&reseller)
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    server.stop();
+}

@@ -9,6 +9,7 @@ mod plugin_pages;
 mod plugins;
 mod provider_pages;
 mod reseller_pages;
+mod templates;
 mod tokens;
 mod web;
 
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         // After the general limit, so that its own (larger) limit applies to uploads.
         .merge(plugins::router())
         .merge(plugin_pages::router())
+        .merge(templates::router())
         .fallback(not_found)
 }
 

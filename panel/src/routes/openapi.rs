@@ -111,6 +111,14 @@ pub fn document() -> Value {
             "/api/v1/invoices/{id}/csv": { "get": { "summary": "One invoice as CSV", "responses": { "200": { "description": "text/csv" }, "404": { "$ref": "#/components/responses/Error" } } } },
             "/api/v1/revenue": { "get": op("Invoiced totals per period and currency (reseller, provider)", None, ("200", "Object"), &["403"]) },
             "/api/v1/billing/run": { "post": op("Bill a period (YYYY-MM): every reseller's customers (provider) or the caller's (reseller); open=true for a month not yet ended", Some("Object"), ("200", "Object"), &["403", "422"]) },
+            "/api/v1/templates": {
+                "get": op("Templates with their sources and containers (provider)", None, ("200", "Object"), &["403"]),
+                "post": { "summary": "Import a template from a tarball (body; query: name) as a background job: 202 with the job (provider)",
+                          "parameters": [ { "name": "name", "in": "query", "required": true, "schema": { "type": "string" } } ],
+                          "requestBody": { "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
+                          "responses": { "202": { "description": "the job" }, "403": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" }, "422": { "$ref": "#/components/responses/Error" } } }
+            },
+            "/api/v1/jobs/{id}": { "get": op("A background job of the caller: running, done or failed, with a message", None, ("200", "Object"), &["404"]) },
             "/api/v1/health": { "get": { "summary": "Liveness", "security": [], "responses": { "200": { "description": "ok" } } } },
             "/api/v1/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "ok" } } } }
         },
