@@ -301,14 +301,7 @@ impl Engine {
     /// longer, once the lock is ours) there.
     fn lock(&self, name: &str) -> Result<(Lock, ContainerConfig)> {
         self.config(name)?;
-        let lock = store::Lock::acquire_in(&self.layout.container(name), LOCK_TIMEOUT).map_err(
-            |e| match e {
-                Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                    Error::NoSuchContainer(name.to_string())
-                }
-                e => e,
-            },
-        )?;
+        let lock = self.layout.lock_container(name, LOCK_TIMEOUT)?;
         let cfg = self.config(name)?;
         Ok((lock, cfg))
     }
@@ -353,7 +346,7 @@ impl Engine {
         rollback.push("directory", move || {
             let _ = fs::remove_dir_all(&d);
         });
-        let _lock = store::Lock::acquire_in(&dir, LOCK_TIMEOUT)?;
+        let _lock = self.layout.lock_container(&spec.name, LOCK_TIMEOUT)?;
         let disk = storage::DiskSpec {
             template: &spec.template,
             size: spec.limits.disk,
@@ -383,13 +376,7 @@ impl Engine {
         }
         // A destroy in progress holds the container's lock until the directory is gone;
         // a crashed one holds nothing. Wait for the lock, then look again.
-        let _lock = match store::Lock::acquire_in(&dir, LOCK_TIMEOUT) {
-            Ok(lock) => lock,
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(false)
-            }
-            Err(e) => return Err(e),
-        };
+        let _lock = self.layout.lock_container(name, LOCK_TIMEOUT)?;
         if !is_debris() {
             return Ok(false);
         }

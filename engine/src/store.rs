@@ -74,6 +74,11 @@ impl Layout {
     pub fn bin(&self) -> PathBuf {
         self.root.join("bin")
     }
+    /// Per-container lock files. They live outside the containers' directories so that a
+    /// directory being removed can never have its lock re-created inside it.
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
 
     /// Creates the top-level directories (mode 0700: tenants' files are not for host users).
     pub fn ensure(&self) -> Result<()> {
@@ -82,6 +87,7 @@ impl Layout {
             self.templates(),
             self.containers(),
             self.bin(),
+            self.locks(),
         ] {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -95,6 +101,11 @@ impl Layout {
     /// Takes the lock that serialises creation, destruction and template changes.
     pub fn lock_global(&self, timeout: Duration) -> Result<Lock> {
         Lock::acquire(&self.global_lock(), timeout)
+    }
+
+    /// Takes container `name`'s lock (whether or not the container exists).
+    pub fn lock_container(&self, name: &str, timeout: Duration) -> Result<Lock> {
+        Lock::acquire(&self.locks().join(name), timeout)
     }
 }
 
