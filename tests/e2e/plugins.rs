@@ -297,8 +297,33 @@ async fn hostile_plugins_are_stopped_and_the_panel_keeps_serving() {
         assert_eq!(status, StatusCode::NO_CONTENT);
     }
 
-    // The snoop finds nothing of the host.
+    // The snoop finds nothing of the host (and, refusing everything, shows that destroy and
+    // suspend go through the hooks too).
+    let (status, body) = victim
+        .post("/api/v1/containers", small("keep", "128M"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     upload(&evil, "snoop", "hostile_snoop", true).await;
+    let (status, body) = victim
+        .call(Method::DELETE, "/api/v1/containers/keep", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "denied_by_policy");
+    let (status, _) = victim.get("/api/v1/containers/keep").await;
+    assert_eq!(status, StatusCode::OK, "a refused destroy changes nothing");
+    let (status, body) = evil.post("/api/v1/customers/vic/suspend", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (_, events) = evil.get("/api/v1/hook-events").await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"destroy") && kinds.contains(&"suspend"),
+        "{kinds:?}"
+    );
     let (status, body) = victim
         .post("/api/v1/containers", small("web", "128M"))
         .await;
@@ -310,6 +335,18 @@ async fn hostile_plugins_are_stopped_and_the_panel_keeps_serving() {
             .starts_with("nothing"),
         "{body}"
     );
+    let (status, _) = evil
+        .call(
+            Method::PATCH,
+            "/api/v1/plugins/snoop",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = victim
+        .call(Method::DELETE, "/api/v1/containers/keep", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = evil.get("/api/v1/health").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     server.stop();
