@@ -176,17 +176,35 @@ pub async fn sample(
         })
         .await??
     };
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, owner_id, name, engine_name, created_at FROM containers WHERE state = 'ready'",
-    )
-    .fetch_all(&db.pool)
-    .await?;
+    // One container (a final sample before a stop) reads only its own rows.
+    let filter = if only.is_some() {
+        " AND engine_name = $1"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT id, owner_id, name, engine_name, created_at FROM containers \
+         WHERE state = 'ready'{filter}"
+    );
+    let mut query = sqlx::query_as(&sql);
+    if let Some(name) = only {
+        query = query.bind(name);
+    }
+    let rows: Vec<Row> = query.fetch_all(&db.pool).await?;
     let rows: HashMap<&str, &Row> = rows.iter().map(|r| (r.engine_name.as_str(), r)).collect();
-    let lasts: Vec<Last> = sqlx::query_as(
-        "SELECT engine_name, instance, cpu_ns, disk, at, net_rx, net_tx FROM meter_state",
-    )
-    .fetch_all(&db.pool)
-    .await?;
+    let filter = if only.is_some() {
+        " WHERE engine_name = $1"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT engine_name, instance, cpu_ns, disk, at, net_rx, net_tx FROM meter_state{filter}"
+    );
+    let mut query = sqlx::query_as(&sql);
+    if let Some(name) = only {
+        query = query.bind(name);
+    }
+    let lasts: Vec<Last> = query.fetch_all(&db.pool).await?;
     let lasts: HashMap<&str, &Last> = lasts.iter().map(|l| (l.engine_name.as_str(), l)).collect();
     let now = now();
     let hour = now - now.rem_euclid(3600);
