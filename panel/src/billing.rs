@@ -99,7 +99,6 @@ impl FromStr for Period {
 
 #[derive(Debug, FromRow)]
 struct UsageRow {
-    container_id: i64,
     container: String,
     seconds: i64,
     seconds_running: i64,
@@ -112,22 +111,29 @@ struct UsageRow {
     procs_peak: i64,
     net_rx: i64,
     net_tx: i64,
+    /// The container's limits now; `None` once it is destroyed.
+    memory: Option<i64>,
+    cpus_milli: Option<i64>,
+    disk: Option<i64>,
 }
 
 /// A customer's usage in a period, per container (also those destroyed since).
 pub async fn usage(db: &Db, customer_id: i64, period: &Period) -> AppResult<Vec<ContainerUsage>> {
     let rows: Vec<UsageRow> = sqlx::query_as(
-        "SELECT container_id, MAX(container) AS container, \
-         CAST(SUM(seconds) AS BIGINT) AS seconds, \
-         CAST(SUM(seconds_running) AS BIGINT) AS seconds_running, \
-         CAST(SUM(cpu_us) AS BIGINT) AS cpu_us, \
-         CAST(SUM(memory_byte_seconds) AS BIGINT) AS memory_byte_seconds, \
-         MAX(memory_peak) AS memory_peak, \
-         CAST(SUM(disk_byte_seconds) AS BIGINT) AS disk_byte_seconds, \
-         MAX(disk_peak) AS disk_peak, MAX(inodes_peak) AS inodes_peak, MAX(procs_peak) AS procs_peak, \
-         CAST(SUM(net_rx) AS BIGINT) AS net_rx, CAST(SUM(net_tx) AS BIGINT) AS net_tx \
-         FROM usage_hourly WHERE customer_id = $1 AND hour >= $2 AND hour < $3 \
-         GROUP BY container_id ORDER BY container_id",
+        "SELECT MAX(h.container) AS container, \
+         CAST(SUM(h.seconds) AS BIGINT) AS seconds, \
+         CAST(SUM(h.seconds_running) AS BIGINT) AS seconds_running, \
+         CAST(SUM(h.cpu_us) AS BIGINT) AS cpu_us, \
+         CAST(SUM(h.memory_byte_seconds) AS BIGINT) AS memory_byte_seconds, \
+         MAX(h.memory_peak) AS memory_peak, \
+         CAST(SUM(h.disk_byte_seconds) AS BIGINT) AS disk_byte_seconds, \
+         MAX(h.disk_peak) AS disk_peak, MAX(h.inodes_peak) AS inodes_peak, \
+         MAX(h.procs_peak) AS procs_peak, \
+         CAST(SUM(h.net_rx) AS BIGINT) AS net_rx, CAST(SUM(h.net_tx) AS BIGINT) AS net_tx, \
+         MAX(c.memory) AS memory, MAX(c.cpus_milli) AS cpus_milli, MAX(c.disk) AS disk \
+         FROM usage_hourly h LEFT JOIN containers c ON c.id = h.container_id \
+         WHERE h.customer_id = $1 AND h.hour >= $2 AND h.hour < $3 \
+         GROUP BY h.container_id ORDER BY h.container_id",
     )
     .bind(customer_id)
     .bind(period.start)
@@ -136,13 +142,15 @@ pub async fn usage(db: &Db, customer_id: i64, period: &Period) -> AppResult<Vec<
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let limits: Option<(i64, i64, i64)> =
-            sqlx::query_as("SELECT memory, cpus_milli, disk FROM containers WHERE id = $1")
-                .bind(r.container_id)
-                .fetch_optional(&db.pool)
-                .await?;
-        let limits = limits.map_or(
-            Limits {
+        let limits = match (r.memory, r.cpus_milli, r.disk) {
+            (Some(m), Some(c), Some(d)) => Limits {
+                memory_bytes: m.max(0) as u64,
+                cpu_millis: c.clamp(0, i64::from(u32::MAX)) as u32,
+                disk_bytes: d.max(0) as u64,
+                ..Limits::default()
+            },
+            // Destroyed since: no limits any more.
+            _ => Limits {
                 memory_bytes: 0,
                 cpu_millis: 0,
                 processes: 0,
@@ -150,13 +158,7 @@ pub async fn usage(db: &Db, customer_id: i64, period: &Period) -> AppResult<Vec<
                 inodes: 0,
                 io_weight: 0,
             },
-            |(m, c, d)| Limits {
-                memory_bytes: m.max(0) as u64,
-                cpu_millis: c.clamp(0, i64::from(u32::MAX)) as u32,
-                disk_bytes: d.max(0) as u64,
-                ..Limits::default()
-            },
-        );
+        };
         let u = |v: i64| v.max(0) as u64;
         let avg = |byte_seconds: i64, seconds: i64| {
             if seconds > 0 {

@@ -284,12 +284,18 @@ impl Db {
             .execute(&self.pool)
             .await?;
         }
-        sqlx::query(
-            "DELETE FROM plugin_calls WHERE plugin_id = $1 AND id <= \
-             (SELECT id FROM plugin_calls WHERE plugin_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
-        )
-        .bind(plugin_id)
-        .bind(KEEP_CALLS)
+        self.keep_newest("plugin_calls", "plugin_id", plugin_id, KEEP_CALLS)
+            .await
+    }
+
+    /// Deletes all but the newest `keep` rows of `table` whose `owner` column is `id`.
+    async fn keep_newest(&self, table: &str, owner: &str, id: i64, keep: i64) -> AppResult<()> {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE {owner} = $1 AND id <= \
+             (SELECT id FROM {table} WHERE {owner} = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)"
+        ))
+        .bind(id)
+        .bind(keep)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -317,15 +323,8 @@ impl Db {
         .bind(json)
         .execute(&self.pool)
         .await?;
-        sqlx::query(
-            "DELETE FROM hook_events WHERE reseller_id = $1 AND id <= \
-             (SELECT id FROM hook_events WHERE reseller_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
-        )
-        .bind(reseller_id)
-        .bind(KEEP_EVENTS)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.keep_newest("hook_events", "reseller_id", reseller_id, KEEP_EVENTS)
+            .await
     }
 
     pub async fn hook_events(&self, reseller_id: i64) -> AppResult<Vec<EventRow>> {

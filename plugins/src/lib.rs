@@ -700,3 +700,58 @@ impl Host {
             .cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(amount: i64, currency: &str) -> InvoiceLine {
+        InvoiceLine {
+            description: "web".into(),
+            quantity_millis: 1000,
+            unit: "month".into(),
+            amount: Money {
+                amount,
+                currency: currency.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn answers_outside_the_contract_are_bad_output() {
+        let bad = |r: Result<Vec<InvoiceLine>, Failure>| match r {
+            Err(Failure::BadOutput(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(check_lines(vec![line(100, "EUR")], "EUR", 10).is_ok());
+        assert!(bad(check_lines(vec![line(100, "USD")], "EUR", 10)).contains("currency \"USD\""));
+        assert!(bad(check_lines(vec![line(MAX_AMOUNT + 1, "EUR")], "EUR", 10)).contains("amount"));
+        let mut unnamed = line(1, "EUR");
+        unnamed.description = " ".into();
+        assert!(bad(check_lines(vec![unnamed], "EUR", 10)).contains("description"));
+        let mut long_unit = line(1, "EUR");
+        long_unit.unit = "u".repeat(MAX_UNIT + 1);
+        assert!(bad(check_lines(vec![long_unit], "EUR", 10)).contains("unit"));
+        assert!(bad(check_lines(vec![line(1, "EUR"); 11], "EUR", 10)).contains("11 invoice lines"));
+
+        assert!(check_decision(Decision::Deny("x".repeat(MAX_MESSAGE))).is_ok());
+        assert!(matches!(
+            check_decision(Decision::Deny("x".repeat(MAX_MESSAGE + 1))),
+            Err(Failure::BadOutput(_))
+        ));
+        let spec = |name: &str| ContainerSpec {
+            name: name.into(),
+            template: "host".into(),
+            limits: Limits::default(),
+        };
+        assert!(check_decision(Decision::Amend(spec("web"))).is_ok());
+        assert!(matches!(
+            check_decision(Decision::Amend(spec(""))),
+            Err(Failure::BadOutput(_))
+        ));
+        assert!(matches!(
+            check_decision(Decision::Amend(spec(&"n".repeat(MAX_NAME + 1)))),
+            Err(Failure::BadOutput(_))
+        ));
+    }
+}

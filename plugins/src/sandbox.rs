@@ -279,3 +279,67 @@ pub fn apply(kv: &mut BTreeMap<String, Vec<u8>>, changes: &KvChanges) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bindings::kv::Host as _;
+    use crate::bindings::log::Host as _;
+
+    fn state(kv: Kv, budget: Budget) -> State {
+        State::new(&budget, Arc::new(kv))
+    }
+
+    #[test]
+    fn the_store_refuses_what_is_over_its_limits() {
+        let mut full = Kv::new();
+        for i in 0..KV_MAX_KEYS {
+            full.insert(format!("k{i}"), vec![1]);
+        }
+        let mut s = state(full, Budget::default());
+        assert!(
+            s.set("k0".into(), vec![2]).unwrap().is_ok(),
+            "replacing a key is fine when full"
+        );
+        assert!(s
+            .set("new".into(), vec![1])
+            .unwrap()
+            .unwrap_err()
+            .contains("full"));
+        s.delete("k1".into()).unwrap();
+        assert!(
+            s.set("new".into(), vec![1]).unwrap().is_ok(),
+            "a deleted key makes room"
+        );
+        assert!(s.set(String::new(), vec![]).unwrap().is_err());
+        assert!(s.set("x".repeat(KV_MAX_KEY + 1), vec![]).unwrap().is_err());
+        assert!(s
+            .set("big".into(), vec![0; KV_MAX_VALUE + 1])
+            .unwrap()
+            .unwrap_err()
+            .contains("values"));
+        assert_eq!(s.get("k1".into()).unwrap(), None);
+        assert_eq!(s.get("new".into()).unwrap(), Some(vec![1]));
+        let keys = s.keys().unwrap();
+        assert_eq!(keys.len(), KV_MAX_KEYS);
+        assert!(keys.contains(&"new".to_string()) && !keys.contains(&"k1".to_string()));
+    }
+
+    #[test]
+    fn host_calls_past_the_budget_trap() {
+        let mut s = state(
+            Kv::new(),
+            Budget {
+                max_host_calls: 3,
+                ..Budget::default()
+            },
+        );
+        for _ in 0..3 {
+            s.log(log::Level::Info, "x".into()).unwrap();
+        }
+        assert!(s.get("k".into()).is_err());
+        assert!(s.host_calls_exceeded);
+    }
+}

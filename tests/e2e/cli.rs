@@ -356,25 +356,12 @@ fn user_add_refuses_what_does_not_fit_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/users.db?mode=rwc", dir.path().display());
     let add = |args: &[&str], password: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_acetate"))
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["--database", &db, "user", "add"])
-            .args(args)
-            .arg("--password-stdin")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(password.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let args: Vec<&str> = ["user", "add"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .chain(["--password-stdin"])
+            .collect();
+        let out = crate::support::with_database(&state, &db, &args, password);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -429,12 +416,7 @@ fn user_add_refuses_what_does_not_fit_and_changes_nothing() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
     // Nothing was added by the refusals: only the provider-less database's one reseller.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_acetate"))
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["--database", &db, "token", "create", "cy"])
-        .output()
-        .unwrap();
+    let out = crate::support::with_database(&state, &db, &["token", "create", "cy"], "");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user named \"cy\""));
 }

@@ -87,24 +87,7 @@ impl Server {
 
     /// Runs an acetate CLI command against this server's database, with `stdin`.
     pub fn cli(&self, args: &[&str], stdin: &str) -> String {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_acetate"))
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(["--database", &self.database])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = with_database(&self.state, &self.database, args, stdin);
         assert!(
             out.status.success(),
             "acetate {args:?}: {}",
@@ -251,4 +234,26 @@ pub fn current_period() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}")
+}
+
+/// Runs `acetate --state-dir STATE --database DATABASE ARGS...` with `stdin`.
+pub fn with_database(state: &PathBuf, database: &str, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_acetate"))
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--database", database])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run acetate");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }

@@ -132,6 +132,18 @@ impl Browser<'_> {
     }
 }
 
+/// A browser logged in as `name`.
+async fn logged_in<'a>(http: &Client, base: &'a str, name: &str, password: &str) -> Browser<'a> {
+    let mut b = Browser {
+        http: http.clone(),
+        base,
+        cookies: Vec::new(),
+    };
+    let page = b.login(name, password).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "log in as {name}");
+    b
+}
+
 fn csrf(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     html[start..].split('"').next().unwrap().to_string()
@@ -624,15 +636,7 @@ async fn plugins_usage_graphs_and_invoices_in_the_browser() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // The reseller uploads a hook through the form; it starts disabled.
-    let mut r = Browser {
-        http: http.clone(),
-        base: &server.base,
-        cookies: Vec::new(),
-    };
-    assert_eq!(
-        r.login("res-pw", "a long enough password").await.status,
-        StatusCode::SEE_OTHER
-    );
+    let mut r = logged_in(&http, &server.base, "res-pw", "a long enough password").await;
     let page = r.get("/plugins").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("No plugins yet"));
@@ -725,15 +729,7 @@ async fn plugins_usage_graphs_and_invoices_in_the_browser() {
 
     // The customer sees usage graphs once the container was sampled, then its invoice.
     server.cli(&["meter", "sample"], "");
-    let mut h = Browser {
-        http: http.clone(),
-        base: &server.base,
-        cookies: Vec::new(),
-    };
-    assert_eq!(
-        h.login("hana", "a long enough password").await.status,
-        StatusCode::SEE_OTHER
-    );
+    let mut h = logged_in(&http, &server.base, "hana", "a long enough password").await;
     let page = h.get("/containers/site").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(
@@ -805,15 +801,7 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
     server.user_with_token("res-b", "reseller", None);
 
     // The provider sees the host and gives the reseller a pool from the page.
-    let mut p = Browser {
-        http: http.clone(),
-        base: &server.base,
-        cookies: Vec::new(),
-    };
-    assert_eq!(
-        p.login("admin", "provider-password-1").await.status,
-        StatusCode::SEE_OTHER
-    );
+    let mut p = logged_in(&http, &server.base, "admin", "provider-password-1").await;
     let token = csrf(&p.get("/provider").await.body);
     let made = p
         .post(
@@ -877,15 +865,7 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
     );
 
     // The reseller makes a plan and a customer from its page.
-    let mut r = Browser {
-        http: http.clone(),
-        base: &server.base,
-        cookies: Vec::new(),
-    };
-    assert_eq!(
-        r.login("res-b", "a long enough password").await.status,
-        StatusCode::SEE_OTHER
-    );
+    let mut r = logged_in(&http, &server.base, "res-b", "a long enough password").await;
     let page = r.get("/reseller").await;
     let token = csrf(&page.body);
     assert!(page.body.contains("Create a plan first"));
@@ -961,15 +941,7 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
         .contains("id=\"customer-ivy\""));
 
     // The customer creates, resizes within the plan, and reinstalls.
-    let mut c = Browser {
-        http: http.clone(),
-        base: &server.base,
-        cookies: Vec::new(),
-    };
-    assert_eq!(
-        c.login("ivy", "ivy's long password").await.status,
-        StatusCode::SEE_OTHER
-    );
+    let mut c = logged_in(&http, &server.base, "ivy", "ivy's long password").await;
     let token = csrf(&c.get("/").await.body);
     let page = c
         .post(
@@ -1212,15 +1184,7 @@ async fn the_provider_imports_a_template_as_a_background_job() {
     std::fs::remove_file(&tarball).unwrap();
     let name = acetate_engine::testing::unique_name("tiny");
 
-    let mut p = Browser {
-        http: http.clone(),
-        base: &server.base,
-        cookies: Vec::new(),
-    };
-    assert_eq!(
-        p.login("admin", "provider-password-1").await.status,
-        StatusCode::SEE_OTHER
-    );
+    let mut p = logged_in(&http, &server.base, "admin", "provider-password-1").await;
     let token = csrf(&p.get("/provider").await.body);
     let cookies = p.cookies.clone();
     let wait = |path: String| {
