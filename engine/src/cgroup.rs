@@ -8,21 +8,118 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
+use cgroups_rs::fs::blkio::BlkIoController;
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::cpuacct::CpuAcctController;
+use cgroups_rs::fs::devices::{DevicePermissions, DeviceType, DevicesController};
+use cgroups_rs::fs::freezer::FreezerController;
 use cgroups_rs::fs::hierarchies;
 use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
-use cgroups_rs::fs::{Cgroup, MaxValue};
+use cgroups_rs::fs::{Cgroup, Controllers, Hierarchy, MaxValue, Subsystem};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::spec::{Limits, CFS_PERIOD_US};
 
-/// Name of the parent group of all containers.
+/// Name of the default engine's parent group of all containers (other engines on the
+/// same host get their own, see [`crate::identity`]).
 pub const PARENT: &str = "acetate";
 
-const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "blkio", "freezer"];
+const V1_CONTROLLERS: &[&str] = &[
+    "memory", "cpu", "cpuacct", "pids", "blkio", "freezer", "devices",
+];
+
+/// The host's cgroup mounts, read once per process. cgroups-rs' own v1 hierarchy reads
+/// the whole mount table each time a cgroup handle is made, and that table grows with
+/// every container's mounts: metering N containers cost O(N²).
+#[derive(Debug, Clone)]
+struct HostHierarchy {
+    v2: bool,
+    /// v1: (controller, mount point, mount root).
+    points: Vec<(Controllers, PathBuf, PathBuf)>,
+}
+
+fn host_hierarchy() -> &'static HostHierarchy {
+    static HOST: OnceLock<HostHierarchy> = OnceLock::new();
+    HOST.get_or_init(|| {
+        if hierarchies::is_cgroup2_unified_mode() {
+            return HostHierarchy {
+                v2: true,
+                points: Vec::new(),
+            };
+        }
+        let v1 = hierarchies::V1::new();
+        let points = [
+            Controllers::Mem,
+            Controllers::Cpu,
+            Controllers::CpuAcct,
+            Controllers::Pids,
+            Controllers::BlkIo,
+            Controllers::Freezer,
+            Controllers::Devices,
+        ]
+        .into_iter()
+        .filter_map(|c| {
+            let (point, root) = v1.get_mount_point(c.clone())?;
+            Some((c, point, root))
+        })
+        .collect();
+        HostHierarchy { v2: false, points }
+    })
+}
+
+impl Hierarchy for HostHierarchy {
+    fn subsystems(&self) -> Vec<Subsystem> {
+        if self.v2 {
+            return hierarchies::V2::new().subsystems();
+        }
+        self.points
+            .iter()
+            .map(|(c, point, root)| {
+                let (p, r) = (point.clone(), root.clone());
+                match c {
+                    Controllers::Mem => Subsystem::Mem(MemController::new(p, r, false)),
+                    Controllers::Cpu => Subsystem::Cpu(CpuController::new(p, r, false)),
+                    Controllers::CpuAcct => Subsystem::CpuAcct(CpuAcctController::new(p, r)),
+                    Controllers::Pids => Subsystem::Pid(PidController::new(p, r, false)),
+                    Controllers::BlkIo => Subsystem::BlkIo(BlkIoController::new(p, r, false)),
+                    Controllers::Freezer => Subsystem::Freezer(FreezerController::new(p, r, false)),
+                    _ => Subsystem::Devices(DevicesController::new(p, r)),
+                }
+            })
+            .collect()
+    }
+
+    fn root(&self) -> PathBuf {
+        if self.v2 {
+            return PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT);
+        }
+        self.points
+            .first()
+            .and_then(|(_, p, _)| p.parent())
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
+    }
+
+    fn root_control_group(&self) -> Cgroup {
+        Cgroup::load(Box::new(self.clone()), "")
+    }
+
+    fn parent_control_group(&self, path: &str) -> Cgroup {
+        let parent = std::path::Path::new(path)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Cgroup::load(Box::new(self.clone()), parent)
+    }
+
+    fn v2(&self) -> bool {
+        self.v2
+    }
+}
 const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "io"];
 
 /// Resource counters of a container's cgroup.
@@ -61,10 +158,15 @@ fn cg_err(op: impl Into<String>) -> impl FnOnce(cgroups_rs::fs::error::Error) ->
 }
 
 impl ContainerCgroup {
-    /// The cgroup of container `name` (nothing is created yet).
+    /// The cgroup of container `name` under the default parent (nothing is created yet).
     pub fn new(name: &str) -> Self {
-        let hier = hierarchies::auto();
-        let rel = format!("{PARENT}/{name}");
+        Self::under(PARENT, name)
+    }
+
+    /// The cgroup of container `name` under the engine's `parent` group.
+    pub fn under(parent: &str, name: &str) -> Self {
+        let hier: Box<dyn Hierarchy> = Box::new(host_hierarchy().clone());
+        let rel = format!("{parent}/{name}");
         let controllers: &[&str] = if hier.v2() {
             V2_CONTROLLERS
         } else {
@@ -101,10 +203,35 @@ impl ContainerCgroup {
         self.cg
             .create()
             .map_err(cg_err(format!("create {}", self.rel)))?;
-        if let Err(e) = self.apply(limits) {
+        if let Err(e) = self.apply(limits).and_then(|()| self.restrict_devices()) {
             let _ = self.delete();
             return Err(e);
         }
+        Ok(())
+    }
+
+    /// Allows the container's own device nodes and nothing else: on v1 through the
+    /// devices controller (v2 hosts need a BPF device program, not attached yet: there the
+    /// nodev mounts and the minimal /dev are the protection).
+    fn restrict_devices(&self) -> Result<()> {
+        if self.is_v2() {
+            return Ok(());
+        }
+        let Some(dev) = self.cg.controller_of::<DevicesController>() else {
+            return Ok(());
+        };
+        let all = DevicePermissions::all();
+        dev.deny_device(DeviceType::All, -1, -1, &all)
+            .map_err(cg_err("deny devices"))?;
+        let allow = |kind, major: i64, minor: i64| {
+            dev.allow_device(kind, major, minor, &all)
+                .map_err(cg_err(format!("allow device {major}:{minor}")))
+        };
+        for d in crate::runtime::CONTAINER_DEVICES {
+            allow(DeviceType::Char, i64::from(d.major), i64::from(d.minor))?;
+        }
+        allow(DeviceType::Char, 5, 2)?; // ptmx of its own devpts
+        allow(DeviceType::Char, 136, -1)?; // its pseudo-terminals
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 
 pub mod cgroup;
 pub mod error;
+pub mod identity;
 pub mod mounts;
 pub mod network;
 pub mod runtime;
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cgroup::CgroupUsage;
 pub use error::{Error, Result};
-pub use runtime::ExecIo;
+pub use runtime::{ExecChild, ExecIo};
 pub use spec::{ContainerSpec, ContainerSpecBuilder, Limits, LimitsUpdate};
 pub use storage::DiskUsage;
 pub use template::TemplateInfo;
@@ -41,7 +42,7 @@ use cgroup::ContainerCgroup;
 use error::IoContext;
 use security::SeccompPrograms;
 use storage::Rollback;
-use store::{ContainerConfig, Layout, Lock, RunState, FIRST_ID_BASE, IDS_PER_CONTAINER};
+use store::{ContainerConfig, Layout, Lock, RunState};
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/acetate";
@@ -108,6 +109,7 @@ pub struct ContainerInfo {
 #[derive(Debug)]
 pub struct Engine {
     layout: Layout,
+    identity: identity::Identity,
     init: File,
     seccomp: SeccompPrograms,
     fail_point: Option<&'static str>,
@@ -196,13 +198,17 @@ impl Engine {
         } else if !layout.root().is_dir() {
             return Err(Error::NotRoot("create the state directory", euid()));
         }
-        let init = if euid() == 0 {
-            install_init(&layout)?
+        let (init, identity) = if euid() == 0 {
+            (install_init(&layout)?, identity::claim(layout.root())?)
         } else {
-            File::open("/dev/null").ctx("open", "/dev/null")?
+            (
+                File::open("/dev/null").ctx("open", "/dev/null")?,
+                identity::Identity::stored(layout.root()),
+            )
         };
         Ok(Engine {
             layout,
+            identity,
             init,
             seccomp: security::seccomp_programs()?,
             fail_point: None,
@@ -223,6 +229,16 @@ impl Engine {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// This engine's slot: its id range and cgroup parent.
+    pub fn identity(&self) -> &identity::Identity {
+        &self.identity
+    }
+
+    /// The cgroup of container `name`.
+    pub fn cgroup(&self, name: &str) -> ContainerCgroup {
+        ContainerCgroup::under(&self.identity.cgroup_parent(), name)
     }
 
     // ---- templates -------------------------------------------------------------------
@@ -314,10 +330,15 @@ impl Engine {
     fn next_id_base(&self) -> Result<u32> {
         let used: std::collections::HashSet<u32> =
             self.configs()?.iter().map(|c| c.id_base).collect();
-        (0..u32::MAX / IDS_PER_CONTAINER)
-            .map(|i| FIRST_ID_BASE + i * IDS_PER_CONTAINER)
+        (0..identity::CONTAINERS_PER_SLOT)
+            .map(|i| self.identity.container_base(i))
             .find(|b| !used.contains(b))
-            .ok_or_else(|| Error::Unsupported("no free id range left".into()))
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "this engine holds {} containers, as many as its id range allows",
+                    identity::CONTAINERS_PER_SLOT
+                ))
+            })
     }
 
     /// Creates a container (stopped): its disk image, mounts and config. On any error,
@@ -384,7 +405,7 @@ impl Engine {
             name,
             "removing the remains of an interrupted create or destroy"
         );
-        ContainerCgroup::new(name).delete()?;
+        self.cgroup(name).delete()?;
         storage::unmount_all(&self.layout, name)?;
         fs::remove_dir_all(&dir).ctx("remove", &dir)?;
         Ok(true)
@@ -416,7 +437,7 @@ impl Engine {
                 Err(e) => return Err(e),
             };
             if self.run_state(&name)?.is_none() {
-                let cgroup = ContainerCgroup::new(&name);
+                let cgroup = self.cgroup(&name);
                 if cgroup.exists() {
                     cgroup.delete()?;
                     let _ = fs::remove_file(self.layout.run_state(&cfg.name));
@@ -446,7 +467,7 @@ impl Engine {
             }
             storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base)?;
         }
-        let cgroup = ContainerCgroup::new(name);
+        let cgroup = self.cgroup(name);
         // Leftovers of a crash (processes of a previous run without a state file) go first.
         cgroup.delete()?;
         cgroup.create(&cfg.limits)?;
@@ -493,7 +514,7 @@ impl Engine {
         if let Some(st) = &st {
             runtime::stop(st, timeout)?;
         }
-        ContainerCgroup::new(&cfg.name).delete()?;
+        self.cgroup(&cfg.name).delete()?;
         match fs::remove_file(self.layout.run_state(&cfg.name)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -585,14 +606,27 @@ impl Engine {
         env: &[(String, String)],
         io: ExecIo,
     ) -> Result<i32> {
+        self.spawn_exec(name, argv, env, io)?.wait()
+    }
+
+    /// Starts `argv` inside a running container as its root; the caller waits for it (or
+    /// kills it) through the returned handle. The command holds no descriptor of this
+    /// process but `io`, and dies when this process dies.
+    pub fn spawn_exec(
+        &self,
+        name: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        io: ExecIo,
+    ) -> Result<ExecChild> {
         require_root("run commands in containers")?;
         let cfg = self.config(name)?;
         let st = self
             .run_state(name)?
             .ok_or_else(|| Error::NotRunning(name.to_string()))?;
         let pidfd = runtime::open_init(&st).ok_or_else(|| Error::NotRunning(name.to_string()))?;
-        let cgroup = ContainerCgroup::new(&cfg.name);
-        runtime::exec(&pidfd, &cgroup, argv, env, io, &self.seccomp).map_err(|e| match e {
+        let cgroup = self.cgroup(&cfg.name);
+        runtime::spawn_exec(&pidfd, &cgroup, argv, env, io, &self.seccomp).map_err(|e| match e {
             Error::Setup { step, source, .. } => Error::Setup {
                 name: name.to_string(),
                 step,
@@ -627,7 +661,7 @@ impl Engine {
             });
         }
         let st = self.run_state(name)?;
-        let cgroup = ContainerCgroup::new(name);
+        let cgroup = self.cgroup(name);
         if st.is_some() {
             cgroup.apply(&new)?;
         }
@@ -674,7 +708,7 @@ impl Engine {
     }
 
     fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {
-        let cgroup = st.map(|_| ContainerCgroup::new(&cfg.name).usage());
+        let cgroup = st.map(|_| self.cgroup(&cfg.name).usage());
         ContainerInfo {
             name: cfg.name.clone(),
             template: cfg.template.clone(),

@@ -533,7 +533,9 @@ pub fn mount_all(
             work.display()
         );
         release_reserve(layout, name);
-        let mounted = mounts::mount("overlay", &rootfs, "overlay", 0, Some(&opts));
+        // nodev: a device node in the template or the tenant's layer opens nothing; the
+        // container's own /dev is a separate mount.
+        let mounted = mounts::mount("overlay", &rootfs, "overlay", libc::MS_NODEV, Some(&opts));
         take_reserve(layout, name);
         mounted?;
         let r = rootfs.clone();

@@ -121,7 +121,7 @@ impl Lock {
         Lock::acquire(&dir.join("lock"), timeout)
     }
 
-    fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
+    pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -87,7 +87,8 @@ pub fn leftovers(layout: &Layout, name: &str) -> Vec<String> {
     for dev in storage::loops_backed_by(&layout.image(name)) {
         found.push(format!("loop device {}", dev.display()));
     }
-    for p in ContainerCgroup::new(name).paths() {
+    let parent = crate::identity::Identity::stored(layout.root()).cgroup_parent();
+    for p in ContainerCgroup::under(&parent, name).paths() {
         if p.exists() {
             found.push(format!("cgroup {}", p.display()));
         }

@@ -4,22 +4,61 @@
 //! allocates, locks or panics: every input is prepared by the parent, and failures are
 //! reported as `(step, errno)` pairs through a pipe.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
 
 use crate::security::{self, SeccompPrograms};
 
+/// A path inside the container's root, split for the `*at` system calls: the directory
+/// that holds it (`.` for the root itself) and its last component. The child resolves the
+/// directory beneath the root without following any symbolic link, so a template or an
+/// upper layer that turns `proc` or `dev` into a link cannot point a mount at the host.
+#[derive(Debug)]
+pub struct InRoot {
+    pub full: CString,
+    pub parent: CString,
+    pub leaf: CString,
+}
+
+impl InRoot {
+    /// `path` relative to the root, such as `dev/pts` (leading slashes are ignored).
+    pub fn new(path: &str) -> InRoot {
+        let path = path.trim_start_matches('/');
+        let (parent, leaf) = match path.rsplit_once('/') {
+            Some((p, l)) => (p, l),
+            None => (".", path),
+        };
+        let c = |s: &str| CString::new(s).expect("paths of the root layout have no NUL");
+        InRoot {
+            full: c(path),
+            parent: c(parent),
+            leaf: c(leaf),
+        }
+    }
+}
+
+/// Where a mount comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// A filesystem's name (`proc`, `tmpfs`...): no path.
+    Name(CString),
+    /// A path of the host (such as `/dev/null`), trusted.
+    Host(CString),
+    /// A path inside the container's root, resolved like a target.
+    InRoot(InRoot),
+}
+
 /// One filesystem step of the container's root setup.
 #[derive(Debug)]
 pub enum Op {
-    /// `mkdir`, existing is fine.
-    Mkdir { path: CString, mode: u32 },
+    /// `mkdir`, existing is fine (but not as a symbolic link).
+    Mkdir { path: InRoot, mode: u32 },
     /// Creates an empty file if missing (a bind target for a device node).
-    Touch { path: CString },
+    Touch { path: InRoot },
     /// `mount(2)`; with `optional`, a missing target is skipped.
     Mount {
-        src: Option<CString>,
-        dst: CString,
+        src: Source,
+        dst: InRoot,
         fstype: Option<CString>,
         flags: libc::c_ulong,
         data: Option<CString>,
@@ -27,12 +66,12 @@ pub enum Op {
     },
     /// Bind `dst` onto itself, then remount it read-only keeping `flags`.
     ReadOnly {
-        dst: CString,
+        dst: InRoot,
         flags: libc::c_ulong,
         optional: bool,
     },
     /// `symlink(target, link)`, existing is fine.
-    Symlink { target: CString, link: CString },
+    Symlink { target: CString, link: InRoot },
 }
 
 /// Everything the container's first process needs, prepared by the parent.
@@ -46,6 +85,8 @@ pub struct StartCtx {
     pub envp: Vec<*const c_char>,
     pub go_fd: c_int,
     pub err_fd: c_int,
+    /// `go_fd`, `err_fd` and `init_fd`, sorted: every other descriptor is closed first.
+    pub keep_fds: [c_int; 3],
     pub keep_caps: u64,
     pub last_cap: u32,
     pub seccomp: SeccompPrograms,
@@ -100,19 +141,106 @@ fn ptr(s: &Option<CString>) -> *const c_char {
     s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
 }
 
-fn run_op(op: &Op) -> Result<(), i32> {
-    // SAFETY: every pointer comes from a CString owned by the (copied) parent memory.
+/// `struct open_how` of `openat2(2)` (libc's is non-exhaustive).
+#[repr(C)]
+pub(crate) struct OpenHow {
+    pub flags: u64,
+    pub mode: u64,
+    pub resolve: u64,
+}
+
+/// Opens `path` beneath the directory `root` without following any symbolic link (nor
+/// `..` out of it): `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`.
+pub(crate) fn open_beneath(root: c_int, path: &CStr, flags: c_int) -> Result<c_int, i32> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: openat2 with a valid path and a properly sized open_how.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(fd as c_int)
+    }
+}
+
+/// A descriptor that is closed when dropped (plain `close`, fine between fork and exec).
+struct Fd(c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: closing a descriptor this process opened.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// `/proc/self/fd/<fd>` in a stack buffer, NUL-terminated: the path by which `mount(2)`
+/// reaches exactly the file a descriptor holds.
+struct FdPath([u8; 32]);
+
+impl FdPath {
+    fn new(fd: c_int) -> FdPath {
+        let mut buf = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        buf[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 10];
+        let mut n = fd as u32;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for i in 0..len {
+            buf[prefix.len() + i] = digits[len - 1 - i];
+        }
+        FdPath(buf)
+    }
+    fn as_ptr(&self) -> *const c_char {
+        self.0.as_ptr() as *const c_char
+    }
+}
+
+fn parent_of(root: c_int, p: &InRoot) -> Result<Fd, i32> {
+    open_beneath(root, &p.parent, libc::O_PATH | libc::O_DIRECTORY).map(Fd)
+}
+
+fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
+    // SAFETY: every pointer comes from a CString owned by the (copied) parent memory or a
+    // stack buffer; descriptors are our own.
     unsafe {
         match op {
             Op::Mkdir { path, mode } => {
-                if libc::mkdir(path.as_ptr(), *mode) != 0 && errno() != libc::EEXIST {
+                let dir = parent_of(root, path)?;
+                if libc::mkdirat(dir.0, path.leaf.as_ptr(), *mode) != 0 && errno() != libc::EEXIST {
                     return Err(errno());
                 }
+                // Whatever is there must be a directory, not a link to one.
+                drop(Fd(open_beneath(
+                    root,
+                    &path.full,
+                    libc::O_PATH | libc::O_DIRECTORY,
+                )?));
             }
             Op::Touch { path } => {
-                let fd = libc::open(
-                    path.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                let dir = parent_of(root, path)?;
+                let fd = libc::openat(
+                    dir.0,
+                    path.leaf.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
                     0o666,
                 );
                 if fd < 0 {
@@ -128,14 +256,30 @@ fn run_op(op: &Op) -> Result<(), i32> {
                 data,
                 optional,
             } => {
+                let target = match open_beneath(root, &dst.full, libc::O_PATH) {
+                    Ok(fd) => Fd(fd),
+                    Err(libc::ENOENT) if *optional => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                let target_path = FdPath::new(target.0);
+                let source_fd;
+                let source_path;
+                let src_ptr = match src {
+                    Source::Name(n) | Source::Host(n) => n.as_ptr(),
+                    Source::InRoot(p) => {
+                        source_fd = Fd(open_beneath(root, &p.full, libc::O_PATH)?);
+                        source_path = FdPath::new(source_fd.0);
+                        source_path.as_ptr()
+                    }
+                };
                 let rc = libc::mount(
-                    ptr(src),
-                    dst.as_ptr(),
+                    src_ptr,
+                    target_path.as_ptr(),
                     ptr(fstype),
                     *flags,
                     ptr(data) as *const c_void,
                 );
-                if rc != 0 && !(*optional && errno() == libc::ENOENT) {
+                if rc != 0 {
                     return Err(errno());
                 }
             }
@@ -144,22 +288,28 @@ fn run_op(op: &Op) -> Result<(), i32> {
                 flags,
                 optional,
             } => {
+                let target = match open_beneath(root, &dst.full, libc::O_PATH) {
+                    Ok(fd) => Fd(fd),
+                    Err(libc::ENOENT) if *optional => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                let path = FdPath::new(target.0);
                 let rc = libc::mount(
-                    dst.as_ptr(),
-                    dst.as_ptr(),
+                    path.as_ptr(),
+                    path.as_ptr(),
                     std::ptr::null(),
                     libc::MS_BIND | libc::MS_REC,
                     std::ptr::null(),
                 );
                 if rc != 0 {
-                    if *optional && errno() == libc::ENOENT {
-                        return Ok(());
-                    }
                     return Err(errno());
                 }
+                // The descriptor still names the mount below the new bind: look it up again.
+                let top = Fd(open_beneath(root, &dst.full, libc::O_PATH)?);
+                let path = FdPath::new(top.0);
                 let rc = libc::mount(
                     std::ptr::null(),
-                    dst.as_ptr(),
+                    path.as_ptr(),
                     std::ptr::null(),
                     libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
                     std::ptr::null(),
@@ -169,13 +319,49 @@ fn run_op(op: &Op) -> Result<(), i32> {
                 }
             }
             Op::Symlink { target, link } => {
-                if libc::symlink(target.as_ptr(), link.as_ptr()) != 0 && errno() != libc::EEXIST {
+                let dir = parent_of(root, link)?;
+                if libc::symlinkat(target.as_ptr(), dir.0, link.leaf.as_ptr()) != 0
+                    && errno() != libc::EEXIST
+                {
                     return Err(errno());
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Closes every descriptor of this process but those in `keep` (sorted ascending) and
+/// the standard streams: nothing of the panel (listening sockets, database, locks) may
+/// reach a container or outlive the panel in a helper.
+pub(crate) fn close_all_except(keep: &[c_int]) {
+    let mut next: u32 = 3;
+    for &fd in keep {
+        if fd < 0 || (fd as u32) < next {
+            continue;
+        }
+        if fd as u32 > next {
+            // SAFETY: closes a range of this process's descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, next, fd as u32 - 1, 0u32) };
+        }
+        next = fd as u32 + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0u32) };
+}
+
+/// A pidfd of this process's parent, checked to still be `parent`: readable once the
+/// parent process is gone. (`PR_SET_PDEATHSIG` would fire when the forking *thread* ends,
+/// and the panel forks from pooled threads that come and go.)
+fn watch_parent(parent: libc::pid_t, err_fd: c_int) -> c_int {
+    // SAFETY: pidfd_open and getppid take no pointers.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, parent, 0) as c_int;
+        if fd < 0 || libc::getppid() != parent {
+            fail(err_fd, step::WAIT, libc::ESRCH);
+        }
+        fd
+    }
 }
 
 /// Becomes root of the user namespace just entered or created.
@@ -265,6 +451,10 @@ extern "C" fn container_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` points at this process's own copy of the parent's StartCtx.
     let ctx = unsafe { &*(arg as *const StartCtx) };
     let err_fd = ctx.err_fd;
+    // Only our own pipes and the init stay open: a copy of the parent's lock or of the
+    // "go" pipe's write end would keep this process waiting (and the lock held) forever
+    // if the parent died before releasing us.
+    close_all_except(&ctx.keep_fds);
     let mut go = 0u8;
     // SAFETY: reads one byte into a stack variable.
     let n = unsafe { libc::read(ctx.go_fd, &mut go as *mut u8 as *mut c_void, 1) };
@@ -303,6 +493,16 @@ extern "C" fn container_main(arg: *mut c_void) -> c_int {
         );
         ok_or_fail(libc::chdir(ctx.rootfs.as_ptr()), err_fd, step::BIND_ROOT);
     }
+    // SAFETY: opens the directory just entered.
+    let root = unsafe {
+        libc::open(
+            c".".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if root < 0 {
+        fail(err_fd, step::BIND_ROOT, errno());
+    }
     become_root(err_fd);
     // SAFETY: plain system calls with valid pointers.
     unsafe {
@@ -319,10 +519,12 @@ extern "C" fn container_main(arg: *mut c_void) -> c_int {
         );
     }
     for (i, op) in ctx.ops.iter().enumerate() {
-        if let Err(e) = run_op(op) {
+        if let Err(e) = run_op(root, op) {
             fail(err_fd, i as u32, e);
         }
     }
+    // SAFETY: closing our own descriptor.
+    unsafe { libc::close(root) };
     // SAFETY: plain system calls with valid pointers.
     unsafe {
         ok_or_fail(
@@ -389,10 +591,15 @@ pub struct ExecCtx {
     pub command: CString,
     pub stdio: [c_int; 3],
     pub err_fd: c_int,
+    /// The process that forks the helper: the helper dies with it.
+    pub parent: libc::pid_t,
     pub keep_caps: u64,
     pub last_cap: u32,
     pub seccomp: SeccompPrograms,
 }
+
+/// Most hierarchies a cgroup lives in (v1: one per controller).
+const MAX_CGROUP_DIRS: usize = 12;
 
 const JOIN_FLAGS: c_int = libc::CLONE_NEWUSER
     | libc::CLONE_NEWNS
@@ -409,10 +616,14 @@ fn write_stderr(parts: &[&[u8]]) {
     }
 }
 
-/// The forked helper of `exec`: joins the container's cgroup and namespaces, forks the
-/// command inside them, waits for it and exits with its status (128+signal if killed).
+/// The forked helper of `exec`: enters the container's namespaces, forks the command
+/// inside them (the command alone joins the container's cgroup), waits for it and exits
+/// with its status (128+signal if killed). The helper keeps none of its parent's
+/// descriptors and dies with its parent; the command dies with the helper.
 pub fn exec_helper(ctx: &ExecCtx) -> ! {
     let err_fd = ctx.err_fd;
+    let parent_fd = watch_parent(ctx.parent, err_fd);
+    let mut keep = [-1 as c_int; MAX_CGROUP_DIRS + 3];
     // SAFETY: plain system calls with pointers into the parent's prepared data.
     unsafe {
         for (i, fd) in ctx.stdio.iter().enumerate() {
@@ -420,15 +631,21 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
                 fail(err_fd, step::STDIO, errno());
             }
         }
-        for procs in &ctx.cgroup_procs {
+        keep[0] = err_fd;
+        keep[1] = ctx.pidfd;
+        keep[2] = parent_fd;
+        for (i, procs) in ctx.cgroup_procs.iter().take(MAX_CGROUP_DIRS).enumerate() {
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 || libc::write(fd, b"0".as_ptr() as *const c_void, 1) != 1 {
+            if fd < 0 {
                 fail(err_fd, step::JOIN_CGROUP, errno());
             }
-            libc::close(fd);
+            keep[i + 3] = fd;
         }
-        ok_or_fail(libc::setns(ctx.pidfd, JOIN_FLAGS), err_fd, step::SETNS);
     }
+    keep.sort_unstable();
+    close_all_except(&keep);
+    // SAFETY: plain system call.
+    unsafe { ok_or_fail(libc::setns(ctx.pidfd, JOIN_FLAGS), err_fd, step::SETNS) };
     become_root(err_fd);
     // SAFETY: fork of a single-threaded process.
     let child = unsafe { libc::fork() };
@@ -436,11 +653,35 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
         fail(err_fd, step::FORK, errno());
     }
     if child == 0 {
-        // SAFETY: plain system calls.
+        // SAFETY: plain system calls on our own descriptors.
         unsafe {
+            // The descriptors were opened by host root before entering the namespaces.
+            for &fd in keep.iter().filter(|fd| **fd >= 0) {
+                if fd != err_fd
+                    && fd != ctx.pidfd
+                    && fd != parent_fd
+                    && libc::write(fd, b"0".as_ptr() as *const c_void, 1) != 1
+                {
+                    fail(err_fd, step::JOIN_CGROUP, errno());
+                }
+            }
             libc::chdir(c"/".as_ptr());
         }
         lock_down(err_fd, ctx.keep_caps, ctx.last_cap, &ctx.seccomp);
+        // SAFETY: prctl and getppid take no pointers. The helper lives outside the pid
+        // namespace, so it shows as parent 0; anything else means it already died.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != 0 {
+                libc::_exit(125);
+            }
+        }
         // SAFETY: close the error pipe on exec; the parent learns success from its EOF.
         unsafe {
             libc::syscall(
@@ -452,21 +693,15 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
         }
         exec_command(ctx)
     }
-    // The helper's copy of the error pipe must not keep it open for the parent.
-    // SAFETY: closing our own descriptor.
-    unsafe { libc::close(err_fd) };
-    let mut status = 0;
-    loop {
-        // SAFETY: waits for our own child.
-        let rc = unsafe { libc::waitpid(child, &mut status, 0) };
-        if rc == child {
-            break;
-        }
-        if rc < 0 && errno() != libc::EINTR {
-            // SAFETY: exit without destructors.
-            unsafe { libc::_exit(125) };
-        }
+    // The helper's copies of the error pipe and cgroup files must not stay open.
+    for &fd in keep
+        .iter()
+        .filter(|fd| **fd >= 0 && **fd != ctx.pidfd && **fd != parent_fd)
+    {
+        // SAFETY: closing our own descriptors.
+        unsafe { libc::close(fd) };
     }
+    let status = wait_child_or_parent(child, parent_fd);
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else if libc::WIFSIGNALED(status) {
@@ -476,6 +711,51 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
     };
     // SAFETY: exit without destructors.
     unsafe { libc::_exit(code) }
+}
+
+/// Waits for `child`; if the parent process dies first, kills the child (and so the
+/// command) and waits for it all the same. Returns the wait status.
+fn wait_child_or_parent(child: libc::pid_t, parent_fd: c_int) -> c_int {
+    // SAFETY: pidfd_open takes no pointer.
+    let child_fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) as c_int };
+    let mut killed = false;
+    loop {
+        if child_fd >= 0 && !killed {
+            let mut fds = [
+                libc::pollfd {
+                    fd: child_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: parent_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: poll on two valid pollfds on the stack.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if rc < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if fds[1].revents != 0 && fds[0].revents == 0 {
+                // SAFETY: signals our own child.
+                unsafe { libc::kill(child, libc::SIGKILL) };
+                killed = true;
+                continue;
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        let rc = unsafe { libc::waitpid(child, &mut status, 0) };
+        if rc == child {
+            return status;
+        }
+        if rc < 0 && errno() != libc::EINTR {
+            // SAFETY: exit without destructors.
+            unsafe { libc::_exit(125) };
+        }
+    }
 }
 
 /// Executes the command, searching `PATH` like a shell; prints why on failure.

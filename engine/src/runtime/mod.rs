@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use child::{ExecCtx, Op, StartCtx};
+use child::{ExecCtx, InRoot, Op, Source, StartCtx};
 
 use crate::cgroup::ContainerCgroup;
 use crate::error::{Error, Result};
@@ -111,22 +111,20 @@ fn cstr(s: impl AsRef<[u8]>) -> Result<CString> {
         .map_err(|_| Error::Unsupported("arguments and environment may not contain NUL".into()))
 }
 
-/// A path relative to the container's root (the child works from inside it).
-fn rel(path: &str) -> CString {
-    CString::new(path.trim_start_matches('/')).expect("static path")
-}
-
 const MS_NOSUID: libc::c_ulong = libc::MS_NOSUID;
 const MS_NODEV: libc::c_ulong = libc::MS_NODEV;
 const MS_NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
 
+fn c(s: &str) -> CString {
+    CString::new(s).expect("static string")
+}
+
 /// The filesystem steps that turn the overlay into a container's `/`, relative to it (the
-/// child runs them from inside, before `pivot_root`).
+/// child runs them from inside, before `pivot_root`, resolving every path beneath it).
 pub fn root_ops() -> Vec<Op> {
-    let p = rel;
-    let c = |s: &str| CString::new(s).expect("static string");
+    let p = InRoot::new;
     let mount = |src: &str, dst: &str, fstype: &str, flags, data: Option<&str>| Op::Mount {
-        src: Some(c(src)),
+        src: Source::Name(c(src)),
         dst: p(dst),
         fstype: Some(c(fstype)),
         flags,
@@ -164,11 +162,11 @@ pub fn root_ops() -> Vec<Op> {
         MS_NOSUID | MS_NOEXEC | libc::MS_STRICTATIME,
         Some("mode=755,size=64k,nr_inodes=256"),
     ));
-    for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+    for dev in CONTAINER_DEVICES.iter().map(|d| d.name) {
         let dst = format!("/dev/{dev}");
         ops.push(Op::Touch { path: p(&dst) });
         ops.push(Op::Mount {
-            src: Some(c(&dst)),
+            src: Source::Host(c(&dst)),
             dst: p(&dst),
             fstype: None,
             flags: libc::MS_BIND,
@@ -240,7 +238,7 @@ pub fn root_ops() -> Vec<Op> {
         "/proc/sysrq-trigger",
     ] {
         ops.push(Op::Mount {
-            src: Some(p("/dev/null")),
+            src: Source::InRoot(p("/dev/null")),
             dst: p(file),
             fstype: None,
             flags: libc::MS_BIND,
@@ -250,7 +248,7 @@ pub fn root_ops() -> Vec<Op> {
     }
     for dir in ["/proc/acpi", "/proc/scsi", "/proc/asound", "/sys/firmware"] {
         ops.push(Op::Mount {
-            src: Some(c("tmpfs")),
+            src: Source::Name(c("tmpfs")),
             dst: p(dir),
             fstype: Some(c("tmpfs")),
             flags: libc::MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -268,9 +266,56 @@ pub fn root_ops() -> Vec<Op> {
     ops
 }
 
+/// A device node a container gets in its `/dev` (bound from the host's).
+#[derive(Debug, Clone, Copy)]
+pub struct Device {
+    pub name: &'static str,
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// The only device nodes a container has; the devices cgroup allows these and the
+/// pseudo-terminals of its own devpts, nothing else.
+pub const CONTAINER_DEVICES: &[Device] = &[
+    Device {
+        name: "null",
+        major: 1,
+        minor: 3,
+    },
+    Device {
+        name: "zero",
+        major: 1,
+        minor: 5,
+    },
+    Device {
+        name: "full",
+        major: 1,
+        minor: 7,
+    },
+    Device {
+        name: "random",
+        major: 1,
+        minor: 8,
+    },
+    Device {
+        name: "urandom",
+        major: 1,
+        minor: 9,
+    },
+    Device {
+        name: "tty",
+        major: 5,
+        minor: 0,
+    },
+];
+
 /// Describes step `code` of a failed start for the error message.
-fn describe_step(ops: &[Op], code: u32) -> &'static str {
+fn describe_step(ops: &[Op], code: u32, errno: i32) -> &'static str {
     use child::step;
+    if errno == libc::ELOOP && (code as usize) < ops.len() {
+        return "preparing its root filesystem: a path where a directory or device belongs \
+                is a symbolic link (a damaged or crafted template or layer)";
+    }
     match code {
         step::WAIT => "waiting for the engine",
         step::IDS => "switching to the container's root user",
@@ -380,6 +425,11 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         envp,
         go_fd: go_r.as_raw_fd(),
         err_fd: err_w.as_raw_fd(),
+        keep_fds: {
+            let mut keep = [go_r.as_raw_fd(), err_w.as_raw_fd(), p.init.as_raw_fd()];
+            keep.sort_unstable();
+            keep
+        },
         keep_caps: security::kept_caps_mask(),
         last_cap: security::last_cap(),
         seccomp: p.seccomp.clone(),
@@ -441,7 +491,7 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
     if let Some((code, errno)) = read_report(&err_r) {
         return Err(kill(Error::Setup {
             name: p.name.to_string(),
-            step: describe_step(&ctx.ops, code),
+            step: describe_step(&ctx.ops, code, errno),
             source: std::io::Error::from_raw_os_error(errno),
         }));
     }
@@ -463,16 +513,63 @@ pub struct ExecIo {
 /// Default `PATH` inside containers.
 pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Runs `argv` inside the running container whose init is behind `pidfd`, as its root,
-/// in its namespaces and cgroup, and returns the exit code (128+signal if killed).
-pub fn exec(
+/// A command running inside a container, through its helper process. Killing the helper
+/// kills the command; dropping an `ExecChild` that was not waited for kills and reaps it.
+#[derive(Debug)]
+pub struct ExecChild {
+    pid: i32,
+    pidfd: OwnedFd,
+    reaped: bool,
+}
+
+impl ExecChild {
+    /// Readable once the command (and its helper) ended: for waiting in an event loop.
+    pub fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.pidfd.as_fd()
+    }
+
+    /// Kills the command (through its helper).
+    pub fn kill(&self) {
+        let _ = pidfd_signal(&self.pidfd, libc::SIGKILL);
+    }
+
+    /// Waits for the command and returns its exit code (128+signal if killed).
+    pub fn wait(mut self) -> Result<i32> {
+        self.reaped = true;
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None)
+            .map_err(|e| Error::sys("wait for exec helper", e))?;
+        use nix::sys::wait::WaitStatus;
+        match status {
+            WaitStatus::Exited(_, code) => Ok(code),
+            WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
+            other => Err(Error::sys(
+                "exec helper",
+                std::io::Error::other(format!("unexpected status {other:?}")),
+            )),
+        }
+    }
+}
+
+impl Drop for ExecChild {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill();
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+        }
+    }
+}
+
+/// Starts `argv` inside the running container whose init is behind `pidfd`, as its root,
+/// in its namespaces and cgroup. Returns once the command runs (or failed to start).
+pub fn spawn_exec(
     pidfd: &OwnedFd,
     cgroup: &ContainerCgroup,
     argv: &[String],
     env: &[(String, String)],
     io: ExecIo,
     seccomp: &SeccompPrograms,
-) -> Result<i32> {
+) -> Result<ExecChild> {
     let Some(command) = argv.first() else {
         return Err(Error::Unsupported("exec needs a command".into()));
     };
@@ -520,6 +617,7 @@ pub fn exec(
             io.stderr.unwrap_or(-1),
         ],
         err_fd: err_w.as_raw_fd(),
+        parent: std::process::id() as libc::pid_t,
         keep_caps: security::kept_caps_mask(),
         last_cap: security::last_cap(),
         seccomp: seccomp.clone(),
@@ -533,25 +631,41 @@ pub fn exec(
         child::exec_helper(&ctx);
     }
     drop(err_w);
-    let report = read_report(&err_r);
-    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None)
-        .map_err(|e| Error::sys("wait for exec helper", e))?;
-    if let Some((code, errno)) = report {
+    let child = match pidfd_open(helper) {
+        Ok(fd) => ExecChild {
+            pid: helper,
+            pidfd: fd,
+            reaped: false,
+        },
+        Err(e) => {
+            // SAFETY: kill and reap our own child.
+            unsafe { libc::kill(helper, libc::SIGKILL) };
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
+            return Err(e);
+        }
+    };
+    if let Some((code, errno)) = read_report(&err_r) {
+        drop(child);
         return Err(Error::Setup {
             name: String::new(),
-            step: describe_step(&[], code),
+            step: describe_step(&[], code, errno),
             source: std::io::Error::from_raw_os_error(errno),
         });
     }
-    use nix::sys::wait::WaitStatus;
-    match status {
-        WaitStatus::Exited(_, code) => Ok(code),
-        WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
-        other => Err(Error::sys(
-            "exec helper",
-            std::io::Error::other(format!("unexpected status {other:?}")),
-        )),
-    }
+    Ok(child)
+}
+
+/// Runs `argv` inside the running container whose init is behind `pidfd` and returns the
+/// exit code (128+signal if killed).
+pub fn exec(
+    pidfd: &OwnedFd,
+    cgroup: &ContainerCgroup,
+    argv: &[String],
+    env: &[(String, String)],
+    io: ExecIo,
+    seccomp: &SeccompPrograms,
+) -> Result<i32> {
+    spawn_exec(pidfd, cgroup, argv, env, io, seccomp)?.wait()
 }
 
 /// Stops a container's init: SIGTERM (init passes it on to every process and exits once

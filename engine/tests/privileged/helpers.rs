@@ -7,7 +7,7 @@ use std::time::Duration;
 use acetate_engine::testing::{leftovers, root_or_skip, shared_state_dir, unique_name};
 use acetate_engine::{ContainerSpec, ContainerSpecBuilder, Engine, ExecIo};
 
-static ENGINE: OnceLock<Engine> = OnceLock::new();
+pub static ENGINE: OnceLock<Engine> = OnceLock::new();
 
 /// The engine on the shared test state dir, or `None` when not root outside CI.
 pub fn engine(test: &str) -> Option<&'static Engine> {

@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use acetate_engine::cgroup::ContainerCgroup;
 use acetate_engine::LimitsUpdate;
 
-use crate::helpers::{engine, Ct};
+use crate::helpers::{engine, Ct, ENGINE};
 
 fn cgroup_file(name: &str, v1: &str, v2: &str) -> String {
-    let cg = ContainerCgroup::new(name);
+    let cg = ENGINE.get().expect("engine opened").cgroup(name);
     let (ctrl, file) = if cg.is_v2() {
         ("", v2)
     } else {
@@ -194,7 +193,7 @@ fn cpu_use_stays_near_the_quota() {
 
     // The I/O weight reaches the kernel where the host has a proportional scheduler's
     // weight file (BFQ); it takes effect on devices scheduled by BFQ.
-    let cg = ContainerCgroup::new(&ct.name);
+    let cg = engine.cgroup(&ct.name);
     let weight_file = ["blkio.bfq.weight", "blkio.weight", "io.bfq.weight"]
         .into_iter()
         .find(|f| cg.paths().iter().any(|p| p.join(f).exists()));
