@@ -22,6 +22,7 @@ pub mod store;
 pub mod template;
 #[doc(hidden)]
 pub mod testing;
+pub mod unpack;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -276,12 +277,22 @@ impl Engine {
     }
 
     /// Imports template `name` from a root filesystem directory or tarball.
-    #[tracing::instrument(skip(self))]
     pub fn import_template(&self, name: &str, source: &Path) -> Result<TemplateInfo> {
+        self.import_template_with(name, source, &template::ImportOptions::default())
+    }
+
+    /// Imports template `name` within the bounds and rules of `opts`.
+    #[tracing::instrument(skip(self))]
+    pub fn import_template_with(
+        &self,
+        name: &str,
+        source: &Path,
+        opts: &template::ImportOptions,
+    ) -> Result<TemplateInfo> {
         spec::validate_name(name)?;
         require_root("import templates")?;
         let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
-        template::import(&self.layout, name, source)
+        template::import(&self.layout, name, source, opts)
     }
 
     // ---- containers ------------------------------------------------------------------

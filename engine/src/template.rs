@@ -5,13 +5,13 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::storage::run_tool;
 use crate::store::{read_json, unix_now, write_json, Layout};
+use crate::unpack::unpack;
+pub use crate::unpack::ImportOptions;
 
 /// What `template list` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,10 +37,38 @@ enum Mode {
     Copy,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counts {
     entries: u64,
     bytes: u64,
+    max_entries: u64,
+    max_bytes: u64,
+    /// Set-uid/set-gid bits are kept (the host template, or a provider's choice).
+    keep_setid: bool,
+    setid_cleared: u64,
+}
+
+impl Counts {
+    fn new(opts: &ImportOptions) -> Counts {
+        Counts {
+            entries: 0,
+            bytes: 0,
+            max_entries: opts.max_entries,
+            max_bytes: opts.max_bytes,
+            keep_setid: opts.allow_setid,
+            setid_cleared: 0,
+        }
+    }
+
+    /// The mode to give a copy of a file with `mode`.
+    fn file_mode(&mut self, mode: u32) -> u32 {
+        let mode = mode & 0o7777;
+        if mode & 0o6000 != 0 && !self.keep_setid {
+            self.setid_cleared += 1;
+            return mode & !0o6000;
+        }
+        mode
+    }
 }
 
 /// Files of the host's /etc that must not reach tenants even if world-readable.
@@ -65,6 +93,12 @@ fn clone_tree(
     skip: &dyn Fn(&Path) -> bool,
     counts: &mut Counts,
 ) -> Result<()> {
+    if counts.entries >= counts.max_entries {
+        return Err(Error::Unsupported(format!(
+            "the tree has more than {} entries, the most a template may have",
+            counts.max_entries
+        )));
+    }
     let meta = fs::symlink_metadata(src).ctx("read", src)?;
     let ft = meta.file_type();
     counts.entries += 1;
@@ -100,20 +134,40 @@ fn clone_tree(
         std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).ctx("chown", dst)?;
     } else if ft.is_file() {
         counts.bytes += meta.len();
-        let linked = mode == Mode::Link && fs::hard_link(src, dst).is_ok();
+        if counts.bytes > counts.max_bytes {
+            return Err(Error::Unsupported(format!(
+                "the tree holds more than {}, the most a template may hold",
+                crate::size::format_bytes(counts.max_bytes)
+            )));
+        }
+        let file_mode = counts.file_mode(meta.mode());
+        let linked = mode == Mode::Link
+            && file_mode == meta.mode() & 0o7777
+            && fs::hard_link(src, dst).is_ok();
         if !linked {
             fs::copy(src, dst).ctx("copy", src)?;
             std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).ctx("chown", dst)?;
-            fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
-                .ctx("chmod", dst)?;
+            fs::set_permissions(dst, fs::Permissions::from_mode(file_mode)).ctx("chmod", dst)?;
         }
     }
     Ok(())
 }
 
+/// Makes sure each of `dirs` is a real directory of `root` with its mode: anything else
+/// there (a file, a symbolic link a crafted tree put in its place) is replaced, and no
+/// link is ever followed. `root` is a tree this process is building, nobody else's.
 fn mkdirs(root: &Path, dirs: &[(&str, u32)]) -> Result<()> {
     for (dir, mode) in dirs {
         let p = root.join(dir);
+        let mut at = root.to_path_buf();
+        for part in Path::new(dir).components() {
+            at.push(part);
+            match fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => fs::remove_file(&at).ctx("replace", &at)?,
+                Err(_) => {}
+            }
+        }
         match fs::DirBuilder::new().recursive(true).create(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -247,6 +301,7 @@ fn install(
     layout: &Layout,
     name: &str,
     source: &str,
+    opts: &ImportOptions,
     fill: impl FnOnce(&Path, &mut Counts) -> Result<()>,
 ) -> Result<TemplateInfo> {
     let final_dir = layout.template(name);
@@ -262,8 +317,15 @@ fn install(
         .create(&scratch)
         .ctx("create directory", &scratch)?;
     let result = (|| {
-        let mut counts = Counts::default();
+        let mut counts = Counts::new(opts);
         fill(&scratch.join("rootfs"), &mut counts)?;
+        if counts.setid_cleared > 0 {
+            tracing::warn!(
+                template = name,
+                files = counts.setid_cleared,
+                "set-uid/set-gid bits cleared (allow them with --allow-setuid)"
+            );
+        }
         let info = TemplateInfo {
             name: name.to_string(),
             source: source.to_string(),
@@ -284,14 +346,24 @@ fn install(
 
 /// Builds the `host` template from the host's own OS (no download).
 pub fn build_host(layout: &Layout) -> Result<TemplateInfo> {
-    install(layout, "host", "host", |rootfs, counts| {
+    let opts = ImportOptions {
+        max_bytes: u64::MAX,
+        max_entries: u64::MAX,
+        allow_setid: true,
+    };
+    install(layout, "host", "host", &opts, |rootfs, counts| {
         build_host_tree(Path::new("/"), rootfs, counts)
     })
 }
 
-/// Imports a template from a root filesystem directory or tarball (any compression `tar`
-/// detects).
-pub fn import(layout: &Layout, name: &str, source: &Path) -> Result<TemplateInfo> {
+/// Imports a template from a root filesystem directory or tarball (gzip, xz, zstd or
+/// bzip2 compressed, or plain), treating its contents as untrusted (see [`crate::unpack`]).
+pub fn import(
+    layout: &Layout,
+    name: &str,
+    source: &Path,
+    opts: &ImportOptions,
+) -> Result<TemplateInfo> {
     let meta = fs::metadata(source).map_err(|e| match e.kind() {
         ErrorKind::NotFound => Error::Unsupported(format!(
             "cannot import {}: no such file or directory",
@@ -301,7 +373,7 @@ pub fn import(layout: &Layout, name: &str, source: &Path) -> Result<TemplateInfo
     })?;
     let shown = source.display().to_string();
     let source = fs::canonicalize(source).ctx("resolve", source)?;
-    install(layout, name, &shown, |rootfs, counts| {
+    install(layout, name, &shown, opts, |rootfs, counts| {
         if meta.is_dir() {
             let never = |_: &Path| false;
             clone_tree(&source, rootfs, Mode::Copy, &never, counts)?;
@@ -310,19 +382,21 @@ pub fn import(layout: &Layout, name: &str, source: &Path) -> Result<TemplateInfo
                 .mode(0o755)
                 .create(rootfs)
                 .ctx("create directory", rootfs)?;
-            run_tool(
-                Command::new("tar")
-                    .args(["--numeric-owner", "--same-owner", "-xpf"])
-                    .arg(&source)
-                    .arg("-C")
-                    .arg(rootfs),
-            )
-            .map_err(|e| Error::Unsupported(format!("cannot unpack {shown} as a tarball: {e}")))?;
-            counts.entries = 1;
+            let done = unpack(&source, rootfs, opts)?;
+            counts.entries = done.entries;
+            counts.bytes = done.bytes;
+            counts.setid_cleared = done.setid_cleared;
+            if done.devices_dropped > 0 {
+                tracing::warn!(
+                    template = name,
+                    nodes = done.devices_dropped,
+                    "device nodes left out of the template"
+                );
+            }
         }
-        if !rootfs.join("etc").is_dir()
-            || !rootfs.join("bin").exists() && !rootfs.join("usr/bin").exists()
-        {
+        let is_dir = |p: &str| fs::symlink_metadata(rootfs.join(p)).is_ok_and(|m| m.is_dir());
+        let has = |p: &str| fs::symlink_metadata(rootfs.join(p)).is_ok();
+        if !is_dir("etc") || !has("bin") && !has("usr/bin") {
             return Err(Error::Unsupported(format!(
                 "{shown} does not look like a root filesystem (it needs /etc and /bin or /usr/bin)"
             )));

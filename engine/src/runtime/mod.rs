@@ -312,9 +312,9 @@ pub const CONTAINER_DEVICES: &[Device] = &[
 /// Describes step `code` of a failed start for the error message.
 fn describe_step(ops: &[Op], code: u32, errno: i32) -> &'static str {
     use child::step;
-    if errno == libc::ELOOP && (code as usize) < ops.len() {
+    if matches!(errno, libc::ELOOP | libc::ENOTDIR) && (code as usize) < ops.len() {
         return "preparing its root filesystem: a path where a directory or device belongs \
-                is a symbolic link (a damaged or crafted template or layer)";
+                is a symbolic link or not a directory (a damaged or crafted template or layer)";
     }
     match code {
         step::WAIT => "waiting for the engine",
@@ -527,6 +527,11 @@ impl ExecChild {
     pub fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
         self.pidfd.as_fd()
+    }
+
+    /// Host pid of the helper process.
+    pub fn pid(&self) -> i32 {
+        self.pid
     }
 
     /// Kills the command (through its helper).
