@@ -80,8 +80,16 @@ impl Layout {
         self.root.join("locks")
     }
 
-    /// Creates the top-level directories (mode 0700: tenants' files are not for host users).
+    /// Creates the top-level directories (mode 0700: tenants' files are not for host
+    /// users). A state dir that others may read or write is narrowed to 0711.
     pub fn ensure(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = fs::metadata(&self.root) {
+            if meta.permissions().mode() & 0o066 != 0 {
+                fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711))
+                    .ctx("chmod", &self.root)?;
+            }
+        }
         for dir in [
             self.root.clone(),
             self.templates(),

@@ -47,6 +47,8 @@ pub struct AppState {
     pub page_cache: PageCache,
     /// Long operations under way or recently done.
     pub jobs: crate::jobs::Jobs,
+    /// Bounds on one-shot commands (per user and panel-wide).
+    pub exec: crate::exec::ExecGate,
 }
 
 /// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
@@ -114,6 +116,7 @@ impl App {
             plugins,
             page_cache: PageCache::default(),
             jobs: crate::jobs::Jobs::default(),
+            exec: crate::exec::ExecGate::default(),
         };
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {
@@ -197,7 +200,7 @@ async fn bootstrap(state: &AppState, password: Option<Secret>) -> AppResult<Opti
         None => (auth::generate_password(), true),
     };
     let pw = password.clone();
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await??;
+    let hash = auth::hash_bounded(pw).await?;
     state
         .db
         .create_user("admin", Role::Provider, None, &hash)

@@ -124,11 +124,18 @@ mod tests {
     }
 }
 
-/// Login rate limiting with lockout: after `MAX_FAILURES` failed logins for one account
-/// within `WINDOW`, that account is locked for `LOCK`, whatever the password.
+/// Login rate limiting that an attacker cannot turn against the owner.
+///
+/// Failures are counted three ways within `WINDOW`: per account *and* address (5 lock
+/// that pair), per address over all accounts (30 lock the address), and per account over
+/// all addresses (50 lock the account, but only for addresses it has never logged in
+/// from). Someone guessing from elsewhere is throttled; the owner logs in from their usual
+/// address all the same.
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
-    accounts: std::collections::HashMap<String, Attempts>,
+    counters: std::collections::HashMap<String, Attempts>,
+    /// Addresses each account logged in from successfully (most recent last).
+    known: std::collections::HashMap<String, std::collections::VecDeque<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -137,76 +144,143 @@ struct Attempts {
     locked_until: Option<std::time::Instant>,
 }
 
+/// Why a login is refused before its password is even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locked {
+    /// Too many failures from this address (over all accounts).
+    Address(std::time::Duration),
+    /// Too many failures for this account from this address, or from everywhere and this
+    /// address is not one the account is known to use.
+    Account(std::time::Duration),
+}
+
 impl LoginLimiter {
     pub const MAX_FAILURES: usize = 5;
     /// Failures from one address (over all names) before it is locked out: guessing many
     /// accounts' passwords from one place is stopped too.
     pub const MAX_FAILURES_PER_ADDRESS: usize = 30;
+    /// Failures for one account over all addresses before unknown addresses are refused.
+    pub const MAX_FAILURES_PER_ACCOUNT: usize = 50;
     pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
     pub const LOCK: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-    /// Accounts tracked at most (oldest forgotten first), so guessing names cannot
+    /// Counters tracked at most (oldest forgotten first), so guessing names cannot
     /// exhaust memory.
     const CAPACITY: usize = 100_000;
+    const KNOWN_PER_ACCOUNT: usize = 16;
 
-    /// `Err(time left)` while `name` is locked.
-    pub fn check(
-        &mut self,
-        name: &str,
-        now: std::time::Instant,
-    ) -> Result<(), std::time::Duration> {
-        match self.accounts.get(name).and_then(|a| a.locked_until) {
-            Some(until) if until > now => Err(until - now),
-            _ => Ok(()),
+    fn locked(&self, key: &str, now: std::time::Instant) -> Option<std::time::Duration> {
+        match self.counters.get(key).and_then(|a| a.locked_until) {
+            Some(until) if until > now => Some(until - now),
+            _ => None,
         }
     }
 
-    /// Records a failure; returns true if it locked the account.
-    pub fn failed(&mut self, name: &str, now: std::time::Instant) -> bool {
-        self.failed_up_to(name, Self::MAX_FAILURES, now)
+    fn is_known(&self, name: &str, address: &str) -> bool {
+        self.known
+            .get(name)
+            .is_some_and(|k| k.iter().any(|a| a == address))
     }
 
-    /// Records a failure from a client address (key `ip:ADDR`); true if it locked it.
-    pub fn failed_from(&mut self, address: &str, now: std::time::Instant) -> bool {
-        self.failed_up_to(
+    /// `Err` while a login of `name` from `address` is refused.
+    pub fn check(&self, name: &str, address: &str, now: std::time::Instant) -> Result<(), Locked> {
+        if let Some(left) = self.locked(&format!("ip:{address}"), now) {
+            return Err(Locked::Address(left));
+        }
+        if let Some(left) = self.locked(&format!("pair:{address}\0{name}"), now) {
+            return Err(Locked::Account(left));
+        }
+        if let Some(left) = self.locked(&format!("acct:{name}"), now) {
+            if !self.is_known(name, address) {
+                return Err(Locked::Account(left));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a failed login; returns true if it locked `name` for `address`.
+    pub fn failed(&mut self, name: &str, address: &str, now: std::time::Instant) -> bool {
+        self.count(
             &format!("ip:{address}"),
             Self::MAX_FAILURES_PER_ADDRESS,
             now,
-        )
+        );
+        self.count(&format!("acct:{name}"), Self::MAX_FAILURES_PER_ACCOUNT, now);
+        self.count(&format!("pair:{address}\0{name}"), Self::MAX_FAILURES, now);
+        self.check(name, address, now).is_err()
     }
 
-    /// `Err(time left)` while the client address is locked out.
-    pub fn check_from(
-        &mut self,
-        address: &str,
-        now: std::time::Instant,
-    ) -> Result<(), std::time::Duration> {
-        self.check(&format!("ip:{address}"), now)
-    }
-
-    fn failed_up_to(&mut self, name: &str, max: usize, now: std::time::Instant) -> bool {
-        if self.accounts.len() >= Self::CAPACITY && !self.accounts.contains_key(name) {
-            self.accounts
+    fn count(&mut self, key: &str, max: usize, now: std::time::Instant) {
+        if self.counters.len() >= Self::CAPACITY && !self.counters.contains_key(key) {
+            self.counters
                 .retain(|_, a| a.locked_until.is_some_and(|u| u > now));
         }
-        let a = self.accounts.entry(name.to_string()).or_default();
+        let a = self.counters.entry(key.to_string()).or_default();
         a.failures.retain(|t| now.duration_since(*t) < Self::WINDOW);
         a.failures.push(now);
         if a.failures.len() >= max {
             a.failures.clear();
             a.locked_until = Some(now + Self::LOCK);
-            return true;
         }
-        false
     }
 
-    pub fn succeeded(&mut self, name: &str) {
-        self.accounts.remove(name);
+    /// A successful login: the pair's failures are forgotten and the address is known.
+    pub fn succeeded(&mut self, name: &str, address: &str) {
+        self.counters.remove(&format!("pair:{address}\0{name}"));
+        if self.known.len() >= Self::CAPACITY && !self.known.contains_key(name) {
+            self.known.clear();
+        }
+        let known = self.known.entry(name.to_string()).or_default();
+        known.retain(|a| a != address);
+        known.push_back(address.to_string());
+        while known.len() > Self::KNOWN_PER_ACCOUNT {
+            known.pop_front();
+        }
     }
+}
+
+/// At most this many password hashes are computed at once (argon2id takes 19 MiB and a
+/// core's worth of work each); more wait, and past `HASH_QUEUE` waiting, requests are
+/// refused at once instead of piling up memory.
+const HASH_QUEUE: usize = 64;
+
+fn hash_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores.clamp(1, 4))
+    })
+}
+
+static HASH_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs password work in the bounded pool.
+async fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    use std::sync::atomic::Ordering;
+    if HASH_WAITING.fetch_add(1, Ordering::SeqCst) >= HASH_QUEUE {
+        HASH_WAITING.fetch_sub(1, Ordering::SeqCst);
+        return Err(AppError::Busy(
+            "too many logins at once: try again in a moment".into(),
+        ));
+    }
+    let permit = hash_slots().acquire().await;
+    HASH_WAITING.fetch_sub(1, Ordering::SeqCst);
+    let _permit = permit.map_err(|_| AppError::Internal("hash pool closed".into()))?;
+    Ok(tokio::task::spawn_blocking(f).await?)
+}
+
+/// [`hash_password`] in the bounded pool.
+pub async fn hash_bounded(password: Secret) -> AppResult<String> {
+    bounded(move || hash_password(&password)).await?
+}
+
+/// [`verify_password`] in the bounded pool.
+pub async fn verify_bounded(password: Secret, stored: Option<String>) -> AppResult<bool> {
+    bounded(move || verify_password(&password, stored.as_deref())).await
 }
 
 #[cfg(test)]
 mod limiter_tests {
-    use super::LoginLimiter;
+    use super::{Locked, LoginLimiter};
     use std::time::{Duration, Instant};
 
     #[test]
@@ -214,15 +288,52 @@ mod limiter_tests {
         let mut l = LoginLimiter::default();
         let t = Instant::now();
         for i in 0..LoginLimiter::MAX_FAILURES - 1 {
-            assert!(!l.failed("alice", t + Duration::from_secs(i as u64)));
-            assert!(l.check("alice", t).is_ok());
+            assert!(!l.failed("alice", "10.0.0.1", t + Duration::from_secs(i as u64)));
+            assert!(l.check("alice", "10.0.0.1", t).is_ok());
         }
-        assert!(l.failed("alice", t + Duration::from_secs(10)));
-        assert!(l.check("alice", t + Duration::from_secs(11)).is_err());
-        assert!(l.check("bob", t).is_ok(), "other accounts are not affected");
+        assert!(l.failed("alice", "10.0.0.1", t + Duration::from_secs(10)));
+        assert!(matches!(
+            l.check("alice", "10.0.0.1", t + Duration::from_secs(11)),
+            Err(Locked::Account(_))
+        ));
+        assert!(
+            l.check("bob", "10.0.0.1", t).is_ok(),
+            "other accounts are not affected"
+        );
         assert!(l
-            .check("alice", t + LoginLimiter::LOCK + Duration::from_secs(11))
+            .check(
+                "alice",
+                "10.0.0.1",
+                t + LoginLimiter::LOCK + Duration::from_secs(11)
+            )
             .is_ok());
+    }
+
+    #[test]
+    fn an_attacker_elsewhere_does_not_lock_the_owner_out() {
+        let mut l = LoginLimiter::default();
+        let t = Instant::now();
+        l.succeeded("admin", "192.0.2.10");
+        // Five failures from the attacker's address lock that address out of the account.
+        for _ in 0..LoginLimiter::MAX_FAILURES {
+            l.failed("admin", "203.0.113.66", t);
+        }
+        assert!(l.check("admin", "203.0.113.66", t).is_err());
+        assert!(
+            l.check("admin", "192.0.2.10", t).is_ok(),
+            "owner still gets in"
+        );
+        assert!(
+            l.check("admin", "198.51.100.7", t).is_ok(),
+            "a new address too"
+        );
+        // Many addresses (a botnet): the account refuses unknown addresses, the owner's
+        // usual one still works.
+        for i in 0..LoginLimiter::MAX_FAILURES_PER_ACCOUNT {
+            l.failed("admin", &format!("203.0.113.{}", i % 200), t);
+        }
+        assert!(l.check("admin", "198.51.100.7", t).is_err());
+        assert!(l.check("admin", "192.0.2.10", t).is_ok());
     }
 
     #[test]
@@ -230,21 +341,18 @@ mod limiter_tests {
         let mut l = LoginLimiter::default();
         let t = Instant::now();
         for i in 0..LoginLimiter::MAX_FAILURES_PER_ADDRESS - 1 {
-            assert!(!l.failed_from("10.0.0.9", t));
-            assert!(!l.failed(&format!("user{i}"), t));
+            assert!(!l.failed(&format!("user{i}"), "10.0.0.9", t));
         }
-        assert!(l.check_from("10.0.0.9", t).is_ok());
-        assert!(l.failed_from("10.0.0.9", t));
-        assert!(l.check_from("10.0.0.9", t).is_err());
+        assert!(l.check("someone", "10.0.0.9", t).is_ok());
+        assert!(l.failed("user-last", "10.0.0.9", t));
+        assert!(matches!(
+            l.check("someone", "10.0.0.9", t),
+            Err(Locked::Address(_))
+        ));
         assert!(
-            l.check_from("10.0.0.10", t).is_ok(),
+            l.check("someone", "10.0.0.10", t).is_ok(),
             "other addresses are not affected"
         );
-        assert!(
-            l.check("ip:10.0.0.9", t).is_err(),
-            "addresses and names do not mix: the key is prefixed"
-        );
-        assert!(l.check("10.0.0.9", t).is_ok());
     }
 
     #[test]
@@ -252,9 +360,9 @@ mod limiter_tests {
         let mut l = LoginLimiter::default();
         let t = Instant::now();
         for i in 0..10 {
-            assert!(!l.failed("alice", t + LoginLimiter::WINDOW * i));
+            assert!(!l.failed("alice", "10.0.0.1", t + LoginLimiter::WINDOW * i));
         }
-        l.succeeded("alice");
-        assert!(l.check("alice", t).is_ok());
+        l.succeeded("alice", "10.0.0.1");
+        assert!(l.check("alice", "10.0.0.1", t).is_ok());
     }
 }

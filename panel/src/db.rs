@@ -21,6 +21,34 @@ pub fn default_url(state_dir: &Path) -> String {
     )
 }
 
+/// Makes the SQLite database file readable by root alone (0600), creating it so if
+/// missing: it holds password hashes and session keys, and SQLite gives its WAL and
+/// shared-memory files the mode of the database file.
+fn private_sqlite_file(url: &str) -> AppResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" || rest.contains("mode=memory") {
+        return Ok(());
+    }
+    let io = |e: std::io::Error| AppError::Internal(format!("database file {path}: {e}"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io)?;
+    for side in ["-wal", "-shm"] {
+        let p = format!("{path}{side}");
+        if std::path::Path::new(&p).exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 /// Database pool.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -183,6 +211,9 @@ impl Db {
     pub async fn connect(url: &str) -> AppResult<Db> {
         sqlx::any::install_default_drivers();
         let sqlite = is_sqlite(url);
+        if sqlite {
+            private_sqlite_file(url)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 16 })
             .after_connect(move |conn, _| {

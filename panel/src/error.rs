@@ -33,6 +33,9 @@ pub enum AppError {
     Engine(acetate_engine::Error),
     #[error("{0}")]
     Internal(String),
+    /// Too much at once (a per-user or panel-wide bound): 429, try again later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -70,6 +73,7 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Quota(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Denied(_) => StatusCode::FORBIDDEN,
+            AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -87,6 +91,7 @@ impl AppError {
             AppError::TooLarge(_) => "too_large",
             AppError::Quota(_) => "quota_exceeded",
             AppError::Denied(_) => "denied_by_policy",
+            AppError::Busy(_) => "busy",
             AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_) => "internal",
         }
     }

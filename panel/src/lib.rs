@@ -9,6 +9,7 @@ pub mod billing;
 pub mod cli;
 pub mod db;
 pub mod error;
+pub mod exec;
 pub mod graph;
 pub mod jobs;
 pub mod metering;

@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod cli;
+mod hardening;
 mod plugins;
 mod support;
 mod web;

@@ -49,11 +49,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(state: &PathBuf, database: &str) -> Server {
+        Server::start_on(state, database, "127.0.0.1:0")
+    }
+
+    /// Starts a server listening on `listen`.
+    pub fn start_on(state: &PathBuf, database: &str, listen: &str) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_acetate"))
             .arg("--state-dir")
             .arg(state)
-            .args(["--database", database, "serve", "--listen", "127.0.0.1:0"])
+            .args(["--database", database, "serve", "--listen", listen])
             .env("ACETATE_ADMIN_PASSWORD", "provider-password-1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())

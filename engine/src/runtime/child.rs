@@ -668,9 +668,12 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
             libc::chdir(c"/".as_ptr());
         }
         lock_down(err_fd, ctx.keep_caps, ctx.last_cap, &ctx.seccomp);
-        // SAFETY: prctl and getppid take no pointers. The helper lives outside the pid
-        // namespace, so it shows as parent 0; anything else means it already died.
+        // SAFETY: setsid, prctl and getppid take no pointers. A session (and process
+        // group) of its own lets the helper and the engine end the command with every
+        // process it started. The helper lives outside the pid namespace, so it shows as
+        // parent 0; anything else means it already died.
         unsafe {
+            libc::setsid();
             libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,
@@ -739,8 +742,11 @@ fn wait_child_or_parent(child: libc::pid_t, parent_fd: c_int) -> c_int {
                 continue;
             }
             if fds[1].revents != 0 && fds[0].revents == 0 {
-                // SAFETY: signals our own child.
-                unsafe { libc::kill(child, libc::SIGKILL) };
+                // SAFETY: signals our own child's process group, then the child.
+                unsafe {
+                    libc::kill(-child, libc::SIGKILL);
+                    libc::kill(child, libc::SIGKILL);
+                }
                 killed = true;
                 continue;
             }

@@ -534,8 +534,17 @@ impl ExecChild {
         self.pid
     }
 
-    /// Kills the command (through its helper).
+    /// Kills the command with every process of its process group, then its helper.
     pub fn kill(&self) {
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
+            .unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) takes no pointers; the command leads its own process group.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = pidfd_signal(&self.pidfd, libc::SIGKILL);
     }
 

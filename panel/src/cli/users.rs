@@ -89,7 +89,7 @@ pub fn run_user(database: &str, cmd: UserCmd) -> anyhow::Result<()> {
             (Some(_), None) => anyhow::bail!("only customers have a plan"),
             (None, _) => None,
         };
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
+        let hash = auth::hash_bounded(password).await?;
         let id = db.create_user(&name, role, reseller_id, &hash).await?;
         if let Some(plan_id) = plan_id {
             db.set_user_plan(id, plan_id).await?;

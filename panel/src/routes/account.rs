@@ -94,9 +94,10 @@ async fn change_password(
     }
     let stored = session.user.password_hash.clone();
     let current = Secret(f.current);
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&current, Some(&stored)))
-        .await
-        .unwrap_or(false);
+    let ok = match auth::verify_bounded(current, Some(stored)).await {
+        Ok(ok) => ok,
+        Err(e) => return e.into_response(),
+    };
     if !ok {
         let _ = st
             .db
@@ -110,10 +111,9 @@ async fn change_password(
         return refuse("The current password is wrong; nothing changed.").await;
     }
     let new = Secret(f.new);
-    let hash = match tokio::task::spawn_blocking(move || auth::hash_password(&new)).await {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return e.into_response(),
-        Err(e) => return crate::error::AppError::from(e).into_response(),
+    let hash = match auth::hash_bounded(new).await {
+        Ok(h) => h,
+        Err(e) => return e.into_response(),
     };
     let keep = session_hash(&headers).unwrap_or_default();
     if let Err(e) = st.db.set_password(session.user.id, &hash, &keep).await {

@@ -82,7 +82,7 @@ pub(crate) async fn create_reseller_for(
     crate::cli::valid_user_name(&req.name).map_err(|e| AppError::Unprocessable(e.to_string()))?;
     auth::check_password_strength(&req.password)?;
     let pw = Secret(req.password);
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await??;
+    let hash = auth::hash_bounded(pw).await?;
     st.db
         .create_user(&req.name, Role::Reseller, None, &hash)
         .await?;
@@ -333,7 +333,7 @@ pub(crate) async fn create_customer_for(
         .await?
         .ok_or_else(|| AppError::Unprocessable(format!("you have no plan named {:?}", req.plan)))?;
     let pw = Secret(req.password);
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await??;
+    let hash = auth::hash_bounded(pw).await?;
     let id = st
         .db
         .create_user(&req.name, Role::Customer, Some(caller.id), &hash)

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use acetate_engine::size::{parse_bytes, parse_cpus};
-use acetate_engine::{ContainerInfo, ContainerSpec, ExecIo, Limits, Usage};
+use acetate_engine::{ContainerInfo, ContainerSpec, Limits, Usage};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State as AxState};
 use axum::http::{header, StatusCode};
@@ -831,6 +831,9 @@ pub(crate) async fn destroy_for(
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
     pub command: Vec<String>,
+    /// Seconds before the command is killed (default 60, at most 600).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -838,10 +841,11 @@ pub struct ExecResponse {
     pub exit_code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// Output past the bound (1 MiB per stream) was cut and the command's pipe closed.
+    pub truncated: bool,
+    /// The command ran out of time and was killed.
+    pub timed_out: bool,
 }
-
-/// Output kept of a command run through the API, per stream.
-pub const MAX_EXEC_OUTPUT: u64 = 1 << 20;
 
 async fn exec(
     AxState(st): AxState<AppState>,
@@ -850,75 +854,65 @@ async fn exec(
     Query(q): Query<OwnerQuery>,
     ApiJson(req): ApiJson<ExecRequest>,
 ) -> AppResult<Json<ExecResponse>> {
-    exec_in(&st, &caller.0, &name, q.owner.as_deref(), req.command)
-        .await
-        .map(Json)
+    exec_in(
+        &st,
+        &caller.0,
+        &name,
+        q.owner.as_deref(),
+        req.command,
+        req.timeout_seconds,
+    )
+    .await
+    .map(Json)
 }
 
-/// Runs a command in a container of the caller's scope; output kept up to
-/// `MAX_EXEC_OUTPUT` per stream (API and web pages).
+/// Runs a command in a container of the caller's scope, within the caller's share of
+/// concurrent commands, its timeout and the output bound (API and web pages).
 pub(crate) async fn exec_in(
     st: &AppState,
     caller: &User,
     name: &str,
     owner: Option<&str>,
     command: Vec<String>,
+    timeout_seconds: Option<u64>,
 ) -> AppResult<ExecResponse> {
-    let caller = Caller(caller.clone());
-    let req = ExecRequest { command };
-    if req.command.is_empty() {
+    if command.is_empty() {
         return Err(AppError::Unprocessable(
             "command: give at least the program to run".into(),
         ));
     }
-    let row = resolve(st, &caller.0, name, owner).await?;
-    let engine_name = row.engine_name.clone();
-    let command = req.command.clone();
-    let (code, stdout, stderr) = st
-        .engine(move |e| {
-            use std::io::{Read, Seek};
-            use std::os::fd::AsRawFd;
-            let io_err = |err: std::io::Error| acetate_engine::Error::Sys {
-                op: "capture output".into(),
-                source: err,
-            };
-            let mut out = tempfile::tempfile().map_err(io_err)?;
-            let mut err = tempfile::tempfile().map_err(io_err)?;
-            let null = std::fs::File::open("/dev/null").map_err(io_err)?;
-            let code = e.exec(
-                &engine_name,
-                &command,
-                &[],
-                ExecIo {
-                    stdin: Some(null.as_raw_fd()),
-                    stdout: Some(out.as_raw_fd()),
-                    stderr: Some(err.as_raw_fd()),
-                },
-            )?;
-            let read = |f: &mut std::fs::File| -> std::io::Result<String> {
-                f.rewind()?;
-                let mut buf = Vec::new();
-                f.take(MAX_EXEC_OUTPUT).read_to_end(&mut buf)?;
-                Ok(String::from_utf8_lossy(&buf).into_owned())
-            };
-            Ok((
-                code,
-                read(&mut out).map_err(io_err)?,
-                read(&mut err).map_err(io_err)?,
-            ))
-        })
-        .await?;
+    let timeout = st.exec.timeout(timeout_seconds)?;
+    let row = resolve(st, caller, name, owner).await?;
+    let _permit = st.exec.admit(caller.id)?;
+    let max_output = st.exec.limits().max_output;
+    let done = crate::exec::run(
+        st.engine.clone(),
+        row.engine_name.clone(),
+        command,
+        timeout,
+        max_output,
+    )
+    .await?;
+    let mut result = format!("exit {}", done.exit_code);
+    if done.timed_out {
+        result.push_str(", timed out");
+    }
+    if done.truncated {
+        result.push_str(", output cut");
+    }
     st.db
         .audit(
-            Some(&caller.0),
+            Some(caller),
             "container.exec",
             &format!("{}/{}", row.owner, row.name),
-            &format!("exit {code}"),
+            &result,
         )
         .await?;
     Ok(ExecResponse {
-        exit_code: code,
-        stdout,
-        stderr,
+        exit_code: done.exit_code,
+        stdout: done.stdout,
+        stderr: done.stderr,
+        truncated: done.truncated,
+        timed_out: done.timed_out,
     })
 }

@@ -229,26 +229,24 @@ async fn login(
             Some("The form expired; please try again.".into()),
         );
     }
-    let locked_address = st
-        .logins
-        .lock()
-        .expect("login limiter")
-        .check_from(&address, Instant::now());
-    if let Err(left) = locked_address {
-        let minutes = left.as_secs().div_ceil(60);
-        let msg =
-            format!("Too many failed logins from your address: try again in {minutes} minute(s).");
-        return login_form(&headers, StatusCode::TOO_MANY_REQUESTS, f.name, Some(msg));
-    }
     let locked = st
         .logins
         .lock()
         .expect("login limiter")
-        .check(&f.name, Instant::now());
-    if let Err(left) = locked {
-        let minutes = left.as_secs().div_ceil(60);
-        let msg =
-            format!("Too many failed logins: this account is locked for {minutes} more minute(s).");
+        .check(&f.name, &address, Instant::now());
+    if let Err(why) = locked {
+        use crate::auth::Locked;
+        let msg = match why {
+            Locked::Address(left) => format!(
+                "Too many failed logins from your address: try again in {} minute(s).",
+                left.as_secs().div_ceil(60)
+            ),
+            Locked::Account(left) => format!(
+                "Too many failed logins: this account is locked for {} more minute(s) \
+                 from your address.",
+                left.as_secs().div_ceil(60)
+            ),
+        };
         return login_form(&headers, StatusCode::TOO_MANY_REQUESTS, f.name, Some(msg));
     }
     let user = match st.db.user_by_name(&f.name).await {
@@ -257,16 +255,19 @@ async fn login(
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let password = Secret(f.password);
-    let ok =
-        tokio::task::spawn_blocking(move || auth::verify_password(&password, stored.as_deref()))
-            .await
-            .unwrap_or(false);
+    let ok = match auth::verify_bounded(password, stored).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            let msg = e.to_string();
+            return login_form(&headers, e.status(), f.name, Some(msg));
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
-        let now_locked = {
-            let mut limiter = st.logins.lock().expect("login limiter");
-            limiter.failed_from(&address, Instant::now());
-            limiter.failed(&f.name, Instant::now())
-        };
+        let now_locked =
+            st.logins
+                .lock()
+                .expect("login limiter")
+                .failed(&f.name, &address, Instant::now());
         let _ = st.db.audit(None, "login", &f.name, "failed").await;
         let msg = if now_locked {
             "Too many failed logins: this account is locked for 15 minutes."
@@ -280,7 +281,10 @@ async fn login(
         };
         return login_form(&headers, status, f.name, Some(msg.into()));
     };
-    st.logins.lock().expect("login limiter").succeeded(&f.name);
+    st.logins
+        .lock()
+        .expect("login limiter")
+        .succeeded(&f.name, &address);
     // A new session at every login; the one this browser had, if any, ends.
     if let Some(old) = cookie(&headers, SESSION_COOKIE) {
         let _ = st.db.delete_session(&auth::token_hash(&old)).await;
@@ -731,7 +735,7 @@ async fn action(
         "exec" => {
             let command = f.command.unwrap_or_default();
             let argv = vec!["sh".to_string(), "-c".to_string(), command.clone()];
-            return match exec_in(&st, &session.user, &name, None, argv).await {
+            return match exec_in(&st, &session.user, &name, None, argv, None).await {
                 Ok(out) => {
                     render_container(
                         &st,
