@@ -89,7 +89,16 @@ pub struct Budget {
     pub max_lines: usize,
     /// Calls into the host (log, key-value) per call.
     pub max_host_calls: u32,
+    /// Bytes moved through host calls (strings and values in and out) per call: the
+    /// copying they cost the host is not paid for by fuel.
+    pub max_host_bytes: usize,
+    /// Wall-clock time a call may take, whatever it spends its time on (checked by
+    /// epoch interruption every [`EPOCH_TICK`]).
+    pub wall_time: Duration,
 }
+
+/// How often the engine's epoch advances: the resolution of [`Budget::wall_time`].
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 impl Default for Budget {
     fn default() -> Self {
@@ -100,6 +109,8 @@ impl Default for Budget {
             max_log_bytes: 64 << 10,
             max_lines: 1000,
             max_host_calls: 100_000,
+            max_host_bytes: 8 << 20,
+            wall_time: Duration::from_secs(2),
         }
     }
 }
@@ -162,8 +173,10 @@ pub enum Failure {
     OutOfFuel,
     #[error("went over its memory limit")]
     OutOfMemory,
-    #[error("made too many host calls")]
+    #[error("made too many host calls or moved too many bytes through them")]
     TooManyHostCalls,
+    #[error("ran out of time (its wall-clock bound)")]
+    OutOfTime,
     #[error("trapped: {0}")]
     Trapped(String),
     #[error("answered something invalid: {0}")]
@@ -317,6 +330,7 @@ impl Host {
     pub fn new(cache_dir: Option<&Path>, budget: Budget) -> Result<Host, LoadError> {
         let mut config = Config::new();
         config.consume_fuel(true);
+        config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         config.max_wasm_stack(512 << 10);
         // Instances come from a pool: no mmap and munmap per call (which also serializes
@@ -331,6 +345,19 @@ impl Host {
             .table_keep_resident(64 << 10);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        // The wall clock of every call: one thread per host advances the epoch; it ends
+        // with the engine.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            })
+            .map_err(LoadError::Cache)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
@@ -543,6 +570,9 @@ impl Host {
         let mut store = Store::new(&self.engine, State::new(&self.budget, kv));
         store.limiter(|state| &mut state.limiter);
         store.set_fuel(self.budget.fuel).expect("fuel is enabled");
+        let ticks = self.budget.wall_time.as_millis() / EPOCH_TICK.as_millis();
+        store.set_epoch_deadline(ticks.max(1) as u64);
+        store.epoch_deadline_trap();
         let outcome = call(&mut store);
         let fuel_used = self.budget.fuel - store.get_fuel().unwrap_or(0);
         let state = store.data_mut();
@@ -584,6 +614,9 @@ impl<T> Call<T> {
 fn classify(error: wasmtime::Error, state: &State) -> Failure {
     if let Some(Trap::OutOfFuel) = error.downcast_ref::<Trap>() {
         return Failure::OutOfFuel;
+    }
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        return Failure::OutOfTime;
     }
     if state.limiter.refused {
         return Failure::OutOfMemory;

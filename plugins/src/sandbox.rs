@@ -55,6 +55,8 @@ pub(crate) struct State {
     pub(crate) kv_changes: KvChanges,
     host_calls: u32,
     max_host_calls: u32,
+    host_bytes: usize,
+    max_host_bytes: usize,
     pub(crate) host_calls_exceeded: bool,
 }
 
@@ -92,6 +94,8 @@ impl State {
             kv_changes: KvChanges::default(),
             host_calls: 0,
             max_host_calls: budget.max_host_calls,
+            host_bytes: 0,
+            max_host_bytes: budget.max_host_bytes,
             host_calls_exceeded: false,
         }
     }
@@ -103,6 +107,21 @@ impl State {
         if self.host_calls > self.max_host_calls {
             self.host_calls_exceeded = true;
             wasmtime::bail!("more than {} host calls", self.max_host_calls);
+        }
+        Ok(())
+    }
+
+    /// Counts a host call that moves `bytes` (arguments and results); past the byte
+    /// budget the call traps.
+    fn host_call_moving(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        self.host_call()?;
+        self.host_bytes = self.host_bytes.saturating_add(bytes);
+        if self.host_bytes > self.max_host_bytes {
+            self.host_calls_exceeded = true;
+            wasmtime::bail!(
+                "moved more than {} bytes through host calls",
+                self.max_host_bytes
+            );
         }
         Ok(())
     }
@@ -205,7 +224,7 @@ impl crate::bindings::types::Host for State {}
 
 impl log::Host for State {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        self.host_call()?;
+        self.host_call_moving(message.len())?;
         let level = match level {
             log::Level::Debug => LogLevel::Debug,
             log::Level::Info => LogLevel::Info,
@@ -219,12 +238,13 @@ impl log::Host for State {
 
 impl kv::Host for State {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        self.host_call()?;
-        Ok(self.kv_value(&key).cloned())
+        let value = self.kv_value(&key).cloned();
+        self.host_call_moving(key.len() + value.as_ref().map_or(0, Vec::len))?;
+        Ok(value)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        self.host_call()?;
+        self.host_call_moving(key.len() + value.len())?;
         if key.is_empty() || key.len() > KV_MAX_KEY {
             return Ok(Err(format!("keys are 1 to {KV_MAX_KEY} bytes")));
         }
@@ -256,7 +276,7 @@ impl kv::Host for State {
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        self.host_call()?;
+        self.host_call_moving(key.len())?;
         if self.kv_base.contains_key(&key) {
             self.kv_changes.0.insert(key, None);
         } else {

@@ -266,6 +266,45 @@ fn hostile_plugins_are_stopped_within_their_budget() {
     let call = stingy.billing(&flood, &billing_input(vec![usage("web", 0, 1)]), empty());
     assert_eq!(call.result, Err(Failure::TooManyHostCalls));
 
+    // Host calls that make the host copy 4 MiB strings are stopped by their byte budget
+    // long before the call budget, whatever fuel the guest has left.
+    let copier = roomy.load(&example("hostile_hostcalls").unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    let call = roomy.hook(&copier, &event, empty());
+    assert_eq!(call.result, Err(Failure::TooManyHostCalls));
+    assert!(
+        started.elapsed() < roomy.budget().wall_time,
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Whatever a call spends its time on, the wall clock stops it: a loop with fuel to
+    // spare, and the copier with no byte budget to speak of.
+    let timed = Host::new(
+        None,
+        Budget {
+            fuel: u64::MAX / 2,
+            max_host_bytes: usize::MAX,
+            max_host_calls: u32::MAX,
+            wall_time: std::time::Duration::from_millis(300),
+            ..Budget::default()
+        },
+    )
+    .unwrap();
+    for plugin in ["hostile_loop", "hostile_hostcalls"] {
+        let p = timed.load(&example(plugin).unwrap()).unwrap();
+        let started = std::time::Instant::now();
+        let call = timed.hook(&p, &event, empty());
+        assert_eq!(call.result, Err(Failure::OutOfTime), "{plugin}");
+        // The bound is checked at every epoch tick and in host calls' returns; a 4 MiB
+        // copy is the most that can run past it.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{plugin} stopped after {:?}",
+            started.elapsed()
+        );
+    }
+
     // After all that the host serves a good plugin as before.
     let good = host.load(&example("naming_policy").unwrap()).unwrap();
     assert_eq!(
