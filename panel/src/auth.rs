@@ -197,7 +197,8 @@ impl LoginLimiter {
         Ok(())
     }
 
-    /// Records a failed login; returns true if it locked `name` for `address`.
+    /// Records a failed login; returns true if it locked `name` for `address` (a lock of
+    /// the address itself shows from the next attempt on).
     pub fn failed(&mut self, name: &str, address: &str, now: std::time::Instant) -> bool {
         self.count(
             &format!("ip:{address}"),
@@ -206,7 +207,7 @@ impl LoginLimiter {
         );
         self.count(&format!("acct:{name}"), Self::MAX_FAILURES_PER_ACCOUNT, now);
         self.count(&format!("pair:{address}\0{name}"), Self::MAX_FAILURES, now);
-        self.check(name, address, now).is_err()
+        matches!(self.check(name, address, now), Err(Locked::Account(_)))
     }
 
     fn count(&mut self, key: &str, max: usize, now: std::time::Instant) {
@@ -344,7 +345,7 @@ mod limiter_tests {
             assert!(!l.failed(&format!("user{i}"), "10.0.0.9", t));
         }
         assert!(l.check("someone", "10.0.0.9", t).is_ok());
-        assert!(l.failed("user-last", "10.0.0.9", t));
+        assert!(!l.failed("user-last", "10.0.0.9", t));
         assert!(matches!(
             l.check("someone", "10.0.0.9", t),
             Err(Locked::Address(_))
