@@ -21,6 +21,9 @@ pub enum TemplateCmd {
         name: String,
         /// A directory holding a root filesystem, or a tarball of one.
         path: PathBuf,
+        /// Keep set-uid and set-gid bits (cleared by default: only for a template you trust).
+        #[arg(long)]
+        allow_setuid: bool,
     },
 }
 
@@ -62,8 +65,16 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
             });
         }
         TemplateCmd::Build(BuildCmd::Host) => print_one(out, &engine.build_host_template()?),
-        TemplateCmd::Import { name, path } => {
-            print_one(out, &engine.import_template(&name, &path)?)
+        TemplateCmd::Import {
+            name,
+            path,
+            allow_setuid,
+        } => {
+            let opts = acetate_engine::template::ImportOptions {
+                allow_setid: allow_setuid,
+                ..Default::default()
+            };
+            print_one(out, &engine.import_template_with(&name, &path, &opts)?)
         }
     }
     Ok(0)
