@@ -158,13 +158,9 @@ fn cg_err(op: impl Into<String>) -> impl FnOnce(cgroups_rs::fs::error::Error) ->
 }
 
 impl ContainerCgroup {
-    /// The cgroup of container `name` under the default parent (nothing is created yet).
-    pub fn new(name: &str) -> Self {
-        Self::under(PARENT, name)
-    }
-
-    /// The cgroup of container `name` under the engine's `parent` group.
-    pub fn under(parent: &str, name: &str) -> Self {
+    /// The cgroup of container `name` under the engine's `parent` group (nothing is
+    /// created yet).
+    pub fn new(parent: &str, name: &str) -> Self {
         let hier: Box<dyn Hierarchy> = Box::new(host_hierarchy().clone());
         let rel = format!("{parent}/{name}");
         let controllers: &[&str] = if hier.v2() {

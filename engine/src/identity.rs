@@ -7,7 +7,6 @@
 //! longer names that slot, is stale and may be taken over.
 
 use std::fs;
-use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,7 +94,8 @@ pub(crate) fn claim_in(registry: &Path, state_dir: &Path) -> Result<Identity> {
     let stored: Option<Identity> = store::read_json(&file)?;
     let id = match stored {
         Some(id) => match live_holder(registry, id.slot) {
-            Some(other) if other != me => {
+            Some(holder) if holder == me => return Ok(id),
+            Some(other) => {
                 return Err(Error::Unsupported(format!(
                     "the id range of slot {} (host uids {}..{}) and cgroup {:?} of the \
                          engine at {} are already used by the engine at {}: two state dirs \
@@ -112,7 +112,7 @@ pub(crate) fn claim_in(registry: &Path, state_dir: &Path) -> Result<Identity> {
                     id.slot,
                 )))
             }
-            _ => id,
+            None => id,
         },
         None => {
             // The default state dir, and state dirs made before slots existed (their
@@ -144,24 +144,6 @@ pub(crate) fn claim_in(registry: &Path, state_dir: &Path) -> Result<Identity> {
     fs::write(&tmp, me.as_os_str().as_encoded_bytes()).ctx("write", &tmp)?;
     fs::rename(&tmp, &claim).ctx("write", &claim)?;
     Ok(id)
-}
-
-/// Gives the slot of `state_dir` back (when the state dir is being removed).
-pub fn release(state_dir: &Path) {
-    let Ok(me) = fs::canonicalize(state_dir) else {
-        return;
-    };
-    let Ok(Some(id)) = store::read_json::<Identity>(&me.join("engine.json")) else {
-        return;
-    };
-    let registry = Path::new(REGISTRY);
-    if live_holder(registry, id.slot).as_deref() == Some(me.as_path()) {
-        match fs::remove_file(claim_path(registry, id.slot)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(error = %e, "could not release the engine's slot"),
-        }
-    }
 }
 
 #[cfg(test)]

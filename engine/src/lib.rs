@@ -111,6 +111,8 @@ pub struct ContainerInfo {
 pub struct Engine {
     layout: Layout,
     identity: identity::Identity,
+    /// `identity.cgroup_parent()`, made once.
+    cgroup_parent: String,
     init: File,
     seccomp: SeccompPrograms,
     fail_point: Option<&'static str>,
@@ -209,6 +211,7 @@ impl Engine {
         };
         Ok(Engine {
             layout,
+            cgroup_parent: identity.cgroup_parent(),
             identity,
             init,
             seccomp: security::seccomp_programs()?,
@@ -239,7 +242,7 @@ impl Engine {
 
     /// The cgroup of container `name`.
     pub fn cgroup(&self, name: &str) -> ContainerCgroup {
-        ContainerCgroup::under(&self.identity.cgroup_parent(), name)
+        ContainerCgroup::new(&self.cgroup_parent, name)
     }
 
     // ---- templates -------------------------------------------------------------------

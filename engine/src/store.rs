@@ -280,3 +280,27 @@ mod tests {
         Lock::acquire_in(&dir, Duration::from_millis(50)).unwrap();
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::Layout;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_state_dir_others_may_read_is_narrowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Layout::new(&root).ensure().unwrap();
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o711);
+        for sub in ["containers", "templates", "locks"] {
+            let mode = std::fs::metadata(root.join(sub))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{sub}");
+        }
+    }
+}

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::store::{read_json, unix_now, write_json, Layout};
-use crate::unpack::unpack;
 pub use crate::unpack::ImportOptions;
+use crate::unpack::{unpack, Tally};
 
 /// What `template list` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,40 +37,6 @@ enum Mode {
     Copy,
 }
 
-#[derive(Debug)]
-struct Counts {
-    entries: u64,
-    bytes: u64,
-    max_entries: u64,
-    max_bytes: u64,
-    /// Set-uid/set-gid bits are kept (the host template, or a provider's choice).
-    keep_setid: bool,
-    setid_cleared: u64,
-}
-
-impl Counts {
-    fn new(opts: &ImportOptions) -> Counts {
-        Counts {
-            entries: 0,
-            bytes: 0,
-            max_entries: opts.max_entries,
-            max_bytes: opts.max_bytes,
-            keep_setid: opts.allow_setid,
-            setid_cleared: 0,
-        }
-    }
-
-    /// The mode to give a copy of a file with `mode`.
-    fn file_mode(&mut self, mode: u32) -> u32 {
-        let mode = mode & 0o7777;
-        if mode & 0o6000 != 0 && !self.keep_setid {
-            self.setid_cleared += 1;
-            return mode & !0o6000;
-        }
-        mode
-    }
-}
-
 /// Files of the host's /etc that must not reach tenants even if world-readable.
 const ETC_SECRETS: &[&str] = &[
     "shadow",
@@ -91,17 +57,11 @@ fn clone_tree(
     dst: &Path,
     mode: Mode,
     skip: &dyn Fn(&Path) -> bool,
-    counts: &mut Counts,
+    counts: &mut Tally,
 ) -> Result<()> {
-    if counts.entries >= counts.max_entries {
-        return Err(Error::Unsupported(format!(
-            "the tree has more than {} entries, the most a template may have",
-            counts.max_entries
-        )));
-    }
+    counts.entry()?;
     let meta = fs::symlink_metadata(src).ctx("read", src)?;
     let ft = meta.file_type();
-    counts.entries += 1;
     if ft.is_dir() {
         fs::DirBuilder::new()
             .mode(0o700)
@@ -133,14 +93,8 @@ fn clone_tree(
         std::os::unix::fs::symlink(&target, dst).ctx("create link", dst)?;
         std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).ctx("chown", dst)?;
     } else if ft.is_file() {
-        counts.bytes += meta.len();
-        if counts.bytes > counts.max_bytes {
-            return Err(Error::Unsupported(format!(
-                "the tree holds more than {}, the most a template may hold",
-                crate::size::format_bytes(counts.max_bytes)
-            )));
-        }
-        let file_mode = counts.file_mode(meta.mode());
+        counts.bytes(meta.len())?;
+        let file_mode = counts.mode(meta.mode());
         let linked = mode == Mode::Link
             && file_mode == meta.mode() & 0o7777
             && fs::hard_link(src, dst).is_ok();
@@ -218,7 +172,7 @@ fn fresh_shadow(etc: &Path) -> Result<()> {
 }
 
 /// Builds the host template's tree at `rootfs` from the host's `/`.
-fn build_host_tree(host: &Path, rootfs: &Path, counts: &mut Counts) -> Result<()> {
+fn build_host_tree(host: &Path, rootfs: &Path, counts: &mut Tally) -> Result<()> {
     fs::DirBuilder::new()
         .mode(0o755)
         .create(rootfs)
@@ -302,7 +256,7 @@ fn install(
     name: &str,
     source: &str,
     opts: &ImportOptions,
-    fill: impl FnOnce(&Path, &mut Counts) -> Result<()>,
+    fill: impl FnOnce(&Path, &mut Tally) -> Result<()>,
 ) -> Result<TemplateInfo> {
     let final_dir = layout.template(name);
     if final_dir.exists() {
@@ -317,12 +271,12 @@ fn install(
         .create(&scratch)
         .ctx("create directory", &scratch)?;
     let result = (|| {
-        let mut counts = Counts::new(opts);
+        let mut counts = Tally::new(opts, source);
         fill(&scratch.join("rootfs"), &mut counts)?;
-        if counts.setid_cleared > 0 {
+        if counts.done.setid_cleared > 0 {
             tracing::warn!(
                 template = name,
-                files = counts.setid_cleared,
+                files = counts.done.setid_cleared,
                 "set-uid/set-gid bits cleared (allow them with --allow-setuid)"
             );
         }
@@ -330,8 +284,8 @@ fn install(
             name: name.to_string(),
             source: source.to_string(),
             created_at: unix_now(),
-            entries: counts.entries,
-            bytes: counts.bytes,
+            entries: counts.done.entries,
+            bytes: counts.done.bytes,
             containers: 0,
         };
         write_json(&scratch.join("template.json"), &info)?;
@@ -383,9 +337,7 @@ pub fn import(
                 .create(rootfs)
                 .ctx("create directory", rootfs)?;
             let done = unpack(&source, rootfs, opts)?;
-            counts.entries = done.entries;
-            counts.bytes = done.bytes;
-            counts.setid_cleared = done.setid_cleared;
+            counts.done = done;
             if done.devices_dropped > 0 {
                 tracing::warn!(
                     template = name,

@@ -88,7 +88,7 @@ pub fn leftovers(layout: &Layout, name: &str) -> Vec<String> {
         found.push(format!("loop device {}", dev.display()));
     }
     let parent = crate::identity::Identity::stored(layout.root()).cgroup_parent();
-    for p in ContainerCgroup::under(&parent, name).paths() {
+    for p in ContainerCgroup::new(&parent, name).paths() {
         if p.exists() {
             found.push(format!("cgroup {}", p.display()));
         }

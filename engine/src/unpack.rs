@@ -48,6 +48,62 @@ pub struct Unpacked {
     pub setid_cleared: u64,
 }
 
+/// What an import brought in so far, held to its [`ImportOptions`]: used alike for
+/// tarballs and for directory trees.
+#[derive(Debug)]
+pub struct Tally {
+    pub opts: ImportOptions,
+    pub done: Unpacked,
+    /// What is being imported, for messages.
+    pub source: String,
+}
+
+impl Tally {
+    pub fn new(opts: &ImportOptions, source: impl Into<String>) -> Tally {
+        Tally {
+            opts: *opts,
+            done: Unpacked::default(),
+            source: source.into(),
+        }
+    }
+
+    /// Counts one more entry; refused past the bound.
+    pub fn entry(&mut self) -> Result<()> {
+        self.done.entries += 1;
+        if self.done.entries > self.opts.max_entries {
+            return Err(refuse(format!(
+                "{} has more than {} entries, the most a template may have",
+                self.source, self.opts.max_entries
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` more of file contents (before they are written); refused past the
+    /// bound.
+    pub fn bytes(&mut self, bytes: u64) -> Result<()> {
+        if self.done.bytes.saturating_add(bytes) > self.opts.max_bytes {
+            return Err(refuse(format!(
+                "{} unpacks to more than {}, the most a template may hold",
+                self.source,
+                crate::size::format_bytes(self.opts.max_bytes)
+            )));
+        }
+        self.done.bytes += bytes;
+        Ok(())
+    }
+
+    /// The mode a file of `mode` gets: set-uid/set-gid cleared unless allowed.
+    pub fn mode(&mut self, mode: u32) -> u32 {
+        let mode = mode & 0o7777;
+        if mode & 0o6000 != 0 && !self.opts.allow_setid {
+            self.done.setid_cleared += 1;
+            return mode & !0o6000;
+        }
+        mode
+    }
+}
+
 fn refuse(msg: impl Into<String>) -> Error {
     Error::Unsupported(msg.into())
 }
@@ -56,14 +112,7 @@ fn errno() -> std::io::Error {
     std::io::Error::last_os_error()
 }
 
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-/// `openat2(dir, path, flags, resolve)`.
+/// `openat2(dir, path, flags, resolve)` as an owned descriptor.
 pub(crate) fn openat2(
     dir: RawFd,
     path: &Path,
@@ -72,26 +121,10 @@ pub(crate) fn openat2(
 ) -> std::io::Result<OwnedFd> {
     let c =
         CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve,
-    };
-    // SAFETY: openat2 with a valid path and a properly sized open_how.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir,
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(errno());
-    }
+    let fd = crate::runtime::rootfs::openat2(dir, &c, flags, resolve)
+        .map_err(std::io::Error::from_raw_os_error)?;
     // SAFETY: a fresh descriptor that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A directory under construction, every operation confined to it.
@@ -445,28 +478,18 @@ fn unpack_stream(
     let shown = archive.display();
     let bad = |e: std::io::Error| refuse(format!("cannot unpack {shown} as a tarball: {e}"));
     let mut tar = tar::Archive::new(stream);
-    let mut done = Unpacked::default();
+    let mut tally = Tally::new(opts, shown.to_string());
     let mut dirs = Vec::new();
     for entry in tar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
-        done.entries += 1;
-        if done.entries > opts.max_entries {
-            return Err(refuse(format!(
-                "{shown} has more than {} entries, the most a template may have",
-                opts.max_entries
-            )));
-        }
+        tally.entry()?;
         let raw = entry.path().map_err(bad)?.into_owned();
         let rel = member_path(&raw)?;
         let header = entry.header().clone();
-        let mut mode = header.mode().map_err(bad)? & 0o7777;
+        let mode = tally.mode(header.mode().map_err(bad)?);
         let uid = id(header.uid(), "owner", &raw)?;
         let gid = id(header.gid(), "group", &raw)?;
         let mtime = header.mtime().unwrap_or(0).min(i64::MAX as u64) as i64;
-        if mode & 0o6000 != 0 && !opts.allow_setid {
-            mode &= !0o6000;
-            done.setid_cleared += 1;
-        }
         use tar::EntryType as T;
         match header.entry_type() {
             T::Directory => {
@@ -483,14 +506,8 @@ fn unpack_stream(
                 if rel.as_os_str().is_empty() {
                     return Err(refuse(format!("{shown}: a file named like the root")));
                 }
-                let size = header.size().map_err(bad)?;
-                if done.bytes.saturating_add(size) > opts.max_bytes {
-                    return Err(refuse(format!(
-                        "{shown} unpacks to more than {}, the most a template may hold",
-                        crate::size::format_bytes(opts.max_bytes)
-                    )));
-                }
-                done.bytes += root.file(&rel, &mut entry, mode, uid, gid, mtime)?;
+                tally.bytes(header.size().map_err(bad)?)?;
+                root.file(&rel, &mut entry, mode, uid, gid, mtime)?;
             }
             T::Symlink => {
                 let target = entry
@@ -509,7 +526,7 @@ fn unpack_stream(
                 root.hard_link(&rel, &target)?;
             }
             T::Fifo => root.fifo(&rel, mode, uid, gid)?,
-            T::Char | T::Block => done.devices_dropped += 1,
+            T::Char | T::Block => tally.done.devices_dropped += 1,
             // Headers tar reads for us (long names, PAX) and anything else: skipped.
             _ => {}
         }
@@ -519,7 +536,7 @@ fn unpack_stream(
     for d in dirs {
         root.finish_dir(&d.path, d.mode, d.uid, d.gid, d.mtime)?;
     }
-    Ok((done, tar.into_inner()))
+    Ok((tally.done, tar.into_inner()))
 }
 
 #[cfg(test)]

@@ -280,6 +280,32 @@ pub async fn verify_bounded(password: Secret, stored: Option<String>) -> AppResu
 }
 
 #[cfg(test)]
+mod pool_tests {
+    use super::{bounded, HASH_QUEUE};
+    use crate::error::AppError;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_work_beyond_the_queue_is_refused_at_once() {
+        let slow = || std::thread::sleep(std::time::Duration::from_millis(100));
+        let tasks: Vec<_> = (0..HASH_QUEUE + 20)
+            .map(|_| tokio::spawn(bounded(slow)))
+            .collect();
+        let mut busy = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => {}
+                Err(AppError::Busy(_)) => busy += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // 2 to 4 run, 64 wait, the rest (about 16) are refused.
+        assert!(busy >= 10, "{busy} of the flood refused");
+        // Once the flood is gone, work is admitted again.
+        assert!(bounded(|| ()).await.is_ok());
+    }
+}
+
+#[cfg(test)]
 mod limiter_tests {
     use super::{Locked, LoginLimiter};
     use std::time::{Duration, Instant};

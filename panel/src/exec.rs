@@ -118,8 +118,8 @@ impl ExecGate {
     }
 }
 
-/// What a command did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a command did (the API's answer to an exec).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Outcome {
     pub exit_code: i32,
     pub stdout: String,

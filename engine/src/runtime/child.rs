@@ -4,75 +4,11 @@
 //! allocates, locks or panics: every input is prepared by the parent, and failures are
 //! reported as `(step, errno)` pairs through a pipe.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_void};
 
+use super::rootfs::{run_op, Op};
 use crate::security::{self, SeccompPrograms};
-
-/// A path inside the container's root, split for the `*at` system calls: the directory
-/// that holds it (`.` for the root itself) and its last component. The child resolves the
-/// directory beneath the root without following any symbolic link, so a template or an
-/// upper layer that turns `proc` or `dev` into a link cannot point a mount at the host.
-#[derive(Debug)]
-pub struct InRoot {
-    pub full: CString,
-    pub parent: CString,
-    pub leaf: CString,
-}
-
-impl InRoot {
-    /// `path` relative to the root, such as `dev/pts` (leading slashes are ignored).
-    pub fn new(path: &str) -> InRoot {
-        let path = path.trim_start_matches('/');
-        let (parent, leaf) = match path.rsplit_once('/') {
-            Some((p, l)) => (p, l),
-            None => (".", path),
-        };
-        let c = |s: &str| CString::new(s).expect("paths of the root layout have no NUL");
-        InRoot {
-            full: c(path),
-            parent: c(parent),
-            leaf: c(leaf),
-        }
-    }
-}
-
-/// Where a mount comes from.
-#[derive(Debug)]
-pub enum Source {
-    /// A filesystem's name (`proc`, `tmpfs`...): no path.
-    Name(CString),
-    /// A path of the host (such as `/dev/null`), trusted.
-    Host(CString),
-    /// A path inside the container's root, resolved like a target.
-    InRoot(InRoot),
-}
-
-/// One filesystem step of the container's root setup.
-#[derive(Debug)]
-pub enum Op {
-    /// `mkdir`, existing is fine (but not as a symbolic link).
-    Mkdir { path: InRoot, mode: u32 },
-    /// Creates an empty file if missing (a bind target for a device node).
-    Touch { path: InRoot },
-    /// `mount(2)`; with `optional`, a missing target is skipped.
-    Mount {
-        src: Source,
-        dst: InRoot,
-        fstype: Option<CString>,
-        flags: libc::c_ulong,
-        data: Option<CString>,
-        optional: bool,
-    },
-    /// Bind `dst` onto itself, then remount it read-only keeping `flags`.
-    ReadOnly {
-        dst: InRoot,
-        flags: libc::c_ulong,
-        optional: bool,
-    },
-    /// `symlink(target, link)`, existing is fine.
-    Symlink { target: CString, link: InRoot },
-}
 
 /// Everything the container's first process needs, prepared by the parent.
 #[derive(Debug)]
@@ -135,200 +71,6 @@ fn ok_or_fail(rc: c_int, err_fd: c_int, step: u32) {
     if rc != 0 {
         fail(err_fd, step, errno());
     }
-}
-
-fn ptr(s: &Option<CString>) -> *const c_char {
-    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
-}
-
-/// `struct open_how` of `openat2(2)` (libc's is non-exhaustive).
-#[repr(C)]
-pub(crate) struct OpenHow {
-    pub flags: u64,
-    pub mode: u64,
-    pub resolve: u64,
-}
-
-/// Opens `path` beneath the directory `root` without following any symbolic link (nor
-/// `..` out of it): `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`.
-pub(crate) fn open_beneath(root: c_int, path: &CStr, flags: c_int) -> Result<c_int, i32> {
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: openat2 with a valid path and a properly sized open_how.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root,
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        Err(errno())
-    } else {
-        Ok(fd as c_int)
-    }
-}
-
-/// A descriptor that is closed when dropped (plain `close`, fine between fork and exec).
-struct Fd(c_int);
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: closing a descriptor this process opened.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// `/proc/self/fd/<fd>` in a stack buffer, NUL-terminated: the path by which `mount(2)`
-/// reaches exactly the file a descriptor holds.
-struct FdPath([u8; 32]);
-
-impl FdPath {
-    fn new(fd: c_int) -> FdPath {
-        let mut buf = [0u8; 32];
-        let prefix = b"/proc/self/fd/";
-        buf[..prefix.len()].copy_from_slice(prefix);
-        let mut digits = [0u8; 10];
-        let mut n = fd as u32;
-        let mut len = 0;
-        loop {
-            digits[len] = b'0' + (n % 10) as u8;
-            len += 1;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for i in 0..len {
-            buf[prefix.len() + i] = digits[len - 1 - i];
-        }
-        FdPath(buf)
-    }
-    fn as_ptr(&self) -> *const c_char {
-        self.0.as_ptr() as *const c_char
-    }
-}
-
-fn parent_of(root: c_int, p: &InRoot) -> Result<Fd, i32> {
-    open_beneath(root, &p.parent, libc::O_PATH | libc::O_DIRECTORY).map(Fd)
-}
-
-fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
-    // SAFETY: every pointer comes from a CString owned by the (copied) parent memory or a
-    // stack buffer; descriptors are our own.
-    unsafe {
-        match op {
-            Op::Mkdir { path, mode } => {
-                let dir = parent_of(root, path)?;
-                if libc::mkdirat(dir.0, path.leaf.as_ptr(), *mode) != 0 && errno() != libc::EEXIST {
-                    return Err(errno());
-                }
-                // Whatever is there must be a directory, not a link to one.
-                drop(Fd(open_beneath(
-                    root,
-                    &path.full,
-                    libc::O_PATH | libc::O_DIRECTORY,
-                )?));
-            }
-            Op::Touch { path } => {
-                let dir = parent_of(root, path)?;
-                let fd = libc::openat(
-                    dir.0,
-                    path.leaf.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                    0o666,
-                );
-                if fd < 0 {
-                    return Err(errno());
-                }
-                libc::close(fd);
-            }
-            Op::Mount {
-                src,
-                dst,
-                fstype,
-                flags,
-                data,
-                optional,
-            } => {
-                let target = match open_beneath(root, &dst.full, libc::O_PATH) {
-                    Ok(fd) => Fd(fd),
-                    Err(libc::ENOENT) if *optional => return Ok(()),
-                    Err(e) => return Err(e),
-                };
-                let target_path = FdPath::new(target.0);
-                let source_fd;
-                let source_path;
-                let src_ptr = match src {
-                    Source::Name(n) | Source::Host(n) => n.as_ptr(),
-                    Source::InRoot(p) => {
-                        source_fd = Fd(open_beneath(root, &p.full, libc::O_PATH)?);
-                        source_path = FdPath::new(source_fd.0);
-                        source_path.as_ptr()
-                    }
-                };
-                let rc = libc::mount(
-                    src_ptr,
-                    target_path.as_ptr(),
-                    ptr(fstype),
-                    *flags,
-                    ptr(data) as *const c_void,
-                );
-                if rc != 0 {
-                    return Err(errno());
-                }
-            }
-            Op::ReadOnly {
-                dst,
-                flags,
-                optional,
-            } => {
-                let target = match open_beneath(root, &dst.full, libc::O_PATH) {
-                    Ok(fd) => Fd(fd),
-                    Err(libc::ENOENT) if *optional => return Ok(()),
-                    Err(e) => return Err(e),
-                };
-                let path = FdPath::new(target.0);
-                let rc = libc::mount(
-                    path.as_ptr(),
-                    path.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND | libc::MS_REC,
-                    std::ptr::null(),
-                );
-                if rc != 0 {
-                    return Err(errno());
-                }
-                // The descriptor still names the mount below the new bind: look it up again.
-                let top = Fd(open_beneath(root, &dst.full, libc::O_PATH)?);
-                let path = FdPath::new(top.0);
-                let rc = libc::mount(
-                    std::ptr::null(),
-                    path.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
-                    std::ptr::null(),
-                );
-                if rc != 0 {
-                    return Err(errno());
-                }
-            }
-            Op::Symlink { target, link } => {
-                let dir = parent_of(root, link)?;
-                if libc::symlinkat(target.as_ptr(), dir.0, link.leaf.as_ptr()) != 0
-                    && errno() != libc::EEXIST
-                {
-                    return Err(errno());
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Closes every descriptor of this process but those in `keep` (sorted ascending) and
@@ -599,7 +341,7 @@ pub struct ExecCtx {
 }
 
 /// Most hierarchies a cgroup lives in (v1: one per controller).
-const MAX_CGROUP_DIRS: usize = 12;
+pub const MAX_CGROUP_DIRS: usize = 12;
 
 const JOIN_FLAGS: c_int = libc::CLONE_NEWUSER
     | libc::CLONE_NEWNS
@@ -623,7 +365,9 @@ fn write_stderr(parts: &[&[u8]]) {
 pub fn exec_helper(ctx: &ExecCtx) -> ! {
     let err_fd = ctx.err_fd;
     let parent_fd = watch_parent(ctx.parent, err_fd);
-    let mut keep = [-1 as c_int; MAX_CGROUP_DIRS + 3];
+    // The cgroup's `cgroup.procs` files, opened as host root before entering the
+    // namespaces; the command writes itself into them.
+    let mut cgroup_fds = [-1 as c_int; MAX_CGROUP_DIRS];
     // SAFETY: plain system calls with pointers into the parent's prepared data.
     unsafe {
         for (i, fd) in ctx.stdio.iter().enumerate() {
@@ -631,17 +375,16 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
                 fail(err_fd, step::STDIO, errno());
             }
         }
-        keep[0] = err_fd;
-        keep[1] = ctx.pidfd;
-        keep[2] = parent_fd;
-        for (i, procs) in ctx.cgroup_procs.iter().take(MAX_CGROUP_DIRS).enumerate() {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
+        for (slot, procs) in cgroup_fds.iter_mut().zip(&ctx.cgroup_procs) {
+            *slot = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if *slot < 0 {
                 fail(err_fd, step::JOIN_CGROUP, errno());
             }
-            keep[i + 3] = fd;
         }
     }
+    let mut keep = [-1 as c_int; MAX_CGROUP_DIRS + 3];
+    keep[..3].copy_from_slice(&[err_fd, ctx.pidfd, parent_fd]);
+    keep[3..].copy_from_slice(&cgroup_fds);
     keep.sort_unstable();
     close_all_except(&keep);
     // SAFETY: plain system call.
@@ -655,13 +398,8 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
     if child == 0 {
         // SAFETY: plain system calls on our own descriptors.
         unsafe {
-            // The descriptors were opened by host root before entering the namespaces.
-            for &fd in keep.iter().filter(|fd| **fd >= 0) {
-                if fd != err_fd
-                    && fd != ctx.pidfd
-                    && fd != parent_fd
-                    && libc::write(fd, b"0".as_ptr() as *const c_void, 1) != 1
-                {
+            for &fd in cgroup_fds.iter().filter(|fd| **fd >= 0) {
+                if libc::write(fd, b"0".as_ptr() as *const c_void, 1) != 1 {
                     fail(err_fd, step::JOIN_CGROUP, errno());
                 }
             }
@@ -697,10 +435,7 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
         exec_command(ctx)
     }
     // The helper's copies of the error pipe and cgroup files must not stay open.
-    for &fd in keep
-        .iter()
-        .filter(|fd| **fd >= 0 && **fd != ctx.pidfd && **fd != parent_fd)
-    {
+    for &fd in cgroup_fds.iter().chain([&err_fd]).filter(|fd| **fd >= 0) {
         // SAFETY: closing our own descriptors.
         unsafe { libc::close(fd) };
     }

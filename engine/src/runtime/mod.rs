@@ -3,6 +3,7 @@
 //! process that started it, so containers outlive the CLI and the panel.
 
 pub mod child;
+pub mod rootfs;
 
 use std::ffi::CString;
 use std::fs::File;
@@ -11,7 +12,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use child::{ExecCtx, InRoot, Op, Source, StartCtx};
+use child::{ExecCtx, StartCtx};
+use rootfs::Op;
+pub use rootfs::{root_ops, Device, CONTAINER_DEVICES};
 
 use crate::cgroup::ContainerCgroup;
 use crate::error::{Error, Result};
@@ -110,204 +113,6 @@ fn cstr(s: impl AsRef<[u8]>) -> Result<CString> {
     CString::new(s.as_ref().to_vec())
         .map_err(|_| Error::Unsupported("arguments and environment may not contain NUL".into()))
 }
-
-const MS_NOSUID: libc::c_ulong = libc::MS_NOSUID;
-const MS_NODEV: libc::c_ulong = libc::MS_NODEV;
-const MS_NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
-
-fn c(s: &str) -> CString {
-    CString::new(s).expect("static string")
-}
-
-/// The filesystem steps that turn the overlay into a container's `/`, relative to it (the
-/// child runs them from inside, before `pivot_root`, resolving every path beneath it).
-pub fn root_ops() -> Vec<Op> {
-    let p = InRoot::new;
-    let mount = |src: &str, dst: &str, fstype: &str, flags, data: Option<&str>| Op::Mount {
-        src: Source::Name(c(src)),
-        dst: p(dst),
-        fstype: Some(c(fstype)),
-        flags,
-        data: data.map(c),
-        optional: false,
-    };
-    let mut ops = Vec::new();
-    for (dir, mode) in [
-        ("/proc", 0o555),
-        ("/sys", 0o555),
-        ("/dev", 0o755),
-        ("/run", 0o755),
-        ("/tmp", 0o1777),
-    ] {
-        ops.push(Op::Mkdir { path: p(dir), mode });
-    }
-    ops.push(mount(
-        "proc",
-        "/proc",
-        "proc",
-        MS_NOSUID | MS_NODEV | MS_NOEXEC,
-        None,
-    ));
-    ops.push(mount(
-        "sysfs",
-        "/sys",
-        "sysfs",
-        MS_NOSUID | MS_NODEV | MS_NOEXEC | libc::MS_RDONLY,
-        None,
-    ));
-    ops.push(mount(
-        "tmpfs",
-        "/dev",
-        "tmpfs",
-        MS_NOSUID | MS_NOEXEC | libc::MS_STRICTATIME,
-        Some("mode=755,size=64k,nr_inodes=256"),
-    ));
-    for dev in CONTAINER_DEVICES.iter().map(|d| d.name) {
-        let dst = format!("/dev/{dev}");
-        ops.push(Op::Touch { path: p(&dst) });
-        ops.push(Op::Mount {
-            src: Source::Host(c(&dst)),
-            dst: p(&dst),
-            fstype: None,
-            flags: libc::MS_BIND,
-            data: None,
-            optional: false,
-        });
-    }
-    ops.push(Op::Mkdir {
-        path: p("/dev/pts"),
-        mode: 0o755,
-    });
-    ops.push(mount(
-        "devpts",
-        "/dev/pts",
-        "devpts",
-        MS_NOSUID | MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    ));
-    ops.push(Op::Mkdir {
-        path: p("/dev/shm"),
-        mode: 0o1777,
-    });
-    ops.push(mount(
-        "tmpfs",
-        "/dev/shm",
-        "tmpfs",
-        MS_NOSUID | MS_NODEV | MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
-    ));
-    ops.push(Op::Mkdir {
-        path: p("/dev/mqueue"),
-        mode: 0o755,
-    });
-    ops.push(mount(
-        "mqueue",
-        "/dev/mqueue",
-        "mqueue",
-        MS_NOSUID | MS_NODEV | MS_NOEXEC,
-        None,
-    ));
-    for (link, target) in [
-        ("/dev/ptmx", "pts/ptmx"),
-        ("/dev/fd", "/proc/self/fd"),
-        ("/dev/stdin", "/proc/self/fd/0"),
-        ("/dev/stdout", "/proc/self/fd/1"),
-        ("/dev/stderr", "/proc/self/fd/2"),
-    ] {
-        ops.push(Op::Symlink {
-            target: c(target),
-            link: p(link),
-        });
-    }
-    ops.push(mount(
-        "tmpfs",
-        "/run",
-        "tmpfs",
-        MS_NOSUID | MS_NODEV,
-        Some("mode=755,size=65536k"),
-    ));
-    // Kernel interfaces that reveal or change host state: hide files, hide directories.
-    for file in [
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/timer_list",
-        "/proc/sched_debug",
-        "/proc/latency_stats",
-        "/proc/kallsyms",
-        "/proc/kmsg",
-        "/proc/sysrq-trigger",
-    ] {
-        ops.push(Op::Mount {
-            src: Source::InRoot(p("/dev/null")),
-            dst: p(file),
-            fstype: None,
-            flags: libc::MS_BIND,
-            data: None,
-            optional: true,
-        });
-    }
-    for dir in ["/proc/acpi", "/proc/scsi", "/proc/asound", "/sys/firmware"] {
-        ops.push(Op::Mount {
-            src: Source::Name(c("tmpfs")),
-            dst: p(dir),
-            fstype: Some(c("tmpfs")),
-            flags: libc::MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            data: Some(c("size=0")),
-            optional: true,
-        });
-    }
-    for dir in ["/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs"] {
-        ops.push(Op::ReadOnly {
-            dst: p(dir),
-            flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            optional: true,
-        });
-    }
-    ops
-}
-
-/// A device node a container gets in its `/dev` (bound from the host's).
-#[derive(Debug, Clone, Copy)]
-pub struct Device {
-    pub name: &'static str,
-    pub major: u32,
-    pub minor: u32,
-}
-
-/// The only device nodes a container has; the devices cgroup allows these and the
-/// pseudo-terminals of its own devpts, nothing else.
-pub const CONTAINER_DEVICES: &[Device] = &[
-    Device {
-        name: "null",
-        major: 1,
-        minor: 3,
-    },
-    Device {
-        name: "zero",
-        major: 1,
-        minor: 5,
-    },
-    Device {
-        name: "full",
-        major: 1,
-        minor: 7,
-    },
-    Device {
-        name: "random",
-        major: 1,
-        minor: 8,
-    },
-    Device {
-        name: "urandom",
-        major: 1,
-        minor: 9,
-    },
-    Device {
-        name: "tty",
-        major: 5,
-        minor: 0,
-    },
-];
 
 /// Describes step `code` of a failed start for the error message.
 fn describe_step(ops: &[Op], code: u32, errno: i32) -> &'static str {
@@ -602,11 +407,18 @@ pub fn spawn_exec(
         env_owned.retain(|e| !e.as_bytes().starts_with(format!("{k}=").as_bytes()));
         env_owned.push(cstr(format!("{k}={v}"))?);
     }
+    let cgroup_dirs = cgroup.paths();
+    if cgroup_dirs.len() > child::MAX_CGROUP_DIRS {
+        return Err(Error::Unsupported(format!(
+            "the container's cgroup lives in {} hierarchies; exec handles {} at most",
+            cgroup_dirs.len(),
+            child::MAX_CGROUP_DIRS
+        )));
+    }
     let (err_r, err_w) = pipe()?;
     let ctx = ExecCtx {
         pidfd: pidfd.as_raw_fd(),
-        cgroup_procs: cgroup
-            .paths()
+        cgroup_procs: cgroup_dirs
             .iter()
             .map(|p| cstr(p.join("cgroup.procs").as_os_str().as_bytes()))
             .collect::<Result<_>>()?,
@@ -667,19 +479,6 @@ pub fn spawn_exec(
         });
     }
     Ok(child)
-}
-
-/// Runs `argv` inside the running container whose init is behind `pidfd` and returns the
-/// exit code (128+signal if killed).
-pub fn exec(
-    pidfd: &OwnedFd,
-    cgroup: &ContainerCgroup,
-    argv: &[String],
-    env: &[(String, String)],
-    io: ExecIo,
-    seccomp: &SeccompPrograms,
-) -> Result<i32> {
-    spawn_exec(pidfd, cgroup, argv, env, io, seccomp)?.wait()
 }
 
 /// Stops a container's init: SIGTERM (init passes it on to every process and exits once

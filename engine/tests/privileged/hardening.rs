@@ -4,6 +4,7 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use acetate_engine::template::ImportOptions;
 use acetate_engine::ExecIo;
@@ -319,6 +320,34 @@ fn imports_are_bounded_in_entries_and_bytes() {
         assert!(err.contains("unpacks to more than"), "{err}");
         no_scratch_left(engine, &name);
     }
+    // A directory is bounded the same way.
+    let tree = tempfile::tempdir().unwrap();
+    for d in ["etc", "usr/bin", "var/lib"] {
+        fs::create_dir_all(tree.path().join(d)).unwrap();
+    }
+    fs::write(tree.path().join("usr/bin/a"), &big).unwrap();
+    fs::write(tree.path().join("usr/bin/b"), &big).unwrap();
+    let few = ImportOptions {
+        max_entries: 3,
+        ..ImportOptions::default()
+    };
+    let err = engine
+        .import_template_with(&name, tree.path(), &few)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than 3 entries"), "{err}");
+    no_scratch_left(engine, &name);
+    let small = ImportOptions {
+        max_bytes: 100 << 10,
+        ..ImportOptions::default()
+    };
+    let err = engine
+        .import_template_with(&name, tree.path(), &small)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than 100"), "{err}");
+    no_scratch_left(engine, &name);
+
     // A truncated compressed archive is refused, not half-imported.
     let cut = tmp.path().join("cut.tar.gz");
     let data = fs::read(&gz).unwrap();
@@ -463,4 +492,45 @@ fn an_exec_holds_no_descriptor_of_its_caller() {
 
 fn cg_procs(engine: &acetate_engine::Engine, name: &str) -> Vec<i32> {
     engine.cgroup(name).processes()
+}
+
+/// A second engine on its own state dir (kept across runs, like the shared one), with the
+/// `host` template.
+fn second_engine() -> acetate_engine::Engine {
+    let dir = std::path::PathBuf::from("/var/tmp/acetate-tests/engine-second");
+    fs::create_dir_all(&dir).unwrap();
+    let engine = acetate_engine::Engine::open(&dir).unwrap();
+    engine.ensure_host_template().unwrap();
+    engine
+}
+
+#[test]
+fn two_engines_on_one_host_do_not_collide() {
+    let Some(first) = engine("two_engines_on_one_host_do_not_collide") else {
+        return;
+    };
+    let second = Box::leak(Box::new(second_engine()));
+    assert_ne!(first.identity(), second.identity());
+    // The same name in both: different id ranges, cgroups, addresses.
+    let a = Ct::started(first, "twin", |b| b.network(true));
+    let b = Ct::started(second, "twin", |b| b.network(true));
+    assert_eq!(a.name, b.name);
+    let (ia, ib) = (first.show(&a.name).unwrap(), second.show(&b.name).unwrap());
+    assert_ne!(ia.host_uid, ib.host_uid);
+    assert!(first.identity().owns(ia.host_uid) && second.identity().owns(ib.host_uid));
+    assert_ne!(ia.network, ib.network);
+    let (pa, pb) = (
+        first.cgroup(&a.name).paths(),
+        second.cgroup(&b.name).paths(),
+    );
+    assert!(pa.iter().all(|p| !pb.contains(p)), "{pa:?} {pb:?}");
+    // Stopping one leaves the other running, with its own network interface.
+    second.stop(&b.name, Duration::from_secs(2)).unwrap();
+    let (code, out, _) = a.sh("ip -o link show eth0 >/dev/null && echo up");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "up"),
+        "the first engine's container lives on"
+    );
+    assert_eq!(first.show(&a.name).unwrap().pid, ia.pid);
 }

@@ -836,16 +836,8 @@ pub struct ExecRequest {
     pub timeout_seconds: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ExecResponse {
-    pub exit_code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    /// Output past the bound (1 MiB per stream) was cut and the command's pipe closed.
-    pub truncated: bool,
-    /// The command ran out of time and was killed.
-    pub timed_out: bool,
-}
+/// What a command run through the API or a page did.
+pub type ExecResponse = crate::exec::Outcome;
 
 async fn exec(
     AxState(st): AxState<AppState>,
@@ -908,11 +900,5 @@ pub(crate) async fn exec_in(
             &result,
         )
         .await?;
-    Ok(ExecResponse {
-        exit_code: done.exit_code,
-        stdout: done.stdout,
-        stderr: done.stderr,
-        truncated: done.truncated,
-        timed_out: done.timed_out,
-    })
+    Ok(done)
 }

@@ -66,7 +66,7 @@ pub fn document() -> Value {
             "/api/v1/containers/{name}/start": { "post": with_params(op("Start", None, ("200", "Container"), &["403", "404", "409"]), name_param()) },
             "/api/v1/containers/{name}/stop": { "post": with_params(op("Stop", None, ("200", "Container"), &["404", "409"]), name_param()) },
             "/api/v1/containers/{name}/restart": { "post": with_params(op("Restart", None, ("200", "Container"), &["403", "404"]), name_param()) },
-            "/api/v1/containers/{name}/exec": { "post": with_params(op("Run a command inside, as its root", Some("Exec"), ("200", "ExecResult"), &["404", "409", "422"]), name_param()) },
+            "/api/v1/containers/{name}/exec": { "post": with_params(op("Run a command inside, as its root (4 at once per user; 429 beyond)", Some("Exec"), ("200", "ExecResult"), &["404", "409", "422", "429"]), name_param()) },
             "/api/v1/resellers": {
                 "get": op("Resellers with pool and usage (provider)", None, ("200", "Object"), &["403"]),
                 "post": op("Create a reseller: name and password (provider)", Some("Object"), ("201", "Object"), &["403", "409", "422"])
@@ -141,8 +141,8 @@ pub fn document() -> Value {
                     "template": { "type": "string" }, "memory": size, "cpus": cpus, "disk": size,
                     "inodes": { "type": "integer" }, "procs": { "type": "integer" }, "io_weight": { "type": "integer" } } },
                 "ResizeContainer": { "type": "object", "additionalProperties": false, "properties": { "memory": size, "cpus": cpus, "disk": size, "procs": { "type": "integer" } } },
-                "Exec": { "type": "object", "required": ["command"], "properties": { "command": { "type": "array", "items": { "type": "string" }, "minItems": 1 } } },
-                "ExecResult": { "type": "object", "properties": { "exit_code": { "type": "integer" }, "stdout": { "type": "string" }, "stderr": { "type": "string" } } },
+                "Exec": { "type": "object", "required": ["command"], "properties": { "command": { "type": "array", "items": { "type": "string" }, "minItems": 1 }, "timeout_seconds": { "type": "integer", "minimum": 1, "maximum": 600, "description": "killed after this many seconds (default 60)" } } },
+                "ExecResult": { "type": "object", "properties": { "exit_code": { "type": "integer" }, "stdout": { "type": "string", "description": "at most 1 MiB" }, "stderr": { "type": "string", "description": "at most 1 MiB" }, "truncated": { "type": "boolean", "description": "output past the bound was cut" }, "timed_out": { "type": "boolean", "description": "killed at its timeout" } } },
                 "Pool": { "type": "object", "required": ["memory", "cpus", "disk", "containers"], "properties": { "memory": size, "cpus": cpus, "disk": size, "containers": { "type": "integer" } } },
                 "Plan": { "type": "object", "required": ["name", "container", "customer", "price_minor", "currency"], "properties": {
                     "name": { "type": "string" }, "price_minor": { "type": "integer", "description": "monthly price in minor units" },
