@@ -487,6 +487,14 @@ impl Engine {
         cgroup.create(&cfg.limits)?;
         let rootfs = self.layout.rootfs(name);
         let net = cfg.network.then(|| network::info_for(cfg.id_base));
+        if net.is_some() {
+            if let Err(e) =
+                network::ensure_filter(self.identity.id_base(), identity::CONTAINERS_PER_SLOT)
+            {
+                let _ = cgroup.delete();
+                return Err(e);
+            }
+        }
         let params = runtime::StartParams {
             name,
             rootfs: &rootfs,

@@ -6,6 +6,14 @@
 //! the container end (which the tenant cannot change: containers have no CAP_NET_ADMIN)
 //! shapes what it sends.
 //!
+//! Every port is held to its own addresses: an nftables table `bridge acetate` drops
+//! frames entering from a port whose source MAC, source IPv4 or ARP sender is not that
+//! port's (so a tenant with raw sockets can neither forge its source address nor poison
+//! the host's ARP table or the bridge's forwarding table), and every other protocol
+//! (IPv6, and so router advertisements, among them); the bridge accepts no router
+//! advertisement either. Interface name, MAC and address all follow from the id range, so
+//! an engine installs its whole range's entries once (per boot), not one per start.
+//!
 //! The links are made with `ip` and `tc` (iproute2) while the container's init waits to be
 //! released, so `eth0` is up before anything inside runs. They go away with the network
 //! namespace when the container stops (the kernel frees them shortly after; a start that
@@ -25,6 +33,9 @@ use crate::store::{FIRST_ID_BASE, IDS_PER_CONTAINER};
 pub const BRIDGE: &str = "acetate0";
 /// The bridge's (the containers' gateway's) address.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
+/// The bridge's own MAC. A bridge without one set takes the lowest MAC of its ports and
+/// changes it as containers come and go, leaving their ARP caches pointing nowhere.
+pub const BRIDGE_MAC: &str = "02:ac:ff:00:00:01";
 /// Prefix length of the containers' network.
 pub const PREFIX: u8 = 16;
 
@@ -35,6 +46,9 @@ pub struct NetInfo {
     pub gateway: Ipv4Addr,
     /// The host end of its veth pair.
     pub host_interface: String,
+    /// The MAC address of its `eth0` (locally administered, from the id range).
+    #[serde(default)]
+    pub mac: String,
 }
 
 /// Bytes through a container's interface, as the container sees them.
@@ -53,7 +67,102 @@ pub fn info_for(id_base: u32) -> NetInfo {
         address: Ipv4Addr::new(10, 88, (host >> 8) as u8, (host & 0xff) as u8),
         gateway: GATEWAY,
         host_interface: format!("ac{index:x}"),
+        mac: format!(
+            "02:ac:00:{:02x}:{:02x}:{:02x}",
+            (index >> 16) & 0xff,
+            (index >> 8) & 0xff,
+            index & 0xff
+        ),
     }
+}
+
+/// The rules of the `bridge acetate` table (idempotent: chains are flushed and filled in
+/// the same transaction; the sets, shared by every engine of the host, are kept).
+const FILTER_RULES: &str = "\
+add table bridge acetate
+add set bridge acetate ports_mac { type ifname . ether_addr; }
+add set bridge acetate ports4 { type ifname . ether_addr . ipv4_addr; }
+add chain bridge acetate port
+flush chain bridge acetate port
+add rule bridge acetate port iifname . ether saddr != @ports_mac drop
+add rule bridge acetate port iifname . ether saddr . ip saddr @ports4 accept
+add rule bridge acetate port iifname . arp saddr ether . arp saddr ip @ports4 accept
+add rule bridge acetate port drop
+add chain bridge acetate prerouting { type filter hook prerouting priority -300; policy accept; }
+flush chain bridge acetate prerouting
+add rule bridge acetate prerouting iifname \"ac*\" jump port
+";
+
+/// Where an engine records that its range's filter entries are installed (cleared at
+/// boot, like the ruleset itself).
+const FILTER_MARKS: &str = "/run/acetate/net";
+
+/// The nftables script that allows the `count` containers from `first_base` on their own
+/// addresses.
+fn filter_script(first_base: u32, count: u32) -> String {
+    let mut script = String::from(FILTER_RULES);
+    let infos: Vec<NetInfo> = (0..count)
+        .map(|i| info_for(first_base + i * IDS_PER_CONTAINER))
+        .collect();
+    for chunk in infos.chunks(512) {
+        let macs: Vec<String> = chunk
+            .iter()
+            .map(|n| format!("\"{}\" . {}", n.host_interface, n.mac))
+            .collect();
+        let v4: Vec<String> = chunk
+            .iter()
+            .map(|n| format!("\"{}\" . {} . {}", n.host_interface, n.mac, n.address))
+            .collect();
+        script.push_str(&format!(
+            "add element bridge acetate ports_mac {{ {} }}\n",
+            macs.join(", ")
+        ));
+        script.push_str(&format!(
+            "add element bridge acetate ports4 {{ {} }}\n",
+            v4.join(", ")
+        ));
+    }
+    script
+}
+
+/// Makes sure the bridge filter holds the `count` containers of the id range starting at
+/// `first_base` to their own addresses: once per boot and range (a mark in
+/// `/run/acetate/net`), in one nftables transaction.
+pub fn ensure_filter(first_base: u32, count: u32) -> Result<()> {
+    let marks = Path::new(FILTER_MARKS);
+    let mark = marks.join(format!("range-{first_base}-{count}"));
+    if mark.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(marks).map_err(|e| Error::io("create directory", marks, e))?;
+    let _lock =
+        crate::store::Lock::acquire(&marks.join(".lock"), std::time::Duration::from_secs(30))?;
+    if mark.exists() {
+        return Ok(());
+    }
+    ensure_bridge()?;
+    // A bridge made before the fixed MAC existed gets it (only then: setting an address
+    // flushes the host's neighbour entries on the bridge).
+    let current = std::fs::read_to_string(Path::new("/sys/class/net").join(BRIDGE).join("address"))
+        .unwrap_or_default();
+    if current.trim() != BRIDGE_MAC {
+        run("ip", &["link", "set", BRIDGE, "address", BRIDGE_MAC], None)?;
+    }
+    // No router advertisement is taken from the bridge (the port filter drops IPv6 from
+    // containers too).
+    let accept_ra = format!("/proc/sys/net/ipv6/conf/{BRIDGE}/accept_ra");
+    if Path::new(&accept_ra).exists() {
+        std::fs::write(&accept_ra, "0").map_err(|e| Error::io("write", &accept_ra, e))?;
+        // Routes a tenant's advertisement already planted (before this filter) go too.
+        run(
+            "ip",
+            &["-6", "route", "flush", "dev", BRIDGE, "proto", "ra"],
+            None,
+        )?;
+    }
+    run("nft", &["-f", "-"], Some(&filter_script(first_base, count)))
+        .map_err(|e| Error::Unsupported(format!("install the bridge filter (nftables): {e}")))?;
+    std::fs::write(&mark, b"").map_err(|e| Error::io("write", &mark, e))
 }
 
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
@@ -93,8 +202,14 @@ pub fn ensure_bridge() -> Result<()> {
         return Ok(());
     }
     let gateway = format!("{GATEWAY}/{PREFIX}");
-    let made = run("ip", &["link", "add", BRIDGE, "type", "bridge"], None)
-        .and_then(|()| run("ip", &["addr", "add", &gateway, "dev", BRIDGE], None));
+    let made = run(
+        "ip",
+        &[
+            "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge",
+        ],
+        None,
+    )
+    .and_then(|()| run("ip", &["addr", "add", &gateway, "dev", BRIDGE], None));
     if made.is_err() && !exists() {
         return made;
     }
@@ -128,8 +243,9 @@ pub fn attach(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
         let _ = run("ip", &["link", "del", host_if], None);
     }
     // One `ip` for the host side, one inside the namespace: each process costs milliseconds.
+    let mac = &net.mac;
     let host = format!(
-        "link add {host_if} type veth peer name eth0 netns {pid}\n\
+        "link add {host_if} type veth peer name eth0 address {mac} netns {pid}\n\
          link set {host_if} master {BRIDGE}\n\
          link set dev {host_if} type bridge_slave isolated on\n\
          link set {host_if} up\n"
@@ -223,6 +339,22 @@ mod tests {
         assert_eq!(later.address, Ipv4Addr::new(10, 88, 1, 46));
         assert_eq!(later.host_interface, "ac12c");
         assert!(later.host_interface.len() <= 15);
+        assert_eq!(first.mac, "02:ac:00:00:00:00");
+        assert_eq!(later.mac, "02:ac:00:00:01:2c");
+    }
+
+    #[test]
+    fn the_filter_lists_every_container_of_a_range_with_its_own_addresses() {
+        let base = FIRST_ID_BASE + 2048 * IDS_PER_CONTAINER;
+        let script = filter_script(base, 1000);
+        let last = info_for(base + 999 * IDS_PER_CONTAINER);
+        assert!(script.contains(&format!(
+            "\"{}\" . {} . {}",
+            last.host_interface, last.mac, last.address
+        )));
+        // Two element statements per 512 containers, after the rules.
+        assert_eq!(script.matches("add element").count(), 4);
+        assert!(script.starts_with("add table bridge acetate"));
     }
 
     #[test]

@@ -534,3 +534,144 @@ fn two_engines_on_one_host_do_not_collide() {
     );
     assert_eq!(first.show(&a.name).unwrap().pid, ia.pid);
 }
+
+/// Raw frames a tenant with `NET_RAW` can send from `eth0`: a forged source address, a
+/// forged source MAC (another tenant's), ARP replies claiming another tenant's address, a
+/// router advertisement, and one legitimate datagram.
+const FORGE: &str = r#"
+import socket, struct, sys
+gw_mac, gw_ip, my_ip, other_ip, other_mac, port = sys.argv[1:7]
+port = int(port)
+mac = lambda m: bytes(int(x, 16) for x in m.split(':'))
+ip = socket.inet_aton
+my_mac = open('/sys/class/net/eth0/address').read().strip()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('eth0', 0))
+def cks(b):
+    if len(b) % 2:
+        b += b'\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xffff) + (t >> 16)
+    return (~t) & 0xffff
+def udp(src_mac, src_ip, payload):
+    u = struct.pack('!HHHH', 40000, port, 8 + len(payload), 0) + payload
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(u), 1, 0, 64, 17, 0, ip(src_ip), ip(gw_ip))
+    h = h[:10] + struct.pack('!H', cks(h)) + h[12:]
+    s.send(mac(gw_mac) + mac(src_mac) + b'\x08\x00' + h + u)
+def arp(src_mac, sender_ip):
+    a = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 2, mac(src_mac), ip(sender_ip), mac(gw_mac), ip(gw_ip))
+    s.send(mac(gw_mac) + mac(src_mac) + b'\x08\x06' + a)
+def ra():
+    src6 = socket.inet_pton(socket.AF_INET6, 'fe80::ac:1')
+    dst6 = socket.inet_pton(socket.AF_INET6, 'ff02::1')
+    body = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 1800, 0, 0)
+    pseudo = src6 + dst6 + struct.pack('!I3xB', len(body), 58)
+    body = body[:2] + struct.pack('!H', cks(pseudo + body)) + body[4:]
+    h6 = struct.pack('!IHBB16s16s', 6 << 28, len(body), 58, 255, src6, dst6)
+    s.send(mac('33:33:00:00:00:01') + mac(my_mac) + b'\x86\xdd' + h6 + body)
+udp(my_mac, '203.0.113.9', b'forged-ip')
+udp(my_mac, other_ip, b'forged-neighbour-ip')
+udp(other_mac, my_ip, b'forged-mac')
+arp(my_mac, other_ip)
+arp(other_mac, other_ip)
+ra()
+udp(my_mac, my_ip, b'legit')
+print('sent')
+"#;
+
+fn host_cmd(args: &[&str]) -> String {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_tenant_cannot_forge_addresses_on_the_bridge() {
+    let Some(engine) = engine("a_tenant_cannot_forge_addresses_on_the_bridge") else {
+        return;
+    };
+    let a = Ct::started(engine, "forger", |b| b.network(true));
+    let b = Ct::started(engine, "victim", |b| b.network(true));
+    let ia = engine.show(&a.name).unwrap().network.unwrap();
+    let ib = engine.show(&b.name).unwrap().network.unwrap();
+    // Each container's eth0 has the MAC the filter expects.
+    assert_eq!(a.sh("cat /sys/class/net/eth0/address").1.trim(), ia.mac);
+    let bridge_mac = acetate_engine::network::BRIDGE_MAC;
+    assert_eq!(
+        fs::read_to_string("/sys/class/net/acetate0/address")
+            .unwrap()
+            .trim(),
+        bridge_mac,
+        "the gateway's MAC does not move with its ports"
+    );
+    // The host knows the victim's MAC (it talks to it first), long enough ago for an
+    // unsolicited ARP reply to be allowed to override it.
+    let udp = std::net::UdpSocket::bind((ia.gateway, 0)).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let _ = udp.send_to(b"hello", (ib.address, 9));
+    std::thread::sleep(Duration::from_millis(1300));
+    let neigh = host_cmd(&[
+        "ip",
+        "neigh",
+        "show",
+        &ib.address.to_string(),
+        "dev",
+        "acetate0",
+    ]);
+    assert!(neigh.contains(&ib.mac), "host learnt the victim: {neigh}");
+
+    let (code, out, err) = a.run_with_stdin(
+        &[
+            "python3",
+            "-",
+            bridge_mac,
+            &ia.gateway.to_string(),
+            &ia.address.to_string(),
+            &ib.address.to_string(),
+            &ib.mac,
+            &port.to_string(),
+        ],
+        FORGE.as_bytes(),
+    );
+    assert_eq!((code, out.trim()), (0, "sent"), "{err}");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok((n, peer)) = udp.recv_from(&mut buf) {
+        got.push((String::from_utf8_lossy(&buf[..n]).into_owned(), peer.ip()));
+    }
+    assert_eq!(
+        got,
+        vec![("legit".to_string(), std::net::IpAddr::V4(ia.address))],
+        "only the genuine datagram arrives"
+    );
+    // The host's ARP entry for the victim still has the victim's MAC; the bridge did not
+    // learn the victim's MAC on the forger's port; no route came from a router
+    // advertisement.
+    let neigh = host_cmd(&[
+        "ip",
+        "neigh",
+        "show",
+        &ib.address.to_string(),
+        "dev",
+        "acetate0",
+    ]);
+    assert!(
+        neigh.contains(&ib.mac) && !neigh.contains(&ia.mac),
+        "{neigh}"
+    );
+    let fdb = host_cmd(&["bridge", "fdb", "show", "dev", &ia.host_interface]);
+    assert!(!fdb.contains(&ib.mac), "forwarding table poisoned: {fdb}");
+    let routes = host_cmd(&["ip", "-6", "route", "show", "dev", "acetate0"]);
+    assert!(!routes.contains("default"), "{routes}");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv6/conf/acetate0/accept_ra")
+            .unwrap()
+            .trim(),
+        "0"
+    );
+}
