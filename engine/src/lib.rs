@@ -8,6 +8,7 @@
 //! by name under a state directory, and any number of processes may use it at once (each
 //! container has a lock; containers outlive the process that started them).
 
+pub mod capacity;
 pub mod cgroup;
 pub mod error;
 pub mod identity;
@@ -113,6 +114,8 @@ pub struct Engine {
     identity: identity::Identity,
     /// `identity.cgroup_parent()`, made once.
     cgroup_parent: String,
+    /// The provider's rules for the state dir's disk.
+    disk: capacity::DiskPolicy,
     init: File,
     seccomp: SeccompPrograms,
     fail_point: Option<&'static str>,
@@ -213,10 +216,36 @@ impl Engine {
             layout,
             cgroup_parent: identity.cgroup_parent(),
             identity,
+            disk: capacity::DiskPolicy::default(),
             init,
             seccomp: security::seccomp_programs()?,
             fail_point: None,
         })
+    }
+
+    /// Applies the provider's disk policy (over-commit ratio, reserve).
+    pub fn with_disk_policy(mut self, policy: capacity::DiskPolicy) -> Result<Self> {
+        policy.validate()?;
+        self.disk = policy;
+        Ok(self)
+    }
+
+    /// The provider's disk policy this engine applies.
+    pub fn disk_policy(&self) -> &capacity::DiskPolicy {
+        &self.disk
+    }
+
+    /// The state dir's disk: size, free space, quotas promised and allowed, the reserve.
+    pub fn disk_capacity(&self) -> Result<capacity::DiskCapacity> {
+        let promised = self.configs()?.iter().map(|c| c.limits.disk).sum();
+        capacity::capacity(self.layout.root(), &self.disk, promised)
+    }
+
+    /// Gives up the disk reserve if the state dir's disk is full (so the panel, its
+    /// database and destroys keep working), or takes it back once there is room. Returns
+    /// whether it was given up now. Cheap (one `statvfs`): call it often.
+    pub fn relieve_disk(&self) -> Result<bool> {
+        capacity::relieve(self.layout.root(), &self.disk)
     }
 
     /// Makes `create` fail at the named storage step (one of [`storage::CREATE_STEPS`]),
@@ -341,9 +370,8 @@ impl Engine {
         Ok(st.filter(|st| runtime::check(st) == runtime::ProcState::Alive))
     }
 
-    fn next_id_base(&self) -> Result<u32> {
-        let used: std::collections::HashSet<u32> =
-            self.configs()?.iter().map(|c| c.id_base).collect();
+    fn next_id_base(&self, configs: &[ContainerConfig]) -> Result<u32> {
+        let used: std::collections::HashSet<u32> = configs.iter().map(|c| c.id_base).collect();
         (0..identity::CONTAINERS_PER_SLOT)
             .map(|i| self.identity.container_base(i))
             .find(|b| !used.contains(b))
@@ -371,7 +399,12 @@ impl Engine {
         }
         // A directory without a config is the debris of a create or destroy that crashed.
         self.sweep(&spec.name)?;
-        let id_base = self.next_id_base()?;
+        let configs = self.configs()?;
+        let promised = configs.iter().map(|c| c.limits.disk).sum();
+        let cap = capacity::capacity(self.layout.root(), &self.disk, promised)?;
+        capacity::admit(&cap, spec.limits.disk, &self.disk)?;
+        capacity::hold_reserve(self.layout.root(), cap.reserve)?;
+        let id_base = self.next_id_base(&configs)?;
         let mut rollback = Rollback::new();
         fs::DirBuilder::new()
             .mode(0o700)
@@ -475,9 +508,20 @@ impl Engine {
         if self.run_state(name)?.is_some() {
             return Err(Error::AlreadyRunning(name.clone()));
         }
+        // A filesystem that went read-only (its image could not grow on a full host disk)
+        // is checked and repaired before the container runs on it again.
+        let went_read_only = storage::is_mounted(&self.layout, name)
+            && capacity::is_read_only(&self.layout.disk(name));
+        if went_read_only {
+            storage::unmount_all(&self.layout, name)?;
+        }
         if !storage::is_mounted(&self.layout, name) {
             if !template::exists(&self.layout, &cfg.template) {
                 return Err(Error::NoSuchTemplate(cfg.template.clone()));
+            }
+            let image = self.layout.image(name);
+            if went_read_only || capacity::has_errors(&image)? {
+                capacity::repair(&image)?;
             }
             storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base)?;
         }
@@ -662,10 +706,20 @@ impl Engine {
     #[tracing::instrument(skip(self))]
     pub fn set(&self, name: &str, update: &LimitsUpdate) -> Result<ContainerInfo> {
         require_root("change containers")?;
+        // A bigger disk is admitted against every container's quota, as a create is: the
+        // global lock first (its order against container locks).
+        let _global = match update.disk {
+            Some(_) => Some(self.layout.lock_global(LOCK_TIMEOUT)?),
+            None => None,
+        };
         let (_lock, mut cfg) = self.lock(name)?;
         let old = cfg.limits.clone();
         let new = update.applied_to(&old);
         new.validate()?;
+        if new.disk > old.disk {
+            let cap = self.disk_capacity()?;
+            capacity::admit(&cap, new.disk - old.disk, &self.disk)?;
+        }
         if new.disk < old.disk {
             return Err(Error::InvalidLimit {
                 what: "disk",

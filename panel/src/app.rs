@@ -26,6 +26,8 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// How often the metering job samples every container.
     pub meter_interval: std::time::Duration,
+    /// The provider's rules for the state dir's disk.
+    pub disk: acetate_engine::capacity::DiskPolicy,
 }
 
 /// Shared by every handler.
@@ -103,7 +105,7 @@ pub struct FirstLogin {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<(App, Option<FirstLogin>)> {
-        let engine = Engine::open(&config.state_dir)?;
+        let engine = crate::cli::open_engine(&config.state_dir, config.disk)?;
         let db = Db::connect(&config.database_url).await?;
         let plugins = plugin_host(&config.state_dir)?;
         let state = AppState {
@@ -158,6 +160,7 @@ impl App {
             self.meter_interval,
         );
         crate::billing::spawn_schedule(self.state.db.clone(), self.state.plugins.clone());
+        spawn_disk_guard(self.state.engine.clone());
         let router = App::router(self.state);
         axum::serve(
             self.listener,
@@ -167,6 +170,23 @@ impl App {
         .await?;
         Ok(())
     }
+}
+
+/// Every few seconds, gives up the disk reserve when tenants filled the state dir's disk
+/// (so the panel and its database keep working), and takes it back once there is room.
+fn spawn_disk_guard(engine: Arc<Engine>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let engine = engine.clone();
+            match tokio::task::spawn_blocking(move || engine.relieve_disk()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "checking the state dir's disk failed"),
+                Err(e) => tracing::warn!(error = %e, "the disk guard failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

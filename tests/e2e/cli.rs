@@ -135,6 +135,24 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
             &["template", "import", "x", "/no/such/path"],
             "no such file",
         ),
+        // The provider's disk policy: quotas beyond it are refused; a ratio that is none
+        // is refused before anything is looked at.
+        (
+            &[
+                "ct",
+                "create",
+                &name,
+                "--disk",
+                "64M",
+                "--disk-overcommit",
+                "0.000001",
+            ],
+            "does not fit",
+        ),
+        (
+            &["ct", "create", &name, "--disk-overcommit", "0"],
+            "over-commit ratio",
+        ),
     ];
     for (args, expected) in cases {
         let (code, err) = fails(&state, args);

@@ -833,6 +833,11 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
         page.body
     );
     assert!(
+        page.body.contains("Disk quotas") && page.body.contains("over-commit ratio 1;"),
+        "the host's disk promises are shown: {}",
+        page.body
+    );
+    assert!(
         page.body.contains("<td>host</td>"),
         "the host template is listed: {}",
         page.body

@@ -97,9 +97,14 @@ pub fn run_bill(
     })
 }
 
-pub fn run_meter(state_dir: &Path, database: &str, cmd: MeterCmd) -> anyhow::Result<i32> {
+pub fn run_meter(
+    state_dir: &Path,
+    database: &str,
+    disk: acetate_engine::capacity::DiskPolicy,
+    cmd: MeterCmd,
+) -> anyhow::Result<i32> {
     let MeterCmd::Sample = cmd;
-    let engine = std::sync::Arc::new(acetate_engine::Engine::open(state_dir)?);
+    let engine = std::sync::Arc::new(super::open_engine(state_dir, disk)?);
     block_on(async move {
         let db = Db::connect(database).await?;
         let report = crate::metering::sample(&db, &engine, None)

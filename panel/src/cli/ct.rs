@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 
 use super::output::{table, Output};
 
-fn bytes(s: &str) -> std::result::Result<u64, String> {
+pub(super) fn bytes(s: &str) -> std::result::Result<u64, String> {
     parse_bytes(s).map_err(|e| e.to_string())
 }
 fn cpus(s: &str) -> std::result::Result<u32, String> {

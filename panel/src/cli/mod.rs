@@ -32,6 +32,19 @@ pub struct Cli {
     /// Control-plane database (default: SQLite in the state dir).
     #[arg(long, global = true, env = "ACETATE_DATABASE_URL")]
     pub database: Option<String>,
+    /// Disk quotas may add up to this many times the state dir's filesystem (less the
+    /// reserve): 1 promises no more than there is; above 1 over-commits sparse images.
+    #[arg(
+        long,
+        global = true,
+        env = "ACETATE_DISK_OVERCOMMIT",
+        default_value_t = 1.0
+    )]
+    pub disk_overcommit: f64,
+    /// Space kept back so the panel and its database stay writable when tenants fill the
+    /// disk anyway (default: 2 % of the filesystem, at most 512M).
+    #[arg(long, global = true, env = "ACETATE_DISK_RESERVE", value_parser = ct::bytes)]
+    pub disk_reserve: Option<u64>,
     /// Log what the engine does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -96,22 +109,43 @@ pub(crate) fn report(err: &dyn std::error::Error) {
     eprintln!("acetate: error: {msg}");
 }
 
+impl Cli {
+    /// The provider's disk policy from the command line or the environment.
+    pub fn disk_policy(&self) -> acetate_engine::capacity::DiskPolicy {
+        acetate_engine::capacity::DiskPolicy {
+            overcommit: self.disk_overcommit,
+            reserve: self.disk_reserve,
+        }
+    }
+}
+
+/// Opens the engine on `state_dir` under the provider's disk policy.
+pub fn open_engine(
+    state_dir: &std::path::Path,
+    disk: acetate_engine::capacity::DiskPolicy,
+) -> acetate_engine::Result<Engine> {
+    Engine::open(state_dir)?.with_disk_policy(disk)
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    let disk = cli.disk_policy();
     let database = cli
         .database
         .clone()
         .unwrap_or_else(|| crate::db::default_url(&cli.state_dir));
     let out = output::Output { json: cli.json };
     match cli.command {
-        Command::Serve(args) => finish(serve::run(&cli.state_dir, &database, args)),
+        Command::Serve(args) => finish(serve::run(&cli.state_dir, &database, disk, args)),
         Command::User(cmd) => finish(users::run_user(&database, cmd)),
         Command::Token(cmd) => finish(users::run_token(&database, cmd)),
         Command::Plugin(cmd) => finish_code(plugin::run(&out, cmd)),
         Command::Bill(cmd) => finish_code(bill::run_bill(&cli.state_dir, &database, &out, cmd)),
-        Command::Meter(cmd) => finish_code(bill::run_meter(&cli.state_dir, &database, cmd)),
-        Command::Template(cmd) => with_engine(&cli.state_dir, |e| template::run(e, &out, cmd)),
-        Command::Ct(cmd) => with_engine(&cli.state_dir, |e| ct::run(e, &out, cmd)),
+        Command::Meter(cmd) => finish_code(bill::run_meter(&cli.state_dir, &database, disk, cmd)),
+        Command::Template(cmd) => {
+            with_engine(&cli.state_dir, disk, |e| template::run(e, &out, cmd))
+        }
+        Command::Ct(cmd) => with_engine(&cli.state_dir, disk, |e| ct::run(e, &out, cmd)),
     }
 }
 
@@ -137,9 +171,10 @@ fn finish_code(result: anyhow::Result<i32>) -> i32 {
 
 fn with_engine(
     state_dir: &std::path::Path,
+    disk: acetate_engine::capacity::DiskPolicy,
     f: impl FnOnce(&Engine) -> acetate_engine::Result<i32>,
 ) -> i32 {
-    let result = Engine::open(state_dir).and_then(|e| f(&e));
+    let result = open_engine(state_dir, disk).and_then(|e| f(&e));
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -23,8 +23,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-pub fn run(state_dir: &Path, database: &str, args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(
+    state_dir: &Path,
+    database: &str,
+    disk: acetate_engine::capacity::DiskPolicy,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
     let config = Config {
+        disk,
         listen: args.listen,
         database_url: database.to_string(),
         state_dir: state_dir.to_path_buf(),

@@ -792,6 +792,8 @@ pub(crate) async fn destroy_for(
         .await?
         .refused()?;
     }
+    // On a full disk the reserve makes room for the database writes of a destroy.
+    let _ = st.engine(|e| e.relieve_disk()).await;
     final_sample(st, &row.engine_name).await;
     st.db.set_container_state(row.id, "destroying").await?;
     let engine_name = row.engine_name.clone();

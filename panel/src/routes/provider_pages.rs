@@ -64,6 +64,8 @@ struct Host {
     memory_available: String,
     disk_total: String,
     disk_free: String,
+    /// Disk quotas promised against what the over-commit ratio allows.
+    disk_quotas: String,
     containers: usize,
     running: usize,
     committed_memory: String,
@@ -85,6 +87,24 @@ fn host(st: &AppState) -> Host {
         .unwrap_or_else(|_| "-".into());
     let disk = nix::sys::statvfs::statvfs(st.engine.state_dir()).ok();
     let all = st.snapshot.all();
+    let promised = all.iter().map(|c| c.limits.disk).sum();
+    let policy = st.engine.disk_policy();
+    let disk_quotas =
+        match acetate_engine::capacity::capacity(st.engine.state_dir(), policy, promised) {
+            Ok(c) => format!(
+                "{} promised of {} allowed (over-commit ratio {}; {} reserve {})",
+                format_bytes(c.promised),
+                format_bytes(c.allowed),
+                policy.overcommit,
+                format_bytes(c.reserve),
+                if c.reserve_held {
+                    "held"
+                } else {
+                    "released: the disk is full"
+                }
+            ),
+            Err(_) => "-".into(),
+        };
     let fmt = |v: Option<u64>| v.map_or("-".to_string(), format_bytes);
     Host {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -93,6 +113,7 @@ fn host(st: &AppState) -> Host {
         memory_available: fmt(meminfo("MemAvailable:")),
         disk_total: fmt(disk.map(|d| d.blocks() * d.fragment_size())),
         disk_free: fmt(disk.map(|d| d.blocks_available() * d.fragment_size())),
+        disk_quotas,
         containers: all.len(),
         running: all
             .iter()
