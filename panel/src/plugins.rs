@@ -99,6 +99,12 @@ pub fn validate_name(name: &str) -> AppResult<()> {
     }
 }
 
+/// Plugins one reseller may keep.
+pub const MAX_PLUGINS: i64 = 16;
+/// Bytes of components one reseller may keep, all plugins together (each key-value
+/// store is bounded by the host: [`acetate_plugins::KV_MAX_BYTES`]).
+pub const MAX_PLUGIN_BYTES: i64 = 64 << 20;
+
 impl Db {
     pub async fn plugins_of(&self, reseller_id: i64) -> AppResult<Vec<PluginRow>> {
         Ok(sqlx::query_as(&format!(
@@ -134,6 +140,8 @@ impl Db {
         .await?)
     }
 
+    /// Stores a plugin, within the reseller's storage: at most [`MAX_PLUGINS`] plugins and
+    /// [`MAX_PLUGIN_BYTES`] of components (checked in the statement that inserts).
     pub async fn insert_plugin(
         &self,
         reseller_id: i64,
@@ -141,9 +149,12 @@ impl Db {
         plugin: &Plugin,
         wasm: &[u8],
     ) -> AppResult<i64> {
-        let (id,): (i64,) = sqlx::query_as(
+        let id: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO plugins (reseller_id, name, kind, sha256, size, wasm, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE (SELECT COUNT(*) FROM plugins WHERE reseller_id = $1) < $8 \
+               AND (SELECT COALESCE(SUM(size), 0) FROM plugins WHERE reseller_id = $1) + $5 <= $9 \
+             RETURNING id",
         )
         .bind(reseller_id)
         .bind(name)
@@ -152,7 +163,9 @@ impl Db {
         .bind(wasm.len() as i64)
         .bind(wasm.to_vec())
         .bind(now())
-        .fetch_one(&self.pool)
+        .bind(MAX_PLUGINS)
+        .bind(MAX_PLUGIN_BYTES)
+        .fetch_optional(&self.pool)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
@@ -160,7 +173,21 @@ impl Db {
             )),
             _ => AppError::Db(e),
         })?;
-        Ok(id)
+        if let Some((id,)) = id {
+            return Ok(id);
+        }
+        let (count, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM plugins WHERE reseller_id = $1",
+        )
+        .bind(reseller_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Err(AppError::Quota(format!(
+            "your plugin storage is full: {count} plugins, {} of components (at most \
+             {MAX_PLUGINS} plugins and {} in all); delete one first",
+            acetate_engine::size::format_bytes(bytes.max(0) as u64),
+            acetate_engine::size::format_bytes(MAX_PLUGIN_BYTES as u64)
+        )))
     }
 
     pub async fn plugin_wasm(&self, id: i64) -> AppResult<Vec<u8>> {

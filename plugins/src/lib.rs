@@ -22,7 +22,7 @@ use wasmtime::{Config, Engine, Store, Trap};
 mod sandbox;
 mod types;
 
-pub use sandbox::{apply as apply_kv_changes, KV_MAX_KEY, KV_MAX_KEYS, KV_MAX_VALUE};
+pub use sandbox::{apply as apply_kv_changes, KV_MAX_BYTES, KV_MAX_KEY, KV_MAX_KEYS, KV_MAX_VALUE};
 pub use types::{
     BillingInput, ContainerSpec, ContainerUsage, Decision, Event, EventKind, InvoiceLine, Limits,
     Money, Plan, Tenant,

@@ -16,6 +16,8 @@ use crate::{Budget, Kv, KvChanges, LogLevel, LogLine};
 
 /// Keys a plugin may hold in its store.
 pub const KV_MAX_KEYS: usize = 256;
+/// Bytes of keys and values a plugin's store holds at most, all keys together.
+pub const KV_MAX_BYTES: usize = 1 << 20;
 /// Longest key.
 pub const KV_MAX_KEY: usize = 128;
 /// Largest value.
@@ -167,6 +169,25 @@ impl State {
         }
     }
 
+    /// Bytes of keys and values in the store if `key` were set to `value_len` bytes.
+    fn kv_bytes_with(&self, key: &str, value_len: usize) -> usize {
+        let mut bytes: usize = self
+            .kv_base
+            .iter()
+            .filter(|(k, _)| !self.kv_changes.0.contains_key(*k))
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        for (k, change) in &self.kv_changes.0 {
+            if let (Some(v), true) = (change, k != key) {
+                bytes += k.len() + v.len();
+            }
+        }
+        if !self.kv_changes.0.contains_key(key) {
+            bytes -= self.kv_base.get(key).map_or(0, |v| key.len() + v.len());
+        }
+        bytes + key.len() + value_len
+    }
+
     fn kv_len_with(&self, key: &str) -> usize {
         let mut keys = self.kv_base.len();
         for (k, change) in &self.kv_changes.0 {
@@ -253,6 +274,11 @@ impl kv::Host for State {
         }
         if self.kv_len_with(&key) > KV_MAX_KEYS {
             return Ok(Err(format!("the store is full ({KV_MAX_KEYS} keys)")));
+        }
+        if self.kv_bytes_with(&key, value.len()) > KV_MAX_BYTES {
+            return Ok(Err(format!(
+                "the store is full ({KV_MAX_BYTES} bytes of keys and values)"
+            )));
         }
         self.kv_changes.0.insert(key, Some(value));
         Ok(Ok(()))
@@ -342,6 +368,23 @@ mod tests {
             .contains("values"));
         assert_eq!(s.get("k1".into()).unwrap(), None);
         assert_eq!(s.get("new".into()).unwrap(), Some(vec![1]));
+        // All keys together hold at most KV_MAX_BYTES: 16 values of 64 KiB (with their
+        // keys) do not fit; replacing one by a smaller value makes room.
+        let mut s2 = state(Kv::new(), Budget::default());
+        let value = vec![0u8; KV_MAX_VALUE];
+        let mut stored = 0;
+        while s2.set(format!("v{stored}"), value.clone()).unwrap().is_ok() {
+            stored += 1;
+        }
+        assert_eq!(stored, KV_MAX_BYTES / KV_MAX_VALUE - 1);
+        assert!(s2.set("more".into(), vec![0; 16]).unwrap().is_ok());
+        assert!(s2
+            .set(format!("v{stored}"), value.clone())
+            .unwrap()
+            .unwrap_err()
+            .contains("bytes"));
+        assert!(s2.set("v0".into(), vec![1]).unwrap().is_ok());
+        assert!(s2.set(format!("v{stored}"), value).unwrap().is_ok());
         let keys = s.keys().unwrap();
         assert_eq!(keys.len(), KV_MAX_KEYS);
         assert!(keys.contains(&"new".to_string()) && !keys.contains(&"k1".to_string()));

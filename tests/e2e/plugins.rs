@@ -404,6 +404,27 @@ async fn a_plugin_sees_only_its_resellers_events() {
         .call(Method::DELETE, "/api/v1/containers/www", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Each reseller's plugin storage is bounded (16 plugins); beta's being full does not
+    // touch alpha's.
+    for i in 1..16 {
+        upload(&beta, &format!("extra{i}"), "legacy_hook", false).await;
+    }
+    let (status, body) = beta
+        .post_bytes("/api/v1/plugins?name=one-too-many", example("legacy_hook"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugin storage is full: 16 plugins"),
+        "{body}"
+    );
+    let (status, _) = beta.get("/api/v1/plugins/one-too-many").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+    upload(&alpha, "another", "legacy_hook", false).await;
     server.stop();
 }
 

@@ -101,7 +101,7 @@ pub mod log {
     }
 }
 
-/// The plugin's private key-value store (at most 256 keys of 64 KiB). Writes persist only
+/// The plugin's private key-value store (at most 256 keys of 64 KiB, 1 MiB in all). Writes persist only
 /// if the call that made them succeeds. `keys` needs a host of WIT 1.1.0 or later.
 pub mod kv {
     pub use crate::bindings::hook_world::acetate::plugin::kv::{delete, get, keys, set};
