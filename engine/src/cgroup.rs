@@ -21,6 +21,7 @@ use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::{Cgroup, Controllers, Hierarchy, MaxValue, Subsystem};
 use serde::{Deserialize, Serialize};
 
+use crate::devices;
 use crate::error::{Error, Result};
 use crate::spec::{Limits, CFS_PERIOD_US};
 
@@ -40,7 +41,13 @@ struct HostHierarchy {
     v2: bool,
     /// v1: (controller, mount point, mount root).
     points: Vec<(Controllers, PathBuf, PathBuf)>,
+    /// Hybrid hosts: where cgroup2 is mounted beside the v1 hierarchies (containers get a
+    /// directory there too, for the BPF device filter).
+    unified: Option<PathBuf>,
 }
+
+/// Where hybrid hosts (systemd's layout) mount cgroup2 beside the v1 hierarchies.
+const HYBRID_UNIFIED: &str = "/sys/fs/cgroup/unified";
 
 fn host_hierarchy() -> &'static HostHierarchy {
     static HOST: OnceLock<HostHierarchy> = OnceLock::new();
@@ -49,6 +56,7 @@ fn host_hierarchy() -> &'static HostHierarchy {
             return HostHierarchy {
                 v2: true,
                 points: Vec::new(),
+                unified: None,
             };
         }
         let v1 = hierarchies::V1::new();
@@ -67,7 +75,14 @@ fn host_hierarchy() -> &'static HostHierarchy {
             Some((c, point, root))
         })
         .collect();
-        HostHierarchy { v2: false, points }
+        let unified = nix::sys::statfs::statfs(HYBRID_UNIFIED)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+            .then(|| PathBuf::from(HYBRID_UNIFIED));
+        HostHierarchy {
+            v2: false,
+            points,
+            unified,
+        }
     })
 }
 
@@ -122,6 +137,31 @@ impl Hierarchy for HostHierarchy {
 }
 const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "io"];
 
+/// The device nodes a container may open: its own /dev (see
+/// [`crate::runtime::CONTAINER_DEVICES`]), the ptmx of its devpts and its pseudo-terminals.
+pub fn allowed_devices() -> Vec<devices::Allowed> {
+    crate::runtime::CONTAINER_DEVICES
+        .iter()
+        .map(|d| devices::Allowed {
+            char: true,
+            major: d.major,
+            minor: Some(d.minor),
+        })
+        .chain([
+            devices::Allowed {
+                char: true,
+                major: 5,
+                minor: Some(2),
+            },
+            devices::Allowed {
+                char: true,
+                major: 136,
+                minor: None,
+            },
+        ])
+        .collect()
+}
+
 /// Resource counters of a container's cgroup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupUsage {
@@ -141,6 +181,8 @@ pub struct CgroupUsage {
 pub struct ContainerCgroup {
     cg: Cgroup,
     rel: String,
+    /// Hybrid hosts: the container's directory in the cgroup2 hierarchy.
+    unified: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ContainerCgroup {
@@ -161,7 +203,8 @@ impl ContainerCgroup {
     /// The cgroup of container `name` under the engine's `parent` group (nothing is
     /// created yet).
     pub fn new(parent: &str, name: &str) -> Self {
-        let hier: Box<dyn Hierarchy> = Box::new(host_hierarchy().clone());
+        let host = host_hierarchy();
+        let hier: Box<dyn Hierarchy> = Box::new(host.clone());
         let rel = format!("{parent}/{name}");
         let controllers: &[&str] = if hier.v2() {
             V2_CONTROLLERS
@@ -170,7 +213,8 @@ impl ContainerCgroup {
         };
         let controllers = controllers.iter().map(|s| s.to_string()).collect();
         let cg = Cgroup::load_with_specified_controllers(hier, &rel, controllers);
-        ContainerCgroup { cg, rel }
+        let unified = host.unified.as_ref().map(|u| u.join(&rel));
+        ContainerCgroup { cg, rel, unified }
     }
 
     pub fn is_v2(&self) -> bool {
@@ -184,6 +228,7 @@ impl ContainerCgroup {
             .subsystems()
             .iter()
             .map(|s| s.to_controller().path().to_path_buf())
+            .chain(self.unified.clone())
             .collect();
         paths.sort();
         paths.dedup();
@@ -206,28 +251,36 @@ impl ContainerCgroup {
         Ok(())
     }
 
-    /// Allows the container's own device nodes and nothing else: on v1 through the
-    /// devices controller (v2 hosts need a BPF device program, not attached yet: there the
-    /// nodev mounts and the minimal /dev are the protection).
+    /// Allows the container's own device nodes and nothing else: through the devices
+    /// controller on v1, a BPF device program on v2, both on hybrid hosts (the program on
+    /// the container's directory in the cgroup2 hierarchy).
     fn restrict_devices(&self) -> Result<()> {
+        let allowed = allowed_devices();
         if self.is_v2() {
-            return Ok(());
+            let dir = self.paths().into_iter().next().ok_or_else(|| {
+                Error::Unsupported("the container's cgroup has no directory".into())
+            })?;
+            return devices::restrict(&dir, &allowed);
         }
-        let Some(dev) = self.cg.controller_of::<DevicesController>() else {
-            return Ok(());
-        };
-        let all = DevicePermissions::all();
-        dev.deny_device(DeviceType::All, -1, -1, &all)
-            .map_err(cg_err("deny devices"))?;
-        let allow = |kind, major: i64, minor: i64| {
-            dev.allow_device(kind, major, minor, &all)
-                .map_err(cg_err(format!("allow device {major}:{minor}")))
-        };
-        for d in crate::runtime::CONTAINER_DEVICES {
-            allow(DeviceType::Char, i64::from(d.major), i64::from(d.minor))?;
+        if let Some(dev) = self.cg.controller_of::<DevicesController>() {
+            let all = DevicePermissions::all();
+            dev.deny_device(DeviceType::All, -1, -1, &all)
+                .map_err(cg_err("deny devices"))?;
+            for a in &allowed {
+                let kind = if a.char {
+                    DeviceType::Char
+                } else {
+                    DeviceType::Block
+                };
+                let minor = a.minor.map_or(-1, i64::from);
+                dev.allow_device(kind, i64::from(a.major), minor, &all)
+                    .map_err(cg_err(format!("allow device {}:{minor}", a.major)))?;
+            }
         }
-        allow(DeviceType::Char, 5, 2)?; // ptmx of its own devpts
-        allow(DeviceType::Char, 136, -1)?; // its pseudo-terminals
+        if let Some(dir) = &self.unified {
+            fs::create_dir_all(dir).map_err(|e| Error::io("create cgroup", dir, e))?;
+            devices::restrict(dir, &allowed)?;
+        }
         Ok(())
     }
 

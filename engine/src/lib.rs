@@ -10,6 +10,7 @@
 
 pub mod capacity;
 pub mod cgroup;
+pub mod devices;
 pub mod error;
 pub mod identity;
 pub mod mounts;

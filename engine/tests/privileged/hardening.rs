@@ -410,6 +410,20 @@ fn device_nodes_in_a_layer_open_nothing() {
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("OPENED"), "{out}");
     assert!(out.contains("devnull-ok"), "{out}");
+    // On v2 and hybrid hosts the container's processes are in a cgroup2 directory with
+    // the BPF device filter (proven on its own below).
+    let init = engine.show(&ct.name).unwrap().pid.unwrap();
+    let v2_dir = engine
+        .cgroup(&ct.name)
+        .paths()
+        .into_iter()
+        .find(|d| d.join("cgroup.subtree_control").exists());
+    if let Some(dir) = v2_dir {
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(procs.lines().any(|l| l == init.to_string()), "{procs}");
+    } else {
+        assert!(!std::path::Path::new("/sys/fs/cgroup/unified").exists());
+    }
     // On v1 hosts the cgroup allows only the container's own nodes.
     let cg = engine.cgroup(&ct.name);
     if let Some(list) = cg
@@ -673,5 +687,50 @@ fn a_tenant_cannot_forge_addresses_on_the_bridge() {
             .unwrap()
             .trim(),
         "0"
+    );
+}
+
+#[test]
+fn the_bpf_device_filter_allows_only_the_listed_nodes() {
+    if !acetate_engine::testing::root_or_skip("the_bpf_device_filter_allows_only_the_listed_nodes")
+    {
+        return;
+    }
+    // The cgroup2 hierarchy: the whole tree on v2 hosts, beside v1 on hybrid ones.
+    let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists())
+        .expect("a cgroup2 hierarchy");
+    let dir = root.join(format!("acetate-devtest-{}", std::process::id()));
+    fs::create_dir(&dir).unwrap();
+    acetate_engine::devices::restrict(
+        &dir,
+        &[acetate_engine::devices::Allowed {
+            char: true,
+            major: 1,
+            minor: Some(3),
+        }],
+    )
+    .unwrap();
+    // A process that moves itself into the cgroup (and into no v1 devices cgroup), then
+    // opens /dev/null (listed) and /dev/zero (not listed).
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && \
+             (head -c1 /dev/zero >/dev/null 2>&1 && echo zero-OPENED || echo zero-refused); \
+             echo null-ok > /dev/null && echo null-ok",
+            dir.display()
+        ))
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.split_whitespace().collect::<Vec<_>>(),
+        ["zero-refused", "null-ok"],
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
