@@ -438,3 +438,45 @@ fn user_add_refuses_what_does_not_fit_and_changes_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user named \"cy\""));
 }
+
+#[test]
+fn a_start_that_crashes_half_way_leaves_nothing_blocked() {
+    let Some(state) = state_dir("a_start_that_crashes_half_way_leaves_nothing_blocked") else {
+        return;
+    };
+    let name = unique_name("cli-crash");
+    ok(&state, &["ct", "create", &name, "--disk", "64M"]);
+    // The CLI dies between cloning the container's init and releasing it.
+    let out = Command::new(env!("CARGO_BIN_EXE_acetate"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["ct", "start", &name])
+        .env(acetate_engine::testing::CRASH_AT, "start")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // The half-started init finds its parent gone and exits by itself...
+    let engine = acetate_engine::Engine::open(&state).unwrap();
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        engine.cgroup(&name).processes().is_empty()
+    });
+    assert!(gone, "the half-started init is still there");
+    // ...holding no lock: the next start goes through at once (a held lock would make
+    // it wait two minutes).
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(env!("CARGO_BIN_EXE_acetate"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["ct", "start", &name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&state, &["ct", "destroy", &name]);
+    assert!(leftovers(&Layout::new(&state), &name).is_empty());
+}

@@ -8,7 +8,7 @@ use crate::api::{customer, reseller_with_plan, roomy_plan, roomy_pool};
 use crate::support::{state_dir, Server};
 
 /// A browser: follows no redirects, keeps its cookies by hand.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     http: Client,
     base: &'a str,
     cookies: Vec<(String, String)>,
@@ -133,7 +133,12 @@ impl Browser<'_> {
 }
 
 /// A browser logged in as `name`.
-async fn logged_in<'a>(http: &Client, base: &'a str, name: &str, password: &str) -> Browser<'a> {
+pub(crate) async fn logged_in<'a>(
+    http: &Client,
+    base: &'a str,
+    name: &str,
+    password: &str,
+) -> Browser<'a> {
     let mut b = Browser {
         http: http.clone(),
         base,

@@ -283,6 +283,7 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
     if let Some((net, rate)) = p.network {
         crate::network::attach(pid, net, rate).map_err(kill)?;
     }
+    crate::testing::crash_point("start");
     // The init must survive an OOM inside its container; the hog is the one to go.
     let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), "-999");
     let (_, start_ticks) = proc_stat(pid).ok_or_else(|| {
