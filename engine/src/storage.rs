@@ -559,22 +559,51 @@ pub fn is_mounted(layout: &Layout, name: &str) -> bool {
     mounts::fs_magic(&layout.rootfs(name)) == Some(mounts::OVERLAYFS_SUPER_MAGIC)
 }
 
+/// The loop device holding the mounted disk of container `name`, from the mount's device
+/// number (no scan of every loop device); `None` if the disk is not mounted.
+fn mounted_loop(layout: &Layout, name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let disk = layout.disk(name);
+    if mounts::fs_magic(&disk) != Some(mounts::EXT4_SUPER_MAGIC) {
+        return None;
+    }
+    let dev = fs::metadata(&disk).ok()?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    (major == 7).then(|| PathBuf::from(format!("/dev/loop{minor}")))
+}
+
+/// Whether loop device `dev` (`/dev/loopN`) is still attached to `image`.
+fn loop_backs(dev: &Path, image: &Path) -> bool {
+    let Some(name) = dev.file_name() else {
+        return false;
+    };
+    fs::read(Path::new("/sys/block").join(name).join("loop/backing_file"))
+        .map(|b| b.strip_suffix(b"\n").unwrap_or(&b) == image.as_os_str().as_encoded_bytes())
+        .unwrap_or(false)
+}
+
 /// Unmounts everything of a container, in reverse order, and makes sure no loop device is
-/// left on its image.
+/// left on its image. The device is known from the mount; only debris of a crash (an
+/// image attached but not mounted) needs a scan of every loop device.
 pub fn unmount_all(layout: &Layout, name: &str) -> Result<()> {
+    let mounted = mounted_loop(layout, name);
     mounts::umount_all(&layout.rootfs(name))?;
     mounts::umount_all(&layout.lower(name))?;
     mounts::umount_all(&layout.disk(name))?;
     let image = layout.image(name);
-    for dev in loops_backed_by(&image) {
+    let devices = match mounted {
+        Some(dev) => vec![dev],
+        None => loops_backed_by(&image),
+    };
+    for dev in devices {
         // Auto-clear is asynchronous after a lazy unmount; give it a moment first.
         for _ in 0..50 {
-            if !loops_backed_by(&image).contains(&dev) {
+            if !loop_backs(&dev, &image) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        if loops_backed_by(&image).contains(&dev) {
+        if loop_backs(&dev, &image) {
             loop_detach(&dev)?;
         }
     }
