@@ -30,6 +30,12 @@ pub struct StartCtx {
     /// Written by the intermediate process (shared memory): the init's host pid.
     pub init_pid: c_int,
     pub clone_flags: c_int,
+    /// The base mount namespace to clone the init from (see `basens`), or -1 to clone
+    /// from the caller's own.
+    pub base_ns: c_int,
+    /// A detached copy of the container's root, attached at `rootfs` in the base
+    /// namespace for the clone (-1 without a base namespace).
+    pub tree_fd: c_int,
 }
 
 /// Steps reported on failure besides the indexes of `ops`.
@@ -180,9 +186,39 @@ pub(super) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     let ctx = unsafe { &mut *(arg as *mut StartCtx) };
     let top = ctx.stack.as_mut_ptr() as usize + ctx.stack.len();
     let top = (top & !15) as *mut c_void;
+    let base = ctx.base_ns >= 0;
+    if base {
+        // SAFETY: plain system calls with prepared, NUL-terminated paths.
+        unsafe {
+            if libc::setns(ctx.base_ns, libc::CLONE_NEWNS) != 0
+                || libc::mkdir(ctx.rootfs.as_ptr(), 0o700) != 0
+            {
+                ctx.init_pid = -errno();
+                return 0;
+            }
+            if libc::syscall(
+                libc::SYS_move_mount,
+                ctx.tree_fd,
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                ctx.rootfs.as_ptr(),
+                0x4u32, // MOVE_MOUNT_F_EMPTY_PATH
+            ) != 0
+            {
+                ctx.init_pid = -errno();
+                return 0;
+            }
+        }
+    }
     // SAFETY: a new process on its own stack, in a copy of this address space.
     let pid = unsafe { libc::clone(container_main, top, ctx.clone_flags, arg) };
     ctx.init_pid = if pid < 0 { -errno() } else { pid };
+    if base {
+        // SAFETY: the init has its own copy; the base namespace lets go of this one. The
+        // directory stays until the init has left it (removing a mountpoint detaches
+        // the mounts on it in every namespace): the parent removes it then.
+        unsafe { libc::umount2(ctx.rootfs.as_ptr(), libc::MNT_DETACH) };
+    }
     0
 }
 

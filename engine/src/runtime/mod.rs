@@ -2,6 +2,7 @@
 //! a running container, and stopping it. A container's init is re-parented away from the
 //! process that started it, so containers outlive the CLI and the panel.
 
+pub mod basens;
 pub mod child;
 pub mod rootfs;
 
@@ -221,8 +222,26 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         .map(|s| s.as_ptr())
         .chain([std::ptr::null()])
         .collect();
+    // The init is cloned from the base mount namespace where there is one, with a
+    // detached copy of its root attached there under a name of its own.
+    let base = basens::get();
+    let tree = match base {
+        Some(_) => Some(basens::detached_tree(p.rootfs)?),
+        None => None,
+    };
+    let rootfs = match &tree {
+        Some(_) => {
+            static SLOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SLOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            CString::new(format!("{}{}-{n}", basens::SLOT_PREFIX, std::process::id()))
+                .expect("no NUL")
+        }
+        None => CString::new(p.rootfs.as_os_str().as_bytes()).expect("no NUL"),
+    };
     let mut ctx = Box::new(StartCtx {
-        rootfs: CString::new(p.rootfs.as_os_str().as_bytes()).expect("no NUL"),
+        rootfs,
+        base_ns: base.map_or(-1, |b| b.ns.as_raw_fd()),
+        tree_fd: tree.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
         hostname: cstr(p.name)?,
         ops: root_ops(),
         init_fd: p.init.as_raw_fd(),
@@ -261,6 +280,16 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(mid), None);
     drop(go_r);
     drop(err_w);
+    // Once the init is past its root setup (or gone), the base namespace's slot goes.
+    struct Slot<'a>(Option<&'a basens::BaseNs>, CString);
+    impl Drop for Slot<'_> {
+        fn drop(&mut self) {
+            if let Some(base) = self.0 {
+                base.remove_slot(&self.1);
+            }
+        }
+    }
+    let _slot = Slot(base.filter(|_| tree.is_some()), ctx.rootfs.clone());
     let pid = ctx.init_pid;
     if pid <= 0 {
         return Err(Error::Setup {
