@@ -12,7 +12,9 @@ pub mod capacity;
 pub mod cgroup;
 pub mod devices;
 pub mod error;
+mod host_ops;
 pub mod identity;
+mod live;
 pub mod mounts;
 pub mod network;
 pub mod runtime;
@@ -27,8 +29,7 @@ pub mod testing;
 pub mod unpack;
 
 use std::fs::{self, File};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,9 +56,6 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default time a container gets between SIGTERM and SIGKILL on stop.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The init binary, compiled by build.rs from `init/init.rs`.
-const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/acetate-init"));
 
 /// Whether a container's init is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,35 +163,6 @@ fn require_root(what: &'static str) -> Result<()> {
     }
 }
 
-/// Writes the embedded init binary under the state dir (once per version) and opens it.
-fn install_init(layout: &Layout) -> Result<File> {
-    // FNV-1a: a version tag, not a security measure (the directory is root-only).
-    let hash = INIT_BINARY.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let path = layout.bin().join(format!("acetate-init-{hash:016x}"));
-    if !path.exists() {
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o755)
-            .open(&tmp)
-            .ctx("write", &tmp)?;
-        f.write_all(INIT_BINARY).ctx("write", &tmp)?;
-        f.sync_all().ctx("sync", &tmp)?;
-        drop(f);
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).ctx("chmod", &tmp)?;
-        fs::rename(&tmp, &path).ctx("install", &path)?;
-    }
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
-        .ctx("open", &path)
-}
-
 impl Engine {
     /// Opens the engine on `state_dir`, creating its layout. Reading (list, show) works
     /// without root on an existing state dir; everything that changes containers needs root.
@@ -206,7 +175,10 @@ impl Engine {
             return Err(Error::NotRoot("create the state directory", euid()));
         }
         let (init, identity) = if euid() == 0 {
-            (install_init(&layout)?, identity::claim(layout.root())?)
+            (
+                runtime::install_init(&layout)?,
+                identity::claim(layout.root())?,
+            )
         } else {
             (
                 File::open("/dev/null").ctx("open", "/dev/null")?,
@@ -222,31 +194,6 @@ impl Engine {
             seccomp: security::seccomp_programs()?,
             fail_point: None,
         })
-    }
-
-    /// Applies the provider's disk policy (over-commit ratio, reserve).
-    pub fn with_disk_policy(mut self, policy: capacity::DiskPolicy) -> Result<Self> {
-        policy.validate()?;
-        self.disk = policy;
-        Ok(self)
-    }
-
-    /// The provider's disk policy this engine applies.
-    pub fn disk_policy(&self) -> &capacity::DiskPolicy {
-        &self.disk
-    }
-
-    /// The state dir's disk: size, free space, quotas promised and allowed, the reserve.
-    pub fn disk_capacity(&self) -> Result<capacity::DiskCapacity> {
-        let promised = self.configs()?.iter().map(|c| c.limits.disk).sum();
-        capacity::capacity(self.layout.root(), &self.disk, promised)
-    }
-
-    /// Gives up the disk reserve if the state dir's disk is full (so the panel, its
-    /// database and destroys keep working), or takes it back once there is room. Returns
-    /// whether it was given up now. Cheap (one `statvfs`): call it often.
-    pub fn relieve_disk(&self) -> Result<bool> {
-        capacity::relieve(self.layout.root(), &self.disk)
     }
 
     /// Makes `create` fail at the named storage step (one of [`storage::CREATE_STEPS`]),
@@ -273,59 +220,6 @@ impl Engine {
     /// The cgroup of container `name`.
     pub fn cgroup(&self, name: &str) -> ContainerCgroup {
         ContainerCgroup::new(&self.cgroup_parent, name)
-    }
-
-    // ---- templates -------------------------------------------------------------------
-
-    /// Installed templates, with how many containers use each.
-    pub fn templates(&self) -> Result<Vec<TemplateInfo>> {
-        let mut list = template::list(&self.layout)?;
-        let configs = self.configs()?;
-        for t in &mut list {
-            t.containers = configs.iter().filter(|c| c.template == t.name).count();
-        }
-        Ok(list)
-    }
-
-    /// Builds the `host` template from the host's own OS.
-    #[tracing::instrument(skip(self))]
-    pub fn build_host_template(&self) -> Result<TemplateInfo> {
-        require_root("build templates")?;
-        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
-        template::build_host(&self.layout)
-    }
-
-    /// Builds the `host` template unless it exists; returns whether it was built.
-    pub fn ensure_host_template(&self) -> Result<bool> {
-        if template::exists(&self.layout, "host") {
-            return Ok(false);
-        }
-        require_root("build templates")?;
-        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
-        if template::exists(&self.layout, "host") {
-            return Ok(false);
-        }
-        template::build_host(&self.layout)?;
-        Ok(true)
-    }
-
-    /// Imports template `name` from a root filesystem directory or tarball.
-    pub fn import_template(&self, name: &str, source: &Path) -> Result<TemplateInfo> {
-        self.import_template_with(name, source, &template::ImportOptions::default())
-    }
-
-    /// Imports template `name` within the bounds and rules of `opts`.
-    #[tracing::instrument(skip(self))]
-    pub fn import_template_with(
-        &self,
-        name: &str,
-        source: &Path,
-        opts: &template::ImportOptions,
-    ) -> Result<TemplateInfo> {
-        spec::validate_name(name)?;
-        require_root("import templates")?;
-        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
-        template::import(&self.layout, name, source, opts)
     }
 
     // ---- containers ------------------------------------------------------------------
@@ -662,126 +556,6 @@ impl Engine {
         // container and is swept by the next destroy of the same name or by create.
         fs::remove_file(self.layout.config(name)).ctx("remove", self.layout.config(name))?;
         remove_tree(&dir)
-    }
-
-    /// Runs `argv` inside a running container as its root and returns the exit code.
-    #[tracing::instrument(skip(self, env, io))]
-    pub fn exec(
-        &self,
-        name: &str,
-        argv: &[String],
-        env: &[(String, String)],
-        io: ExecIo,
-    ) -> Result<i32> {
-        self.spawn_exec(name, argv, env, io)?.wait()
-    }
-
-    /// Starts `argv` inside a running container as its root; the caller waits for it (or
-    /// kills it) through the returned handle. The command holds no descriptor of this
-    /// process but `io`, and dies when this process dies.
-    pub fn spawn_exec(
-        &self,
-        name: &str,
-        argv: &[String],
-        env: &[(String, String)],
-        io: ExecIo,
-    ) -> Result<ExecChild> {
-        require_root("run commands in containers")?;
-        let cfg = self.config(name)?;
-        let st = self
-            .run_state(name)?
-            .ok_or_else(|| Error::NotRunning(name.to_string()))?;
-        let pidfd = runtime::open_init(&st).ok_or_else(|| Error::NotRunning(name.to_string()))?;
-        let cgroup = self.cgroup(&cfg.name);
-        runtime::spawn_exec(&pidfd, &cgroup, argv, env, io, &self.seccomp).map_err(|e| match e {
-            Error::Setup { step, source, .. } => Error::Setup {
-                name: name.to_string(),
-                step,
-                source,
-            },
-            e => e,
-        })
-    }
-
-    /// Changes limits; applied live to a running container, the disk grown online.
-    #[tracing::instrument(skip(self))]
-    pub fn set(&self, name: &str, update: &LimitsUpdate) -> Result<ContainerInfo> {
-        require_root("change containers")?;
-        // A bigger disk is admitted against every container's quota, as a create is: the
-        // global lock first (its order against container locks).
-        let _global = match update.disk {
-            Some(_) => Some(self.layout.lock_global(LOCK_TIMEOUT)?),
-            None => None,
-        };
-        let (_lock, mut cfg) = self.lock(name)?;
-        let old = cfg.limits.clone();
-        let new = update.applied_to(&old);
-        new.validate()?;
-        if new.disk > old.disk {
-            let cap = self.disk_capacity()?;
-            capacity::admit(&cap, new.disk - old.disk, &self.disk)?;
-        }
-        if new.disk < old.disk {
-            return Err(Error::InvalidLimit {
-                what: "disk",
-                msg: format!(
-                    "{} is smaller than the current {}: disks can only grow",
-                    size::format_bytes(new.disk),
-                    size::format_bytes(old.disk)
-                ),
-            });
-        }
-        if new.net_rate != old.net_rate && !cfg.network {
-            return Err(Error::InvalidLimit {
-                what: "net rate",
-                msg: format!("{name} has no network interface (create it with --net)"),
-            });
-        }
-        let st = self.run_state(name)?;
-        let cgroup = self.cgroup(name);
-        if st.is_some() {
-            cgroup.apply(&new)?;
-        }
-        if let (Some(st), true) = (&st, new.net_rate != old.net_rate) {
-            if let Err(e) = network::set_rate(st.pid, &network::info_for(cfg.id_base), new.net_rate)
-            {
-                let _ = cgroup.apply(&old);
-                return Err(e);
-            }
-        }
-        if new.disk > old.disk {
-            let grown = if st.is_some() {
-                storage::grow_online(&self.layout, name, old.disk, new.disk)
-            } else {
-                self.grow_stopped(&cfg, new.disk)
-            };
-            if let Err(e) = grown {
-                if st.is_some() {
-                    let _ = cgroup.apply(&old);
-                }
-                return Err(e);
-            }
-        }
-        let mut new = new;
-        if let Some(disk) = storage::disk_usage(&self.layout, name) {
-            new.inodes = new.inodes.max(disk.inodes_total);
-        }
-        cfg.limits = new;
-        store::write_json(&self.layout.config(name), &cfg)?;
-        Ok(self.info(&cfg, st))
-    }
-
-    /// Grows the disk of a stopped container: online if the host allows, else with its
-    /// storage unmounted; mounted again afterwards either way.
-    fn grow_stopped(&self, cfg: &ContainerConfig, new_size: u64) -> Result<()> {
-        let name = &cfg.name;
-        if storage::can_grow_online() && storage::is_mounted(&self.layout, name) {
-            return storage::grow_online(&self.layout, name, cfg.limits.disk, new_size);
-        }
-        storage::unmount_all(&self.layout, name)?;
-        let grown = storage::grow_offline(&self.layout, name, cfg.limits.disk, new_size);
-        let mounted = storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base);
-        grown.and(mounted)
     }
 
     fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {

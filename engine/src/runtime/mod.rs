@@ -7,9 +7,11 @@ pub mod child;
 pub mod rootfs;
 
 use std::ffi::CString;
-use std::fs::File;
+use std::fs::{self, File};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,9 +20,41 @@ use rootfs::Op;
 pub use rootfs::{root_ops, Device, CONTAINER_DEVICES};
 
 use crate::cgroup::ContainerCgroup;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::security::{self, SeccompPrograms};
-use crate::store::{unix_now, RunState, IDS_PER_CONTAINER};
+use crate::store::{unix_now, Layout, RunState, IDS_PER_CONTAINER};
+
+/// The init binary, compiled by build.rs from `init/init.rs`.
+const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/acetate-init"));
+
+/// Writes the embedded init binary under the state dir (once per version) and opens it.
+pub(crate) fn install_init(layout: &Layout) -> Result<File> {
+    // FNV-1a: a version tag, not a security measure (the directory is root-only).
+    let hash = INIT_BINARY.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let path = layout.bin().join(format!("acetate-init-{hash:016x}"));
+    if !path.exists() {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o755)
+            .open(&tmp)
+            .ctx("write", &tmp)?;
+        f.write_all(INIT_BINARY).ctx("write", &tmp)?;
+        f.sync_all().ctx("sync", &tmp)?;
+        drop(f);
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).ctx("chmod", &tmp)?;
+        fs::rename(&tmp, &path).ctx("install", &path)?;
+    }
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .ctx("open", &path)
+}
 
 /// Host pid and identity check of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
