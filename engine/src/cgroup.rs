@@ -336,6 +336,47 @@ impl ContainerCgroup {
         Ok(())
     }
 
+    /// Caps the I/O the container does on block device `dev` (its loop device): blkio
+    /// throttling on v1, `io.max` on v2. A cap that is `None` is lifted.
+    pub fn apply_io_limits(&self, dev: (u32, u32), io: &crate::spec::IoLimits) -> Result<()> {
+        let Some(dir) = self.dir_of("blkio") else {
+            return match io.any() {
+                true => Err(Error::Unsupported(
+                    "this host has no block I/O cgroup controller to cap I/O with".into(),
+                )),
+                false => Ok(()),
+            };
+        };
+        let (major, minor) = dev;
+        let write = |file: &str, value: String| {
+            let path = dir.join(file);
+            fs::write(&path, value).map_err(|e| Error::io("set I/O limit", path, e))
+        };
+        if self.is_v2() {
+            let v = |x: Option<u64>| x.map_or("max".to_string(), |x| x.to_string());
+            return write(
+                "io.max",
+                format!(
+                    "{major}:{minor} rbps={} wbps={} riops={} wiops={}",
+                    v(io.read_bps),
+                    v(io.write_bps),
+                    v(io.read_iops),
+                    v(io.write_iops)
+                ),
+            );
+        }
+        // v1: a rule of 0 removes the device's rule.
+        for (file, value) in [
+            ("blkio.throttle.read_bps_device", io.read_bps),
+            ("blkio.throttle.write_bps_device", io.write_bps),
+            ("blkio.throttle.read_iops_device", io.read_iops),
+            ("blkio.throttle.write_iops_device", io.write_iops),
+        ] {
+            write(file, format!("{major}:{minor} {}", value.unwrap_or(0)))?;
+        }
+        Ok(())
+    }
+
     /// Sets the proportional I/O weight where the host's I/O scheduler honours one (BFQ, or
     /// CFQ on old kernels); hosts without one have no weight file and keep the default.
     /// Returns whether a weight file took it.

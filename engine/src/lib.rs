@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use cgroup::CgroupUsage;
 pub use error::{Error, Result};
 pub use runtime::{ExecChild, ExecIo};
-pub use spec::{ContainerSpec, ContainerSpecBuilder, Limits, LimitsUpdate};
+pub use spec::{ContainerSpec, ContainerSpecBuilder, IoLimits, Limits, LimitsUpdate};
 pub use storage::DiskUsage;
 pub use template::TemplateInfo;
 
@@ -424,6 +424,12 @@ impl Engine {
         // Leftovers of a crash (processes of a previous run without a state file) go first.
         cgroup.delete()?;
         cgroup.create(&cfg.limits)?;
+        if cfg.limits.io.any() {
+            if let Err(e) = self.apply_io_limits(&cgroup, name, &cfg.limits) {
+                let _ = cgroup.delete();
+                return Err(e);
+            }
+        }
         let rootfs = self.layout.rootfs(name);
         let net = cfg.network.then(|| network::info_for(cfg.id_base));
         if net.is_some() {

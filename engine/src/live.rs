@@ -9,6 +9,25 @@ use crate::{
 };
 
 impl Engine {
+    /// Caps the container's I/O on its own disk (the loop device its layer is mounted
+    /// from), or lifts the caps.
+    pub(crate) fn apply_io_limits(
+        &self,
+        cgroup: &crate::cgroup::ContainerCgroup,
+        name: &str,
+        limits: &crate::Limits,
+    ) -> Result<()> {
+        let Some(dev) = storage::disk_device(&self.layout, name) else {
+            if limits.io.any() {
+                return Err(Error::Unsupported(format!(
+                    "the disk of {name:?} is not mounted: its I/O cannot be capped"
+                )));
+            }
+            return Ok(());
+        };
+        cgroup.apply_io_limits(dev, &limits.io)
+    }
+
     /// Runs `argv` inside a running container as its root and returns the exit code.
     #[tracing::instrument(skip(self, env, io))]
     pub fn exec(
@@ -86,6 +105,12 @@ impl Engine {
         let cgroup = self.cgroup(name);
         if st.is_some() {
             cgroup.apply(&new)?;
+            if new.io != old.io {
+                if let Err(e) = self.apply_io_limits(&cgroup, name, &new) {
+                    let _ = cgroup.apply(&old);
+                    return Err(e);
+                }
+            }
         }
         if let (Some(st), true) = (&st, new.net_rate != old.net_rate) {
             if let Err(e) = network::set_rate(st.pid, &network::info_for(cfg.id_base), new.net_rate)

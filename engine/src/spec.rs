@@ -57,7 +57,55 @@ pub struct Limits {
     /// Network rate limit in bits per second, if any.
     #[serde(default)]
     pub net_rate: Option<u64>,
+    /// Block I/O caps on the container's own disk.
+    #[serde(default)]
+    pub io: IoLimits,
 }
+
+/// Caps on the block I/O a container does on its own disk (its writable layer); `None`
+/// is no cap. Enforced by blkio throttling (cgroup v1) or `io.max` (v2) on the
+/// container's loop device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoLimits {
+    /// Bytes per second read.
+    #[serde(default)]
+    pub read_bps: Option<u64>,
+    /// Bytes per second written.
+    #[serde(default)]
+    pub write_bps: Option<u64>,
+    /// Read operations per second.
+    #[serde(default)]
+    pub read_iops: Option<u64>,
+    /// Write operations per second.
+    #[serde(default)]
+    pub write_iops: Option<u64>,
+}
+
+impl IoLimits {
+    /// Whether any cap is set.
+    pub fn any(&self) -> bool {
+        *self != IoLimits::default()
+    }
+
+    /// The caps with `update` applied (`Some(0)` lifts a cap).
+    pub fn updated(&self, update: &IoLimits) -> IoLimits {
+        let pick = |new: Option<u64>, old: Option<u64>| match new {
+            Some(0) => None,
+            Some(v) => Some(v),
+            None => old,
+        };
+        IoLimits {
+            read_bps: pick(update.read_bps, self.read_bps),
+            write_bps: pick(update.write_bps, self.write_bps),
+            read_iops: pick(update.read_iops, self.read_iops),
+            write_iops: pick(update.write_iops, self.write_iops),
+        }
+    }
+}
+
+/// Smallest I/O caps accepted: below these a system cannot even boot its services.
+pub const MIN_IO_BPS: u64 = 64 << 10;
+pub const MIN_IO_IOPS: u64 = 10;
 
 fn default_cpu_weight() -> u32 {
     100
@@ -89,6 +137,7 @@ impl Default for Limits {
             procs: 512,
             io_weight: 100,
             net_rate: None,
+            io: IoLimits::default(),
         }
     }
 }
@@ -191,6 +240,32 @@ impl Limits {
                 return bad("net rate", format!("{rate} bit/s is below 8kbit"));
             }
         }
+        for (what, value) in [
+            ("I/O read rate", self.io.read_bps),
+            ("I/O write rate", self.io.write_bps),
+        ] {
+            if let Some(v) = value.filter(|v| *v < MIN_IO_BPS) {
+                return bad(
+                    what,
+                    format!(
+                        "{}/s is below the minimum of {}/s",
+                        format_bytes(v),
+                        format_bytes(MIN_IO_BPS)
+                    ),
+                );
+            }
+        }
+        for (what, value) in [
+            ("I/O read operations", self.io.read_iops),
+            ("I/O write operations", self.io.write_iops),
+        ] {
+            if let Some(v) = value.filter(|v| *v < MIN_IO_IOPS) {
+                return bad(
+                    what,
+                    format!("{v}/s is below the minimum of {MIN_IO_IOPS}/s"),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -216,6 +291,9 @@ pub struct LimitsUpdate {
     /// A new network rate limit in bit/s; `Some(0)` removes the limit.
     #[serde(default)]
     pub net_rate: Option<u64>,
+    /// New I/O caps; each `Some(0)` removes that cap.
+    #[serde(default)]
+    pub io: IoLimits,
 }
 
 impl LimitsUpdate {
@@ -237,6 +315,7 @@ impl LimitsUpdate {
                 Some(rate) => Some(rate),
                 None => current.net_rate,
             },
+            io: current.io.updated(&self.io),
         }
     }
 
@@ -330,6 +409,11 @@ impl ContainerSpecBuilder {
     }
     pub fn io_weight(mut self, weight: u32) -> Self {
         self.spec.limits.io_weight = weight;
+        self
+    }
+    /// Caps on the container's disk I/O.
+    pub fn io(mut self, io: IoLimits) -> Self {
+        self.spec.limits.io = io;
         self
     }
     /// A rate limit each way; implies a network interface.

@@ -559,17 +559,24 @@ pub fn is_mounted(layout: &Layout, name: &str) -> bool {
     mounts::fs_magic(&layout.rootfs(name)) == Some(mounts::OVERLAYFS_SUPER_MAGIC)
 }
 
-/// The loop device holding the mounted disk of container `name`, from the mount's device
-/// number (no scan of every loop device); `None` if the disk is not mounted.
-fn mounted_loop(layout: &Layout, name: &str) -> Option<PathBuf> {
+/// Major and minor number of the loop device holding the mounted disk of container
+/// `name`, from the mount's device number (no scan of every loop device); `None` if the
+/// disk is not mounted.
+pub fn disk_device(layout: &Layout, name: &str) -> Option<(u32, u32)> {
     use std::os::unix::fs::MetadataExt;
     let disk = layout.disk(name);
     if mounts::fs_magic(&disk) != Some(mounts::EXT4_SUPER_MAGIC) {
         return None;
     }
     let dev = fs::metadata(&disk).ok()?.dev();
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    (major == 7).then(|| PathBuf::from(format!("/dev/loop{minor}")))
+    Some((libc::major(dev), libc::minor(dev)))
+}
+
+/// The loop device holding the mounted disk of container `name`.
+fn mounted_loop(layout: &Layout, name: &str) -> Option<PathBuf> {
+    disk_device(layout, name)
+        .filter(|(major, _)| *major == 7)
+        .map(|(_, minor)| PathBuf::from(format!("/dev/loop{minor}")))
 }
 
 /// Whether loop device `dev` (`/dev/loopN`) is still attached to `image`.

@@ -153,6 +153,14 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
             &["ct", "create", &name, "--disk-overcommit", "0"],
             "over-commit ratio",
         ),
+        (
+            &["ct", "create", &name, "--io-read-bps", "1k"],
+            "i/o read rate",
+        ),
+        (
+            &["ct", "create", &name, "--io-write-iops", "5"],
+            "i/o write operations",
+        ),
     ];
     for (args, expected) in cases {
         let (code, err) = fails(&state, args);

@@ -219,3 +219,96 @@ fn cpu_use_stays_near_the_quota() {
         );
     }
 }
+
+/// Runs `dd` inside and returns the bytes per second it achieved, measured from the
+/// host around the command.
+fn dd_rate(ct: &Ct, args: &str, bytes: u64) -> f64 {
+    let started = Instant::now();
+    let (code, _, err) = ct.sh(&format!("dd {args} 2>&1"));
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "dd {args}: {err}");
+    bytes as f64 / took
+}
+
+#[test]
+fn disk_io_caps_hold_for_direct_reads_and_writes_and_change_live() {
+    let Some(engine) = engine("disk_io_caps_hold_for_direct_reads_and_writes_and_change_live")
+    else {
+        return;
+    };
+    let cap = 4u64 << 20; // 4 MiB/s
+    let ct = Ct::started(engine, "io-cap", |b| {
+        b.disk(256 << 20).io(acetate_engine::IoLimits {
+            write_bps: Some(cap),
+            ..Default::default()
+        })
+    });
+    // 12 MiB written past the page cache: 3 s at the cap (a burst may shave a little).
+    let size = 12u64 << 20;
+    let rate = dd_rate(
+        &ct,
+        "if=/dev/zero of=/data bs=1M count=12 oflag=direct",
+        size,
+    );
+    assert!(
+        rate < cap as f64 * 1.25,
+        "wrote at {rate:.0} B/s, cap {cap}"
+    );
+    // Reads are capped once asked, live.
+    engine
+        .set(
+            &ct.name,
+            &LimitsUpdate {
+                io: acetate_engine::IoLimits {
+                    read_bps: Some(cap),
+                    write_bps: Some(0),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let info = engine.show(&ct.name).unwrap();
+    assert_eq!(info.limits.io.read_bps, Some(cap));
+    assert_eq!(info.limits.io.write_bps, None, "0 lifts a cap");
+    let rate = dd_rate(&ct, "if=/data of=/dev/null bs=1M iflag=direct", size);
+    assert!(rate < cap as f64 * 1.25, "read at {rate:.0} B/s, cap {cap}");
+    // Operations per second are capped too: 100 writes of 4 KiB at 40/s take 2.5 s.
+    engine
+        .set(
+            &ct.name,
+            &LimitsUpdate {
+                io: acetate_engine::IoLimits {
+                    read_bps: Some(0),
+                    write_iops: Some(40),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let started = Instant::now();
+    let (code, _, err) = ct.sh("dd if=/dev/zero of=/ops bs=4k count=100 oflag=direct,dsync 2>&1");
+    assert_eq!(code, 0, "{err}");
+    let ops = 100.0 / started.elapsed().as_secs_f64();
+    assert!(ops < 40.0 * 1.25, "{ops:.1} writes/s, cap 40");
+    // Too small a cap is refused with a clear message and changes nothing.
+    let err = engine
+        .set(
+            &ct.name,
+            &LimitsUpdate {
+                io: acetate_engine::IoLimits {
+                    read_bps: Some(1000),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("I/O read rate"), "{err}");
+    assert_eq!(
+        engine.show(&ct.name).unwrap().limits.io.write_iops,
+        Some(40)
+    );
+}

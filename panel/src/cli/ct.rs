@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use acetate_engine::size::{format_bytes, format_cpus, parse_bytes, parse_cpus, parse_rate};
+use acetate_engine::IoLimits;
 use acetate_engine::{
     ContainerInfo, ContainerSpec, Engine, Error, ExecIo, LimitsUpdate, Result, State,
 };
@@ -103,6 +104,8 @@ pub struct CreateArgs {
     /// Network rate limit each way (e.g. 100mbit); implies --net.
     #[arg(long, value_parser = rate)]
     net_rate: Option<u64>,
+    #[command(flatten)]
+    io: IoArgs,
     /// Free-form owner label.
     #[arg(long)]
     owner: Option<String>,
@@ -129,6 +132,43 @@ pub struct SetArgs {
     /// New network rate limit each way (e.g. 50mbit; 0 lifts it).
     #[arg(long, value_parser = rate_or_zero)]
     net_rate: Option<u64>,
+    #[command(flatten)]
+    io: IoArgs,
+}
+
+/// Caps on the container's disk I/O (on `set`, 0 lifts a cap).
+#[derive(Debug, Args)]
+pub struct IoArgs {
+    /// Disk read rate cap, bytes per second (e.g. 50M).
+    #[arg(long, value_parser = bytes_or_zero)]
+    io_read_bps: Option<u64>,
+    /// Disk write rate cap, bytes per second (e.g. 50M).
+    #[arg(long, value_parser = bytes_or_zero)]
+    io_write_bps: Option<u64>,
+    /// Disk read operations per second cap.
+    #[arg(long)]
+    io_read_iops: Option<u64>,
+    /// Disk write operations per second cap.
+    #[arg(long)]
+    io_write_iops: Option<u64>,
+}
+
+impl IoArgs {
+    fn limits(&self) -> IoLimits {
+        IoLimits {
+            read_bps: self.io_read_bps,
+            write_bps: self.io_write_bps,
+            read_iops: self.io_read_iops,
+            write_iops: self.io_write_iops,
+        }
+    }
+}
+
+fn bytes_or_zero(s: &str) -> std::result::Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    bytes(s)
 }
 
 fn rate_or_zero(s: &str) -> std::result::Result<u64, String> {
@@ -143,7 +183,8 @@ fn build_spec(a: CreateArgs) -> Result<ContainerSpec> {
         .template(a.template)
         .owner(a.owner)
         .network(a.net)
-        .net_rate(a.net_rate);
+        .net_rate(a.net_rate)
+        .io(a.io.limits());
     if let Some(v) = a.memory {
         b = b.memory(v);
     }
@@ -201,6 +242,17 @@ fn print_info(c: &ContainerInfo) {
         format_bytes(l.disk),
         l.inodes
     );
+    if l.io.any() {
+        let bps = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{}/s", format_bytes(v)));
+        let iops = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}/s"));
+        println!(
+            "disk I/O:   read {} ({} ops), write {} ({} ops)",
+            bps(l.io.read_bps),
+            iops(l.io.read_iops),
+            bps(l.io.write_bps),
+            iops(l.io.write_iops)
+        );
+    }
     if let Some(n) = &c.network {
         let rate = l.net_rate.map_or("no rate limit".to_string(), |r| {
             format!("{} kbit/s each way", r / 1000)
@@ -335,11 +387,13 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
                 procs: a.procs,
                 io_weight: a.io_weight,
                 net_rate: a.net_rate,
+                io: a.io.limits(),
             };
             if update.is_empty() {
                 return Err(Error::Unsupported(
                     "nothing to change: give at least one of --memory, --swap, --cpus, \
-                     --cpu-weight, --disk, --procs, --io-weight, --net-rate"
+                     --cpu-weight, --disk, --procs, --io-weight, --net-rate, --io-read-bps, \
+                     --io-write-bps, --io-read-iops, --io-write-iops"
                         .into(),
                 ));
             }
