@@ -395,7 +395,67 @@ impl Engine {
     pub fn start(&self, name: &str) -> Result<ContainerInfo> {
         require_root("start containers")?;
         let (_lock, cfg) = self.lock(name)?;
-        self.start_locked(&cfg)
+        let info = self.start_locked(&cfg)?;
+        self.want_running(name, true);
+        Ok(info)
+    }
+
+    /// Records whether container `name` should run (started again after a reboot). Not
+    /// synced to disk: a clean shutdown flushes it, and losing it to a power cut only
+    /// loses the autostart of a container started in the last seconds before.
+    fn want_running(&self, name: &str, on: bool) {
+        let mark = self.layout.autostart(name);
+        let done = if on {
+            fs::write(&mark, b"")
+        } else {
+            match fs::remove_file(&mark) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        };
+        if let Err(e) = done {
+            tracing::warn!(container = name, error = %e, "could not record whether it should run");
+        }
+    }
+
+    /// Starts, in parallel (`workers` at a time), every container that should run and
+    /// does not (after a host reboot, or the engine's state lost with the kernel's).
+    /// Returns each one it tried, with what happened.
+    pub fn start_all(&self, workers: usize) -> Result<Vec<(String, Result<ContainerInfo>)>> {
+        require_root("start containers")?;
+        let wanted: Vec<String> = self
+            .configs()?
+            .into_iter()
+            .map(|c| c.name)
+            .filter(|n| self.layout.autostart(n).exists())
+            .filter(|n| matches!(self.run_state(n), Ok(None)))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = std::sync::Mutex::new(Vec::with_capacity(wanted.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..workers.clamp(1, 16).min(wanted.len().max(1)) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(name) = wanted.get(i) else {
+                        break;
+                    };
+                    let result = self.lock(name).and_then(|(_lock, cfg)| {
+                        match self.run_state(name)? {
+                            // Started meanwhile by someone else: fine.
+                            Some(st) => Ok(self.info(&cfg, Some(st))),
+                            None => self.start_locked(&cfg),
+                        }
+                    });
+                    results
+                        .lock()
+                        .expect("start results")
+                        .push((name.clone(), result));
+                });
+            }
+        });
+        let mut results = results.into_inner().expect("start results");
+        results.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(results)
     }
 
     fn start_locked(&self, cfg: &ContainerConfig) -> Result<ContainerInfo> {
@@ -469,6 +529,7 @@ impl Engine {
     pub fn stop(&self, name: &str, timeout: Duration) -> Result<ContainerInfo> {
         require_root("stop containers")?;
         let (_lock, cfg) = self.lock(name)?;
+        self.want_running(name, false);
         if !self.stop_locked(&cfg, timeout)? {
             return Err(Error::NotRunning(name.to_string()));
         }
@@ -546,7 +607,9 @@ impl Engine {
         require_root("restart containers")?;
         let (_lock, cfg) = self.lock(name)?;
         self.stop_locked(&cfg, timeout)?;
-        self.start_locked(&cfg)
+        let info = self.start_locked(&cfg)?;
+        self.want_running(name, true);
+        Ok(info)
     }
 
     /// Destroys a container (stopping it first): its processes, cgroup, mounts, loop

@@ -285,6 +285,11 @@ pub fn userns_fd(base: u32) -> Result<OwnedFd> {
         return Err(Error::last_os("fork"));
     }
     if pid == 0 {
+        // Nothing but our two pipe ends: a copy of another helper's "hold" pipe (forked
+        // by another thread) would keep that helper, and its caller, waiting forever.
+        let mut keep = [ready_w.as_raw_fd(), hold_r.as_raw_fd()];
+        keep.sort_unstable();
+        crate::runtime::child::close_all_except(&keep);
         // SAFETY: raw system calls on descriptors inherited from the parent.
         unsafe {
             let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
@@ -294,7 +299,6 @@ pub fn userns_fd(base: u32) -> Result<OwnedFd> {
             };
             libc::write(ready_w.as_raw_fd(), &ok as *const u8 as *const _, 1);
             let mut b = 0u8;
-            libc::close(hold_w.as_raw_fd());
             libc::read(hold_r.as_raw_fd(), &mut b as *mut u8 as *mut _, 1);
             libc::_exit(0);
         }

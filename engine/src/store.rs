@@ -68,6 +68,11 @@ impl Layout {
     pub fn rootfs(&self, name: &str) -> PathBuf {
         self.container(name).join("rootfs")
     }
+    /// Present while container `name` should run: made by start, removed by stop, kept
+    /// across a host reboot so that the engine starts it again.
+    pub fn autostart(&self, name: &str) -> PathBuf {
+        self.container(name).join("autostart")
+    }
     fn global_lock(&self) -> PathBuf {
         self.root.join(".lock")
     }

@@ -161,6 +161,7 @@ impl App {
         );
         crate::billing::spawn_schedule(self.state.db.clone(), self.state.plugins.clone());
         spawn_disk_guard(self.state.engine.clone());
+        spawn_autostart(self.state.engine.clone());
         let router = App::router(self.state);
         axum::serve(
             self.listener,
@@ -170,6 +171,25 @@ impl App {
         .await?;
         Ok(())
     }
+}
+
+/// Starts every container that should run and does not (after a host reboot), four at a
+/// time, while the panel already serves; each failure is logged with its container.
+fn spawn_autostart(engine: Arc<Engine>) {
+    tokio::task::spawn_blocking(move || match engine.start_all(4) {
+        Ok(results) => {
+            let started = results.iter().filter(|(_, r)| r.is_ok()).count();
+            for (name, r) in &results {
+                if let Err(e) = r {
+                    tracing::error!(container = %name, error = %e, "autostart failed");
+                }
+            }
+            if !results.is_empty() {
+                tracing::info!(started, failed = results.len() - started, "autostart done");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "autostart failed"),
+    });
 }
 
 /// Every few seconds, gives up the disk reserve when tenants filled the state dir's disk

@@ -488,3 +488,70 @@ fn a_start_that_crashes_half_way_leaves_nothing_blocked() {
     ok(&state, &["ct", "destroy", &name]);
     assert!(leftovers(&Layout::new(&state), &name).is_empty());
 }
+
+/// Kills every container's processes and detaches its storage, as a host reboot does.
+fn simulate_reboot(state: &Path, names: &[&str]) {
+    let engine = acetate_engine::Engine::open(state).unwrap();
+    for name in names {
+        if let Some(pid) = engine.show(name).unwrap().pid {
+            // SAFETY: kill(2) takes no pointers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            for _ in 0..200 {
+                if engine.show(name).unwrap().pid.is_none() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        acetate_engine::storage::unmount_all(engine.layout(), name).unwrap();
+    }
+}
+
+fn running(state: &Path, name: &str) -> bool {
+    let out = ok(&state.to_path_buf(), &["ct", "show", name, "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["state"] == "running"
+}
+
+#[test]
+fn containers_that_should_run_come_back_after_a_reboot() {
+    if state_dir("containers_that_should_run_come_back_after_a_reboot").is_none() {
+        return;
+    }
+    // A state dir of its own: `start --all` and `serve` act on every container in it.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let state = dir.path().to_path_buf();
+    ok(&state, &["template", "build", "host"]);
+    for name in ["web", "db", "spare"] {
+        ok(&state, &["ct", "create", name, "--disk", "64M"]);
+    }
+    ok(&state, &["ct", "start", "web"]);
+    ok(&state, &["ct", "start", "db"]);
+    ok(&state, &["ct", "stop", "db"]);
+
+    simulate_reboot(&state, &["web", "db", "spare"]);
+    assert!(!running(&state, "web"));
+    let out = ok(&state, &["ct", "start", "--all"]);
+    assert_eq!(out.trim(), "container web started");
+    assert!(running(&state, "web") && !running(&state, "db") && !running(&state, "spare"));
+    let out = ok(&state, &["ct", "start", "--all", "--json"]);
+    assert_eq!(out.trim(), "[]");
+    let (_, err) = fails(&state, &["ct", "start"]);
+    assert!(err.contains("--all"), "{err}");
+
+    // `serve` does the same by itself when it starts.
+    simulate_reboot(&state, &["web"]);
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/panel.db?mode=rwc", db.path().display());
+    let server = crate::support::Server::start(&state, &url);
+    let back = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        running(&state, "web")
+    });
+    server.stop();
+    assert!(back, "serve did not start web again");
+    assert!(!running(&state, "db"));
+    for name in ["web", "db", "spare"] {
+        ok(&state, &["ct", "destroy", name]);
+    }
+}

@@ -65,6 +65,11 @@ fn make(devices: &[Device]) -> Result<BaseNs> {
     }
     if pid == 0 {
         let w = ready_w.as_raw_fd();
+        // Nothing but our two pipe ends: a copy of another helper's "hold" pipe (forked
+        // by another thread) would keep that helper, and its caller, waiting forever.
+        let mut keep = [w, hold_r.as_raw_fd()];
+        keep.sort_unstable();
+        super::child::close_all_except(&keep);
         // SAFETY: plain system calls with NUL-terminated strings prepared by the parent.
         unsafe {
             // The device nodes are 0666 like the host's, whatever the caller's umask.
@@ -120,7 +125,6 @@ fn make(devices: &[Device]) -> Result<BaseNs> {
             }
             libc::write(w, b"1".as_ptr() as *const libc::c_void, 1);
             let mut b = 0u8;
-            libc::close(hold_w.as_raw_fd());
             libc::read(
                 hold_r.as_raw_fd(),
                 &mut b as *mut u8 as *mut libc::c_void,

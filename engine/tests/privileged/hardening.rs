@@ -508,22 +508,12 @@ fn cg_procs(engine: &acetate_engine::Engine, name: &str) -> Vec<i32> {
     engine.cgroup(name).processes()
 }
 
-/// A second engine on its own state dir (kept across runs, like the shared one), with the
-/// `host` template.
-fn second_engine() -> acetate_engine::Engine {
-    let dir = std::path::PathBuf::from("/var/tmp/acetate-tests/engine-second");
-    fs::create_dir_all(&dir).unwrap();
-    let engine = acetate_engine::Engine::open(&dir).unwrap();
-    engine.ensure_host_template().unwrap();
-    engine
-}
-
 #[test]
 fn two_engines_on_one_host_do_not_collide() {
     let Some(first) = engine("two_engines_on_one_host_do_not_collide") else {
         return;
     };
-    let second = Box::leak(Box::new(second_engine()));
+    let second = crate::helpers::engine_of("engine-second");
     assert_ne!(first.identity(), second.identity());
     // The same name in both: different id ranges, cgroups, addresses.
     let a = Ct::started(first, "twin", |b| b.network(true));

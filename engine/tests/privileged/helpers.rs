@@ -17,6 +17,20 @@ pub fn engine(test: &str) -> Option<&'static Engine> {
     Some(ENGINE.get_or_init(|| Engine::open(shared_state_dir("engine")).unwrap()))
 }
 
+/// An engine on a state dir of its own (`/var/tmp/acetate-tests/<suite>`, kept across runs
+/// like the shared one, with the `host` template), for tests that must not see or touch
+/// other tests' containers.
+pub fn engine_of(suite: &str) -> &'static Engine {
+    let dir = std::path::PathBuf::from("/var/tmp/acetate-tests").join(suite);
+    std::fs::create_dir_all(&dir).unwrap();
+    let engine = Engine::open(&dir).unwrap();
+    engine.ensure_host_template().unwrap();
+    for c in engine.list().unwrap() {
+        engine.destroy(&c.name, Duration::from_secs(1)).unwrap();
+    }
+    Box::leak(Box::new(engine))
+}
+
 /// A container destroyed (and checked for leftovers) when dropped.
 pub struct Ct {
     pub engine: &'static Engine,

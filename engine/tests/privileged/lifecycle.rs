@@ -339,3 +339,62 @@ fn the_remains_of_an_interrupted_create_or_destroy_are_recovered() {
     assert!(gone, "the orphaned init was killed");
     engine.start(&ct.name).unwrap();
 }
+
+#[test]
+fn after_a_simulated_reboot_exactly_the_running_containers_come_back() {
+    if engine("after_a_simulated_reboot_exactly_the_running_containers_come_back").is_none() {
+        return;
+    }
+    let engine = crate::helpers::engine_of("engine-boot");
+    let running = Ct::started(engine, "boot-run", |b| b.network(true));
+    let stopped = Ct::started(engine, "boot-stopped", |b| b);
+    engine
+        .stop(&stopped.name, std::time::Duration::from_secs(2))
+        .unwrap();
+    let never = Ct::created(engine, "boot-never", |b| b);
+    let restarted = Ct::started(engine, "boot-restarted", |b| b);
+    engine
+        .restart(&restarted.name, std::time::Duration::from_secs(2))
+        .unwrap();
+    // The reboot: every container process killed, every mount and loop device gone.
+    for ct in [&running, &stopped, &never, &restarted] {
+        if let Some(pid) = engine.show(&ct.name).unwrap().pid {
+            // SAFETY: kill(2) takes no pointers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            for _ in 0..200 {
+                if engine.show(&ct.name).unwrap().pid.is_none() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        acetate_engine::storage::unmount_all(engine.layout(), &ct.name).unwrap();
+    }
+    let results = engine.start_all(4).unwrap();
+    let names: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+    let mut expected = vec![running.name.as_str(), restarted.name.as_str()];
+    expected.sort();
+    assert_eq!(names, expected, "{results:?}");
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    for (ct, up) in [
+        (&running, true),
+        (&restarted, true),
+        (&stopped, false),
+        (&never, false),
+    ] {
+        assert_eq!(
+            engine.show(&ct.name).unwrap().pid.is_some(),
+            up,
+            "{}",
+            ct.name
+        );
+    }
+    // Back with its network; a second pass has nothing to do.
+    let (code, out, _) = running.sh("cat /sys/class/net/eth0/operstate");
+    assert_eq!((code, out.trim()), (0, "up"));
+    let again = engine.start_all(4).unwrap();
+    assert!(
+        again.iter().all(|(n, _)| !n.starts_with("boot-")),
+        "{again:?}"
+    );
+}

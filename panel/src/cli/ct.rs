@@ -30,8 +30,17 @@ fn env_pair(s: &str) -> std::result::Result<(String, String), String> {
 pub enum CtCmd {
     /// Create a container (stopped) from a template.
     Create(CreateArgs),
-    /// Start a container.
-    Start { name: String },
+    /// Start a container; with --all, every container that should run and does not (after
+    /// a host reboot), several at a time.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
+    Start {
+        name: Option<String>,
+        #[arg(long)]
+        all: bool,
+        /// Containers started at once with --all.
+        #[arg(long, default_value_t = 4, requires = "all")]
+        parallel: usize,
+    },
     /// Stop a container: SIGTERM to its processes, SIGKILL after the timeout.
     Stop {
         name: String,
@@ -340,6 +349,38 @@ fn print_list(list: &[ContainerInfo]) {
     );
 }
 
+/// What `ct start --all` did with one container.
+#[derive(Debug, serde::Serialize)]
+struct Started {
+    name: String,
+    started: bool,
+    error: Option<String>,
+}
+
+fn start_all(engine: &Engine, out: &Output, parallel: usize) -> Result<i32> {
+    let results: Vec<Started> = engine
+        .start_all(parallel)?
+        .into_iter()
+        .map(|(name, r)| Started {
+            name,
+            started: r.is_ok(),
+            error: r.err().map(|e| e.to_string()),
+        })
+        .collect();
+    out.print(&results, |rs| {
+        if rs.is_empty() {
+            println!("every container that should run is running");
+        }
+        for r in rs {
+            match &r.error {
+                None => println!("container {} started", r.name),
+                Some(e) => println!("container {} failed to start: {e}", r.name),
+            }
+        }
+    });
+    Ok(i32::from(results.iter().any(|r| !r.started)))
+}
+
 pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
     let done = |c: &ContainerInfo, verb: &str| {
         out.print(c, |c| println!("container {} {verb}", c.name));
@@ -349,7 +390,10 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
             let spec = build_spec(args)?;
             done(&engine.create(&spec)?, "created");
         }
-        CtCmd::Start { name } => done(&engine.start(&name)?, "started"),
+        CtCmd::Start {
+            name: Some(name), ..
+        } => done(&engine.start(&name)?, "started"),
+        CtCmd::Start { parallel, .. } => return start_all(engine, out, parallel),
         CtCmd::Stop { name, timeout } => done(
             &engine.stop(&name, Duration::from_secs(timeout))?,
             "stopped",
