@@ -324,7 +324,9 @@ fn cpu_time() -> Duration {
 /// (engine reads of cgroups and disk, the SQLite transaction), and its share of one core
 /// at the default interval.
 fn metering_cost(state: &Path, names: &[String]) {
-    let engine = std::sync::Arc::new(Engine::open(state).unwrap());
+    let engine: std::sync::Arc<dyn acetate::runtime::Runtime> = std::sync::Arc::new(
+        acetate::runtime::EngineRuntime(std::sync::Arc::new(Engine::open(state).unwrap())),
+    );
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -332,10 +334,10 @@ fn metering_cost(state: &Path, names: &[String]) {
     let (per_pass_cpu, per_pass_wall) = rt.block_on(async {
         let db = acetate::db::Db::connect(&url).await.unwrap();
         let owner = db
-            .create_user("bench", acetate::db::Role::Customer, None, "-")
+            .create_user("bench", acetate::domain::Role::Customer, None, "-")
             .await
             .unwrap();
-        let holds = acetate::db::Totals {
+        let holds = acetate::domain::Totals {
             containers: 1,
             memory: 0,
             cpus_milli: 0,
@@ -343,17 +345,21 @@ fn metering_cost(state: &Path, names: &[String]) {
         };
         for name in names {
             let id = db
-                .insert_container(owner, name, name, &holds)
+                .reserve_container(owner, -1, name, name, &holds, |_, _, _| Ok(()))
                 .await
                 .unwrap();
             db.set_container_state(id, "ready").await.unwrap();
         }
         // The first pass creates every container's reading; the next ones are the steady state.
-        acetate::metering::sample(&db, &engine, None).await.unwrap();
+        acetate::service::metering::sample(&db, &engine, None)
+            .await
+            .unwrap();
         let (cpu, wall) = (cpu_time(), Instant::now());
         for _ in 0..passes {
             tokio::time::sleep(Duration::from_millis(1100)).await;
-            let report = acetate::metering::sample(&db, &engine, None).await.unwrap();
+            let report = acetate::service::metering::sample(&db, &engine, None)
+                .await
+                .unwrap();
             assert_eq!(report.running, names.len());
         }
         let sleeping = Duration::from_millis(1100) * passes;
@@ -362,7 +368,7 @@ fn metering_cost(state: &Path, names: &[String]) {
             (wall.elapsed() - sleeping) / passes,
         )
     });
-    let interval = acetate::metering::DEFAULT_INTERVAL.as_secs_f64();
+    let interval = acetate::service::metering::DEFAULT_INTERVAL.as_secs_f64();
     println!(
         "  metering all {}: {:.1} ms CPU per pass ({:.1} ms wall), {:.3}% of one core at one pass every {interval:.0} s",
         names.len(),

@@ -6,15 +6,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use acetate_engine::Engine;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::auth::{self, Secret};
-use crate::db::{Db, Role};
+use crate::db::Db;
+use crate::domain::Role;
 use crate::error::{AppError, AppResult};
-use crate::routes;
-use crate::snapshot::Snapshot;
+use crate::http;
+use crate::runtime::{EngineRuntime, Runtime};
+use crate::service::auth::{self, Secret};
+pub use crate::service::AppState;
 
 /// Everything `acetate serve` is configured with.
 #[derive(Debug, Clone)]
@@ -28,64 +29,6 @@ pub struct Config {
     pub meter_interval: std::time::Duration,
     /// The provider's rules for the state dir's disk.
     pub disk: acetate_engine::capacity::DiskPolicy,
-}
-
-/// Shared by every handler.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub engine: Arc<Engine>,
-    /// Serialises capacity checks with the allocations they allow.
-    pub alloc: Arc<tokio::sync::Mutex<()>>,
-    /// Recent state and usage of every container.
-    pub snapshot: Snapshot,
-    /// Serialised container lists per user, valid for one (rows, snapshot) generation.
-    pub list_cache: ListCache,
-    /// Failed logins per account, for lockout.
-    pub logins: Arc<std::sync::Mutex<auth::LoginLimiter>>,
-    /// The WebAssembly host for resellers' plugins.
-    pub plugins: Arc<acetate_plugins::Host>,
-    /// The dashboard's rendered rows per session, valid for one (rows, snapshot) generation.
-    pub page_cache: PageCache,
-    /// Long operations under way or recently done.
-    pub jobs: crate::jobs::Jobs,
-    /// Bounds on one-shot commands (per user and panel-wide).
-    pub exec: crate::exec::ExecGate,
-}
-
-/// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
-pub type PageCache =
-    Arc<std::sync::Mutex<std::collections::HashMap<String, ((u64, u64), bool, Arc<str>)>>>;
-
-/// user id -> (container rows generation, snapshot generation, JSON body).
-pub type ListCache =
-    Arc<std::sync::Mutex<std::collections::HashMap<i64, (u64, u64, bytes::Bytes)>>>;
-
-impl AppState {
-    /// Runs blocking engine work off the async threads.
-    /// Runs a change on container `name` off the async threads, then refreshes its entry
-    /// in the snapshot whatever the outcome.
-    pub async fn change<T: Send + 'static>(
-        &self,
-        name: &str,
-        f: impl FnOnce(&Engine) -> acetate_engine::Result<T> + Send + 'static,
-    ) -> AppResult<T> {
-        let (engine, snap, name) = (self.engine.clone(), self.snapshot.clone(), name.to_string());
-        Ok(tokio::task::spawn_blocking(move || {
-            let result = f(&engine);
-            snap.refresh_one(&engine, &name);
-            result
-        })
-        .await??)
-    }
-
-    pub async fn engine<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Engine) -> acetate_engine::Result<T> + Send + 'static,
-    ) -> AppResult<T> {
-        let engine = self.engine.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&engine)).await??)
-    }
 }
 
 /// A built app, listening, not yet serving.
@@ -106,29 +49,16 @@ pub struct FirstLogin {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<(App, Option<FirstLogin>)> {
         let engine = crate::cli::open_engine(&config.state_dir, config.disk)?;
+        let runtime: Arc<dyn Runtime> = Arc::new(EngineRuntime(Arc::new(engine)));
         let db = Db::connect(&config.database_url).await?;
         let plugins = plugin_host(&config.state_dir)?;
-        let state = AppState {
-            db,
-            engine: Arc::new(engine),
-            alloc: Arc::default(),
-            snapshot: Snapshot::default(),
-            list_cache: ListCache::default(),
-            logins: Arc::default(),
-            plugins,
-            page_cache: PageCache::default(),
-            jobs: crate::jobs::Jobs::default(),
-            exec: crate::exec::ExecGate::default(),
-        };
+        let state = AppState::new(db, runtime, plugins);
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {
             tracing::info!("built the host template");
         }
-        reconcile(&state).await?;
-        let snap = state.snapshot.clone();
-        state.engine(move |e| snap.refresh_all(e)).await?;
-        let first = bootstrap(&state, config.admin_password).await?;
         let listener = TcpListener::bind(&config.listen).await?;
+        let first = App::prepare(&state, config.admin_password).await?;
         Ok((
             App {
                 listener,
@@ -146,22 +76,36 @@ impl App {
     }
 
     pub fn router(state: AppState) -> Router {
-        routes::router().with_state(state)
+        http::router(state)
+    }
+
+    /// What a panel does before it serves: the engine sweeps its own debris, operations
+    /// a stopped panel left are finished or failed, the snapshot is filled, and the first
+    /// provider account is made on a new database.
+    pub async fn prepare(
+        state: &AppState,
+        admin_password: Option<Secret>,
+    ) -> AppResult<Option<FirstLogin>> {
+        let repaired = state.engine(|e| e.recover()).await?;
+        if !repaired.is_empty() {
+            tracing::warn!(?repaired, "engine recovered containers after a crash");
+        }
+        let snap = state.snapshot.clone();
+        state.engine(move |e| snap.refresh_all(e)).await?;
+        crate::service::containers::recover_operations(state).await?;
+        bootstrap(state, admin_password).await
     }
 
     /// Serves until SIGINT or SIGTERM. Containers keep running after it returns.
     pub async fn run(self) -> anyhow::Result<()> {
-        self.state
-            .snapshot
-            .spawn_refresher(self.state.engine.clone());
-        crate::metering::spawn(
-            self.state.db.clone(),
-            self.state.engine.clone(),
-            self.meter_interval,
-        );
-        crate::billing::spawn_schedule(self.state.db.clone(), self.state.plugins.clone());
-        spawn_disk_guard(self.state.engine.clone());
-        spawn_autostart(self.state.engine.clone());
+        let st = &self.state;
+        st.snapshot.spawn_refresher(st.runtime.clone());
+        st.operations.spawn_heartbeat();
+        crate::service::metering::spawn(st.db.clone(), st.runtime.clone(), self.meter_interval);
+        crate::service::billing::spawn_schedule(st.db.clone(), st.plugins.clone());
+        spawn_disk_guard(st.runtime.clone());
+        spawn_autostart(st.runtime.clone());
+        spawn_login_pruning(st.logins.clone());
         let router = App::router(self.state);
         axum::serve(
             self.listener,
@@ -175,7 +119,7 @@ impl App {
 
 /// Starts every container that should run and does not (after a host reboot), four at a
 /// time, while the panel already serves; each failure is logged with its container.
-fn spawn_autostart(engine: Arc<Engine>) {
+fn spawn_autostart(engine: Arc<dyn Runtime>) {
     tokio::task::spawn_blocking(move || match engine.start_all(4) {
         Ok(results) => {
             let started = results.iter().filter(|(_, r)| r.is_ok()).count();
@@ -194,7 +138,7 @@ fn spawn_autostart(engine: Arc<Engine>) {
 
 /// Every few seconds, gives up the disk reserve when tenants filled the state dir's disk
 /// (so the panel and its database keep working), and takes it back once there is room.
-fn spawn_disk_guard(engine: Arc<Engine>) {
+fn spawn_disk_guard(engine: Arc<dyn Runtime>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
@@ -255,40 +199,17 @@ async fn bootstrap(state: &AppState, password: Option<Secret>) -> AppResult<Opti
     }))
 }
 
-/// Makes the database and the engine agree after a crash in the middle of a create or a
-/// destroy: the engine sweeps its own debris, then rows left half-way are finished off.
-async fn reconcile(state: &AppState) -> AppResult<()> {
-    let repaired = state.engine(|e| e.recover()).await?;
-    if !repaired.is_empty() {
-        tracing::warn!(?repaired, "engine recovered containers after a crash");
-    }
-    for row in state.db.unfinished_containers().await? {
-        let name = row.engine_name.clone();
-        let result = state
-            .engine(
-                move |e| match e.destroy(&name, std::time::Duration::from_secs(10)) {
-                    Err(acetate_engine::Error::NoSuchContainer(_)) => Ok(()),
-                    other => other,
-                },
-            )
-            .await;
-        match result {
-            Ok(()) => {
-                state.db.delete_container(row.id).await?;
-                state
-                    .db
-                    .audit(
-                        None,
-                        "container.reconcile",
-                        &format!("{}/{}", row.owner, row.name),
-                        "removed",
-                    )
-                    .await?;
+/// Forgets login counters that no longer lock or count, every ten minutes.
+fn spawn_login_pruning(logins: auth::LoginLimiter) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = logins.prune(crate::domain::now()).await {
+                tracing::warn!(error = %e, "pruning login counters");
             }
-            Err(e) => tracing::error!(container = %row.engine_name, error = %e, "reconcile failed"),
         }
-    }
-    Ok(())
+    });
 }
 
 impl From<anyhow::Error> for AppError {

@@ -1,10 +1,6 @@
-//! The panel's error type: 4xx carry a clear message for the user, 5xx are logged with
-//! their cause chain and answer a generic message. Errors render as
-//! `{"error": {"code": "...", "message": "..."}}`.
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+//! The panel's one error type, shared by every layer: the user's mistakes carry a clear
+//! message; the panel's own faults (database, engine, internal) are logged with their
+//! cause chain and shown as a generic message. `http::error` turns it into responses.
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -33,6 +29,9 @@ pub enum AppError {
     Engine(acetate_engine::Error),
     #[error("{0}")]
     Internal(String),
+    /// A panel restart interrupted the operation.
+    #[error("{0}")]
+    Interrupted(String),
     /// Too much at once (a per-user or panel-wide bound): 429, try again later.
     #[error("{0}")]
     Busy(String),
@@ -62,24 +61,7 @@ impl From<tokio::task::JoinError> for AppError {
 }
 
 impl AppError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Quota(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Denied(_) => StatusCode::FORBIDDEN,
-            AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
-    }
-
+    /// The error's code, as in the API's error bodies and stored operations.
     pub fn code(&self) -> &'static str {
         match self {
             AppError::BadRequest(_) => "bad_request",
@@ -92,28 +74,60 @@ impl AppError {
             AppError::Quota(_) => "quota_exceeded",
             AppError::Denied(_) => "denied_by_policy",
             AppError::Busy(_) => "busy",
+            AppError::Interrupted(_) => "interrupted",
             AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// A fault of the panel or the host rather than of the request.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            AppError::Db(_) | AppError::Engine(_) | AppError::Internal(_)
+        )
+    }
+
+    /// The error with its causes, for the log.
+    pub fn chain(&self) -> String {
+        let mut chain = self.to_string();
+        let mut src = std::error::Error::source(self);
+        while let Some(s) = src {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            src = s.source();
+        }
+        chain
+    }
+
+    /// What the user is told: the message for their own mistakes, a generic one for the
+    /// panel's (whose cause goes to the log).
+    pub fn public_message(&self) -> String {
+        if self.is_internal() {
+            INTERNAL_MESSAGE.to_string()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// The error a stored code and message stand for (a finished operation's).
+    pub fn from_code(code: &str, message: &str) -> AppError {
+        let m = message.to_string();
+        match code {
+            "bad_request" => AppError::BadRequest(m),
+            "unauthorized" => AppError::Unauthorized,
+            "forbidden" => AppError::Forbidden(m),
+            "not_found" => AppError::NotFound,
+            "conflict" => AppError::Conflict(m),
+            "invalid" => AppError::Unprocessable(m),
+            "quota_exceeded" => AppError::Quota(m),
+            "denied_by_policy" => AppError::Denied(m),
+            "busy" => AppError::Busy(m),
+            "interrupted" => AppError::Interrupted(m),
+            _ => AppError::Internal(m),
         }
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = if status.is_server_error() {
-            let mut chain = self.to_string();
-            let mut src = std::error::Error::source(&self);
-            while let Some(s) = src {
-                chain.push_str(": ");
-                chain.push_str(&s.to_string());
-                src = s.source();
-            }
-            tracing::error!(error = %chain, "request failed");
-            "internal error; the provider can find the cause in the panel's log".to_string()
-        } else {
-            self.to_string()
-        };
-        let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
-        (status, Json(body)).into_response()
-    }
-}
+/// What users see of an internal error.
+pub const INTERNAL_MESSAGE: &str =
+    "internal error; the provider can find the cause in the panel's log";

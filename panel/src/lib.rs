@@ -1,19 +1,16 @@
-//! Acetate's panel: the command line, the JSON API and (growing) the web panel over the
-//! engine, with the control-plane database.
+//! Acetate's panel: the command line, the web panel and the JSON API over the engine,
+//! with the control-plane database. Layers point one way (see `panel/ARCHITECTURE.md`):
+//! the edges (`cli`, `http`) call `service`, which alone combines `db`, the engine (through
+//! `runtime`) and the plugin host; `domain` holds the pure rules all of them share.
 
 // The OpenAPI document is one large `json!` literal.
 #![recursion_limit = "512"]
+
 pub mod app;
-pub mod auth;
-pub mod billing;
 pub mod cli;
 pub mod db;
+pub mod domain;
 pub mod error;
-pub mod exec;
-pub mod graph;
-pub mod jobs;
-pub mod metering;
-pub mod plugins;
-pub mod quota;
-pub mod routes;
-pub mod snapshot;
+pub mod http;
+pub mod runtime;
+pub mod service;

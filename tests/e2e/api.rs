@@ -21,12 +21,20 @@ impl<'a> Api<'a> {
         }
     }
 
+    /// Calls the API as a script that relies on synchronous answers: every change waits
+    /// for its operation (`?wait=`), and gets the answer the action gives when done.
     pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let path = if method == Method::GET {
+            path.to_string()
+        } else {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{sep}wait=600")
+        };
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))

@@ -606,7 +606,9 @@ async fn metered_cpu_in_the_invoice(server: Server) {
     assert_eq!(revenue[0]["total"].as_i64().unwrap(), total, "{revenue}");
 
     // Raw samples older than two days are dropped by the next pass; their hours stay.
-    let db = acetate::db::Db::connect(&server.database).await.unwrap();
+    // Straight to the database the panel uses (its pool is private to the panel).
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&server.database).await.unwrap();
     let old = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -614,22 +616,22 @@ async fn metered_cpu_in_the_invoice(server: Server) {
         - 3 * 86_400;
     sqlx::query("INSERT INTO usage_samples (container_id, at, seconds, running, cpu_us, memory, memory_peak, disk, inodes, procs) VALUES (-1, $1, 60, 60, 5, 1, 1, 1, 1, 1)")
         .bind(old)
-        .execute(&db.pool)
+        .execute(&pool)
         .await
         .unwrap();
     let hours_before: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_hourly")
-        .fetch_one(&db.pool)
+        .fetch_one(&pool)
         .await
         .unwrap();
     server.cli(&["meter", "sample"], "");
     let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_samples WHERE at < $1")
         .bind(old + 60)
-        .fetch_one(&db.pool)
+        .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(left, 0, "old raw samples are pruned");
     let hours_after: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_hourly")
-        .fetch_one(&db.pool)
+        .fetch_one(&pool)
         .await
         .unwrap();
     assert!(hours_after.0 >= hours_before.0, "the roll-up stays");

@@ -6,8 +6,9 @@ use clap::Subcommand;
 
 use super::output::{table, Output};
 use super::serve::block_on;
-use crate::billing::{self, Outcome, Period};
-use crate::db::{Db, Role};
+use crate::db::Db;
+use crate::domain::{Period, Role};
+use crate::service::billing::{self, Outcome};
 
 #[derive(Debug, Subcommand)]
 pub enum BillCmd {
@@ -77,7 +78,7 @@ pub fn run_bill(
                             lines,
                         } => format!(
                             "invoice {invoice}: {} {currency} ({lines} lines)",
-                            billing::format_amount(*total)
+                            crate::domain::Money::amount_in(*total, currency)
                         ),
                         Outcome::AlreadyInvoiced { invoice } => {
                             format!("already invoiced ({invoice})")
@@ -105,9 +106,11 @@ pub fn run_meter(
 ) -> anyhow::Result<i32> {
     let MeterCmd::Sample = cmd;
     let engine = std::sync::Arc::new(super::open_engine(state_dir, disk)?);
+    let runtime: std::sync::Arc<dyn crate::runtime::Runtime> =
+        std::sync::Arc::new(crate::runtime::EngineRuntime(engine));
     block_on(async move {
         let db = Db::connect(database).await?;
-        let report = crate::metering::sample(&db, &engine, None)
+        let report = crate::service::metering::sample(&db, &runtime, None)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!(

@@ -9,8 +9,6 @@ mod serve;
 mod template;
 mod users;
 
-pub use users::valid_user_name;
-
 use std::path::PathBuf;
 
 use acetate_engine::{Engine, DEFAULT_STATE_DIR};

@@ -156,13 +156,16 @@ pub fn run(out: &Output, cmd: PluginCmd) -> anyhow::Result<i32> {
                                 l.quantity_millis / 1000,
                                 l.quantity_millis % 1000,
                                 l.unit,
-                                crate::billing::format_amount(l.amount.amount),
+                                crate::domain::Money::amount_in(
+                                    l.amount.amount,
+                                    &l.amount.currency
+                                ),
                                 l.amount.currency
                             );
                         }
                         println!(
                             "total: {} {}",
-                            crate::billing::format_amount(total),
+                            crate::domain::Money::amount_in(total, &input.currency),
                             input.currency
                         );
                     });

@@ -5,7 +5,7 @@ use std::path::Path;
 use clap::Args;
 
 use crate::app::{App, Config};
-use crate::auth::Secret;
+use crate::service::auth::Secret;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

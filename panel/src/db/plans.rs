@@ -1,0 +1,128 @@
+//! Resellers' pools and plans, and customers.
+
+use super::{conflict, now, Db};
+use crate::domain::{Plan, Pool, Role, User};
+use crate::error::AppResult;
+
+impl Db {
+    // ---- resellers, plans, customers -----------------------------------------------
+
+    pub async fn users_with_role(&self, role: Role) -> AppResult<Vec<User>> {
+        Ok(
+            sqlx::query_as::<_, User>("SELECT * FROM users WHERE role = $1 ORDER BY name")
+                .bind(role.as_str())
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn customers_of(&self, reseller_id: i64) -> AppResult<Vec<User>> {
+        Ok(sqlx::query_as::<_, User>(
+            "SELECT * FROM users WHERE role = 'customer' AND reseller_id = $1 ORDER BY name",
+        )
+        .bind(reseller_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_suspended(&self, user_id: i64, suspended: bool) -> AppResult<()> {
+        sqlx::query("UPDATE users SET suspended = $1 WHERE id = $2")
+            .bind(i64::from(suspended))
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_user_plan(&self, user_id: i64, plan_id: i64) -> AppResult<()> {
+        sqlx::query("UPDATE users SET plan_id = $1 WHERE id = $2")
+            .bind(plan_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_pool(&self, pool: &Pool) -> AppResult<()> {
+        sqlx::query(
+            "INSERT INTO reseller_pools (reseller_id, memory, cpus_milli, disk, containers) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (reseller_id) DO UPDATE SET \
+             memory = excluded.memory, cpus_milli = excluded.cpus_milli, \
+             disk = excluded.disk, containers = excluded.containers",
+        )
+        .bind(pool.reseller_id)
+        .bind(pool.memory)
+        .bind(pool.cpus_milli)
+        .bind(pool.disk)
+        .bind(pool.containers)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn pool(&self, reseller_id: i64) -> AppResult<Option<Pool>> {
+        Ok(
+            sqlx::query_as::<_, Pool>("SELECT * FROM reseller_pools WHERE reseller_id = $1")
+                .bind(reseller_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn create_plan(&self, p: &Plan) -> AppResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO plans (reseller_id, name, ct_memory, ct_cpus_milli, ct_disk, ct_procs, \
+             max_containers, total_memory, total_cpus_milli, total_disk, price_minor, currency, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             RETURNING id",
+        )
+        .bind(p.reseller_id)
+        .bind(&p.name)
+        .bind(p.ct_memory)
+        .bind(p.ct_cpus_milli)
+        .bind(p.ct_disk)
+        .bind(p.ct_procs)
+        .bind(p.max_containers)
+        .bind(p.total_memory)
+        .bind(p.total_cpus_milli)
+        .bind(p.total_disk)
+        .bind(p.price_minor)
+        .bind(&p.currency)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict(format!(
+            "you already have a plan named {:?}",
+            p.name
+        )))?;
+        Ok(id)
+    }
+
+    pub async fn plans_of(&self, reseller_id: i64) -> AppResult<Vec<Plan>> {
+        Ok(
+            sqlx::query_as::<_, Plan>("SELECT * FROM plans WHERE reseller_id = $1 ORDER BY name")
+                .bind(reseller_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn plan_by_name(&self, reseller_id: i64, name: &str) -> AppResult<Option<Plan>> {
+        Ok(
+            sqlx::query_as::<_, Plan>("SELECT * FROM plans WHERE reseller_id = $1 AND name = $2")
+                .bind(reseller_id)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn plan(&self, id: i64) -> AppResult<Option<Plan>> {
+        Ok(
+            sqlx::query_as::<_, Plan>("SELECT * FROM plans WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}

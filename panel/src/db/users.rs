@@ -1,0 +1,119 @@
+//! Accounts and their API tokens.
+
+use sqlx::FromRow;
+
+use super::{conflict, now, Db};
+use crate::domain::{Role, User};
+use crate::error::AppResult;
+
+/// An API token as its owner sees it (never the token itself).
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub label: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Db {
+    // ---- users -------------------------------------------------------------------
+
+    pub async fn provider_count(&self) -> AppResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'provider'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        reseller_id: Option<i64>,
+        password_hash: &str,
+    ) -> AppResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO users (name, role, reseller_id, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(reseller_id)
+        .bind(password_hash)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict(format!("a user named {name:?} already exists")))?;
+        Ok(id)
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> AppResult<Option<User>> {
+        Ok(
+            sqlx::query_as::<_, User>("SELECT * FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> AppResult<Option<User>> {
+        Ok(
+            sqlx::query_as::<_, User>("SELECT * FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn user_by_token(&self, token_hash: &str) -> AppResult<Option<User>> {
+        Ok(sqlx::query_as::<_, User>(
+            "SELECT u.* FROM users u JOIN api_tokens t ON t.user_id = u.id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn insert_token(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        label: &str,
+    ) -> AppResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(token_hash)
+        .bind(label)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn tokens_of(&self, user_id: i64) -> AppResult<Vec<TokenRow>> {
+        Ok(sqlx::query_as::<_, TokenRow>(
+            "SELECT id, label, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revokes one of `user_id`'s tokens; false if it has no such live token.
+    pub async fn revoke_token(&self, user_id: i64, token_id: i64) -> AppResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 \
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(token_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,55 @@
+//! Plans (what a reseller sells), pools (what the provider gives a reseller) and what
+//! containers hold of them.
+
+use sqlx::FromRow;
+
+/// The most a reseller's customers may hold, set by the provider.
+#[derive(Debug, Clone, Copy, FromRow, serde::Serialize, serde::Deserialize)]
+pub struct Pool {
+    #[serde(skip_deserializing)]
+    pub reseller_id: i64,
+    pub memory: i64,
+    pub cpus_milli: i64,
+    pub disk: i64,
+    pub containers: i64,
+}
+
+/// A reseller's plan.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct Plan {
+    pub id: i64,
+    pub reseller_id: i64,
+    pub name: String,
+    pub ct_memory: i64,
+    pub ct_cpus_milli: i64,
+    pub ct_disk: i64,
+    pub ct_procs: i64,
+    pub max_containers: i64,
+    pub total_memory: i64,
+    pub total_cpus_milli: i64,
+    pub total_disk: i64,
+    pub price_minor: i64,
+    pub currency: String,
+    pub created_at: i64,
+}
+
+/// What a set of containers holds.
+#[derive(Debug, Clone, Copy, Default, FromRow, serde::Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub containers: i64,
+    pub memory: i64,
+    pub cpus_milli: i64,
+    pub disk: i64,
+}
+
+impl Totals {
+    /// What one container with `limits` holds of plans and pools.
+    pub fn of(limits: &acetate_engine::Limits) -> Totals {
+        Totals {
+            containers: 1,
+            memory: limits.memory as i64,
+            cpus_milli: i64::from(limits.cpus_milli),
+            disk: limits.disk as i64,
+        }
+    }
+}

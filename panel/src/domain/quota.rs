@@ -1,0 +1,212 @@
+//! The business rules of capacity: a customer's containers must fit its plan, and
+//! everything a reseller's customers hold must fit the pool the provider gave it. Pure
+//! functions over sums, checked on every path that allocates (create, resize).
+
+use acetate_engine::size::{format_bytes, format_cpus};
+
+use super::plan::{Plan, Pool, Totals};
+
+/// Checks that a container holding `want` fits. `customer` and `reseller` are what the
+/// customer's and the reseller's other containers hold (the container itself left out).
+pub fn check(
+    plan: &Plan,
+    pool: Option<&Pool>,
+    customer: &Totals,
+    reseller: &Totals,
+    want: &Totals,
+    procs: i64,
+) -> Result<(), String> {
+    let b = |v: i64| format_bytes(v.max(0) as u64);
+    let c = |v: i64| format_cpus(v.max(0) as u32);
+    let plan_name = &plan.name;
+    if want.memory > plan.ct_memory {
+        return Err(format!(
+            "memory {} is over your plan's {} per container ({plan_name})",
+            b(want.memory),
+            b(plan.ct_memory)
+        ));
+    }
+    if want.cpus_milli > plan.ct_cpus_milli {
+        return Err(format!(
+            "{} CPUs is over your plan's {} per container ({plan_name})",
+            c(want.cpus_milli),
+            c(plan.ct_cpus_milli)
+        ));
+    }
+    if want.disk > plan.ct_disk {
+        return Err(format!(
+            "disk {} is over your plan's {} per container ({plan_name})",
+            b(want.disk),
+            b(plan.ct_disk)
+        ));
+    }
+    if procs > plan.ct_procs {
+        return Err(format!(
+            "{procs} processes is over your plan's {} per container ({plan_name})",
+            plan.ct_procs
+        ));
+    }
+    let sum = |t: &Totals| Totals {
+        containers: t.containers + want.containers,
+        memory: t.memory + want.memory,
+        cpus_milli: t.cpus_milli + want.cpus_milli,
+        disk: t.disk + want.disk,
+    };
+    let mine = sum(customer);
+    if mine.containers > plan.max_containers {
+        return Err(format!(
+            "your plan ({plan_name}) allows {} containers",
+            plan.max_containers
+        ));
+    }
+    if mine.memory > plan.total_memory {
+        return Err(format!(
+            "your containers would hold {} of memory; your plan ({plan_name}) allows {}",
+            b(mine.memory),
+            b(plan.total_memory)
+        ));
+    }
+    if mine.cpus_milli > plan.total_cpus_milli {
+        return Err(format!(
+            "your containers would hold {} CPUs; your plan ({plan_name}) allows {}",
+            c(mine.cpus_milli),
+            c(plan.total_cpus_milli)
+        ));
+    }
+    if mine.disk > plan.total_disk {
+        return Err(format!(
+            "your containers would hold {} of disk; your plan ({plan_name}) allows {}",
+            b(mine.disk),
+            b(plan.total_disk)
+        ));
+    }
+    let Some(pool) = pool else {
+        return Err("your provider has not given your reseller any capacity yet".into());
+    };
+    let all = sum(reseller);
+    if all.containers > pool.containers
+        || all.memory > pool.memory
+        || all.cpus_milli > pool.cpus_milli
+        || all.disk > pool.disk
+    {
+        return Err("your reseller's capacity is used up: ask your reseller".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            id: 1,
+            reseller_id: 1,
+            name: "small".into(),
+            ct_memory: 512 << 20,
+            ct_cpus_milli: 1000,
+            ct_disk: 2 << 30,
+            ct_procs: 256,
+            max_containers: 2,
+            total_memory: 768 << 20,
+            total_cpus_milli: 1500,
+            total_disk: 3 << 30,
+            price_minor: 500,
+            currency: "EUR".into(),
+            created_at: 0,
+        }
+    }
+    fn pool() -> Pool {
+        Pool {
+            reseller_id: 1,
+            memory: 1 << 30,
+            cpus_milli: 2000,
+            disk: 4 << 30,
+            containers: 3,
+        }
+    }
+    fn ct(memory: i64, cpus: i64, disk: i64) -> Totals {
+        Totals {
+            containers: 1,
+            memory,
+            cpus_milli: cpus,
+            disk,
+        }
+    }
+
+    #[test]
+    fn fits_plan_and_pool() {
+        let none = Totals::default();
+        check(
+            &plan(),
+            Some(&pool()),
+            &none,
+            &none,
+            &ct(256 << 20, 500, 1 << 30),
+            64,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn per_container_limits() {
+        let none = Totals::default();
+        let e = check(
+            &plan(),
+            Some(&pool()),
+            &none,
+            &none,
+            &ct(1 << 30, 500, 1 << 30),
+            64,
+        )
+        .unwrap_err();
+        assert!(e.contains("memory") && e.contains("per container"), "{e}");
+        let e = check(&plan(), Some(&pool()), &none, &none, &ct(1, 2000, 1), 64).unwrap_err();
+        assert!(e.contains("CPUs"), "{e}");
+        let e = check(&plan(), Some(&pool()), &none, &none, &ct(1, 1, 1), 1000).unwrap_err();
+        assert!(e.contains("processes"), "{e}");
+    }
+
+    #[test]
+    fn per_customer_totals() {
+        let two = Totals {
+            containers: 2,
+            memory: 256 << 20,
+            cpus_milli: 500,
+            disk: 1 << 30,
+        };
+        let e = check(&plan(), Some(&pool()), &two, &two, &ct(1, 1, 1), 1).unwrap_err();
+        assert!(e.contains("allows 2 containers"), "{e}");
+        let one = Totals {
+            containers: 1,
+            memory: 512 << 20,
+            cpus_milli: 500,
+            disk: 1 << 30,
+        };
+        let e = check(
+            &plan(),
+            Some(&pool()),
+            &one,
+            &one,
+            &ct(512 << 20, 500, 1 << 30),
+            1,
+        )
+        .unwrap_err();
+        assert!(e.contains("of memory"), "{e}");
+    }
+
+    #[test]
+    fn the_reseller_pool_caps_everything() {
+        let none = Totals::default();
+        let full = Totals {
+            containers: 3,
+            memory: 0,
+            cpus_milli: 0,
+            disk: 0,
+        };
+        let e = check(&plan(), Some(&pool()), &none, &full, &ct(1, 1, 1), 1).unwrap_err();
+        assert!(e.contains("capacity is used up"), "{e}");
+        let e = check(&plan(), None, &none, &none, &ct(1, 1, 1), 1).unwrap_err();
+        assert!(e.contains("not given"), "{e}");
+    }
+}

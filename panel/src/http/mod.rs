@@ -1,0 +1,58 @@
+//! HTTP: the JSON API (`api/`) and the browser pages (`pages/`), thin handlers over the
+//! services. Every request gets an id (`x-request-id`, kept if a proxy set one), echoed in
+//! the response and carried by every log line of the request.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod pages;
+pub mod render;
+pub mod session;
+
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::AppError;
+use crate::service::AppState;
+use error::ApiError;
+
+/// Largest request body accepted (uploads have their own limits).
+pub const MAX_BODY: usize = 64 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole panel: pages, API, static files; logged per request.
+pub fn router(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+        })
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+        .on_failure(DefaultOnFailure::new().level(Level::ERROR));
+    Router::new()
+        .merge(api::router())
+        .merge(pages::router())
+        .merge(session::router())
+        .merge(render::router())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        // After the general limit, so that their own (larger) limits apply to uploads.
+        .merge(api::upload_router())
+        .merge(pages::upload_router())
+        .fallback(not_found)
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError(AppError::NotFound)
+}

@@ -1,0 +1,164 @@
+//! The account page: change one's password (ending one's other sessions) and manage
+//! one's API tokens. Part of the web pages; shares their session and CSRF checks.
+
+use axum::extract::{Path, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::db::TokenRow;
+use crate::error::AppError;
+use crate::http::error::PageError;
+use crate::http::render::render;
+use crate::http::session::{session_id, CsrfForm, Session};
+use crate::service::auth::Secret;
+use crate::service::{sessions, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/account", get(page))
+        .route("/account/password", post(change_password))
+        .route("/account/tokens", post(create_token))
+        .route("/account/tokens/{id}/revoke", post(revoke_token))
+}
+
+#[derive(askama::Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    user: String,
+    csrf: String,
+    tokens: Vec<TokenRow>,
+    new_token: Option<String>,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+async fn show(
+    st: &AppState,
+    session: &Session,
+    status: StatusCode,
+    new_token: Option<String>,
+    message: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let tokens = match sessions::tokens(st, &session.user).await {
+        Ok(t) => t,
+        Err(e) => return PageError(e).into_response(),
+    };
+    let page = AccountPage {
+        user: session.user.name.clone(),
+        csrf: session.csrf.clone(),
+        tokens,
+        new_token,
+        message,
+        error,
+    };
+    (status, render(&page)).into_response()
+}
+
+async fn page(AxState(st): AxState<AppState>, session: Session) -> Response {
+    show(&st, &session, StatusCode::OK, None, None, None).await
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+    repeat: String,
+}
+
+async fn change_password(
+    AxState(st): AxState<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let refuse = |msg: &str| {
+        show(
+            &st,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            None,
+            Some(msg.to_string()),
+        )
+    };
+    if f.new != f.repeat {
+        return refuse("The two new passwords differ; nothing changed.").await;
+    }
+    let keep = session_id(&headers).unwrap_or_default();
+    let changed =
+        sessions::change_password(&st, &session.user, Secret(f.current), Secret(f.new), &keep)
+            .await;
+    match changed {
+        Ok(()) => {}
+        Err(AppError::Forbidden(_)) => {
+            return refuse("The current password is wrong; nothing changed.").await
+        }
+        Err(e @ AppError::Unprocessable(_)) => {
+            return refuse(&format!("{e}; nothing changed.")).await
+        }
+        Err(e) => return PageError(e).into_response(),
+    }
+    let msg = "Password changed; your other sessions have ended.".to_string();
+    show(&st, &session, StatusCode::OK, None, Some(msg), None).await
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    csrf: String,
+    #[serde(default)]
+    label: String,
+}
+
+async fn create_token(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let token = match sessions::create_token(&st, &session.user, &f.label).await {
+        Ok((_, token)) => token,
+        Err(AppError::Unprocessable(_)) => {
+            let msg = Some("Labels have at most 100 characters.".to_string());
+            return show(
+                &st,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                None,
+                msg,
+            )
+            .await;
+        }
+        Err(e) => return PageError(e).into_response(),
+    };
+    show(&st, &session, StatusCode::OK, Some(token.0), None, None).await
+}
+
+async fn revoke_token(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match sessions::revoke_token(&st, &session.user, id).await {
+        Ok(()) => Redirect::to("/account").into_response(),
+        Err(AppError::NotFound) => {
+            let msg = Some("No such active token.".to_string());
+            show(&st, &session, StatusCode::NOT_FOUND, None, None, msg).await
+        }
+        Err(e) => PageError(e).into_response(),
+    }
+}

@@ -1,0 +1,348 @@
+//! A container's page (customers): state, limits, address, usage graphs, and the forms
+//! that start, stop, resize, reinstall, destroy it or run a command in it.
+
+use acetate_engine::size::{format_bytes, format_cpus};
+use askama::Template;
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::dashboard::{self, dashboard_page, opt, Row};
+use crate::db::operations::OperationRow;
+use crate::domain::size::{Cpus, Size};
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use crate::http::error::{is_client_error, status, PageError};
+use crate::http::render::{not_found, page_error, render};
+use crate::http::session::Session;
+use crate::runtime::CommandOutcome;
+use crate::service::containers::{self, Action, Resize};
+use crate::service::{metering, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/containers/{name}", get(container_page))
+        .route("/containers/{name}/{action}", post(action))
+}
+
+/// One usage graph of the container page.
+struct Graph {
+    title: &'static str,
+    svg: String,
+}
+
+/// CPU and memory over the last hour (raw samples) and the last 30 days (hours).
+async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError> {
+    let mut out = Vec::new();
+    for month in [false, true] {
+        let series = metering::series(&st.db, container_id, month).await?;
+        let gap = if month { 2 * 3600 } else { 180 };
+        let cpu: Vec<(i64, f64)> = series
+            .points
+            .iter()
+            .filter(|p| p.seconds > 0)
+            .map(|p| (p.at, p.cpu_us as f64 / (p.seconds as f64 * 1e4)))
+            .collect();
+        let memory: Vec<(i64, f64)> = series
+            .points
+            .iter()
+            .map(|p| (p.at, p.memory as f64))
+            .collect();
+        out.push(Graph {
+            title: if month {
+                "CPU, last 30 days (% of one core)"
+            } else {
+                "CPU, last hour (% of one core)"
+            },
+            svg: super::graph::line(&cpu, series.from, series.to, gap, |v| format!("{v:.0}%")),
+        });
+        out.push(Graph {
+            title: if month {
+                "Memory, last 30 days"
+            } else {
+                "Memory, last hour"
+            },
+            svg: super::graph::line(&memory, series.from, series.to, gap, |v| {
+                format_bytes(v as u64)
+            }),
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Template)]
+#[template(path = "container.html")]
+struct ContainerPage {
+    c: Row,
+    /// Current limits, as the resize form shows them.
+    limits: Option<(String, String, String, u64)>,
+    /// Its address on the host's network, and the gateway.
+    address: Option<(String, String)>,
+    graphs: Vec<Graph>,
+    csrf: String,
+    command: String,
+    output: Option<CommandOutcome>,
+    error: Option<String>,
+}
+
+async fn render_container(
+    st: &AppState,
+    session: &Session,
+    name: &str,
+    status: StatusCode,
+    command: String,
+    output: Option<CommandOutcome>,
+    error: Option<String>,
+) -> Response {
+    if session.user.role() != Role::Customer {
+        return page_error(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such container.",
+        );
+    }
+    // Only this container: one row, and its entry in the snapshot.
+    let row = match containers::resolve(st, &session.user, name, None).await {
+        Ok(row) => row,
+        Err(AppError::NotFound) => {
+            return page_error(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such container.",
+            )
+        }
+        Err(e) => return PageError(e).into_response(),
+    };
+    let view = containers::view(&row, st.snapshot.get(&row.engine_name).as_deref());
+    let graphs = match graphs(st, row.id).await {
+        Ok(g) => g,
+        Err(e) => return PageError(e).into_response(),
+    };
+    let limits = view.limits.as_ref().map(|l| {
+        (
+            format_bytes(l.memory),
+            format_cpus(l.cpus_milli),
+            format_bytes(l.disk),
+            l.procs,
+        )
+    });
+    let address = view
+        .network
+        .as_ref()
+        .map(|n| (n.address.to_string(), n.gateway.to_string()));
+    let page = ContainerPage {
+        c: dashboard::row(&view),
+        limits,
+        address,
+        graphs,
+        csrf: session.csrf.clone(),
+        command,
+        output,
+        error,
+    };
+    (status, render(&page)).into_response()
+}
+
+async fn container_page(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Response {
+    render_container(
+        &st,
+        &session,
+        &name,
+        StatusCode::OK,
+        String::new(),
+        None,
+        None,
+    )
+    .await
+}
+
+/// The container page again, saying that the name typed did not match.
+async fn unconfirmed(st: &AppState, session: &Session, name: &str, done: &str) -> Response {
+    let msg = format!("Type {name:?} to confirm: nothing was {done}.");
+    render_container(
+        st,
+        session,
+        name,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        String::new(),
+        None,
+        Some(msg),
+    )
+    .await
+}
+
+/// After a change made from the container page: back to it once done (or to the
+/// operation's page while it runs), or the page with the reason.
+async fn after_change(
+    st: &AppState,
+    session: &Session,
+    name: &str,
+    verb: &str,
+    started: AppResult<OperationRow>,
+) -> Response {
+    let result = match started {
+        Ok(op) => super::finish(st, &op).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(None) => Redirect::to(&format!("/containers/{name}")).into_response(),
+        Ok(Some(progress)) => progress,
+        Err(AppError::NotFound) => not_found("container"),
+        Err(e) if is_client_error(&e) => {
+            let msg = format!("Could not {verb} {name:?}: {e}");
+            render_container(
+                st,
+                session,
+                name,
+                status(&e),
+                String::new(),
+                None,
+                Some(msg),
+            )
+            .await
+        }
+        Err(e) => PageError(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    /// For `resize`: new limits (empty fields stay as they are).
+    memory: Option<String>,
+    cpus: Option<String>,
+    disk: Option<String>,
+    procs: Option<String>,
+    /// For `exec`: the command line, run by `sh -c`.
+    command: Option<String>,
+    /// For `destroy`: the container's name, typed again.
+    confirm: Option<String>,
+}
+
+async fn action(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path((name, action)): Path<(String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let action = match action.as_str() {
+        "start" => Action::Start,
+        "stop" => Action::Stop,
+        "restart" => Action::Restart,
+        "exec" => {
+            let command = f.command.unwrap_or_default();
+            let argv = vec!["sh".to_string(), "-c".to_string(), command.clone()];
+            return match containers::exec(&st, &session.user, &name, None, argv, None).await {
+                Ok(out) => {
+                    render_container(
+                        &st,
+                        &session,
+                        &name,
+                        StatusCode::OK,
+                        command,
+                        Some(out),
+                        None,
+                    )
+                    .await
+                }
+                Err(AppError::NotFound) => not_found("container"),
+                Err(e) if is_client_error(&e) => {
+                    let msg = format!("Could not run the command: {e}");
+                    render_container(&st, &session, &name, status(&e), command, None, Some(msg))
+                        .await
+                }
+                Err(e) => PageError(e).into_response(),
+            };
+        }
+        "resize" => {
+            let text = |v: &Option<String>| v.as_deref().and_then(opt);
+            let parsed = (|| {
+                let procs = text(&f.procs)
+                    .map(|p| p.parse::<u64>())
+                    .transpose()
+                    .map_err(|_| {
+                        AppError::Unprocessable("Processes: give a whole number.".into())
+                    })?;
+                Ok::<_, AppError>(Resize {
+                    memory: text(&f.memory)
+                        .map(Size::Text)
+                        .map(|m| m.bytes("memory"))
+                        .transpose()?,
+                    cpus_milli: text(&f.cpus)
+                        .map(Cpus::Text)
+                        .map(|c| c.milli("cpus"))
+                        .transpose()?,
+                    disk: text(&f.disk)
+                        .map(Size::Text)
+                        .map(|d| d.bytes("disk"))
+                        .transpose()?,
+                    procs,
+                })
+            })();
+            let resize = match parsed {
+                Ok(r) => r,
+                Err(e) => {
+                    return render_container(
+                        &st,
+                        &session,
+                        &name,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        String::new(),
+                        None,
+                        Some(e.to_string()),
+                    )
+                    .await;
+                }
+            };
+            let started = containers::resize(&st, &session.user, &name, None, resize).await;
+            return after_change(&st, &session, &name, "resize", started).await;
+        }
+        "reinstall" => {
+            if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+                return unconfirmed(&st, &session, &name, "reinstalled").await;
+            }
+            let started = containers::reinstall(&st, &session.user, &name, None, None).await;
+            return after_change(&st, &session, &name, "reinstall", started).await;
+        }
+        "destroy" => {
+            if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+                return unconfirmed(&st, &session, &name, "destroyed").await;
+            }
+            let result = match containers::destroy(&st, &session.user, &name, None).await {
+                Ok(op) => super::finish(&st, &op).await,
+                Err(e) => Err(e),
+            };
+            return match result {
+                Ok(None) => Redirect::to("/").into_response(),
+                Ok(Some(progress)) => progress,
+                Err(AppError::NotFound) => not_found("container"),
+                Err(e) => PageError(e).into_response(),
+            };
+        }
+        _ => return not_found("page"),
+    };
+    let result = match containers::act(&st, &session.user, &name, None, action).await {
+        Ok(op) => super::finish(&st, &op).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(None) => Redirect::to("/").into_response(),
+        Ok(Some(progress)) => progress,
+        Err(AppError::NotFound) => not_found("container"),
+        Err(e) if is_client_error(&e) => {
+            let msg = format!("Could not {} {name:?}: {e}", action.as_str());
+            dashboard_page(&st, &session, status(&e), None, Some(msg)).await
+        }
+        Err(e) => PageError(e).into_response(),
+    }
+}

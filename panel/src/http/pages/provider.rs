@@ -1,0 +1,174 @@
+//! The provider's page: the host (capacity, load, containers), templates, and resellers with
+//! their pools (set from the page).
+
+use acetate_engine::size::{format_bytes, format_cpus};
+use askama::Template;
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::domain::size::{Cpus, Size};
+use crate::domain::{Role, UserName};
+use crate::error::AppError;
+use crate::http::api::accounts::PoolRequest;
+use crate::http::error::{is_client_error, status, PageError};
+use crate::http::render::{not_found, render};
+use crate::http::session::Session;
+use crate::service::accounts;
+use crate::service::auth::Secret;
+use crate::service::host::{self, HostOverview};
+use crate::service::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/provider", get(page))
+        .route("/resellers/{name}/pool", post(pool))
+        .route("/provider/resellers", post(new_reseller))
+}
+
+#[derive(Deserialize)]
+struct ResellerForm {
+    csrf: String,
+    name: String,
+    password: String,
+}
+
+async fn new_reseller(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Form(f): Form<ResellerForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let name = f.name.trim().to_string();
+    let created = match UserName::parse(&name) {
+        Ok(n) => accounts::create_reseller(&st, &session.user, &n, Secret(f.password)).await,
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(()) => Redirect::to("/provider").into_response(),
+        Err(e) if is_client_error(&e) => {
+            let msg = format!("Could not create reseller {name:?}: {e}");
+            render_page(&st, &session, status(&e), Some(msg)).await
+        }
+        Err(e) => PageError(e).into_response(),
+    }
+}
+
+struct ResellerRow {
+    name: String,
+    customers: usize,
+    used: String,
+    pool: Option<(String, String, String, i64)>,
+}
+
+#[derive(Template)]
+#[template(path = "provider.html")]
+struct ProviderPage {
+    user: String,
+    csrf: String,
+    host: HostOverview,
+    templates: Vec<(String, String, usize)>,
+    resellers: Vec<ResellerRow>,
+    error: Option<String>,
+}
+
+async fn render_page(
+    st: &AppState,
+    session: &Session,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    if session.user.role() != Role::Provider {
+        return not_found("page");
+    }
+    let resellers = match accounts::resellers(st, &session.user).await {
+        Ok(r) => r,
+        Err(e) => return PageError(e).into_response(),
+    };
+    let templates = match crate::service::templates::list(st, &session.user).await {
+        Ok(t) => t,
+        Err(e) => return PageError(e).into_response(),
+    };
+    let b = |v: i64| format_bytes(v.max(0) as u64);
+    let c = |v: i64| format_cpus(v.clamp(0, i64::from(u32::MAX)) as u32);
+    let page = ProviderPage {
+        user: session.user.name.clone(),
+        csrf: session.csrf.clone(),
+        host: host::overview(st).await,
+        templates: templates
+            .into_iter()
+            .map(|t| (t.name, t.source, t.containers))
+            .collect(),
+        resellers: resellers
+            .into_iter()
+            .map(|r| ResellerRow {
+                used: format!(
+                    "{} containers, {} RAM, {} CPU, {} disk",
+                    r.used.containers,
+                    b(r.used.memory),
+                    c(r.used.cpus_milli),
+                    b(r.used.disk)
+                ),
+                pool: r
+                    .pool
+                    .map(|p| (b(p.memory), c(p.cpus_milli), b(p.disk), p.containers)),
+                customers: r.customers,
+                name: r.name,
+            })
+            .collect(),
+        error,
+    };
+    (status, render(&page)).into_response()
+}
+
+async fn page(AxState(st): AxState<AppState>, session: Session) -> Response {
+    render_page(&st, &session, StatusCode::OK, None).await
+}
+
+#[derive(Deserialize)]
+struct PoolForm {
+    csrf: String,
+    memory: String,
+    cpus: String,
+    disk: String,
+    containers: String,
+}
+
+async fn pool(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<PoolForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let Ok(containers) = f.containers.trim().parse::<i64>() else {
+        let msg = format!("Pool of {name}: containers must be a whole number.");
+        return render_page(&st, &session, StatusCode::UNPROCESSABLE_ENTITY, Some(msg)).await;
+    };
+    let req = PoolRequest {
+        memory: Size::Text(f.memory.trim().to_string()),
+        cpus: Cpus::Text(f.cpus.trim().to_string()),
+        disk: Size::Text(f.disk.trim().to_string()),
+        containers,
+    };
+    let set = match req.parse() {
+        Ok(limits) => accounts::set_pool(&st, &session.user, &name, limits).await,
+        Err(e) => Err(e),
+    };
+    match set {
+        Ok(_) => Redirect::to("/provider").into_response(),
+        Err(AppError::NotFound) => not_found("reseller"),
+        Err(e) if is_client_error(&e) => {
+            let msg = format!("Pool of {name}: {e}");
+            render_page(&st, &session, status(&e), Some(msg)).await
+        }
+        Err(e) => PageError(e).into_response(),
+    }
+}

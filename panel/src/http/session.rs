@@ -1,0 +1,241 @@
+//! Browser sessions. Pages work without JavaScript: plain forms, each with a CSRF token
+//! tied to the session, answered by redirects (POST/redirect/GET). Sessions live in
+//! HttpOnly, SameSite=Strict cookies (Secure behind TLS), and a new one is issued at every
+//! login.
+
+use askama::Template;
+use axum::extract::{FromRequestParts, State as AxState};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::error::{status, PageError};
+use super::render::{page_error, render};
+use crate::domain::User;
+use crate::service::auth::{Locked, Secret};
+use crate::service::sessions::{self, LoginRefused, SESSION_TTL};
+use crate::service::AppState;
+
+const SESSION_COOKIE: &str = "acetate_session";
+const LOGIN_COOKIE: &str = "acetate_login";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The request's session id, if it has one.
+pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> String {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The logged-in user of a page request; anonymous requests go to the login page.
+#[derive(Debug)]
+pub struct Session {
+    pub user: User,
+    pub csrf: String,
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
+        let to_login = || Redirect::to("/login").into_response();
+        let id = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
+        match sessions::session(st, &id).await {
+            Ok(Some((user, csrf))) => Ok(Session { user, csrf }),
+            Ok(None) => Err(to_login()),
+            Err(e) => Err(PageError(e).into_response()),
+        }
+    }
+}
+
+impl Session {
+    /// The refusal of a form whose CSRF token is not this session's; `None` if it is.
+    pub fn reject_forged(&self, token: &str) -> Option<Response> {
+        if token.is_empty() || token != self.csrf {
+            return Some(page_error(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form did not come from your current session. Reload the page and try again.",
+            ));
+        }
+        None
+    }
+}
+
+/// A form with only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    name: String,
+    error: Option<String>,
+}
+
+/// Login form, with a double-submit CSRF token (cookie + hidden field).
+fn login_form(
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: String,
+    error: Option<String>,
+) -> Response {
+    let csrf = sessions::form_token();
+    let page = LoginPage {
+        csrf: csrf.clone(),
+        name,
+        error,
+    };
+    (
+        status,
+        [(SET_COOKIE, set_cookie(headers, LOGIN_COOKIE, &csrf, 3600))],
+        render(&page),
+    )
+        .into_response()
+}
+
+async fn login_page(headers: HeaderMap) -> Response {
+    login_form(&headers, StatusCode::OK, String::new(), None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: String,
+    name: String,
+    password: String,
+}
+
+/// The client's address: the peer, or (only when the peer is a proxy on this host) the
+/// last address a proxy added to `X-Forwarded-For`.
+fn client_address(extensions: &axum::http::Extensions, headers: &HeaderMap) -> String {
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let forwarded = || {
+        headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_string())
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+    };
+    match peer {
+        Some(ip) if ip.is_loopback() => forwarded().unwrap_or_else(|| ip.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+async fn login(
+    AxState(st): AxState<AppState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let address = client_address(&extensions, &headers);
+    if cookie(&headers, LOGIN_COOKIE).is_none_or(|c| c != f.csrf) {
+        return login_form(
+            &headers,
+            StatusCode::FORBIDDEN,
+            f.name,
+            Some("The form expired; please try again.".into()),
+        );
+    }
+    let old = cookie(&headers, SESSION_COOKIE).map(|id| crate::service::auth::token_hash(&id));
+    let result = sessions::login(&st, &f.name, Secret(f.password), &address, old.as_deref()).await;
+    let new = match result {
+        Ok(new) => new,
+        Err(LoginRefused::Locked(why)) => {
+            let msg = match why {
+                Locked::Address(left) => format!(
+                    "Too many failed logins from your address: try again in {} minute(s).",
+                    left.as_secs().div_ceil(60)
+                ),
+                Locked::Account(left) => format!(
+                    "Too many failed logins: this account is locked for {} more minute(s) \
+                     from your address.",
+                    left.as_secs().div_ceil(60)
+                ),
+            };
+            return login_form(&headers, StatusCode::TOO_MANY_REQUESTS, f.name, Some(msg));
+        }
+        Err(LoginRefused::Wrong { now_locked }) => {
+            let (status, msg) = if now_locked {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed logins: this account is locked for 15 minutes.",
+                )
+            } else {
+                (StatusCode::UNAUTHORIZED, "Wrong name or password.")
+            };
+            return login_form(&headers, status, f.name, Some(msg.into()));
+        }
+        Err(LoginRefused::Error(e)) if e.is_internal() => return PageError(e).into_response(),
+        Err(LoginRefused::Error(e)) => {
+            let msg = e.to_string();
+            return login_form(&headers, status(&e), f.name, Some(msg));
+        }
+    };
+    (
+        AppendHeaders([
+            (
+                SET_COOKIE,
+                set_cookie(&headers, SESSION_COOKIE, &new.id.0, SESSION_TTL),
+            ),
+            (SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0)),
+        ]),
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+async fn logout(
+    AxState(st): AxState<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        let _ = sessions::logout(&st, &id).await;
+    }
+    (
+        [(SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, "", 0))],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}

@@ -1,0 +1,341 @@
+//! An in-memory engine for the panel's own tests: containers are entries in a map, with
+//! the engine's checks that the panel relies on (names taken, missing containers and
+//! templates, running or not). Tests can make an operation fail or take time, to see
+//! what the panel does then. Nothing here touches the host.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acetate_engine::capacity::DiskCapacity;
+use acetate_engine::unpack::ImportOptions;
+use acetate_engine::{
+    ContainerInfo, ContainerSpec, Error, LimitsUpdate, Result, State, TemplateInfo, Usage,
+};
+
+use super::{CommandOutcome, CommandRun, Exclusive, Runtime};
+
+#[derive(Debug, Default)]
+struct Inner {
+    containers: BTreeMap<String, ContainerInfo>,
+    templates: BTreeMap<String, TemplateInfo>,
+    /// operation -> how many more calls fail.
+    failures: HashMap<&'static str, usize>,
+    /// operation -> how long each call takes.
+    delays: HashMap<&'static str, Duration>,
+    next_pid: i32,
+}
+
+/// The in-memory engine. Clones share their containers.
+#[derive(Debug, Clone)]
+pub struct FakeRuntime {
+    inner: Arc<Mutex<Inner>>,
+    uploads: PathBuf,
+}
+
+impl FakeRuntime {
+    /// An engine with the `host` template and no containers; uploads go to `uploads`.
+    pub fn new(uploads: impl Into<PathBuf>) -> FakeRuntime {
+        let fake = FakeRuntime {
+            inner: Arc::default(),
+            uploads: uploads.into(),
+        };
+        fake.add_template("host");
+        fake
+    }
+
+    pub fn add_template(&self, name: &str) {
+        self.lock().templates.insert(
+            name.to_string(),
+            TemplateInfo {
+                name: name.to_string(),
+                source: "fake".into(),
+                created_at: 0,
+                entries: 1,
+                bytes: 0,
+                containers: 0,
+            },
+        );
+    }
+
+    /// Makes the next `times` calls of `op` ("create", "start", "stop", "set", ...) fail.
+    pub fn fail(&self, op: &'static str, times: usize) {
+        self.lock().failures.insert(op, times);
+    }
+
+    /// Makes every call of `op` take `delay`.
+    pub fn delay(&self, op: &'static str, delay: Duration) {
+        self.lock().delays.insert(op, delay);
+    }
+
+    /// How many containers exist.
+    pub fn count(&self) -> usize {
+        self.lock().containers.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("fake runtime lock")
+    }
+
+    /// Waits as told for `op`, then fails if told to.
+    fn enter(&self, op: &'static str) -> Result<()> {
+        let delay = self.lock().delays.get(op).copied();
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        let mut inner = self.lock();
+        match inner.failures.get_mut(op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Err(Error::Unsupported(format!("injected failure of {op}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn with<T>(&self, name: &str, f: impl FnOnce(&mut ContainerInfo) -> Result<T>) -> Result<T> {
+        let mut inner = self.lock();
+        let info = inner
+            .containers
+            .get_mut(name)
+            .ok_or_else(|| Error::NoSuchContainer(name.to_string()))?;
+        f(info)
+    }
+
+    fn run(info: &mut ContainerInfo, pid: i32) {
+        info.state = State::Running;
+        info.pid = Some(pid);
+        info.started_at = Some(acetate_engine::store::unix_now());
+    }
+
+    fn halt(info: &mut ContainerInfo) {
+        info.state = State::Stopped;
+        info.pid = None;
+        info.started_at = None;
+    }
+
+    fn pid(&self) -> i32 {
+        let mut inner = self.lock();
+        inner.next_pid += 1;
+        1000 + inner.next_pid
+    }
+}
+
+impl Runtime for FakeRuntime {
+    fn create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        self.enter("create")?;
+        spec.limits.validate()?;
+        let pid = self.pid();
+        let mut inner = self.lock();
+        if !inner.templates.contains_key(&spec.template) {
+            return Err(Error::NoSuchTemplate(spec.template.clone()));
+        }
+        if inner.containers.contains_key(&spec.name) {
+            return Err(Error::NameTaken(spec.name.clone()));
+        }
+        let mut info = ContainerInfo {
+            name: spec.name.clone(),
+            template: spec.template.clone(),
+            owner: spec.owner.clone(),
+            state: State::Stopped,
+            pid: None,
+            created_at: acetate_engine::store::unix_now(),
+            started_at: None,
+            host_uid: 100_000,
+            limits: spec.limits.clone(),
+            network: None,
+            usage: Usage::default(),
+        };
+        Self::run(&mut info, pid);
+        inner.containers.insert(spec.name.clone(), info.clone());
+        Ok(info)
+    }
+
+    fn start(&self, name: &str) -> Result<ContainerInfo> {
+        self.enter("start")?;
+        let pid = self.pid();
+        self.with(name, |i| {
+            if i.state == State::Running {
+                return Err(Error::AlreadyRunning(name.to_string()));
+            }
+            Self::run(i, pid);
+            Ok(i.clone())
+        })
+    }
+
+    fn stop(&self, name: &str, _timeout: Duration) -> Result<ContainerInfo> {
+        self.enter("stop")?;
+        self.with(name, |i| {
+            if i.state != State::Running {
+                return Err(Error::NotRunning(name.to_string()));
+            }
+            Self::halt(i);
+            Ok(i.clone())
+        })
+    }
+
+    fn restart(&self, name: &str, _timeout: Duration) -> Result<ContainerInfo> {
+        self.enter("restart")?;
+        let pid = self.pid();
+        self.with(name, |i| {
+            Self::run(i, pid);
+            Ok(i.clone())
+        })
+    }
+
+    fn destroy(&self, name: &str, _timeout: Duration) -> Result<()> {
+        self.enter("destroy")?;
+        self.lock().containers.remove(name);
+        Ok(())
+    }
+
+    fn set(&self, name: &str, update: &LimitsUpdate) -> Result<ContainerInfo> {
+        self.enter("set")?;
+        self.with(name, |i| {
+            let next = update.applied_to(&i.limits);
+            next.validate()?;
+            i.limits = next;
+            Ok(i.clone())
+        })
+    }
+
+    fn reinstall(
+        &self,
+        name: &str,
+        template: Option<&str>,
+        _timeout: Duration,
+    ) -> Result<ContainerInfo> {
+        self.enter("reinstall")?;
+        let known = template.is_none_or(|t| self.lock().templates.contains_key(t));
+        if !known {
+            return Err(Error::NoSuchTemplate(template.unwrap_or_default().into()));
+        }
+        let pid = self.pid();
+        self.with(name, |i| {
+            if let Some(t) = template {
+                i.template = t.to_string();
+            }
+            Self::run(i, pid);
+            Ok(i.clone())
+        })
+    }
+
+    fn show(&self, name: &str) -> Result<ContainerInfo> {
+        self.with(name, |i| Ok(i.clone()))
+    }
+
+    fn list(&self) -> Result<Vec<ContainerInfo>> {
+        Ok(self.lock().containers.values().cloned().collect())
+    }
+
+    fn start_all(&self, _workers: usize) -> Result<Vec<(String, Result<ContainerInfo>)>> {
+        Ok(Vec::new())
+    }
+
+    fn recover(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn templates(&self) -> Result<Vec<TemplateInfo>> {
+        let inner = self.lock();
+        Ok(inner
+            .templates
+            .values()
+            .map(|t| TemplateInfo {
+                containers: inner
+                    .containers
+                    .values()
+                    .filter(|c| c.template == t.name)
+                    .count(),
+                ..t.clone()
+            })
+            .collect())
+    }
+
+    fn ensure_host_template(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn import_template(
+        &self,
+        name: &str,
+        source: &Path,
+        _opts: &ImportOptions,
+    ) -> Result<TemplateInfo> {
+        self.enter("import")?;
+        acetate_engine::spec::validate_name(name)?;
+        if self.lock().templates.contains_key(name) {
+            return Err(Error::TemplateExists(name.to_string()));
+        }
+        if !source.exists() {
+            return Err(Error::Unsupported(format!("{} is gone", source.display())));
+        }
+        self.add_template(name);
+        self.lock()
+            .templates
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchTemplate(name.to_string()))
+    }
+
+    fn disk_capacity(&self) -> Result<DiskCapacity> {
+        let promised = self.lock().containers.values().map(|c| c.limits.disk).sum();
+        Ok(DiskCapacity {
+            total: 1 << 40,
+            free: 1 << 39,
+            promised,
+            allowed: 1 << 40,
+            reserve: 0,
+            reserve_held: true,
+        })
+    }
+
+    fn disk_overcommit(&self) -> f64 {
+        1.0
+    }
+
+    fn relieve_disk(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn upload_dir(&self) -> PathBuf {
+        self.uploads.clone()
+    }
+
+    /// Echoes the command: `echo` prints its arguments, `false` exits 1, anything else
+    /// prints the command line.
+    fn run_command(
+        &self,
+        name: &str,
+        argv: Vec<String>,
+        _timeout: Duration,
+        max_output: usize,
+    ) -> CommandRun {
+        let exists = self.lock().containers.contains_key(name);
+        let name = name.to_string();
+        Box::pin(async move {
+            if !exists {
+                return Err(Error::NoSuchContainer(name).into());
+            }
+            let (exit_code, mut stdout) = match argv.first().map(String::as_str) {
+                Some("echo") => (0, format!("{}\n", argv[1..].join(" "))),
+                Some("false") => (1, String::new()),
+                _ => (0, format!("{}\n", argv.join(" "))),
+            };
+            let truncated = stdout.len() > max_output;
+            stdout.truncate(max_output);
+            Ok(CommandOutcome {
+                exit_code,
+                stdout,
+                stderr: String::new(),
+                truncated,
+                timed_out: false,
+            })
+        })
+    }
+
+    fn exclusive_metering(&self) -> Result<Exclusive> {
+        Ok(Box::new(()))
+    }
+}

@@ -1,0 +1,97 @@
+//! The narrow boundary between the panel and the container engine. Services call the
+//! engine only through [`Runtime`]; `acetate serve` plugs in the real engine, and the
+//! panel's own tests plug in [`fake::FakeRuntime`], an in-memory stand-in, so that the
+//! panel's rules are tested without root. Methods block: services call them off the async
+//! threads.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use acetate_engine::capacity::DiskCapacity;
+use acetate_engine::unpack::ImportOptions;
+use acetate_engine::{ContainerInfo, ContainerSpec, LimitsUpdate, Result, TemplateInfo};
+
+mod command;
+mod engine;
+pub mod fake;
+
+pub use engine::EngineRuntime;
+pub use fake::FakeRuntime;
+
+/// What a one-shot command did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommandOutcome {
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Some output was cut at the bound.
+    pub truncated: bool,
+    /// The command was killed at its timeout.
+    pub timed_out: bool,
+}
+
+/// A running command's eventual outcome.
+pub type CommandRun = Pin<Box<dyn Future<Output = crate::error::AppResult<CommandOutcome>> + Send>>;
+
+/// Held while a metering pass runs; dropping it lets the next one in.
+pub type Exclusive = Box<dyn Send>;
+
+/// What the panel needs of a container engine.
+pub trait Runtime: Send + Sync + Debug + 'static {
+    /// Creates a container and starts it; a container that does not start is destroyed
+    /// again, so a failed create leaves nothing.
+    fn create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerInfo>;
+    fn start(&self, name: &str) -> Result<ContainerInfo>;
+    fn stop(&self, name: &str, timeout: Duration) -> Result<ContainerInfo>;
+    fn restart(&self, name: &str, timeout: Duration) -> Result<ContainerInfo>;
+    /// Destroys a container; one that does not exist counts as destroyed.
+    fn destroy(&self, name: &str, timeout: Duration) -> Result<()>;
+    fn set(&self, name: &str, update: &LimitsUpdate) -> Result<ContainerInfo>;
+    fn reinstall(
+        &self,
+        name: &str,
+        template: Option<&str>,
+        timeout: Duration,
+    ) -> Result<ContainerInfo>;
+    fn show(&self, name: &str) -> Result<ContainerInfo>;
+    fn list(&self) -> Result<Vec<ContainerInfo>>;
+    /// Starts every container that should run and does not, `workers` at a time.
+    fn start_all(&self, workers: usize) -> Result<Vec<(String, Result<ContainerInfo>)>>;
+    /// Sweeps what a crash left half-made; returns the containers it repaired.
+    fn recover(&self) -> Result<Vec<String>>;
+
+    fn templates(&self) -> Result<Vec<TemplateInfo>>;
+    /// Builds the `host` template unless it exists; whether it was built.
+    fn ensure_host_template(&self) -> Result<bool>;
+    fn import_template(
+        &self,
+        name: &str,
+        source: &Path,
+        opts: &ImportOptions,
+    ) -> Result<TemplateInfo>;
+
+    /// The disk the containers' images share.
+    fn disk_capacity(&self) -> Result<DiskCapacity>;
+    /// The provider's over-commit ratio for that disk.
+    fn disk_overcommit(&self) -> f64;
+    /// Gives up (or takes back) the disk reserve; whether it was given up now.
+    fn relieve_disk(&self) -> Result<bool>;
+    /// Where the panel may keep uploads on their way into the engine.
+    fn upload_dir(&self) -> std::path::PathBuf;
+
+    /// Runs `argv` in a container with no input, keeping at most `max_output` bytes of
+    /// each stream and killing it after `timeout`.
+    fn run_command(
+        &self,
+        name: &str,
+        argv: Vec<String>,
+        timeout: Duration,
+        max_output: usize,
+    ) -> CommandRun;
+
+    /// Serialises metering passes on this host (also with the CLI's).
+    fn exclusive_metering(&self) -> Result<Exclusive>;
+}

@@ -1,0 +1,70 @@
+//! The host as the provider sees it: CPUs, load, memory, the shared disk and what the
+//! containers on it hold.
+
+use acetate_engine::size::format_bytes;
+use acetate_engine::State;
+
+use super::AppState;
+
+/// The provider page's figures, formatted.
+#[derive(Debug, Clone)]
+pub struct HostOverview {
+    pub cpus: usize,
+    pub load: String,
+    pub memory_total: String,
+    pub memory_available: String,
+    pub disk_total: String,
+    pub disk_free: String,
+    /// Disk quotas promised against what the over-commit ratio allows.
+    pub disk_quotas: String,
+    pub containers: usize,
+    pub running: usize,
+    pub committed_memory: String,
+}
+
+fn meminfo(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib * 1024)
+}
+
+pub async fn overview(st: &AppState) -> HostOverview {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "-".into());
+    let disk = st.engine(|e| e.disk_capacity()).await.ok();
+    let overcommit = st.runtime.disk_overcommit();
+    let all = st.snapshot.all();
+    let disk_quotas = match &disk {
+        Some(c) => format!(
+            "{} promised of {} allowed (over-commit ratio {}; {} reserve {})",
+            format_bytes(c.promised),
+            format_bytes(c.allowed),
+            overcommit,
+            format_bytes(c.reserve),
+            if c.reserve_held {
+                "held"
+            } else {
+                "released: the disk is full"
+            }
+        ),
+        None => "-".into(),
+    };
+    let fmt = |v: Option<u64>| v.map_or("-".to_string(), format_bytes);
+    HostOverview {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load,
+        memory_total: fmt(meminfo("MemTotal:")),
+        memory_available: fmt(meminfo("MemAvailable:")),
+        disk_total: fmt(disk.as_ref().map(|d| d.total)),
+        disk_free: fmt(disk.as_ref().map(|d| d.free)),
+        disk_quotas,
+        containers: all.len(),
+        running: all.iter().filter(|c| c.state == State::Running).count(),
+        committed_memory: format_bytes(all.iter().map(|c| c.limits.memory).sum()),
+    }
+}

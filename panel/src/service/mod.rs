@@ -1,0 +1,99 @@
+//! Use cases: the only layer that combines the database, the engine (through
+//! [`crate::runtime::Runtime`]) and the plugin host. One function per action, taking
+//! domain inputs and returning domain results; the JSON API, the pages, the CLI and the
+//! background jobs all call the same functions.
+
+pub mod accounts;
+pub mod auth;
+pub mod billing;
+pub mod containers;
+pub mod exec;
+pub mod hooks;
+pub mod host;
+pub mod metering;
+pub mod operations;
+pub mod plugins;
+pub mod sessions;
+pub mod snapshot;
+pub mod templates;
+
+use std::sync::Arc;
+
+use crate::db::Db;
+use crate::error::AppResult;
+use crate::runtime::Runtime;
+
+/// Shared by every handler and job.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub runtime: Arc<dyn Runtime>,
+    /// Recent state and usage of every container.
+    pub snapshot: snapshot::Snapshot,
+    /// Serialised container lists per user, valid for one (rows, snapshot) generation.
+    pub list_cache: ListCache,
+    /// Failed logins, counted in the database.
+    pub logins: auth::LoginLimiter,
+    /// The WebAssembly host for resellers' plugins.
+    pub plugins: Arc<acetate_plugins::Host>,
+    /// The dashboard's rendered rows per session, valid for one (rows, snapshot) generation.
+    pub page_cache: PageCache,
+    /// Long actions, stored in the database.
+    pub operations: operations::Operations,
+    /// Bounds on one-shot commands (per user and panel-wide).
+    pub exec: exec::ExecGate,
+}
+
+/// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
+pub type PageCache =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, ((u64, u64), bool, Arc<str>)>>>;
+
+/// user id -> (container rows generation, snapshot generation, JSON body).
+pub type ListCache =
+    Arc<std::sync::Mutex<std::collections::HashMap<i64, (u64, u64, bytes::Bytes)>>>;
+
+impl AppState {
+    /// The state of a panel on `db` and `runtime`, nothing running yet.
+    pub fn new(db: Db, runtime: Arc<dyn Runtime>, plugins: Arc<acetate_plugins::Host>) -> Self {
+        AppState {
+            logins: auth::LoginLimiter::new(db.clone()),
+            operations: operations::Operations::new(db.clone()),
+            db,
+            runtime,
+            snapshot: snapshot::Snapshot::default(),
+            list_cache: ListCache::default(),
+            plugins,
+            page_cache: PageCache::default(),
+            exec: exec::ExecGate::default(),
+        }
+    }
+
+    /// Runs a change on container `name` off the async threads, then refreshes its entry
+    /// in the snapshot whatever the outcome.
+    pub async fn change<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&dyn Runtime) -> acetate_engine::Result<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let (rt, snap, name) = (
+            self.runtime.clone(),
+            self.snapshot.clone(),
+            name.to_string(),
+        );
+        Ok(tokio::task::spawn_blocking(move || {
+            let result = f(rt.as_ref());
+            snap.refresh_one(rt.as_ref(), &name);
+            result
+        })
+        .await??)
+    }
+
+    /// Runs blocking engine work off the async threads.
+    pub async fn engine<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Runtime) -> acetate_engine::Result<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let rt = self.runtime.clone();
+        Ok(tokio::task::spawn_blocking(move || f(rt.as_ref())).await??)
+    }
+}

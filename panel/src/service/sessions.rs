@@ -1,0 +1,178 @@
+//! Getting in: logins (rate-limited in the database), browser sessions, password changes
+//! and API tokens. The pages and the API only carry their results (cookies, JSON).
+
+use super::auth::{self, Locked, Secret};
+use super::AppState;
+use crate::db::{AuditRow, TokenRow};
+use crate::domain::{Role, User};
+use crate::error::{AppError, AppResult};
+
+/// Session lifetime in seconds.
+pub const SESSION_TTL: i64 = 12 * 3600;
+
+/// Why a login did not succeed.
+#[derive(Debug)]
+pub enum LoginRefused {
+    /// Locked out before the password was checked.
+    Locked(Locked),
+    /// Wrong name or password; `now_locked` if this failure locked the account for
+    /// the address.
+    Wrong {
+        now_locked: bool,
+    },
+    Error(AppError),
+}
+
+impl From<AppError> for LoginRefused {
+    fn from(e: AppError) -> Self {
+        LoginRefused::Error(e)
+    }
+}
+
+/// A new browser session: the id for the cookie (shown once) and its CSRF token.
+#[derive(Debug)]
+pub struct NewSession {
+    pub user: User,
+    pub id: Secret,
+}
+
+fn random_hex() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    hex::encode(bytes)
+}
+
+/// A random token for forms (login CSRF).
+pub fn form_token() -> String {
+    random_hex()
+}
+
+/// Checks a login from `address`; on success a new session replaces `old_session` (the
+/// id hash the browser had, if any).
+pub async fn login(
+    st: &AppState,
+    name: &str,
+    password: Secret,
+    address: &str,
+    old_session: Option<&str>,
+) -> Result<NewSession, LoginRefused> {
+    let now = crate::domain::now();
+    if let Err(why) = st.logins.check(name, address, now).await? {
+        return Err(LoginRefused::Locked(why));
+    }
+    let user = st.db.user_by_name(name).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = auth::verify_bounded(password, stored).await?;
+    let Some(user) = user.filter(|_| ok) else {
+        let now_locked = st.logins.failed(name, address, now).await?;
+        let _ = st.db.audit(None, "login", name, "failed").await;
+        return Err(LoginRefused::Wrong { now_locked });
+    };
+    st.logins.succeeded(name, address, now).await?;
+    if let Some(old) = old_session {
+        let _ = st.db.delete_session(old).await;
+    }
+    let id = random_hex();
+    st.db
+        .create_session(&auth::token_hash(&id), user.id, &random_hex(), SESSION_TTL)
+        .await?;
+    let _ = st.db.audit(Some(&user), "login", &user.name, "ok").await;
+    Ok(NewSession {
+        user,
+        id: Secret(id),
+    })
+}
+
+/// The user and CSRF token of a live session, by the id in its cookie.
+pub async fn session(st: &AppState, id: &str) -> AppResult<Option<(User, String)>> {
+    st.db.session(&auth::token_hash(id)).await
+}
+
+pub async fn logout(st: &AppState, id: &str) -> AppResult<()> {
+    st.db.delete_session(&auth::token_hash(id)).await
+}
+
+/// Changes `user`'s password if `current` is right, ending every other session but
+/// `keep` (the id of the one making the change).
+pub async fn change_password(
+    st: &AppState,
+    user: &User,
+    current: Secret,
+    new: Secret,
+    keep: &str,
+) -> AppResult<()> {
+    auth::check_password_strength(&new.0)?;
+    let ok = auth::verify_bounded(current, Some(user.password_hash.clone())).await?;
+    if !ok {
+        let _ = st
+            .db
+            .audit(
+                Some(user),
+                "password.change",
+                &user.name,
+                "wrong current password",
+            )
+            .await;
+        return Err(AppError::Forbidden("the current password is wrong".into()));
+    }
+    let hash = auth::hash_bounded(new).await?;
+    st.db
+        .set_password(user.id, &hash, &auth::token_hash(keep))
+        .await?;
+    st.db
+        .audit(Some(user), "password.change", &user.name, "ok")
+        .await
+}
+
+/// `user`'s API tokens (never the tokens themselves).
+pub async fn tokens(st: &AppState, user: &User) -> AppResult<Vec<TokenRow>> {
+    st.db.tokens_of(user.id).await
+}
+
+/// A new API token for `user`: its id and the token, which is shown only now.
+pub async fn create_token(st: &AppState, user: &User, label: &str) -> AppResult<(i64, Secret)> {
+    if label.len() > 100 {
+        return Err(AppError::Unprocessable(
+            "labels have at most 100 characters".into(),
+        ));
+    }
+    let (token, hash) = auth::new_token();
+    let id = st.db.insert_token(user.id, &hash, label).await?;
+    st.db
+        .audit(Some(user), "token.create", &format!("token {id}"), "ok")
+        .await?;
+    Ok((id, token))
+}
+
+/// Revokes one of `user`'s live tokens; any other id is not found.
+pub async fn revoke_token(st: &AppState, user: &User, id: i64) -> AppResult<()> {
+    if !st.db.revoke_token(user.id, id).await? {
+        return Err(AppError::NotFound);
+    }
+    st.db
+        .audit(Some(user), "token.revoke", &format!("token {id}"), "ok")
+        .await
+}
+
+/// The audit entries `user` may read, newest first (providers and resellers).
+pub async fn audit(st: &AppState, user: &User, limit: Option<i64>) -> AppResult<Vec<AuditRow>> {
+    if user.role() == Role::Customer {
+        return Err(AppError::Forbidden(
+            "the audit log is for providers and resellers".into(),
+        ));
+    }
+    let limit = limit.unwrap_or(100).clamp(1, 1000);
+    st.db.audit_visible_to(user, limit).await
+}
+
+/// A new API token for the account named `user`, from the host's command line.
+pub async fn create_token_for(db: &crate::db::Db, user: &str, label: &str) -> AppResult<Secret> {
+    let u = db
+        .user_by_name(user)
+        .await?
+        .ok_or_else(|| AppError::Unprocessable(format!("no user named {user:?}")))?;
+    let (token, hash) = auth::new_token();
+    db.insert_token(u.id, &hash, label).await?;
+    db.audit(None, "token.create", user, "ok").await?;
+    Ok(token)
+}
