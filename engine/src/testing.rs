@@ -109,13 +109,15 @@ pub fn is_mount_point(path: &Path) -> bool {
 }
 
 /// The variable that names a crash point for tests: a process whose environment has
-/// `ACETATE_CRASH_AT=<point>` aborts when it reaches that point (proving that a crash
-/// there leaves nothing blocked or half-made).
+/// `ACETATE_CRASH_AT=<point>` kills itself with SIGKILL (as `kill -9` would: no unwinding,
+/// no cleanup) when it reaches that point, proving that a crash there leaves nothing
+/// blocked or half-made.
 pub const CRASH_AT: &str = "ACETATE_CRASH_AT";
 
-/// Aborts the process if the test asked for a crash at `point`.
+/// Kills the process if the test asked for a crash at `point`.
 pub fn crash_point(point: &str) {
     if std::env::var_os(CRASH_AT).is_some_and(|v| v == point) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         std::process::abort();
     }
 }

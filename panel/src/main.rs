@@ -4,6 +4,6 @@ use clap::Parser;
 
 fn main() {
     let cli = acetate::cli::Cli::parse();
-    acetate::cli::init_tracing(cli.verbose);
+    acetate::cli::init_tracing(&cli);
     std::process::exit(acetate::cli::run(cli));
 }

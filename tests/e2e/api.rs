@@ -13,6 +13,11 @@ pub(crate) struct Api<'a> {
 }
 
 impl<'a> Api<'a> {
+    /// The bearer token this client sends.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
     pub(crate) fn new(http: &Client, base: &'a str, token: String) -> Api<'a> {
         Api {
             http: http.clone(),

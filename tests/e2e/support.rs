@@ -54,12 +54,28 @@ impl Server {
 
     /// Starts a server listening on `listen`.
     pub fn start_on(state: &PathBuf, database: &str, listen: &str) -> Server {
+        Server::start_with(state, database, listen, &[])
+    }
+
+    /// Starts a server listening on `listen`, with more environment variables.
+    pub fn start_with(
+        state: &PathBuf,
+        database: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_acetate"))
             .arg("--state-dir")
             .arg(state)
             .args(["--database", database, "serve", "--listen", listen])
             .env("ACETATE_ADMIN_PASSWORD", "provider-password-1")
+            // Quiet unless asked: `serve` logs every request at info.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()

@@ -77,11 +77,13 @@ pub enum Command {
     Meter(bill::MeterCmd),
 }
 
-/// Logs go to stderr; quiet unless `-v` or `RUST_LOG` asks.
-pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
+/// Logs go to stderr: commands are quiet unless `-v` or `RUST_LOG` asks; `serve` logs at
+/// info (a line per request, with its id) from the start.
+pub fn init_tracing(cli: &Cli) {
+    let serving = matches!(cli.command, Command::Serve(_));
+    let default = match cli.verbose + u8::from(serving) {
         0 => "warn",
-        1 => "info",
+        1 => "info,sqlx=warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

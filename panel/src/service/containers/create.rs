@@ -1,0 +1,172 @@
+//! Creating a container: within the customer's plan and the reseller's pool, as the
+//! reseller's hooks decide; the engine's part runs as an operation.
+
+use acetate_engine::{ContainerSpec, Limits};
+
+use super::{
+    amended_limits, as_json, customer_plan, fits, outcome_text, plugin_spec, run_hooks, view,
+};
+use crate::db::operations::OperationRow;
+use crate::domain::{ContainerName, Plan, Role, Totals, User};
+use crate::error::{AppError, AppResult};
+use crate::service::hooks::Verdict;
+use crate::service::operations::Done;
+use crate::service::AppState;
+
+/// What a customer asks for when creating a container (unset limits: the engine's
+/// defaults, capped by the plan).
+#[derive(Debug, Clone)]
+pub struct NewContainer {
+    pub name: ContainerName,
+    pub template: Option<String>,
+    pub memory: Option<u64>,
+    pub cpus_milli: Option<u32>,
+    pub disk: Option<u64>,
+    pub inodes: Option<u64>,
+    pub procs: Option<u64>,
+    pub io_weight: Option<u32>,
+}
+
+impl NewContainer {
+    pub fn named(name: ContainerName) -> NewContainer {
+        NewContainer {
+            name,
+            template: None,
+            memory: None,
+            cpus_milli: None,
+            disk: None,
+            inodes: None,
+            procs: None,
+            io_weight: None,
+        }
+    }
+
+    fn spec(&self, owner: &User, engine_name: &str, plan: &Plan) -> AppResult<ContainerSpec> {
+        let defaults = Limits::default();
+        let cap = |v: u64, max: i64| v.min(max.max(0) as u64);
+        let mut b = ContainerSpec::builder(engine_name)
+            .template(self.template.clone().unwrap_or_else(|| "host".into()))
+            .owner(Some(format!("panel:{}", owner.name)))
+            .network(true)
+            .memory(self.memory.unwrap_or(cap(defaults.memory, plan.ct_memory)))
+            .cpus_milli(
+                self.cpus_milli
+                    .unwrap_or(cap(u64::from(defaults.cpus_milli), plan.ct_cpus_milli) as u32),
+            )
+            .procs(self.procs.unwrap_or(cap(defaults.procs, plan.ct_procs)))
+            .disk(self.disk.unwrap_or(cap(defaults.disk, plan.ct_disk)));
+        if let Some(i) = self.inodes {
+            b = b.inodes(i);
+        }
+        if let Some(w) = self.io_weight {
+            b = b.io_weight(w);
+        }
+        b.build()
+            .map_err(|e| AppError::Unprocessable(e.to_string()))
+    }
+}
+
+fn engine_name() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().gen();
+    format!("ct-{n:016x}")
+}
+
+/// Creates and starts a container for customer `user`, within its plan and its
+/// reseller's pool, as its reseller's hooks decide.
+#[tracing::instrument(skip_all, fields(user = %user.name, container = %req.name))]
+pub async fn create(st: &AppState, user: &User, req: NewContainer) -> AppResult<OperationRow> {
+    if user.role() != Role::Customer {
+        return Err(AppError::Forbidden(
+            "containers belong to customers: create them from a customer account".into(),
+        ));
+    }
+    if user.is_suspended() {
+        return Err(AppError::Forbidden("your account is suspended".into()));
+    }
+    let plan = customer_plan(st, user).await?;
+    // A taken name is the answer whatever the capacity (the reservation re-checks it).
+    if st.db.container(user.id, req.name.as_str()).await?.is_some() {
+        return Err(AppError::Conflict(format!(
+            "you already have a container named {:?}",
+            req.name.as_str()
+        )));
+    }
+    let engine_name = engine_name();
+    let mut spec = req.spec(user, &engine_name, &plan)?;
+    let mut name = req.name.to_string();
+    let requested = plugin_spec(&name, &spec.template, &spec.limits);
+    let (verdict, kv) = run_hooks(
+        st,
+        user,
+        acetate_plugins::EventKind::Create,
+        None,
+        Some(requested),
+    )
+    .await?;
+    if let Verdict::Amend(amended) = &verdict {
+        spec.limits = amended_limits(&spec.limits, &amended.limits)?;
+        spec.template = amended.template.clone();
+        if amended.name != name {
+            ContainerName::parse(&amended.name).map_err(|e| {
+                AppError::Unprocessable(format!("your reseller's hook renamed the container: {e}"))
+            })?;
+            if st.db.container(user.id, &amended.name).await?.is_some() {
+                return Err(AppError::Conflict(format!(
+                    "you already have a container named {:?} (the name your reseller's hook chose)",
+                    amended.name
+                )));
+            }
+            name = amended.name.clone();
+        }
+    }
+    let holds = Totals::of(&spec.limits);
+    let id = st
+        .db
+        .reserve_container(
+            user.id,
+            user.reseller_id.unwrap_or(-1),
+            &name,
+            &engine_name,
+            &holds,
+            fits(&plan, &holds, spec.limits.procs),
+        )
+        .await?;
+    let target = format!("{}/{}", user.name, name);
+    let (st2, user2) = (st.clone(), user.clone());
+    let work = async move {
+        let created = st2
+            .change(&engine_name, move |e| e.create_and_start(&spec))
+            .await;
+        st2.db
+            .audit(
+                Some(&user2),
+                "container.create",
+                &name,
+                &outcome_text(&created),
+            )
+            .await?;
+        match created {
+            Ok(info) => {
+                st2.db.set_container_state(id, "ready").await?;
+                kv.commit(&st2.db).await?;
+                let row = st2
+                    .db
+                    .container(user2.id, &name)
+                    .await?
+                    .ok_or(AppError::NotFound)?;
+                Ok(Done {
+                    message: format!("container {name} created and started"),
+                    result: as_json(&view(&row, Some(&info))),
+                })
+            }
+            Err(e) => {
+                st2.db.delete_container(id).await?;
+                Err(e)
+            }
+        }
+    };
+    st.operations
+        .spawn(user, "container.create", &target, Some(id), work)
+        .await
+}

@@ -1,0 +1,120 @@
+//! Plans and pools: every path that allocates checks them, and the check and the row it
+//! allows are one transaction, so panels side by side cannot over-allocate a pool.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{assert_error, plan, pool, spawn_app, spawn_beside};
+
+#[tokio::test]
+async fn plans_and_pools_limit_creates_and_resizes() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 2), pool(3)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let bob = app.customer(&acme, "bob", "basic").await;
+    for name in ["one", "two"] {
+        let (status, body) = alice.create(json!({"name": name, "memory": "256M"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // The plan: two containers, 1G each at most.
+    let (status, body) = alice.create(json!({"name": "three"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_error(&body, "quota_exceeded");
+    let (status, body) = bob.create(json!({"name": "big", "memory": "2G"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("per container"),
+        "{body}"
+    );
+    // The pool: three containers over all of acme's customers.
+    let (status, body) = bob.create(json!({"name": "one"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = bob.create(json!({"name": "two"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("capacity is used up"),
+        "{body}"
+    );
+    // Resizes too; a refused one changes nothing.
+    let (status, body) = alice
+        .call(
+            Method::PATCH,
+            "/api/v1/containers/one?wait=10",
+            Some(json!({"memory": "4G"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, one) = alice.get("/api/v1/containers/one").await;
+    assert_eq!(one["limits"]["memory"], 256 << 20);
+    let (status, body) = alice
+        .call(
+            Method::PATCH,
+            "/api/v1/containers/one?wait=10",
+            Some(json!({"memory": "512M"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["limits"]["memory"], 512 << 20);
+    // Refusals left nothing behind.
+    assert_eq!(app.engine.count(), 3);
+    assert_eq!(app.count("SELECT COUNT(*) FROM containers").await, 3);
+    // Bad input: a clear error, nothing made.
+    let (status, body) = alice.create(json!({"name": "../x"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = alice.create(json!({"name": "ok", "memory": "lots"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("memory:"),
+        "{body}"
+    );
+    assert_eq!(app.engine.count(), 3);
+}
+
+#[tokio::test]
+async fn two_panels_creating_at_once_never_over_allocate_a_pool() {
+    let app = spawn_app().await;
+    let second = spawn_beside(&app).await;
+    let acme = app.reseller("acme", plan("basic", 10), pool(3)).await;
+    let mut callers = Vec::new();
+    for (i, name) in ["ann", "ben", "cat", "dan"].iter().enumerate() {
+        let api = app.customer(&acme, name, "basic").await;
+        // Half of them go through the other panel.
+        let api = if i % 2 == 0 {
+            api
+        } else {
+            crate::support::Api {
+                base: second.base.clone(),
+                ..api
+            }
+        };
+        callers.push(api);
+    }
+    let creates = callers.iter().flat_map(|api| {
+        (0..3).map(move |n| {
+            let api = api.clone();
+            async move { api.create(json!({"name": format!("c{n}")})).await }
+        })
+    });
+    let handles: Vec<_> = creates.map(tokio::spawn).collect();
+    let mut made = 0;
+    for h in handles {
+        let (status, body) = h.await.unwrap();
+        match status {
+            StatusCode::CREATED => made += 1,
+            StatusCode::UNPROCESSABLE_ENTITY => assert_error(&body, "quota_exceeded"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(made, 3, "the pool holds three containers");
+    assert_eq!(app.count("SELECT COUNT(*) FROM containers").await, 3);
+    assert_eq!(app.engine.count(), 3);
+}

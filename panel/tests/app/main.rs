@@ -1,0 +1,10 @@
+//! The panel's rules, tested in-process without root: the real HTTP router, services,
+//! database and plugin host over the in-memory engine (`spawn_app`). What needs a kernel
+//! is proven by `tests/e2e/`.
+
+mod billing;
+mod capacity;
+mod hooks;
+mod operations;
+mod scope;
+mod support;

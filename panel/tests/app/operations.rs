@@ -1,0 +1,196 @@
+//! Long actions as operations: 202 and where to follow them, `?wait` for the old answers,
+//! failures recorded with their reason, and a restarted panel finishing or failing what
+//! its predecessor left in flight.
+
+use std::time::Duration;
+
+use acetate::app::App;
+use acetate::domain::Totals;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{assert_error, plan, pool, spawn_app, spawn_beside};
+
+#[tokio::test]
+async fn actions_answer_202_with_the_operation_to_follow() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    app.engine.delay("create", Duration::from_millis(500));
+    let (status, location, op) = alice
+        .call_full(
+            Method::POST,
+            "/api/v1/containers",
+            Some(json!({"name": "web"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+    let location = location.expect("Location");
+    assert_eq!(op["location"], location.as_str());
+    assert_eq!(op["state"], "running");
+    assert_eq!(op["kind"], "container.create");
+    assert_eq!(op["target"], "alice/web");
+    // While it runs, the container shows as being created.
+    let (_, list) = alice.get("/api/v1/containers").await;
+    assert_eq!(list[0]["state"], "creating", "{list}");
+    // Another panel on the database sees the same operation.
+    let second = spawn_beside(&app).await;
+    let there = crate::support::Api {
+        base: second.base.clone(),
+        ..alice.clone()
+    };
+    let (status, done) = there.get(&format!("{location}?wait=10")).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["result"]["name"], "web");
+    assert_eq!(done["result"]["state"], "running");
+    let (_, list) = alice.get("/api/v1/operations").await;
+    assert_eq!(list[0]["id"], op["id"]);
+
+    // A stop without waiting, then with: the old answers.
+    let (status, body) = alice
+        .post("/api/v1/containers/web/stop?wait=10", json!({}))
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (StatusCode::OK, Some("stopped"))
+    );
+    let (status, body) = alice
+        .post("/api/v1/containers/web/stop?wait=10", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = alice
+        .call(Method::DELETE, "/api/v1/containers/web?wait=10", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.engine.count(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_create_is_a_failed_operation_and_leaves_nothing() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    app.engine.fail("create", 1);
+    let (status, location, _) = alice
+        .call_full(
+            Method::POST,
+            "/api/v1/containers",
+            Some(json!({"name": "web"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, op) = alice.get(&format!("{}?wait=10", location.unwrap())).await;
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(!op["message"].as_str().unwrap().is_empty(), "{op}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM containers").await, 0);
+    assert_eq!(app.engine.count(), 0);
+    // The name is free again.
+    let (status, body) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A wait that runs out answers 202, as without a wait.
+    app.engine.delay("stop", Duration::from_secs(2));
+    let (status, location, _) = alice
+        .call_full(Method::POST, "/api/v1/containers/web/stop?wait=0", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(location.unwrap().starts_with("/api/v1/operations/"));
+}
+
+#[tokio::test]
+async fn a_restarted_panel_finishes_or_fails_what_a_dead_one_left() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, _) = alice.create(json!({"name": "kept"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = alice.create(json!({"name": "doomed"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let db = &app.state.db;
+    let owner = db.user_by_name("alice").await.unwrap().unwrap();
+    // A dead panel process on this host: a create half-way, a destroy half-way, a stop.
+    let dead = format!("{}/{}/1", acetate::service::operations::host_id(), i32::MAX);
+    let holds = Totals {
+        containers: 1,
+        ..Totals::default()
+    };
+    let half = db
+        .reserve_container(owner.id, -1, "half", "ct-half", &holds, |_, _, _| Ok(()))
+        .await
+        .unwrap();
+    let create = db
+        .insert_operation(
+            owner.id,
+            "container.create",
+            "alice/half",
+            Some(half),
+            &dead,
+        )
+        .await
+        .unwrap();
+    let doomed = db.container(owner.id, "doomed").await.unwrap().unwrap();
+    db.set_container_state(doomed.id, "destroying")
+        .await
+        .unwrap();
+    let destroy = db
+        .insert_operation(
+            owner.id,
+            "container.destroy",
+            "alice/doomed",
+            Some(doomed.id),
+            &dead,
+        )
+        .await
+        .unwrap();
+    let kept = db.container(owner.id, "kept").await.unwrap().unwrap();
+    let stop = db
+        .insert_operation(
+            owner.id,
+            "container.stop",
+            "alice/kept",
+            Some(kept.id),
+            &dead,
+        )
+        .await
+        .unwrap();
+    // A live panel's operation is left alone.
+    let live = db
+        .insert_operation(
+            owner.id,
+            "container.stop",
+            "alice/kept",
+            Some(kept.id),
+            app.state.operations.runner(),
+        )
+        .await
+        .unwrap();
+
+    let restarted = spawn_beside(&app).await;
+    App::prepare(&restarted.state, None).await.unwrap();
+    let get = |id: i64| {
+        let alice = alice.clone();
+        async move { alice.get(&format!("/api/v1/operations/{id}")).await.1 }
+    };
+    let op = get(create.id).await;
+    assert_eq!(op["state"], "failed", "{op}");
+    assert_error(
+        &json!({"error": {"code": op["error_code"], "message": op["message"]}}),
+        "interrupted",
+    );
+    assert!(
+        op["message"].as_str().unwrap().contains("nothing was kept"),
+        "{op}"
+    );
+    assert!(db.container(owner.id, "half").await.unwrap().is_none());
+    let op = get(destroy.id).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(db.container(owner.id, "doomed").await.unwrap().is_none());
+    let op = get(stop.id).await;
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(
+        op["message"].as_str().unwrap().contains("is running now"),
+        "{op}"
+    );
+    assert_eq!(get(live.id).await["state"], "running");
+    assert_eq!(app.engine.count(), 1, "only kept is left");
+}

@@ -1,0 +1,112 @@
+//! Who sees what: anything outside the caller's scope answers 404, like a name that does
+//! not exist; suspension stops a customer's containers and keeps them stopped.
+
+use acetate::domain::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{assert_error, plan, pool, spawn_app};
+
+#[tokio::test]
+async fn everything_outside_the_callers_scope_is_not_found() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let other = app.reseller("other", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let bob = app.customer(&other, "bob", "basic").await;
+    let (status, body) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["state"], "running");
+    assert_eq!(body["owner"], "alice");
+    let (_, op, _) = alice
+        .call_full(Method::POST, "/api/v1/containers/web/stop", None)
+        .await;
+    let op = op.expect("a Location");
+
+    for (who, api) in [("bob", &bob), ("other reseller", &other)] {
+        for (method, path) in [
+            (Method::GET, "/api/v1/containers/web?owner=alice"),
+            (Method::POST, "/api/v1/containers/web/start?owner=alice"),
+            (Method::DELETE, "/api/v1/containers/web?owner=alice"),
+            (Method::PATCH, "/api/v1/containers/web?owner=alice"),
+            (Method::GET, "/api/v1/containers/web/usage?owner=alice"),
+            (Method::POST, "/api/v1/customers/alice/suspend"),
+            (Method::GET, op.as_str()),
+        ] {
+            let body = (method == Method::PATCH).then(|| json!({"memory": "128M"}));
+            let (status, resp) = api.call(method.clone(), path, body).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{who}: {method} {path}: {resp}"
+            );
+            assert_error(&resp, "not_found");
+        }
+    }
+    // Bob's own view: nothing of alice's.
+    let (_, list) = bob.get("/api/v1/containers").await;
+    assert_eq!(list, json!([]));
+    // Alice's reseller and the provider see it.
+    let provider = app.api("admin").await;
+    for api in [&acme, &provider] {
+        let (status, body) = api.get("/api/v1/containers/web?owner=alice").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = api.get(&op).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Role-bound routes: 403 with what is needed.
+    let (status, body) = alice.get("/api/v1/resellers").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_error(&body, "forbidden");
+    let (status, body) = acme.create(json!({"name": "mine"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}
+
+#[tokio::test]
+async fn suspension_stops_containers_and_keeps_them_stopped() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let carol = app.customer(&acme, "carol", "basic").await;
+    for api in [&alice, &carol] {
+        let (status, body) = api.create(json!({"name": "one"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = acme
+        .post("/api/v1/customers/alice/suspend", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["suspended"], true);
+    let (_, one) = alice.get("/api/v1/containers/one").await;
+    assert_eq!(one["state"], "stopped");
+    let (_, theirs) = carol.get("/api/v1/containers/one").await;
+    assert_eq!(theirs["state"], "running", "other customers are untouched");
+    let (status, body) = alice
+        .post("/api/v1/containers/one/start?wait=10", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = alice.create(json!({"name": "two"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(app.engine.count(), 2, "nothing was made");
+    let (status, _) = acme
+        .post("/api/v1/customers/alice/unsuspend", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, one) = alice
+        .post("/api/v1/containers/one/start?wait=10", json!({}))
+        .await;
+    assert_eq!(
+        (status, one["state"].as_str()),
+        (StatusCode::OK, Some("running"))
+    );
+    // A customer cannot suspend anyone; a provider can.
+    let (status, _) = carol
+        .post("/api/v1/customers/alice/suspend", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let provider = app.user("admin", Role::Provider, None).await;
+    let (status, _) = provider
+        .post("/api/v1/customers/alice/suspend", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
