@@ -7,7 +7,7 @@ use crate::domain::{Role, User};
 use crate::error::AppResult;
 
 /// One audit log entry.
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub id: i64,
     pub at: i64,

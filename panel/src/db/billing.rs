@@ -158,7 +158,7 @@ pub async fn store_invoice(
 }
 
 /// An invoice as customers and resellers see it.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Invoice {
     pub id: i64,
     pub customer: String,
@@ -170,7 +170,7 @@ pub struct Invoice {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Line {
     pub description: String,
     pub quantity_millis: i64,
@@ -223,7 +223,7 @@ pub async fn invoice(db: &Db, user: &User, id: i64) -> AppResult<(Invoice, Vec<L
 }
 
 /// Revenue per period and currency of a reseller (or of all, for the provider).
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Revenue {
     pub period: String,
     pub currency: String,

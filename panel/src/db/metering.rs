@@ -180,7 +180,7 @@ impl Db {
 }
 
 /// One point of a usage graph.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Point {
     /// End of the interval (Unix seconds).
     pub at: i64,

@@ -7,7 +7,7 @@ use super::{now, Db};
 use crate::error::AppResult;
 
 /// An operation as stored.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct OperationRow {
     pub id: i64,
     #[serde(skip)]

@@ -15,7 +15,7 @@ const KEEP_EVENTS: i64 = 50;
 /// Calls kept per plugin.
 const KEEP_CALLS: i64 = 200;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct PluginRow {
     pub id: i64,
     #[serde(skip)]
@@ -25,6 +25,7 @@ pub struct PluginRow {
     pub sha256: String,
     pub size: i64,
     #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
     pub enabled: i64,
     pub on_failure: String,
     pub calls: i64,
@@ -39,7 +40,7 @@ fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
 const COLUMNS: &str =
     "id, reseller_id, name, kind, sha256, size, enabled, on_failure, calls, failures, created_at";
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct CallRow {
     pub id: i64,
     pub at: i64,
@@ -49,8 +50,10 @@ pub struct CallRow {
     pub fuel: i64,
     pub micros: i64,
     #[serde(serialize_with = "as_json")]
+    #[schema(value_type = Vec<Object>)]
     pub log: String,
     #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
     pub dry_run: i64,
 }
 
@@ -59,12 +62,13 @@ fn as_json<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
     value.serialize(s)
 }
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct EventRow {
     pub id: i64,
     pub at: i64,
     pub kind: String,
     #[serde(serialize_with = "as_json")]
+    #[schema(value_type = Object)]
     pub event: String,
 }
 

@@ -7,7 +7,7 @@ use crate::domain::{Role, User};
 use crate::error::AppResult;
 
 /// An API token as its owner sees it (never the token itself).
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenRow {
     pub id: i64,
     pub label: String,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::error::{AppError, AppResult};
 
 /// A calendar month in UTC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Period {
     pub label: String,
     pub start: i64,

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 /// The most a reseller's customers may hold, set by the provider.
-#[derive(Debug, Clone, Copy, FromRow, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, FromRow, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Pool {
     #[serde(skip_deserializing)]
     pub reseller_id: i64,
@@ -15,7 +15,7 @@ pub struct Pool {
 }
 
 /// A reseller's plan.
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Plan {
     pub id: i64,
     pub reseller_id: i64,
@@ -34,7 +34,9 @@ pub struct Plan {
 }
 
 /// What a set of containers holds.
-#[derive(Debug, Clone, Copy, Default, FromRow, serde::Serialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, FromRow, serde::Serialize, PartialEq, Eq, utoipa::ToSchema,
+)]
 pub struct Totals {
     pub containers: i64,
     pub memory: i64,

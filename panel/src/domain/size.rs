@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::error::{AppError, AppResult};
 
 /// A size given as a number of bytes or as text such as "512M".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Size {
     Bytes(u64),
@@ -32,10 +32,10 @@ impl Size {
 }
 
 /// A number of CPUs given as a number (1.5) or as text ("1.5").
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Cpus {
-    Number(serde_json::Number),
+    Number(f64),
     Text(String),
 }
 

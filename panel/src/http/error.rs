@@ -105,3 +105,18 @@ impl IntoResponse for PageError {
         }
     }
 }
+
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `invalid`,
+    /// `too_large`, `quota_exceeded`, `denied_by_policy`, `busy`, `interrupted`, `internal`.
+    pub code: String,
+    /// For people: what was wrong and, where it helps, what to do.
+    pub message: String,
+}

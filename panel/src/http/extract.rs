@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::MAX_BODY;
 use crate::domain::{Role, User};
 use crate::error::AppError;
-use crate::service::auth;
+use crate::service::sessions;
 use crate::service::AppState;
 
 /// The authenticated user of an API request (bearer token).
@@ -33,9 +33,7 @@ impl FromRequestParts<AppState> for Caller {
             .strip_prefix("Bearer ")
             .ok_or(AppError::Unauthorized)?
             .trim();
-        let user = state
-            .db
-            .user_by_token(&auth::token_hash(token))
+        let user = sessions::user_by_token(state, token)
             .await?
             .ok_or(AppError::Unauthorized)?;
         Ok(Caller(user))
@@ -104,15 +102,20 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
 }
 
 /// `?owner=NAME`: whose container, for providers and resellers (the caller by default).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OwnerQuery {
+    /// For providers and resellers: whose container (default: the caller).
     pub owner: Option<String>,
 }
 
 /// `?owner=NAME&wait=SECONDS` on long actions.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActionQuery {
+    /// For providers and resellers: whose container (default: the caller).
     pub owner: Option<String>,
-    /// Block until the operation ends, at most this many seconds.
+    /// Wait until the operation ends, at most this many seconds (600 at most), and answer
+    /// as the action did when it was synchronous; without it, 202 and the operation.
     pub wait: Option<u64>,
 }

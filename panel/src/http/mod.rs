@@ -38,14 +38,13 @@ pub fn router(state: AppState) -> Router {
         .on_response(DefaultOnResponse::new().level(Level::INFO))
         .on_failure(DefaultOnFailure::new().level(Level::ERROR));
     Router::new()
-        .merge(api::router())
         .merge(pages::router())
         .merge(session::router())
         .merge(render::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that their own (larger) limits apply to uploads.
-        .merge(api::upload_router())
         .merge(pages::upload_router())
+        .merge(api::router())
         .fallback(not_found)
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

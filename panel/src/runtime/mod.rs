@@ -22,7 +22,7 @@ pub use engine::EngineRuntime;
 pub use fake::FakeRuntime;
 
 /// What a one-shot command did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CommandOutcome {
     pub exit_code: i32,
     pub stdout: String,

@@ -18,7 +18,7 @@ fn require(caller: &User, role: Role) -> AppResult<()> {
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResellerView {
     pub name: String,
     pub pool: Option<Pool>,
@@ -161,7 +161,7 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
     Ok(plan)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
     pub name: String,
     pub plan: Option<String>,

@@ -44,7 +44,7 @@ pub async fn rule_of(db: &Db, reseller_id: i64) -> AppResult<Option<PluginRow>> 
 }
 
 /// What a run did for one customer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     Invoiced {
@@ -62,7 +62,7 @@ pub enum Outcome {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CustomerOutcome {
     pub reseller: String,
     pub customer: String,
@@ -70,7 +70,7 @@ pub struct CustomerOutcome {
     pub outcome: Outcome,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunReport {
     pub period: Period,
     pub customers: Vec<CustomerOutcome>,

@@ -187,7 +187,7 @@ pub fn spawn(db: Db, runtime: Arc<dyn Runtime>, interval: Duration) {
     });
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageSeries {
     pub range: &'static str,
     pub from: i64,
@@ -197,14 +197,18 @@ pub struct UsageSeries {
 
 /// Usage history of a container (by its row id): the last hour's samples, or the last
 /// 30 days' hours.
-pub async fn series(db: &Db, container_id: i64, month: bool) -> AppResult<UsageSeries> {
+pub async fn series(
+    st: &crate::service::AppState,
+    container_id: i64,
+    month: bool,
+) -> AppResult<UsageSeries> {
     let to = now();
     let from = if month { to - 30 * 86_400 } else { to - 3600 };
     Ok(UsageSeries {
         range: if month { "month" } else { "hour" },
         from,
         to,
-        points: db.usage_points(container_id, from, month).await?,
+        points: st.db.usage_points(container_id, from, month).await?,
     })
 }
 

@@ -56,7 +56,7 @@ pub async fn find(st: &AppState, me: &User, name: &str) -> AppResult<PluginRow> 
         .ok_or(AppError::NotFound)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginChange {
     pub enabled: Option<bool>,
@@ -100,25 +100,29 @@ pub async fn delete(st: &AppState, me: &User, name: &str) -> AppResult<()> {
 
 /// What to dry-run a plugin on: a recorded event (hooks), an event given in full (hooks),
 /// or a customer's real usage for a period (billing rules).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunRequest {
     pub event_id: Option<i64>,
+    #[schema(value_type = Option<Object>)]
     pub event: Option<acetate_plugins::Event>,
     pub customer: Option<String>,
     pub period: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DryRunResult {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub decision: Option<Decision>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub lines: Option<Vec<InvoiceLine>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub fuel_used: u64,
     pub micros: u128,
+    #[schema(value_type = Vec<Object>)]
     pub log: Vec<acetate_plugins::LogLine>,
 }
 

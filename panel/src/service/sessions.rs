@@ -83,6 +83,11 @@ pub async fn login(
     })
 }
 
+/// The account an API token belongs to, if the token is live.
+pub async fn user_by_token(st: &AppState, token: &str) -> AppResult<Option<User>> {
+    st.db.user_by_token(&auth::token_hash(token)).await
+}
+
 /// The user and CSRF token of a live session, by the id in its cookie.
 pub async fn session(st: &AppState, id: &str) -> AppResult<Option<(User, String)>> {
     st.db.session(&auth::token_hash(id)).await

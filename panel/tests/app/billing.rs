@@ -1,7 +1,5 @@
 //! Billing runs are idempotent, and money is written in each currency's own decimals.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -31,19 +29,11 @@ async fn a_period_is_billed_once_in_the_plans_currency() {
     let yuki = app.customer(&acme, "yuki", "yen").await;
     let (status, body) = yuki.create(json!({"name": "shop"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    acetate::service::metering::sample(&app.state.db, &app.state.runtime, None)
-        .await
-        .unwrap();
-    let period = acetate::domain::Period::containing(acetate::domain::now()).label;
-    let run = json!({"period": period, "open": true});
-    let (status, first) = acme.post("/api/v1/billing/run", run.clone()).await;
-    assert_eq!(status, StatusCode::OK, "{first}");
+    let first = app.bill_this_month(&acme).await;
     let outcome = &first["customers"][0];
     assert_eq!(outcome["status"], "invoiced", "{first}");
     assert_eq!(outcome["currency"], "JPY");
-    let (status, again) = acme.post("/api/v1/billing/run", run).await;
-    assert_eq!(status, StatusCode::OK, "{again}");
+    let again = app.bill_this_month(&acme).await;
     assert_eq!(
         again["customers"][0]["status"], "already_invoiced",
         "{again}"
@@ -66,4 +56,33 @@ async fn a_period_is_billed_once_in_the_plans_currency() {
     assert!(total > 0, "{first}");
     assert!(csv.contains(&format!(",{total},JPY\r\n")), "{csv}");
     assert!(!csv.contains(&format!("{total}.")), "{csv}");
+}
+
+#[tokio::test]
+async fn a_billing_rules_store_is_kept_from_one_invoice_to_the_next() {
+    let app = spawn_app().await;
+    let acme = app
+        .reseller("acme", priced("basic", 100_000, "EUR"), pool(10))
+        .await;
+    app.plugin(&acme, "numbers", "numbered_invoices").await;
+    for name in ["ann", "ben"] {
+        let api = app.customer(&acme, name, "basic").await;
+        let (status, body) = api.create(json!({"name": "site"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let report = app.bill_this_month(&acme).await;
+    let mut numbers = Vec::new();
+    for outcome in report["customers"].as_array().unwrap() {
+        assert_eq!(outcome["status"], "invoiced", "{report}");
+        let id = outcome["invoice"].as_i64().unwrap();
+        let (_, invoice) = acme.get(&format!("/api/v1/invoices/{id}")).await;
+        numbers.push(
+            invoice["lines"][0]["description"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    numbers.sort();
+    assert_eq!(numbers, ["invoice acme-000001", "invoice acme-000002"]);
 }

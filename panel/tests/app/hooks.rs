@@ -1,31 +1,10 @@
 //! The reseller's provisioning hooks on real requests: deny with a message, amend within
 //! the plan; their key-value writes count only actions that happened.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{assert_error, pool, spawn_app, Api, TestApp};
-
-async fn naming_policy(app: &TestApp, reseller: &Api) {
-    let wasm = acetate_plugins::example("naming_policy").expect("the examples are built");
-    let resp = app
-        .http
-        .post(format!("{}/api/v1/plugins?name=policy", app.base))
-        .bearer_auth(&reseller.token)
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let (status, body) = reseller
-        .call(
-            Method::PATCH,
-            "/api/v1/plugins/policy",
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
+use crate::support::{assert_error, pool, spawn_app, TestApp};
 
 fn trial() -> Value {
     json!({"name": "trial-s", "price_minor": 0, "currency": "EUR",
@@ -37,7 +16,7 @@ fn trial() -> Value {
 async fn hooks_deny_and_amend_creates() {
     let app = spawn_app().await;
     let acme = app.reseller("acme", trial(), pool(10)).await;
-    naming_policy(&app, &acme).await;
+    app.plugin(&acme, "policy", "naming_policy").await;
     let tina = app.customer(&acme, "tina", "trial-s").await;
     let (status, body) = tina.create(json!({"name": "admin"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
@@ -84,7 +63,7 @@ async fn only_creates_that_happened_count_towards_a_hooks_limit() {
            "container": {"memory": "1G", "cpus": 1, "disk": "1G", "procs": 512},
            "customer": {"containers": 10, "memory": "10G", "cpus": 10, "disk": "10G"}});
     let acme = app.reseller("acme", roomy, pool(20)).await;
-    naming_policy(&app, &acme).await;
+    app.plugin(&acme, "policy", "naming_policy").await;
     let kim = app.customer(&acme, "kim", "basic").await;
     // Three creates the engine fails, one the plan refuses: none of them counts.
     app.engine.fail("create", 3);

@@ -5,6 +5,8 @@
 mod billing;
 mod capacity;
 mod hooks;
+mod layers;
+mod openapi;
 mod operations;
 mod scope;
 mod support;

@@ -130,6 +130,45 @@ impl TestApp {
         self.api(name).await
     }
 
+    /// Uploads one of the example plugins for `reseller` as `name` and enables it.
+    pub async fn plugin(&self, reseller: &Api, name: &str, example: &str) {
+        let wasm = acetate_plugins::example(example).expect("the examples are built");
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/plugins?name={name}", self.base))
+            .bearer_auth(&reseller.token)
+            .body(wasm)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let (status, body) = reseller
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/plugins/{name}"),
+                Some(json!({"enabled": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Takes a metering sample a second on, then bills this month (open) as `reseller`.
+    pub async fn bill_this_month(&self, reseller: &Api) -> Value {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        acetate::service::metering::sample(&self.state.db, &self.state.runtime, None)
+            .await
+            .unwrap();
+        let period = acetate::domain::Period::containing(acetate::domain::now()).label;
+        let (status, report) = reseller
+            .post(
+                "/api/v1/billing/run",
+                json!({"period": period, "open": true}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        report
+    }
+
     /// Rows in a table of the panel's database.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::any::install_default_drivers();

@@ -3,35 +3,33 @@
 
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::size::{Cpus, Size};
 use crate::domain::{Currency, Plan, Pool, UserName};
 use crate::error::AppResult;
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Caller, Provider, Reseller};
 use crate::service::accounts::{self, CustomerView, NewPlan, PoolLimits, ResellerView};
 use crate::service::auth::Secret;
 use crate::service::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/resellers",
-            get(list_resellers).post(create_reseller),
-        )
-        .route("/api/v1/resellers/{name}/pool", put(set_pool))
-        .route("/api/v1/plans", get(list_plans).post(create_plan))
-        .route(
-            "/api/v1/customers",
-            get(list_customers).post(create_customer),
-        )
-        .route("/api/v1/customers/{name}/suspend", post(suspend))
-        .route("/api/v1/customers/{name}/unsuspend", post(unsuspend))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_resellers, create_reseller))
+        .routes(routes!(set_pool))
+        .routes(routes!(list_plans, create_plan))
+        .routes(routes!(list_customers, create_customer))
+        .routes(routes!(suspend))
+        .routes(routes!(unsuspend))
 }
 
+#[utoipa::path(get, operation_id = "accounts_list_resellers", path = "/api/v1/resellers", tag = "accounts",
+    summary = "Resellers with their pools and use (provider)",
+    responses((status = 200, description = "ok", body = [ResellerView]), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody)))]
 async fn list_resellers(
     AxState(st): AxState<AppState>,
     Provider(me): Provider,
@@ -39,13 +37,17 @@ async fn list_resellers(
     Ok(Json(accounts::resellers(&st, &me).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResellerRequest {
     name: String,
     password: String,
 }
 
+#[utoipa::path(post, operation_id = "accounts_create_reseller", path = "/api/v1/resellers", tag = "accounts",
+    summary = "Create a reseller (provider)", request_body = ResellerRequest,
+    responses((status = 201, description = "created", body = Object), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = ErrorBody), (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 async fn create_reseller(
     AxState(st): AxState<AppState>,
     Provider(me): Provider,
@@ -56,7 +58,7 @@ async fn create_reseller(
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "ok": true }))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolRequest {
     pub memory: Size,
@@ -76,6 +78,11 @@ impl PoolRequest {
     }
 }
 
+#[utoipa::path(put, operation_id = "accounts_set_pool", path = "/api/v1/resellers/{name}/pool", tag = "accounts",
+    summary = "Set a reseller's pool (provider)",
+    params(("name" = String, Path, description = "the reseller")), request_body = PoolRequest,
+    responses((status = 200, description = "ok", body = Pool), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 async fn set_pool(
     AxState(st): AxState<AppState>,
     Provider(me): Provider,
@@ -87,7 +94,7 @@ async fn set_pool(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlanRequest {
     name: String,
@@ -101,7 +108,7 @@ struct PlanRequest {
     currency: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlanLimits {
     memory: Size,
@@ -110,7 +117,7 @@ struct PlanLimits {
     procs: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CustomerLimits {
     containers: i64,
@@ -138,6 +145,9 @@ impl PlanRequest {
     }
 }
 
+#[utoipa::path(get, operation_id = "accounts_list_plans", path = "/api/v1/plans", tag = "accounts",
+    summary = "The reseller's plans",
+    responses((status = 200, description = "ok", body = [Plan]), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody)))]
 async fn list_plans(
     AxState(st): AxState<AppState>,
     Reseller(me): Reseller,
@@ -145,6 +155,10 @@ async fn list_plans(
     Ok(Json(accounts::plans(&st, &me).await?))
 }
 
+#[utoipa::path(post, operation_id = "accounts_create_plan", path = "/api/v1/plans", tag = "accounts",
+    summary = "Create a plan (reseller)", request_body = PlanRequest,
+    responses((status = 201, description = "created", body = Plan), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = ErrorBody), (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 async fn create_plan(
     AxState(st): AxState<AppState>,
     Reseller(me): Reseller,
@@ -154,6 +168,9 @@ async fn create_plan(
     Ok((StatusCode::CREATED, Json(plan)))
 }
 
+#[utoipa::path(get, operation_id = "accounts_list_customers", path = "/api/v1/customers", tag = "accounts",
+    summary = "The reseller's customers with their use",
+    responses((status = 200, description = "ok", body = [CustomerView]), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody)))]
 async fn list_customers(
     AxState(st): AxState<AppState>,
     Reseller(me): Reseller,
@@ -161,7 +178,7 @@ async fn list_customers(
     Ok(Json(accounts::customers(&st, &me).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CustomerRequest {
     name: String,
@@ -169,6 +186,10 @@ struct CustomerRequest {
     plan: String,
 }
 
+#[utoipa::path(post, operation_id = "accounts_create_customer", path = "/api/v1/customers", tag = "accounts",
+    summary = "Create a customer on one of the reseller's plans", request_body = CustomerRequest,
+    responses((status = 201, description = "created", body = CustomerView), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = ErrorBody), (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 async fn create_customer(
     AxState(st): AxState<AppState>,
     Reseller(me): Reseller,
@@ -179,6 +200,11 @@ async fn create_customer(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(post, operation_id = "accounts_suspend", path = "/api/v1/customers/{name}/suspend", tag = "accounts",
+    summary = "Suspend: stop the customer's containers and refuse starts (reseller, provider)",
+    params(("name" = String, Path, description = "the customer")),
+    responses((status = 200, description = "ok", body = CustomerView), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
 /// Suspends a customer: its containers stop and cannot start until unsuspended.
 async fn suspend(
     AxState(st): AxState<AppState>,
@@ -190,6 +216,11 @@ async fn suspend(
     ))
 }
 
+#[utoipa::path(post, operation_id = "accounts_unsuspend", path = "/api/v1/customers/{name}/unsuspend", tag = "accounts",
+    summary = "Lift a suspension (reseller, provider)",
+    params(("name" = String, Path, description = "the customer")),
+    responses((status = 200, description = "ok", body = CustomerView), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
 async fn unsuspend(
     AxState(st): AxState<AppState>,
     caller: Caller,

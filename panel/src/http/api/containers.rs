@@ -5,39 +5,38 @@
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::operations::{answer, result_json};
+use super::operations::{answer, result_json, OperationView};
 use crate::domain::size::{Cpus, Size};
 use crate::domain::ContainerName;
 use crate::error::AppError;
 use crate::http::error::ApiResult;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{ActionQuery, ApiJson, Caller, OwnerQuery};
 use crate::runtime::CommandOutcome;
 use crate::service::containers::{self, Action, ContainerView, NewContainer, Resize};
 use crate::service::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/containers", get(list).post(create))
-        .route(
-            "/api/v1/containers/{name}",
-            get(show).delete(destroy).patch(resize),
-        )
-        .route("/api/v1/containers/{name}/start", post(lifecycle::<START>))
-        .route("/api/v1/containers/{name}/stop", post(lifecycle::<STOP>))
-        .route(
-            "/api/v1/containers/{name}/restart",
-            post(lifecycle::<RESTART>),
-        )
-        .route("/api/v1/containers/{name}/exec", post(exec))
-        .route("/api/v1/containers/{name}/reinstall", post(reinstall))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, destroy, resize))
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(restart))
+        .routes(routes!(exec))
+        .routes(routes!(reinstall))
 }
 
 /// Lists the caller's containers. The body is built from the snapshot and cached per
 /// user until a container row or the snapshot changes (at most `snapshot::REFRESH`).
+#[utoipa::path(get, operation_id = "containers_list", path = "/api/v1/containers", tag = "containers",
+    summary = "Containers in the caller's scope (the provider also sees unowned ones)",
+    responses((status = 200, description = "ok", body = [ContainerView]), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list(AxState(st): AxState<AppState>, caller: Caller) -> ApiResult<Response> {
     // Read the generations first: a change during the build makes the next call rebuild.
     let rows_gen = st.db.containers_generation();
@@ -66,7 +65,7 @@ async fn list(AxState(st): AxState<AppState>, caller: Caller) -> ApiResult<Respo
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     pub name: String,
@@ -96,6 +95,16 @@ impl CreateRequest {
 
 /// `POST /api/v1/containers`: creates and starts a container (an operation; with
 /// `?wait`, 201 and the container).
+#[utoipa::path(post, operation_id = "containers_create", path = "/api/v1/containers", tag = "containers",
+    summary = "Create and start a container (customers; within plan and pool, as the reseller's hooks decide)",
+    params(("wait" = Option<u64>, Query, description = "wait for the operation, at most this many seconds")),
+    request_body = CreateRequest,
+    responses(
+        (status = 202, description = "accepted: follow the operation at Location", body = OperationView),
+        (status = 201, description = "with ?wait: created", body = ContainerView),
+        (status = 400, description = "malformed request", body = ErrorBody), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = ErrorBody), (status = 413, description = "the body is too large", body = ErrorBody),
+        (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %caller.0.name))]
 async fn create(
     AxState(st): AxState<AppState>,
@@ -107,6 +116,10 @@ async fn create(
     answer(&st, op, q.wait, |r| result_json(r, StatusCode::CREATED)).await
 }
 
+#[utoipa::path(get, operation_id = "containers_show", path = "/api/v1/containers/{name}", tag = "containers",
+    summary = "One container: state, limits, address, usage",
+    params(("name" = String, Path, description = "the owner's name for the container"), OwnerQuery),
+    responses((status = 200, description = "ok", body = ContainerView), (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
 async fn show(
     AxState(st): AxState<AppState>,
     caller: Caller,
@@ -118,7 +131,7 @@ async fn show(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeRequest {
     pub memory: Option<Size>,
@@ -128,6 +141,14 @@ pub struct ResizeRequest {
 }
 
 /// Resizes a container within the owner's plan and the reseller's pool (live if running).
+#[utoipa::path(patch, operation_id = "containers_resize", path = "/api/v1/containers/{name}", tag = "containers",
+    summary = "Resize (live if running), within plan and pool",
+    params(("name" = String, Path, description = "the owner's name for the container"), ActionQuery),
+    request_body = ResizeRequest,
+    responses(
+        (status = 202, description = "accepted", body = OperationView),
+        (status = 200, description = "with ?wait: resized", body = ContainerView),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 async fn resize(
     AxState(st): AxState<AppState>,
     caller: Caller,
@@ -145,13 +166,22 @@ async fn resize(
     answer(&st, op, q.wait, |r| result_json(r, StatusCode::OK)).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReinstallRequest {
     /// Another template (default: the container's own).
     pub template: Option<String>,
 }
 
+#[utoipa::path(post, operation_id = "containers_reinstall", path = "/api/v1/containers/{name}/reinstall", tag = "containers",
+    summary = "Reinstall: a fresh writable layer (optionally another template), same limits",
+    params(("name" = String, Path, description = "the owner's name for the container"), ActionQuery),
+    request_body = ReinstallRequest,
+    responses(
+        (status = 202, description = "accepted", body = OperationView),
+        (status = 200, description = "with ?wait: reinstalled", body = ContainerView),
+        (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody), (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody),
+        (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 async fn reinstall(
     AxState(st): AxState<AppState>,
     caller: Caller,
@@ -163,26 +193,48 @@ async fn reinstall(
     answer(&st, op, q.wait, |r| result_json(r, StatusCode::OK)).await
 }
 
-const START: u8 = 0;
-const STOP: u8 = 1;
-const RESTART: u8 = 2;
-
-/// `POST .../start|stop|restart`, the action chosen by the route.
-async fn lifecycle<const ACTION: u8>(
-    AxState(st): AxState<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Query(q): Query<ActionQuery>,
-) -> ApiResult<Response> {
-    let action = match ACTION {
-        START => Action::Start,
-        STOP => Action::Stop,
-        _ => Action::Restart,
+macro_rules! lifecycle {
+    ($fn:ident, $action:expr, $path:literal, $summary:literal) => {
+        #[utoipa::path(post, operation_id = concat!("containers_", stringify!($fn)), path = $path, tag = "containers", summary = $summary,
+            params(("name" = String, Path, description = "the owner's name for the container"), ActionQuery),
+            responses(
+                (status = 202, description = "accepted", body = OperationView),
+                (status = 200, description = "with ?wait: done", body = ContainerView),
+                (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody), (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody),
+                (status = 409, description = "conflicts with the current state", body = ErrorBody)))]
+        async fn $fn(
+            AxState(st): AxState<AppState>,
+            caller: Caller,
+            Path(name): Path<String>,
+            Query(q): Query<ActionQuery>,
+        ) -> ApiResult<Response> {
+            let op = containers::act(&st, &caller.0, &name, q.owner.as_deref(), $action).await?;
+            answer(&st, op, q.wait, |r| result_json(r, StatusCode::OK)).await
+        }
     };
-    let op = containers::act(&st, &caller.0, &name, q.owner.as_deref(), action).await?;
-    answer(&st, op, q.wait, |r| result_json(r, StatusCode::OK)).await
 }
 
+lifecycle!(
+    start,
+    Action::Start,
+    "/api/v1/containers/{name}/start",
+    "Start"
+);
+lifecycle!(stop, Action::Stop, "/api/v1/containers/{name}/stop", "Stop");
+lifecycle!(
+    restart,
+    Action::Restart,
+    "/api/v1/containers/{name}/restart",
+    "Restart"
+);
+
+#[utoipa::path(delete, operation_id = "containers_destroy", path = "/api/v1/containers/{name}", tag = "containers",
+    summary = "Destroy (stops it first), if the reseller's hooks allow",
+    params(("name" = String, Path, description = "the owner's name for the container"), ActionQuery),
+    responses(
+        (status = 202, description = "accepted", body = OperationView),
+        (status = 204, description = "with ?wait: destroyed"),
+        (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody), (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
 async fn destroy(
     AxState(st): AxState<AppState>,
     caller: Caller,
@@ -193,7 +245,7 @@ async fn destroy(
     answer(&st, op, q.wait, |_| StatusCode::NO_CONTENT.into_response()).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
     pub command: Vec<String>,
@@ -204,6 +256,13 @@ pub struct ExecRequest {
 
 /// Runs a command and answers what it did (not an operation: it is bounded in time and
 /// output, and its answer is the point).
+#[utoipa::path(post, operation_id = "containers_exec", path = "/api/v1/containers/{name}/exec", tag = "containers",
+    summary = "Run a command inside, as its root (4 at once per user; 429 beyond)",
+    params(("name" = String, Path, description = "the owner's name for the container"), OwnerQuery),
+    request_body = ExecRequest,
+    responses((status = 200, description = "ok", body = CommandOutcome), (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = ErrorBody), (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody),
+        (status = 429, description = "too much at once: try again shortly", body = ErrorBody)))]
 async fn exec(
     AxState(st): AxState<AppState>,
     caller: Caller,

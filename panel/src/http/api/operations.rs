@@ -9,31 +9,33 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::db::operations::OperationRow;
 use crate::error::AppError;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Caller;
 use crate::service::operations::failure_of;
 use crate::service::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/operations", get(list))
-        .route("/api/v1/operations/{id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
         // The name template imports had before they were operations.
-        .route("/api/v1/jobs/{id}", get(show))
+        .route("/api/v1/jobs/{id}", axum::routing::get(show))
 }
 
 /// An operation as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OperationView {
     #[serde(flatten)]
     pub operation: OperationRow,
-    /// What it made or changed, once it succeeded.
+    /// What it made or changed, once it succeeded (for containers: the container).
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Where to follow it.
     pub location: String,
@@ -95,11 +97,17 @@ pub async fn answer(
     Ok(resp)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WaitQuery {
+    /// Wait while it runs, at most this many seconds.
     wait: Option<u64>,
 }
 
+#[utoipa::path(get, operation_id = "operations_show", path = "/api/v1/operations/{id}", tag = "operations",
+    summary = "One operation in the caller's scope; ?wait=SECONDS blocks until it ends",
+    params(("id" = i64, Path, description = "the operation"), WaitQuery),
+    responses((status = 200, description = "ok", body = OperationView), (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
 async fn show(
     AxState(st): AxState<AppState>,
     caller: Caller,
@@ -116,6 +124,9 @@ async fn show(
     Ok(Json(row.into()))
 }
 
+#[utoipa::path(get, operation_id = "operations_list", path = "/api/v1/operations", tag = "operations",
+    summary = "The newest operations the caller started",
+    responses((status = 200, description = "ok", body = [OperationView])))]
 async fn list(
     AxState(st): AxState<AppState>,
     caller: Caller,

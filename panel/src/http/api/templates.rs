@@ -5,29 +5,30 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::operations::{answer, result_json};
+use super::operations::{answer, result_json, OperationView};
 use crate::error::AppError;
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::Provider;
 use crate::service::{templates, AppState};
 
 /// Largest template tarball accepted.
 pub const MAX_UPLOAD: usize = 8 << 30;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/templates",
-        get(list)
-            .post(import)
-            .layer(DefaultBodyLimit::max(MAX_UPLOAD)),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, import))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD))
 }
 
+#[utoipa::path(get, operation_id = "templates_list", path = "/api/v1/templates", tag = "templates",
+    summary = "Installed templates and how many containers use each (provider)",
+    responses((status = 200, description = "ok", body = [Object]), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody)))]
 async fn list(
     AxState(st): AxState<AppState>,
     Provider(me): Provider,
@@ -35,12 +36,23 @@ async fn list(
     Ok(Json(templates::list(&st, &me).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ImportQuery {
+    /// The template's name.
     name: String,
+    /// Wait for the import, at most this many seconds.
     wait: Option<u64>,
 }
 
+#[utoipa::path(post, operation_id = "templates_import", path = "/api/v1/templates", tag = "templates",
+    summary = "Import a template from a rootfs tarball (the body; gzip, xz, zstd or plain) as an operation (provider)",
+    params(ImportQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 202, description = "accepted", body = OperationView),
+        (status = 201, description = "with ?wait: imported", body = Object),
+        (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody), (status = 409, description = "conflicts with the current state", body = ErrorBody),
+        (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 /// `POST /api/v1/templates?name=N` with the tarball as the body: 202 and the operation
 /// (with `?wait`, 201 and the template once imported).
 async fn import(

@@ -2,35 +2,39 @@
 
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::db::{AuditRow, TokenRow};
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Caller};
 use crate::service::sessions;
 use crate::service::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tokens", get(list).post(create))
-        .route("/api/v1/tokens/{id}", delete(revoke))
-        .route("/api/v1/audit", get(audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+        .routes(routes!(audit))
 }
 
+#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v1/tokens", tag = "tokens",
+    summary = "The caller's API tokens (never their values)",
+    responses((status = 200, description = "ok", body = [TokenRow])))]
 async fn list(AxState(st): AxState<AppState>, caller: Caller) -> ApiResult<Json<Vec<TokenRow>>> {
     Ok(Json(sessions::tokens(&st, &caller.0).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
     #[serde(default)]
     label: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct NewToken {
     id: i64,
     label: String,
@@ -38,6 +42,9 @@ struct NewToken {
     token: String,
 }
 
+#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v1/tokens", tag = "tokens",
+    summary = "Create a token; its value is shown only in this answer", request_body = CreateToken,
+    responses((status = 201, description = "created", body = NewToken), (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 async fn create(
     AxState(st): AxState<AppState>,
     caller: Caller,
@@ -54,6 +61,10 @@ async fn create(
     ))
 }
 
+#[utoipa::path(delete, operation_id = "tokens_revoke", path = "/api/v1/tokens/{id}", tag = "tokens",
+    summary = "Revoke one of the caller's tokens",
+    params(("id" = i64, Path, description = "the token's id")),
+    responses((status = 204, description = "revoked"), (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
 async fn revoke(
     AxState(st): AxState<AppState>,
     caller: Caller,
@@ -63,11 +74,17 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Entries at most (100 by default, 1000 at most).
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, operation_id = "tokens_audit", path = "/api/v1/audit", tag = "tokens",
+    summary = "Audit log: everything (provider), own and customers' (reseller)",
+    params(AuditQuery),
+    responses((status = 200, description = "ok", body = [AuditRow]), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody)))]
 async fn audit(
     AxState(st): AxState<AppState>,
     caller: Caller,

@@ -38,7 +38,7 @@ struct Graph {
 async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError> {
     let mut out = Vec::new();
     for month in [false, true] {
-        let series = metering::series(&st.db, container_id, month).await?;
+        let series = metering::series(st, container_id, month).await?;
         let gap = if month { 2 * 3600 } else { 180 };
         let cpu: Vec<(i64, f64)> = series
             .points

@@ -24,7 +24,7 @@ pub use create::{create, NewContainer};
 pub use recovery::recover_operations;
 
 /// A container as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ContainerView {
     pub name: String,
     /// Owner's account name; `null` for containers made outside the panel (CLI).
@@ -32,9 +32,15 @@ pub struct ContainerView {
     /// `running`, `stopped`, or `creating`/`destroying` while the panel works on it.
     pub state: String,
     pub template: Option<String>,
+    /// Memory, swap, CPUs (thousandths), processes, disk and inodes, I/O weight and caps,
+    /// network rate.
+    #[schema(value_type = Option<Object>)]
     pub limits: Option<Limits>,
     /// Its address on the host bridge.
+    #[schema(value_type = Option<Object>)]
     pub network: Option<acetate_engine::network::NetInfo>,
+    /// CPU time, memory, processes (while running), disk blocks and inodes, network bytes.
+    #[schema(value_type = Option<Object>)]
     pub usage: Option<Usage>,
     pub created_at: i64,
 }
