@@ -110,3 +110,26 @@ async fn suspension_stops_containers_and_keeps_them_stopped() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id() {
+    let app = spawn_app().await;
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    // A proxy's id is kept, so that its logs and the panel's meet.
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/nothing-here", app.base))
+        .header("x-request-id", "proxy-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.headers()["x-request-id"], "proxy-42");
+}
