@@ -175,6 +175,16 @@ pub struct CgroupUsage {
     pub oom_kills: u64,
     /// Processes and threads now.
     pub procs: u64,
+    /// Times the memory limit was hit (v1 `memory.failcnt`, v2 `memory.events` max): the
+    /// kernel reclaimed or refused memory at the limit.
+    #[serde(default)]
+    pub memory_limit_hits: u64,
+    /// Forks refused because the process limit was reached (`pids.events` max).
+    #[serde(default)]
+    pub pids_refused: u64,
+    /// Time the CPU quota held the container back, in microseconds (`cpu.stat`).
+    #[serde(default)]
+    pub cpu_throttled_us: u64,
 }
 
 /// Handle on one container's cgroup (which may not exist yet).
@@ -484,8 +494,10 @@ impl ContainerCgroup {
             u.memory_bytes = m.usage_in_bytes;
             u.memory_peak_bytes = m.max_usage_in_bytes;
             u.oom_kills = m.oom_control.oom_kill;
+            u.memory_limit_hits = m.fail_cnt;
             if self.is_v2() {
                 u.oom_kills = self.v2_key("memory.events", "oom_kill").unwrap_or(0);
+                u.memory_limit_hits = self.v2_key("memory.events", "max").unwrap_or(0);
             }
         }
         if self.is_v2() {
@@ -495,6 +507,19 @@ impl ContainerCgroup {
         }
         if let Some(pids) = self.cg.controller_of::<PidController>() {
             u.procs = pids.get_pid_current().unwrap_or(0);
+            u.pids_refused = pids.get_pid_events().unwrap_or(0);
+        }
+        if let Some(cpu) = self.cg.controller_of::<CpuController>() {
+            let stat = cpu.cpu().stat;
+            let key = |k: &str| {
+                stat.lines().find_map(|l| {
+                    let (name, v) = l.split_once(' ')?;
+                    (name == k).then(|| v.trim().parse::<u64>().ok()).flatten()
+                })
+            };
+            u.cpu_throttled_us = key("throttled_usec")
+                .or_else(|| key("throttled_time").map(|ns| ns / 1000))
+                .unwrap_or(0);
         }
         u
     }

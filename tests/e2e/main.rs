@@ -5,6 +5,7 @@ mod api;
 mod browser;
 mod cli;
 mod hardening;
+mod limits;
 mod operations;
 mod plugins;
 mod support;

@@ -22,6 +22,12 @@ struct Page {
 }
 
 impl Browser<'_> {
+    /// A page's status and HTML.
+    pub(crate) async fn fetch(&mut self, path: &str) -> (StatusCode, String) {
+        let page = self.get(path).await;
+        (page.status, page.body)
+    }
+
     async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
         let cookie = self
             .cookies

@@ -74,6 +74,9 @@ pub enum CtCmd {
     List,
     /// Show one container: state, limits and live usage.
     Show { name: String },
+    /// Limit hits of a running container since it started: OOM kills, memory limit,
+    /// refused forks, CPU throttling, how full its disk is (the panel keeps the history).
+    Faults { name: String },
     /// Change limits, live if the container runs (the disk grows online).
     Set(SetArgs),
 }
@@ -223,6 +226,56 @@ fn build_spec(a: CreateArgs) -> Result<ContainerSpec> {
 
 fn secs(ns: u64) -> String {
     format!("{:.2}s", ns as f64 / 1e9)
+}
+
+/// A container's limit hits since its start, as `ct faults` prints them.
+#[derive(Debug, serde::Serialize)]
+struct Faults {
+    name: String,
+    running: bool,
+    oom_kills: u64,
+    memory_limit_hits: u64,
+    forks_refused: u64,
+    cpu_throttled_seconds: f64,
+    disk_used_percent: Option<u64>,
+    inodes_used_percent: Option<u64>,
+}
+
+fn faults_of(c: &ContainerInfo) -> Faults {
+    let cg = c.usage.cgroup.unwrap_or_default();
+    let percent = |used: u64, total: u64| (total > 0).then(|| used * 100 / total);
+    Faults {
+        name: c.name.clone(),
+        running: c.state == acetate_engine::State::Running,
+        oom_kills: cg.oom_kills,
+        memory_limit_hits: cg.memory_limit_hits,
+        forks_refused: cg.pids_refused,
+        cpu_throttled_seconds: cg.cpu_throttled_us as f64 / 1e6,
+        disk_used_percent: c
+            .usage
+            .disk
+            .and_then(|d| percent(d.bytes_used, d.bytes_total)),
+        inodes_used_percent: c
+            .usage
+            .disk
+            .and_then(|d| percent(d.inodes_used, d.inodes_total)),
+    }
+}
+
+fn print_faults(f: &Faults) {
+    if !f.running {
+        println!(
+            "{} is not running: its counters start again at its next start",
+            f.name
+        );
+    }
+    println!("OOM kills:            {}", f.oom_kills);
+    println!("memory limit reached: {}", f.memory_limit_hits);
+    println!("forks refused:        {}", f.forks_refused);
+    println!("CPU throttled:        {:.1} s", f.cpu_throttled_seconds);
+    let pct = |p: Option<u64>| p.map_or("-".to_string(), |p| format!("{p}%"));
+    println!("disk used:            {}", pct(f.disk_used_percent));
+    println!("inodes used:          {}", pct(f.inodes_used_percent));
 }
 
 fn print_info(c: &ContainerInfo) {
@@ -421,6 +474,7 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
         }
         CtCmd::List => out.print(&engine.list()?, |l| print_list(l)),
         CtCmd::Show { name } => out.print(&engine.show(&name)?, print_info),
+        CtCmd::Faults { name } => out.print(&faults_of(&engine.show(&name)?), print_faults),
         CtCmd::Set(a) => {
             let update = LimitsUpdate {
                 memory: a.memory,

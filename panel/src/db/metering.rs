@@ -4,7 +4,11 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::Db;
+use crate::domain::faults::{Fault, FaultCounters};
 use crate::domain::usage::{Counted, Sample};
+
+/// How long limit hits are kept, in seconds.
+pub const FAULTS_KEPT: i64 = 90 * 86_400;
 use crate::error::AppResult;
 
 #[derive(Debug, FromRow)]
@@ -16,6 +20,21 @@ pub struct LastReading {
     pub at: i64,
     pub net_rx: i64,
     pub net_tx: i64,
+    pub oom_kills: i64,
+    pub memory_limit_hits: i64,
+    pub pids_refused: i64,
+    pub cpu_throttled_us: i64,
+}
+
+impl LastReading {
+    pub fn fault_counters(&self) -> FaultCounters {
+        FaultCounters {
+            oom_kills: self.oom_kills,
+            memory_limit_hits: self.memory_limit_hits,
+            pids_refused: self.pids_refused,
+            cpu_throttled_us: self.cpu_throttled_us,
+        }
+    }
 }
 
 #[derive(Debug, FromRow)]
@@ -36,6 +55,8 @@ pub struct Measured<'a> {
     /// The running instance's identity (empty if stopped).
     pub instance: String,
     pub counted: Counted,
+    /// Limits it ran into since the last sample.
+    pub faults: Vec<Fault>,
 }
 
 impl Db {
@@ -65,7 +86,8 @@ impl Db {
             ""
         };
         let sql = format!(
-            "SELECT engine_name, instance, cpu_ns, disk, at, net_rx, net_tx FROM meter_state{filter}"
+            "SELECT engine_name, instance, cpu_ns, disk, at, net_rx, net_tx, oom_kills, \
+             memory_limit_hits, pids_refused, cpu_throttled_us FROM meter_state{filter}"
         );
         let mut query = sqlx::query_as(&sql);
         if let Some(name) = only {
@@ -146,11 +168,14 @@ impl Db {
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "INSERT INTO meter_state (engine_name, instance, cpu_ns, disk, at, net_rx, net_tx) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                "INSERT INTO meter_state (engine_name, instance, cpu_ns, disk, at, net_rx, net_tx, \
+                 oom_kills, memory_limit_hits, pids_refused, cpu_throttled_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (engine_name) DO UPDATE SET instance = excluded.instance, \
                  cpu_ns = excluded.cpu_ns, disk = excluded.disk, at = excluded.at, \
-                 net_rx = excluded.net_rx, net_tx = excluded.net_tx",
+                 net_rx = excluded.net_rx, net_tx = excluded.net_tx, \
+                 oom_kills = excluded.oom_kills, memory_limit_hits = excluded.memory_limit_hits, \
+                 pids_refused = excluded.pids_refused, cpu_throttled_us = excluded.cpu_throttled_us",
             )
             .bind(m.engine_name)
             .bind(&m.instance)
@@ -159,8 +184,26 @@ impl Db {
             .bind(now)
             .bind(m.counted.net_rx)
             .bind(m.counted.net_tx)
+            .bind(m.counted.faults.oom_kills)
+            .bind(m.counted.faults.memory_limit_hits)
+            .bind(m.counted.faults.pids_refused)
+            .bind(m.counted.faults.cpu_throttled_us)
             .execute(&mut *tx)
             .await?;
+            for f in &m.faults {
+                sqlx::query(
+                    "INSERT INTO faults (container_id, customer_id, container, at, kind, amount) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(m.container.id)
+                .bind(m.container.owner_id)
+                .bind(&m.container.name)
+                .bind(now)
+                .bind(f.kind.as_str())
+                .bind(f.amount)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         if let Some(gone) = gone {
             for name in gone {
@@ -171,6 +214,10 @@ impl Db {
             }
             sqlx::query("DELETE FROM usage_samples WHERE at < $1")
                 .bind(keep_after)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM faults WHERE at < $1")
+                .bind(now - FAULTS_KEPT)
                 .execute(&mut *tx)
                 .await?;
         }

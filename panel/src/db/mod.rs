@@ -13,6 +13,7 @@ use crate::error::{AppError, AppResult};
 mod audit;
 pub mod billing;
 mod containers;
+pub mod faults;
 mod logins;
 pub mod metering;
 pub mod operations;

@@ -3,6 +3,7 @@
 //! enforce: who may see what, what fits a plan and a pool, how money is written.
 
 pub mod account;
+pub mod faults;
 pub mod money;
 pub mod names;
 pub mod period;

@@ -25,6 +25,12 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// (year, month, day) of a day count since 1970-01-01.
+pub fn civil(days: i64) -> (i64, i64, i64) {
+    let (y, m) = civil_from_days(days);
+    (y, m, days - days_from_civil(y, m, 1) + 1)
+}
+
 /// (year, month) of a day count since 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, i64) {
     let z = days + 719_468;
@@ -106,6 +112,8 @@ mod tests {
         assert_eq!(Period::containing(p.end - 1), p);
         assert_eq!(Period::containing(p.end).label, "2026-12");
         assert_eq!(dec.previous(), p);
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(1_795_651_200 / 86_400), (2026, 11, 26));
         for bad in [
             "2026-13", "2026-00", "26-11", "2026/11", "", "2026-1", "abcd-ef",
         ] {

@@ -21,4 +21,6 @@ pub struct Counted {
     pub cpu_ns: i64,
     pub net_rx: i64,
     pub net_tx: i64,
+    /// The instance's fault counters.
+    pub faults: super::faults::FaultCounters,
 }

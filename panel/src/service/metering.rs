@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::db::metering::{LastReading, Measured, MeteredContainer, Point};
 use crate::db::{now, Db};
+use crate::domain::faults::{self, Fault, FaultCounters};
 use crate::error::AppResult;
 use crate::runtime::Runtime;
 
@@ -54,7 +55,7 @@ fn measure(
     last: Option<&LastReading>,
     created_at: i64,
     now: i64,
-) -> (Sample, String, Counted) {
+) -> (Sample, String, Counted, Vec<Fault>) {
     let id = instance(info);
     let since = last.map_or(created_at, |l| l.at);
     let seconds = (now - since).max(0);
@@ -105,12 +106,34 @@ fn measure(
         net_rx,
         net_tx,
     };
+    let fault_counters = cgroup.map_or_else(FaultCounters::default, |c| {
+        let i = |v: u64| v.min(i64::MAX as u64) as i64;
+        FaultCounters {
+            oom_kills: i(c.oom_kills),
+            memory_limit_hits: i(c.memory_limit_hits),
+            pids_refused: i(c.pids_refused),
+            cpu_throttled_us: i(c.cpu_throttled_us),
+        }
+    });
+    let disk = info.usage.disk;
+    let faults = if id.is_empty() {
+        Vec::new()
+    } else {
+        faults::detect(
+            fault_counters,
+            last.filter(|_| same).map(|l| l.fault_counters()),
+            running_seconds,
+            disk.map(|d| (d.bytes_used, d.bytes_total)),
+            disk.map(|d| (d.inodes_used, d.inodes_total)),
+        )
+    };
     let counted = Counted {
         cpu_ns: counted,
         net_rx: rx_counted,
         net_tx: tx_counted,
+        faults: fault_counters,
     };
-    (sample, id, counted)
+    (sample, id, counted, faults)
 }
 
 /// Samples every container (or only `only`, by engine name) and stores the samples.
@@ -145,7 +168,7 @@ pub async fn sample(db: &Db, runtime: &Arc<dyn Runtime>, only: Option<&str>) -> 
             continue; // not a panel container (made with the CLI)
         };
         let last = lasts.get(info.name.as_str()).copied();
-        let (s, id, counted) = measure(info, last, row.created_at, now);
+        let (s, id, counted, faults) = measure(info, last, row.created_at, now);
         if s.seconds == 0 && last.is_some() {
             continue;
         }
@@ -157,6 +180,7 @@ pub async fn sample(db: &Db, runtime: &Arc<dyn Runtime>, only: Option<&str>) -> 
             sample: s,
             instance: id,
             counted,
+            faults,
         });
     }
     // Readings of containers that are gone, and raw samples past their time.
@@ -237,8 +261,11 @@ mod tests {
                     cpu_ns,
                     memory_bytes: 64 << 20,
                     memory_peak_bytes: 80 << 20,
-                    oom_kills: 0,
+                    oom_kills: 2,
                     procs: 3,
+                    memory_limit_hits: 0,
+                    pids_refused: 5,
+                    cpu_throttled_us: 0,
                 }),
                 disk: None,
                 net: running.then_some(acetate_engine::network::NetCounters {
@@ -258,13 +285,17 @@ mod tests {
             at,
             net_rx: 4000,
             net_tx: 100,
+            oom_kills: 1,
+            memory_limit_hits: 0,
+            pids_refused: 5,
+            cpu_throttled_us: 0,
         }
     }
 
     #[test]
     fn the_same_instance_counts_the_difference() {
         let l = last("42:1000", 2_000_000_500, 1060);
-        let (s, id, counted) = measure(
+        let (s, id, counted, faults) = measure(
             &info(State::Running, 42, 1000, 5_000_001_700),
             Some(&l),
             900,
@@ -279,6 +310,14 @@ mod tests {
         assert_eq!((s.net_rx, s.net_tx), (1000, 600));
         assert_eq!((counted.net_rx, counted.net_tx), (5000, 700));
         assert_eq!(
+            faults,
+            vec![Fault {
+                kind: faults::FaultKind::OomKill,
+                amount: 1
+            }],
+            "one more OOM kill; the refused forks were counted before"
+        );
+        assert_eq!(
             s.disk,
             5 << 20,
             "the last disk reading stands in while unmounted"
@@ -288,7 +327,7 @@ mod tests {
     #[test]
     fn a_restarted_container_counts_from_zero() {
         let l = last("42:1000", 9_000_000_000, 1060);
-        let (s, id, counted) = measure(
+        let (s, id, counted, faults) = measure(
             &info(State::Running, 77, 1100, 1_000_000_000),
             Some(&l),
             900,
@@ -309,12 +348,18 @@ mod tests {
             (5000, 700),
             "a new interface counts from zero"
         );
+        assert_eq!(
+            faults.len(),
+            2,
+            "a new instance's counters count whole: {faults:?}"
+        );
     }
 
     #[test]
     fn a_stopped_container_exists_but_uses_nothing() {
         let l = last("42:1000", 9_000_000_000, 1060);
-        let (s, id, counted) = measure(&info(State::Stopped, 0, 0, 0), Some(&l), 900, 1120);
+        let (s, id, counted, faults) = measure(&info(State::Stopped, 0, 0, 0), Some(&l), 900, 1120);
+        assert!(faults.is_empty());
         assert!(id.is_empty());
         assert_eq!(
             (s.seconds, s.running_seconds, s.cpu_us, s.memory),
@@ -323,7 +368,7 @@ mod tests {
         assert_eq!(counted, Counted::default());
         assert_eq!((s.net_rx, s.net_tx), (0, 0));
         // A first sample counts from the container's creation.
-        let (s, _, _) = measure(&info(State::Stopped, 0, 0, 0), None, 900, 1120);
+        let (s, _, _, _) = measure(&info(State::Stopped, 0, 0, 0), None, 900, 1120);
         assert_eq!(s.seconds, 220);
     }
 }

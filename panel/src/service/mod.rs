@@ -8,6 +8,7 @@ pub mod auth;
 pub mod billing;
 pub mod containers;
 pub mod exec;
+pub mod faults;
 pub mod hooks;
 pub mod host;
 pub mod metering;

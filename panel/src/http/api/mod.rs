@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod billing;
 pub mod containers;
+pub mod faults;
 pub mod openapi;
 pub mod operations;
 pub mod plugins;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(tokens::router())
         .merge(billing::router())
         .merge(operations::router())
+        .merge(faults::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that their own (larger) limits apply to uploads.
         .merge(plugins::router())

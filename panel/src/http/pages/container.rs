@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::dashboard::{self, dashboard_page, opt, Row};
 use crate::db::operations::OperationRow;
+use crate::domain::faults::FaultKind;
 use crate::domain::size::{Cpus, Size};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
@@ -20,7 +21,19 @@ use crate::http::render::{not_found, page_error, render};
 use crate::http::session::Session;
 use crate::runtime::CommandOutcome;
 use crate::service::containers::{self, Action, Resize};
-use crate::service::{metering, AppState};
+use crate::service::{faults, metering, AppState};
+
+/// "2026-11-26 09:41" (UTC).
+fn human_time(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let (y, m, d) = crate::domain::period::civil(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -82,6 +95,9 @@ struct ContainerPage {
     /// Its address on the host's network, and the gateway.
     address: Option<(String, String)>,
     graphs: Vec<Graph>,
+    /// Limit hits: (when, what), newest first, and the sums per kind.
+    faults: Vec<(String, String)>,
+    fault_totals: Vec<String>,
     csrf: String,
     command: String,
     output: Option<CommandOutcome>,
@@ -117,6 +133,21 @@ async fn render_container(
         Err(e) => return PageError(e).into_response(),
     };
     let view = containers::view(&row, st.snapshot.get(&row.engine_name).as_deref());
+    let report = match faults::of_container(st, &session.user, name, None, None).await {
+        Ok(r) => r,
+        Err(e) => return PageError(e).into_response(),
+    };
+    let fault_totals = report
+        .totals
+        .iter()
+        .filter_map(|(k, v)| FaultKind::parse(k).map(|k| k.describe(*v)))
+        .collect();
+    let faults = report
+        .faults
+        .iter()
+        .take(20)
+        .map(|f| (human_time(f.at), faults::describe(f)))
+        .collect();
     let graphs = match graphs(st, row.id).await {
         Ok(g) => g,
         Err(e) => return PageError(e).into_response(),
@@ -138,6 +169,8 @@ async fn render_container(
         limits,
         address,
         graphs,
+        faults,
+        fault_totals,
         csrf: session.csrf.clone(),
         command,
         output,

@@ -1,0 +1,128 @@
+//! Limit hits ("faults") from real containers: an OOM, a fork bomb and a CPU hog each
+//! leave a record that the API, the container's page and `ct faults` show.
+
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+
+use crate::api::{customer, reseller_with_plan, roomy_plan, roomy_pool};
+use crate::support::{state_dir, Server};
+
+#[tokio::test]
+async fn an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults() {
+    let test = "an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults";
+    let Some(state) = state_dir(test) else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::new();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-faults", roomy_plan(), roomy_pool()).await;
+    let fay = customer(&server, &http, &reseller, "fay-faults").await;
+    let (status, body) = fay
+        .post(
+            "/api/v1/containers",
+            json!({"name": "tight", "memory": "64M", "cpus": 0.2, "procs": 48, "disk": "64M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let run = |script: &'static str| {
+        let fay = &fay;
+        async move {
+            let (status, out) = fay
+                .post(
+                    "/api/v1/containers/tight/exec",
+                    json!({"command": ["sh", "-c", script], "timeout_seconds": 30}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{out}");
+            out
+        }
+    };
+    // More memory than the limit: the kernel kills it.
+    let out = run("python3 -c 'b = bytearray(256 << 20); print(len(b))'").await;
+    assert_ne!(out["exit_code"], 0, "{out}");
+    // More processes than the limit: forks are refused.
+    run("for i in $(seq 80); do sleep 2 & done 2>/dev/null; wait; true").await;
+    // (the shell gives up at the first refused fork; its sleeps end on their own)
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // A fifth of a CPU, kept busy for three seconds: the quota holds it back.
+    let out = run("timeout 3 sh -c 'while :; do :; done'; echo done").await;
+    assert_eq!(out["stdout"], "done\n", "{out}");
+
+    let (_, shown) = fay.get("/api/v1/containers/tight").await;
+    let engine_name = {
+        let list = crate::support::ok(&state, &["ct", "list", "--json"]);
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["owner"] == "panel:fay-faults")
+            .expect("the engine has fay's container")["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let cli: serde_json::Value = serde_json::from_str(&crate::support::ok(
+        &state,
+        &["ct", "faults", &engine_name, "--json"],
+    ))
+    .unwrap();
+    assert!(cli["oom_kills"].as_u64().unwrap() >= 1, "{cli}");
+    assert!(cli["forks_refused"].as_u64().unwrap() >= 1, "{cli}");
+    assert!(
+        cli["cpu_throttled_seconds"].as_f64().unwrap() >= 1.0,
+        "{cli}"
+    );
+
+    server.cli(&["meter", "sample"], "");
+    let (status, report) = fay.get("/api/v1/containers/tight/faults").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let totals = &report["totals"];
+    assert!(
+        totals["oom_kill"].as_i64().unwrap_or(0) >= 1,
+        "{report} {shown}"
+    );
+    assert!(
+        totals["process_limit"].as_i64().unwrap_or(0) >= 1,
+        "{report}"
+    );
+    assert!(
+        totals["cpu_throttled"].as_i64().unwrap_or(0) >= 1000,
+        "{report}"
+    );
+    // The reseller sees them among its customers'; another customer does not.
+    let (_, theirs) = reseller.get("/api/v1/faults").await;
+    assert!(
+        theirs["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["owner"] == "fay-faults" && f["kind"] == "oom_kill"),
+        "{theirs}"
+    );
+    let other = customer(&server, &http, &reseller, "gus-faults").await;
+    let (_, none) = other.get("/api/v1/faults").await;
+    assert_eq!(none["faults"], json!([]), "{none}");
+    // And the container's page says it in words.
+    let no_redirects = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut browser = crate::web::logged_in(
+        &no_redirects,
+        &server.base,
+        "fay-faults",
+        "a long enough password",
+    )
+    .await;
+    let (status, page) = browser.fetch("/containers/tight").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("killed: out of memory"), "{page}");
+    assert!(page.contains("refused: process limit"), "{page}");
+    assert!(page.contains("CPU held back"), "{page}");
+    let (status, _) = fay
+        .call(reqwest::Method::DELETE, "/api/v1/containers/tight", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop();
+}
