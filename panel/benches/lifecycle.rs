@@ -363,10 +363,12 @@ fn metering_cost(state: &Path, names: &[String]) {
             assert_eq!(report.running, names.len());
         }
         let sleeping = Duration::from_millis(1100) * passes;
-        (
+        let cost = (
             (cpu_time() - cpu) / passes,
             (wall.elapsed() - sleeping) / passes,
-        )
+        );
+        scrape_cost(db, engine.clone(), names.len()).await;
+        cost
     });
     let interval = acetate::service::metering::DEFAULT_INTERVAL.as_secs_f64();
     println!(
@@ -375,6 +377,46 @@ fn metering_cost(state: &Path, names: &[String]) {
         per_pass_cpu.as_secs_f64() * 1e3,
         per_pass_wall.as_secs_f64() * 1e3,
         per_pass_cpu.as_secs_f64() / interval * 100.0
+    );
+}
+
+/// What a `/metrics` scrape costs with every container running: rendered afresh (after a
+/// snapshot refresh, as every two seconds in `serve`) and from the cache.
+async fn scrape_cost(
+    db: acetate::db::Db,
+    engine: std::sync::Arc<dyn acetate::runtime::Runtime>,
+    count: usize,
+) {
+    let plugins = std::sync::Arc::new(
+        acetate_plugins::Host::new(None, acetate_plugins::Budget::default()).unwrap(),
+    );
+    let st = acetate::service::AppState::new(db, engine, plugins);
+    let mut fresh = Vec::new();
+    let mut cached = Vec::new();
+    for _ in 0..20 {
+        let (snap, rt) = (st.snapshot.clone(), st.runtime.clone());
+        tokio::task::spawn_blocking(move || snap.refresh_all(rt.as_ref()))
+            .await
+            .unwrap()
+            .unwrap();
+        let t = Instant::now();
+        let text = acetate::service::metrics::render(&st).await.unwrap();
+        fresh.push(t.elapsed());
+        let t = Instant::now();
+        acetate::service::metrics::render(&st).await.unwrap();
+        cached.push(t.elapsed());
+        assert!(text.len() > count * 100);
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3
+    };
+    println!(
+        "  /metrics with {count} containers: rendered p50 {:.1} ms, p99 {:.1} ms; cached p50 {:.2} ms, p99 {:.2} ms",
+        pct(&mut fresh, 0.5),
+        pct(&mut fresh, 0.99),
+        pct(&mut cached, 0.5),
+        pct(&mut cached, 0.99)
     );
 }
 

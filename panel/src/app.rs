@@ -29,12 +29,15 @@ pub struct Config {
     pub meter_interval: std::time::Duration,
     /// The provider's rules for the state dir's disk.
     pub disk: acetate_engine::capacity::DiskPolicy,
+    /// A separate address serving `/metrics` without a token.
+    pub metrics_listen: Option<String>,
 }
 
 /// A built app, listening, not yet serving.
 #[derive(Debug)]
 pub struct App {
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     state: AppState,
     meter_interval: std::time::Duration,
 }
@@ -58,10 +61,15 @@ impl App {
             tracing::info!("built the host template");
         }
         let listener = TcpListener::bind(&config.listen).await?;
+        let metrics = match &config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
         let first = App::prepare(&state, config.admin_password).await?;
         Ok((
             App {
                 listener,
+                metrics,
                 state,
                 meter_interval: config.meter_interval,
             },
@@ -73,6 +81,11 @@ impl App {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address of the separate metrics listener, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn router(state: AppState) -> Router {
@@ -106,6 +119,14 @@ impl App {
         spawn_disk_guard(st.runtime.clone());
         spawn_autostart(st.runtime.clone());
         spawn_login_pruning(st.logins.clone());
+        if let Some(listener) = self.metrics {
+            let router = http::metrics::open_router(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         let router = App::router(self.state);
         axum::serve(
             self.listener,

@@ -120,6 +120,37 @@ async fn an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults() {
     assert!(page.contains("killed: out of memory"), "{page}");
     assert!(page.contains("refused: process limit"), "{page}");
     assert!(page.contains("CPU held back"), "{page}");
+    // /metrics says the same as the engine (the provider's token).
+    let admin = server.cli(&["token", "create", "admin"], "");
+    let text = http
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |metric: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(metric) && l.contains(&format!("container=\"{engine_name}\"")))
+            .unwrap_or_else(|| panic!("no {metric} for {engine_name}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("acetate_container_memory_limit_bytes"),
+        (64u64 << 20) as f64
+    );
+    assert_eq!(value("acetate_container_processes_limit"), 48.0);
+    assert!(value("acetate_container_oom_kills_total") >= 1.0);
+    assert_eq!(
+        value("acetate_container_forks_refused_total"),
+        cli["forks_refused"].as_f64().unwrap()
+    );
     let (status, _) = fay
         .call(reqwest::Method::DELETE, "/api/v1/containers/tight", None)
         .await;

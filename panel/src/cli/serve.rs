@@ -15,6 +15,11 @@ pub struct ServeArgs {
     /// Seconds between two samples of every container's usage.
     #[arg(long, default_value_t = 60, env = "ACETATE_METER_INTERVAL", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub meter_interval: u64,
+    /// Also serve `/metrics` without a token on this address (keep it private: a
+    /// loopback or management address). On the main address `/metrics` takes the
+    /// provider's token.
+    #[arg(long, env = "ACETATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -36,6 +41,7 @@ pub fn run(
         state_dir: state_dir.to_path_buf(),
         admin_password: std::env::var("ACETATE_ADMIN_PASSWORD").ok().map(Secret),
         meter_interval: std::time::Duration::from_secs(args.meter_interval),
+        metrics_listen: args.metrics_listen,
     };
     runtime()?.block_on(async {
         let (app, first) = App::build(config).await?;
@@ -54,6 +60,9 @@ pub fn run(
             }
         }
         println!("acetate: listening on http://{addr}");
+        if let Some(m) = app.metrics_addr() {
+            println!("acetate: metrics on http://{m}/metrics");
+        }
         app.run().await
     })
 }

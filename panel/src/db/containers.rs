@@ -101,6 +101,22 @@ impl Db {
         .await?)
     }
 
+    /// engine name -> (owner's account name, owner's name for it), for every container.
+    pub async fn container_names(
+        &self,
+    ) -> AppResult<std::collections::HashMap<String, (String, String)>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT c.engine_name, u.name, c.name FROM containers c \
+             JOIN users u ON u.id = c.owner_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(engine, owner, name)| (engine, (owner, name)))
+            .collect())
+    }
+
     pub async fn all_engine_names(&self) -> AppResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT engine_name FROM containers")
             .fetch_all(&self.pool)

@@ -401,4 +401,15 @@ impl Db {
                 .await?;
         Ok(count)
     }
+
+    /// Calls and failures of every plugin (dry runs left out).
+    pub async fn plugin_call_totals(&self) -> AppResult<(i64, i64)> {
+        let (calls, failures): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(failures), 0) AS BIGINT) FROM plugins",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((calls, failures))
+    }
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod pages;
 pub mod render;
 pub mod session;
@@ -41,12 +42,14 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(session::router())
         .merge(render::router())
+        .merge(metrics::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that their own (larger) limits apply to uploads.
         .merge(pages::upload_router())
         .merge(api::router())
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -105,6 +105,7 @@ pub async fn run(
             .await?
             .map_err(|e| AppError::Internal(format!("the bundled billing rule: {e}")))?
     };
+    super::metrics::panel().billing_runs.inc();
     let mut report = RunReport {
         period: period.clone(),
         customers: Vec::new(),

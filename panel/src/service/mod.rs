@@ -12,6 +12,7 @@ pub mod faults;
 pub mod hooks;
 pub mod host;
 pub mod metering;
+pub mod metrics;
 pub mod operations;
 pub mod plugins;
 pub mod sessions;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub operations: operations::Operations,
     /// Bounds on one-shot commands (per user and panel-wide).
     pub exec: exec::ExecGate,
+    /// The containers' part of `/metrics`, valid for one (rows, snapshot) generation.
+    pub metrics_cache: metrics::MetricsCache,
 }
 
 /// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
@@ -66,6 +69,7 @@ impl AppState {
             plugins,
             page_cache: PageCache::default(),
             exec: exec::ExecGate::default(),
+            metrics_cache: metrics::MetricsCache::default(),
         }
     }
 

@@ -137,6 +137,7 @@ impl Operations {
         // The provider sees the cause of internal failures (the host is theirs).
         let full_errors = owner.role() == Role::Provider;
         let span = tracing::info_span!("operation", id, kind = %kind, target = %target);
+        let kind = kind.to_string();
         tokio::spawn(async move {
             // A panic in the work fails the operation instead of leaving it running.
             let outcome = match tokio::spawn(work).await {
@@ -168,6 +169,15 @@ impl Operations {
             if let Err(e) = stored {
                 tracing::error!(id, error = %e, "recording the end of an operation");
             }
+            let state = if outcome.is_ok() {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            super::metrics::panel()
+                .operations
+                .with_label_values(&[kind.as_str(), state])
+                .inc();
             ended.notify_waiters();
         });
         Ok(row)

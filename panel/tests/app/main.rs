@@ -6,6 +6,7 @@ mod billing;
 mod capacity;
 mod hooks;
 mod layers;
+mod metrics;
 mod openapi;
 mod operations;
 mod scope;
