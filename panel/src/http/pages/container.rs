@@ -11,6 +11,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::dashboard::{self, dashboard_page, opt, Row};
+use crate::db::metering::Point;
 use crate::db::operations::OperationRow;
 use crate::domain::faults::FaultKind;
 use crate::domain::size::{Cpus, Size};
@@ -43,44 +44,67 @@ pub fn router() -> Router<AppState> {
 
 /// One usage graph of the container page.
 struct Graph {
-    title: &'static str,
+    title: String,
     svg: String,
 }
 
-/// CPU and memory over the last hour (raw samples) and the last 30 days (hours).
+/// CPU, memory and network over the last hour (raw samples) and the last 30 days (hours).
 async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError> {
+    use super::graph::{clock, day, line, TimeAxis};
     let mut out = Vec::new();
     for month in [false, true] {
         let series = metering::series(st, container_id, month).await?;
-        let gap = if month { 2 * 3600 } else { 180 };
-        let cpu: Vec<(i64, f64)> = series
-            .points
-            .iter()
-            .filter(|p| p.seconds > 0)
-            .map(|p| (p.at, p.cpu_us as f64 / (p.seconds as f64 * 1e4)))
+        let (gap, when, axis) = if month {
+            let axis = TimeAxis {
+                step: 5 * 86_400,
+                label: day,
+            };
+            (2 * 3600, "last 30 days", axis)
+        } else {
+            let axis = TimeAxis {
+                step: 600,
+                label: clock,
+            };
+            (180, "last hour", axis)
+        };
+        let per_second = |f: fn(&Point) -> i64| -> Vec<(i64, f64)> {
+            series
+                .points
+                .iter()
+                .filter(|p| p.seconds > 0)
+                .map(|p| (p.at, f(p) as f64 / p.seconds as f64))
+                .collect()
+        };
+        let cpu: Vec<(i64, f64)> = per_second(|p| p.cpu_us)
+            .into_iter()
+            .map(|(t, us)| (t, us / 1e4))
             .collect();
         let memory: Vec<(i64, f64)> = series
             .points
             .iter()
             .map(|p| (p.at, p.memory as f64))
             .collect();
+        let net = per_second(|p| p.net_rx + p.net_tx);
+        let bytes = |v: f64| format_bytes(v as u64);
+        let rate = |v: f64| format!("{}/s", format_bytes(v as u64));
         out.push(Graph {
-            title: if month {
-                "CPU, last 30 days (% of one core)"
-            } else {
-                "CPU, last hour (% of one core)"
-            },
-            svg: super::graph::line(&cpu, series.from, series.to, gap, |v| format!("{v:.0}%")),
+            title: format!("CPU, {when} (% of one core)"),
+            svg: line(
+                &cpu,
+                series.from,
+                series.to,
+                gap,
+                |v| format!("{v:.0}%"),
+                &axis,
+            ),
         });
         out.push(Graph {
-            title: if month {
-                "Memory, last 30 days"
-            } else {
-                "Memory, last hour"
-            },
-            svg: super::graph::line(&memory, series.from, series.to, gap, |v| {
-                format_bytes(v as u64)
-            }),
+            title: format!("Memory, {when}"),
+            svg: line(&memory, series.from, series.to, gap, bytes, &axis),
+        });
+        out.push(Graph {
+            title: format!("Network in and out, {when}"),
+            svg: line(&net, series.from, series.to, gap, rate, &axis),
         });
     }
     Ok(out)
