@@ -31,6 +31,24 @@ pub struct Plan {
     pub price_minor: i64,
     pub currency: String,
     pub created_at: i64,
+    /// Disk I/O caps of each container (0: none): bytes and operations per second.
+    pub ct_io_read_bps: i64,
+    pub ct_io_write_bps: i64,
+    pub ct_io_read_iops: i64,
+    pub ct_io_write_iops: i64,
+}
+
+impl Plan {
+    /// The plan's I/O caps as the engine takes them.
+    pub fn io_caps(&self) -> acetate_engine::IoLimits {
+        let cap = |v: i64| (v > 0).then_some(v as u64);
+        acetate_engine::IoLimits {
+            read_bps: cap(self.ct_io_read_bps),
+            write_bps: cap(self.ct_io_write_bps),
+            read_iops: cap(self.ct_io_read_iops),
+            write_iops: cap(self.ct_io_write_iops),
+        }
+    }
 }
 
 /// What a set of containers holds.

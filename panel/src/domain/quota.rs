@@ -94,6 +94,47 @@ pub fn check(
     Ok(())
 }
 
+/// Checks a container's I/O caps against its plan's: where the plan caps, the container
+/// must have a cap, and at most the plan's.
+pub fn check_io(plan: &Plan, io: &acetate_engine::IoLimits) -> Result<(), String> {
+    let caps = plan.io_caps();
+    let pairs = [
+        ("read bandwidth", caps.read_bps, io.read_bps, true),
+        ("write bandwidth", caps.write_bps, io.write_bps, true),
+        ("read operations", caps.read_iops, io.read_iops, false),
+        ("write operations", caps.write_iops, io.write_iops, false),
+    ];
+    for (what, cap, want, bytes) in pairs {
+        let Some(cap) = cap else { continue };
+        let show = |v: u64| {
+            if bytes {
+                format!("{}/s", format_bytes(v))
+            } else {
+                format!("{v}/s")
+            }
+        };
+        match want {
+            Some(v) if v > 0 && v <= cap => {}
+            Some(v) if v > 0 => {
+                return Err(format!(
+                    "disk {what} {} is over your plan's {} per container ({})",
+                    show(v),
+                    show(cap),
+                    plan.name
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "your plan ({}) caps disk {what} at {}: it cannot be lifted",
+                    plan.name,
+                    show(cap)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,7 +155,24 @@ mod tests {
             price_minor: 500,
             currency: "EUR".into(),
             created_at: 0,
+            ct_io_read_bps: 0,
+            ct_io_write_bps: 10 << 20,
+            ct_io_read_iops: 0,
+            ct_io_write_iops: 0,
         }
+    }
+
+    #[test]
+    fn io_caps_stay_within_the_plan() {
+        let io = |w: Option<u64>| acetate_engine::IoLimits {
+            write_bps: w,
+            ..Default::default()
+        };
+        check_io(&plan(), &io(Some(5 << 20))).unwrap();
+        let e = check_io(&plan(), &io(Some(20 << 20))).unwrap_err();
+        assert!(e.contains("over your plan"), "{e}");
+        let e = check_io(&plan(), &io(None)).unwrap_err();
+        assert!(e.contains("cannot be lifted"), "{e}");
     }
     fn pool() -> Pool {
         Pool {

@@ -117,6 +117,8 @@ pub struct NewPlan {
     /// Monthly price in minor units of `currency`.
     pub price_minor: i64,
     pub currency: Currency,
+    /// Disk I/O caps of each container (none where unset).
+    pub io: acetate_engine::IoLimits,
 }
 
 /// The reseller's plans.
@@ -133,6 +135,15 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
             "plan names have 1 to 64 characters".into(),
         ));
     }
+    let cap = |v: Option<u64>| match v {
+        Some(0) => Err(AppError::Unprocessable(
+            "I/O caps are above zero (leave one out for no cap)".into(),
+        )),
+        Some(v) => {
+            i64::try_from(v).map_err(|_| AppError::Unprocessable("an I/O cap is too large".into()))
+        }
+        None => Ok(0),
+    };
     if p.price_minor < 0 || p.ct_procs < 1 || p.max_containers < 0 {
         return Err(AppError::Unprocessable(
             "price, processes and containers cannot be negative".into(),
@@ -153,6 +164,10 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
         price_minor: p.price_minor,
         currency: p.currency.code().to_string(),
         created_at: crate::domain::now(),
+        ct_io_read_bps: cap(p.io.read_bps)?,
+        ct_io_write_bps: cap(p.io.write_bps)?,
+        ct_io_read_iops: cap(p.io.read_iops)?,
+        ct_io_write_iops: cap(p.io.write_iops)?,
     };
     plan.id = st.db.create_plan(&plan).await?;
     st.db

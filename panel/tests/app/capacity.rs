@@ -118,3 +118,53 @@ async fn two_panels_creating_at_once_never_over_allocate_a_pool() {
     assert_eq!(app.count("SELECT COUNT(*) FROM containers").await, 3);
     assert_eq!(app.engine.count(), 3);
 }
+
+#[tokio::test]
+async fn a_plans_disk_io_caps_apply_to_every_container_and_cannot_be_lifted() {
+    let app = spawn_app().await;
+    let capped = json!({"name": "capped", "price_minor": 500, "currency": "EUR",
+        "container": {"memory": "1G", "cpus": 1, "disk": "1G", "procs": 256},
+        "customer": {"containers": 3, "memory": "2G", "cpus": 2, "disk": "2G"},
+        "io": {"write_bps": "10M", "read_iops": 500}});
+    let acme = app.reseller("acme", capped, pool(10)).await;
+    let (_, plans) = acme.get("/api/v1/plans").await;
+    assert_eq!(plans[0]["ct_io_write_bps"], 10 << 20, "{plans}");
+    let alice = app.customer(&acme, "alice", "capped").await;
+    let (status, body) = alice.create(json!({"name": "db"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["limits"]["io"]["write_bps"], 10 << 20, "{body}");
+    assert_eq!(body["limits"]["io"]["read_iops"], 500, "{body}");
+    let (status, body) = alice
+        .create(json!({"name": "fast", "io": {"write_bps": "20M"}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_error(&body, "quota_exceeded");
+    // Live: lower is fine, lifting is not.
+    let resize = |io: serde_json::Value| {
+        let alice = alice.clone();
+        async move {
+            alice
+                .call(
+                    Method::PATCH,
+                    "/api/v1/containers/db?wait=10",
+                    Some(json!({ "io": io })),
+                )
+                .await
+        }
+    };
+    let (status, body) = resize(json!({"write_bps": "5M", "read_bps": "50M"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["limits"]["io"]["write_bps"], 5 << 20, "{body}");
+    assert_eq!(body["limits"]["io"]["read_bps"], 50 << 20, "{body}");
+    let (status, body) = resize(json!({"write_bps": 0})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be lifted"),
+        "{body}"
+    );
+    let (_, db) = alice.get("/api/v1/containers/db").await;
+    assert_eq!(db["limits"]["io"]["write_bps"], 5 << 20, "unchanged: {db}");
+}

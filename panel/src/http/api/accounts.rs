@@ -106,6 +106,38 @@ struct PlanRequest {
     price_minor: i64,
     /// An ISO 4217 code such as EUR.
     currency: String,
+    /// Disk I/O caps every container of the plan gets (none by default).
+    #[serde(default)]
+    io: Option<IoCaps>,
+}
+
+/// Disk I/O caps: bandwidth as bytes or text ("20M" per second), operations per second.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IoCaps {
+    pub read_bps: Option<Size>,
+    pub write_bps: Option<Size>,
+    pub read_iops: Option<u64>,
+    pub write_iops: Option<u64>,
+}
+
+impl IoCaps {
+    pub fn parse(&self) -> AppResult<acetate_engine::IoLimits> {
+        Ok(acetate_engine::IoLimits {
+            read_bps: self
+                .read_bps
+                .as_ref()
+                .map(|s| s.bytes("io read_bps"))
+                .transpose()?,
+            write_bps: self
+                .write_bps
+                .as_ref()
+                .map(|s| s.bytes("io write_bps"))
+                .transpose()?,
+            read_iops: self.read_iops,
+            write_iops: self.write_iops,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -140,6 +172,7 @@ impl PlanRequest {
             total_disk: self.customer.disk.bytes_i64("customer disk")?,
             price_minor: self.price_minor,
             currency: Currency::parse(&self.currency)?,
+            io: self.io.unwrap_or_default().parse()?,
             name: self.name,
         })
     }

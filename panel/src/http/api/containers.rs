@@ -14,6 +14,7 @@ use super::operations::{answer, result_json, OperationView};
 use crate::domain::size::{Cpus, Size};
 use crate::domain::ContainerName;
 use crate::error::AppError;
+use crate::http::api::accounts::IoCaps;
 use crate::http::error::ApiResult;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ActionQuery, ApiJson, Caller, OwnerQuery};
@@ -76,6 +77,8 @@ pub struct CreateRequest {
     pub inodes: Option<u64>,
     pub procs: Option<u64>,
     pub io_weight: Option<u32>,
+    /// Disk I/O caps (the plan's by default; never above them).
+    pub io: Option<IoCaps>,
 }
 
 impl CreateRequest {
@@ -89,6 +92,7 @@ impl CreateRequest {
             inodes: self.inodes,
             procs: self.procs,
             io_weight: self.io_weight,
+            io: self.io.unwrap_or_default().parse()?,
         })
     }
 }
@@ -138,6 +142,8 @@ pub struct ResizeRequest {
     pub cpus: Option<Cpus>,
     pub disk: Option<Size>,
     pub procs: Option<u64>,
+    /// New disk I/O caps (0 lifts one, where the plan allows).
+    pub io: Option<IoCaps>,
 }
 
 /// Resizes a container within the owner's plan and the reseller's pool (live if running).
@@ -161,6 +167,7 @@ async fn resize(
         cpus_milli: req.cpus.map(|c| c.milli("cpus")).transpose()?,
         disk: req.disk.map(|d| d.bytes("disk")).transpose()?,
         procs: req.procs,
+        io: req.io.unwrap_or_default().parse()?,
     };
     let op = containers::resize(&st, &caller.0, &name, q.owner.as_deref(), resize).await?;
     answer(&st, op, q.wait, |r| result_json(r, StatusCode::OK)).await

@@ -344,6 +344,7 @@ async fn action(
                         .map(|d| d.bytes("disk"))
                         .transpose()?,
                     procs,
+                    io: Default::default(),
                 })
             })();
             let resize = match parsed {

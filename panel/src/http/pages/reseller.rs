@@ -49,10 +49,23 @@ struct PlanForm {
     ct_cpus: String,
     ct_disk: String,
     ct_procs: String,
+    #[serde(default)]
+    ct_io_read: String,
+    #[serde(default)]
+    ct_io_write: String,
     containers: String,
     memory: String,
     cpus: String,
     disk: String,
+}
+
+/// An optional size field: empty means none.
+fn optional_size(v: &str, what: &str) -> AppResult<Option<u64>> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    Size::Text(v.to_string()).bytes(what).map(Some)
 }
 
 async fn new_plan(
@@ -86,6 +99,11 @@ async fn new_plan(
             total_disk: size(&f.disk, "customer disk")?,
             price_minor: currency.parse_amount(&f.price)?,
             currency,
+            io: acetate_engine::IoLimits {
+                read_bps: optional_size(&f.ct_io_read, "disk reads")?,
+                write_bps: optional_size(&f.ct_io_write, "disk writes")?,
+                ..Default::default()
+            },
         })
     })();
     let created = match parsed {
@@ -189,11 +207,12 @@ async fn build(st: &AppState, session: &Session, error: Option<String>) -> AppRe
             (
                 p.name.clone(),
                 format!(
-                    "{} RAM, {} CPU, {} disk, {} procs",
+                    "{} RAM, {} CPU, {} disk, {} procs{}",
                     bytes(p.ct_memory),
                     cpus(p.ct_cpus_milli),
                     bytes(p.ct_disk),
-                    p.ct_procs
+                    p.ct_procs,
+                    io_caps(&p)
                 ),
                 format!(
                     "{} containers, {} RAM, {} CPU, {} disk",
@@ -219,6 +238,25 @@ async fn build(st: &AppState, session: &Session, error: Option<String>) -> AppRe
         plan_names,
         error,
     })
+}
+
+/// ", disk reads ≤ 50 MiB/s, writes ≤ 20 MiB/s" (empty without caps).
+fn io_caps(p: &crate::domain::Plan) -> String {
+    let caps = p.io_caps();
+    let mut parts = Vec::new();
+    if let Some(v) = caps.read_bps {
+        parts.push(format!("disk reads ≤ {}/s", format_bytes(v)));
+    }
+    if let Some(v) = caps.write_bps {
+        parts.push(format!("disk writes ≤ {}/s", format_bytes(v)));
+    }
+    if let Some(v) = caps.read_iops {
+        parts.push(format!("≤ {v} reads/s"));
+    }
+    if let Some(v) = caps.write_iops {
+        parts.push(format!("≤ {v} writes/s"));
+    }
+    parts.iter().map(|p| format!(", {p}")).collect()
 }
 
 async fn page(AxState(st): AxState<AppState>, session: Session) -> Response {

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::db::operations::OperationRow;
 use crate::db::ContainerRow;
-use crate::domain::{Totals, User};
+use crate::domain::{quota, Totals, User};
 use crate::error::{AppError, AppResult};
 use crate::runtime::CommandOutcome;
 use crate::service::hooks::Verdict;
@@ -23,6 +23,8 @@ pub struct Resize {
     pub cpus_milli: Option<u32>,
     pub disk: Option<u64>,
     pub procs: Option<u64>,
+    /// New disk I/O caps (`Some(0)` lifts one, where the plan allows).
+    pub io: acetate_engine::IoLimits,
 }
 
 /// Resizes a container within the owner's plan and the reseller's pool (live if running).
@@ -41,11 +43,12 @@ pub async fn resize(
         cpus_milli: req.cpus_milli,
         disk: req.disk,
         procs: req.procs,
+        io: req.io,
         ..Default::default()
     };
     if update.is_empty() {
         return Err(AppError::Unprocessable(
-            "give at least one of memory, cpus, disk, procs".into(),
+            "give at least one of memory, cpus, disk, procs, io".into(),
         ));
     }
     let engine_name = row.engine_name.clone();
@@ -69,11 +72,13 @@ pub async fn resize(
                 cpus_milli: Some(next.cpus_milli),
                 disk: Some(next.disk),
                 procs: Some(next.procs),
+                io: update.io,
                 ..Default::default()
             }
         }
         _ => update,
     };
+    quota::check_io(&plan, &next.io).map_err(AppError::Quota)?;
     let holds = Totals::of(&next);
     st.db
         .reserve_holds(

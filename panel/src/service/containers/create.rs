@@ -7,7 +7,7 @@ use super::{
     amended_limits, as_json, customer_plan, fits, outcome_text, plugin_spec, run_hooks, view,
 };
 use crate::db::operations::OperationRow;
-use crate::domain::{ContainerName, Plan, Role, Totals, User};
+use crate::domain::{quota, ContainerName, Plan, Role, Totals, User};
 use crate::error::{AppError, AppResult};
 use crate::service::hooks::Verdict;
 use crate::service::operations::Done;
@@ -25,6 +25,8 @@ pub struct NewContainer {
     pub inodes: Option<u64>,
     pub procs: Option<u64>,
     pub io_weight: Option<u32>,
+    /// Disk I/O caps; unset ones are the plan's.
+    pub io: acetate_engine::IoLimits,
 }
 
 impl NewContainer {
@@ -38,6 +40,7 @@ impl NewContainer {
             inodes: None,
             procs: None,
             io_weight: None,
+            io: acetate_engine::IoLimits::default(),
         }
     }
 
@@ -54,6 +57,7 @@ impl NewContainer {
                     .unwrap_or(cap(u64::from(defaults.cpus_milli), plan.ct_cpus_milli) as u32),
             )
             .procs(self.procs.unwrap_or(cap(defaults.procs, plan.ct_procs)))
+            .io(io_or_plan(&self.io, plan))
             .disk(self.disk.unwrap_or(cap(defaults.disk, plan.ct_disk)));
         if let Some(i) = self.inodes {
             b = b.inodes(i);
@@ -63,6 +67,17 @@ impl NewContainer {
         }
         b.build()
             .map_err(|e| AppError::Unprocessable(e.to_string()))
+    }
+}
+
+/// The requested I/O caps, the plan's where none is asked for.
+fn io_or_plan(io: &acetate_engine::IoLimits, plan: &Plan) -> acetate_engine::IoLimits {
+    let caps = plan.io_caps();
+    acetate_engine::IoLimits {
+        read_bps: io.read_bps.or(caps.read_bps),
+        write_bps: io.write_bps.or(caps.write_bps),
+        read_iops: io.read_iops.or(caps.read_iops),
+        write_iops: io.write_iops.or(caps.write_iops),
     }
 }
 
@@ -120,6 +135,7 @@ pub async fn create(st: &AppState, user: &User, req: NewContainer) -> AppResult<
             name = amended.name.clone();
         }
     }
+    quota::check_io(&plan, &spec.limits.io).map_err(AppError::Quota)?;
     let holds = Totals::of(&spec.limits);
     let id = st
         .db
