@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use cgroups_rs::fs::blkio::BlkIoController;
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::cpuacct::CpuAcctController;
+use cgroups_rs::fs::cpuset::CpuSetController;
 use cgroups_rs::fs::devices::{DevicePermissions, DeviceType, DevicesController};
 use cgroups_rs::fs::freezer::FreezerController;
 use cgroups_rs::fs::hierarchies;
@@ -30,7 +31,7 @@ use crate::spec::{Limits, CFS_PERIOD_US};
 pub const PARENT: &str = "acetate";
 
 const V1_CONTROLLERS: &[&str] = &[
-    "memory", "cpu", "cpuacct", "pids", "blkio", "freezer", "devices",
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices",
 ];
 
 /// The host's cgroup mounts, read once per process. cgroups-rs' own v1 hierarchy reads
@@ -64,6 +65,9 @@ fn host_hierarchy() -> &'static HostHierarchy {
             Controllers::Mem,
             Controllers::Cpu,
             Controllers::CpuAcct,
+            // Not to pin anything (a child copies its parent's CPUs and memory nodes): lxcfs
+            // reads a container's CPU quota at its cpuset path, as LXC lays cgroups out.
+            Controllers::CpuSet,
             Controllers::Pids,
             Controllers::BlkIo,
             Controllers::Freezer,
@@ -99,6 +103,7 @@ impl Hierarchy for HostHierarchy {
                     Controllers::Mem => Subsystem::Mem(MemController::new(p, r, false)),
                     Controllers::Cpu => Subsystem::Cpu(CpuController::new(p, r, false)),
                     Controllers::CpuAcct => Subsystem::CpuAcct(CpuAcctController::new(p, r)),
+                    Controllers::CpuSet => Subsystem::CpuSet(CpuSetController::new(p, r, false)),
                     Controllers::Pids => Subsystem::Pid(PidController::new(p, r, false)),
                     Controllers::BlkIo => Subsystem::BlkIo(BlkIoController::new(p, r, false)),
                     Controllers::Freezer => Subsystem::Freezer(FreezerController::new(p, r, false)),

@@ -158,17 +158,24 @@ fn spawn_autostart(engine: Arc<dyn Runtime>) {
 }
 
 /// Every few seconds, gives up the disk reserve when tenants filled the state dir's disk
-/// (so the panel and its database keep working), and takes it back once there is room.
+/// (so the panel and its database keep working), and takes it back once there is room;
+/// and keeps lxcfs running with its views bound in every container.
 fn spawn_disk_guard(engine: Arc<dyn Runtime>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tick.tick().await;
             let engine = engine.clone();
+            let e2 = engine.clone();
             match tokio::task::spawn_blocking(move || engine.relieve_disk()).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "checking the state dir's disk failed"),
                 Err(e) => tracing::warn!(error = %e, "the disk guard failed"),
+            }
+            match tokio::task::spawn_blocking(move || e2.supervise_lxcfs()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "lxcfs"),
+                Err(e) => tracing::warn!(error = %e, "the lxcfs supervisor failed"),
             }
         }
     });

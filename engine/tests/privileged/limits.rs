@@ -312,3 +312,72 @@ fn disk_io_caps_hold_for_direct_reads_and_writes_and_change_live() {
         Some(40)
     );
 }
+
+fn field(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+#[test]
+fn proc_shows_the_containers_own_limits_through_lxcfs() {
+    let Some(engine) = engine("proc_shows_the_containers_own_limits_through_lxcfs") else {
+        return;
+    };
+    if !acetate_engine::lxcfs::installed() {
+        assert!(
+            !acetate_engine::testing::in_ci(),
+            "lxcfs is missing: scripts/setup installs it"
+        );
+        eprintln!("SKIPPED: lxcfs is not installed");
+        return;
+    }
+    let ct = Ct::started(engine, "lim-lxcfs", |b| b.memory(256 << 20).cpus_milli(500));
+    let views = |ct: &Ct| {
+        let (code, out, err) = ct.sh(
+            "cat /proc/meminfo; echo online $(getconf _NPROCESSORS_ONLN); \
+             echo cpuinfo $(grep -c ^processor /proc/cpuinfo); cat /proc/uptime",
+        );
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let out = views(&ct);
+    assert_eq!(field(&out, "MemTotal:"), 256 * 1024, "{out}");
+    assert_eq!(
+        field(&out, "online"),
+        1,
+        "half a CPU rounds up to one: {out}"
+    );
+    assert_eq!(field(&out, "cpuinfo"), 1, "{out}");
+    let uptime: f64 = out
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        uptime < 120.0,
+        "the container's uptime, not the host's: {out}"
+    );
+    let (_, free, _) = ct.sh("free -m");
+    assert!(free.contains("256"), "{free}");
+
+    // lxcfs dies: the container runs on, and gets its views back once it is supervised.
+    let status = std::process::Command::new("pkill")
+        .args(["-KILL", "-x", "lxcfs"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while acetate_engine::lxcfs::is_up() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!acetate_engine::lxcfs::is_up());
+    assert_eq!(ct.sh("echo alive").1, "alive\n");
+    engine.supervise_lxcfs().unwrap();
+    assert!(acetate_engine::lxcfs::is_up(), "lxcfs runs again");
+    let out = views(&ct);
+    assert_eq!(field(&out, "MemTotal:"), 256 * 1024, "live again: {out}");
+}

@@ -135,4 +135,8 @@ impl Runtime for EngineRuntime {
         let lock = acetate_engine::store::Lock::acquire_in(&dir, Duration::from_secs(30))?;
         Ok(Box::new(lock))
     }
+
+    fn supervise_lxcfs(&self) -> Result<()> {
+        self.0.supervise_lxcfs()
+    }
 }

@@ -338,4 +338,8 @@ impl Runtime for FakeRuntime {
     fn exclusive_metering(&self) -> Result<Exclusive> {
         Ok(Box::new(()))
     }
+
+    fn supervise_lxcfs(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -94,4 +94,8 @@ pub trait Runtime: Send + Sync + Debug + 'static {
 
     /// Serialises metering passes on this host (also with the CLI's).
     fn exclusive_metering(&self) -> Result<Exclusive>;
+
+    /// Keeps lxcfs running and its views bound in every running container (cheap while
+    /// nothing changed).
+    fn supervise_lxcfs(&self) -> Result<()>;
 }
