@@ -91,6 +91,9 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerInfo {
     pub name: String,
+    /// The name it knows itself by (the panel's: its owner's name for it).
+    #[serde(default)]
+    pub hostname: String,
     pub template: String,
     pub owner: Option<String>,
     pub state: State,
@@ -325,6 +328,7 @@ impl Engine {
             &mut rollback,
         )?;
         let cfg = ContainerConfig::new(spec, id_base);
+        storage::write_identity(&self.layout, &spec.name, cfg.hostname(), id_base)?;
         store::write_json(&self.layout.config(&spec.name), &cfg)?;
         rollback.commit();
         Ok(self.info(&cfg, None))
@@ -503,6 +507,7 @@ impl Engine {
         }
         let params = runtime::StartParams {
             name,
+            hostname: cfg.hostname(),
             rootfs: &rootfs,
             init: &self.init,
             id_base: cfg.id_base,
@@ -638,6 +643,7 @@ impl Engine {
             store::write_json(&self.layout.config(name), &cfg)?;
         }
         storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base)?;
+        storage::write_identity(&self.layout, name, cfg.hostname(), cfg.id_base)?;
         if was_running {
             self.start_locked(&cfg)
         } else {
@@ -675,6 +681,7 @@ impl Engine {
         let cgroup = st.map(|_| self.cgroup(&cfg.name).usage());
         ContainerInfo {
             name: cfg.name.clone(),
+            hostname: cfg.hostname().to_string(),
             template: cfg.template.clone(),
             owner: cfg.owner.clone(),
             state: if st.is_some() {

@@ -337,6 +337,10 @@ pub struct ContainerSpec {
     /// A network interface on the host bridge (otherwise only loopback).
     #[serde(default)]
     pub network: bool,
+    /// The name the container knows itself by (`hostname`, `/etc/hosts`); its engine name
+    /// by default.
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 impl ContainerSpec {
@@ -349,16 +353,38 @@ impl ContainerSpec {
                 limits: Limits::default(),
                 owner: None,
                 network: false,
+                hostname: None,
             },
             inodes_set: false,
         }
     }
 
-    /// Checks the name and every limit.
+    /// Checks the name, the hostname and every limit.
     pub fn validate(&self) -> Result<()> {
         validate_name(&self.name)?;
+        if let Some(h) = &self.hostname {
+            validate_hostname(h)?;
+        }
         validate_name(&self.template).map_err(|_| Error::NoSuchTemplate(self.template.clone()))?;
         self.limits.validate()
+    }
+}
+
+/// Checks a hostname: one to 63 lower-case letters, digits and dashes, not starting or
+/// ending with a dash (one DNS label, RFC 1123).
+pub fn validate_hostname(h: &str) -> Result<()> {
+    let ok = (1..=63).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !h.starts_with('-')
+        && !h.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(
+            h.to_string(),
+            "a hostname is 1 to 63 lower-case letters, digits and dashes, not at either end",
+        ))
     }
 }
 
@@ -412,6 +438,10 @@ impl ContainerSpecBuilder {
         self
     }
     /// Caps on the container's disk I/O.
+    pub fn hostname(mut self, hostname: Option<String>) -> Self {
+        self.spec.hostname = hostname;
+        self
+    }
     pub fn io(mut self, io: IoLimits) -> Self {
         self.spec.limits.io = io;
         self

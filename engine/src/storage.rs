@@ -722,3 +722,43 @@ pub fn disk_usage(layout: &Layout, name: &str) -> Option<DiskUsage> {
         image_allocated: allocated,
     })
 }
+
+/// Gives a new writable layer the container's identity: `/etc/hostname` and an `/etc/hosts`
+/// that maps it (so that looking the container's own name up answers at once), owned by
+/// the container's root, which may edit them afterwards. The layer is new: nothing in it
+/// can be a link yet.
+pub fn write_identity(layout: &Layout, name: &str, hostname: &str, id_base: u32) -> Result<()> {
+    use std::io::Write;
+    let etc = layout.upper(name).join("etc");
+    match fs::DirBuilder::new().mode(0o755).create(&etc) {
+        Ok(()) => {
+            std::os::unix::fs::chown(&etc, Some(id_base), Some(id_base)).ctx("chown", &etc)?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("create", &etc, e)),
+    }
+    let files = [
+        ("hostname", format!("{hostname}\n")),
+        (
+            "hosts",
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+                 127.0.1.1\t{hostname}\n"
+            ),
+        ),
+    ];
+    for (file, text) in files {
+        let path = etc.join(file);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .ctx("create", &path)?;
+        f.write_all(text.as_bytes()).ctx("write", &path)?;
+        std::os::unix::fs::fchown(&f, Some(id_base), Some(id_base)).ctx("chown", &path)?;
+    }
+    Ok(())
+}

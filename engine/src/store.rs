@@ -179,6 +179,16 @@ pub struct ContainerConfig {
     /// Whether it gets a network interface on the host bridge.
     #[serde(default)]
     pub network: bool,
+    /// The name it knows itself by; its engine name when absent.
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+impl ContainerConfig {
+    /// The name the container knows itself by.
+    pub fn hostname(&self) -> &str {
+        self.hostname.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// Ids each container owns on the host.
@@ -196,6 +206,7 @@ impl ContainerConfig {
             id_base,
             created_at: unix_now(),
             network: spec.network || spec.limits.net_rate.is_some(),
+            hostname: spec.hostname.clone(),
         }
     }
 }

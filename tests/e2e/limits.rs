@@ -38,6 +38,11 @@ async fn an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults() {
             out
         }
     };
+    // It knows itself by its owner's name for it, and the host's list says whose it is.
+    let out = run("hostname; getent hosts tight").await;
+    assert_eq!(out["stdout"], "tight\n127.0.1.1       tight\n", "{out}");
+    let list = crate::support::ok(&state, &["ct", "list"]);
+    assert!(list.contains("fay-faults/tight"), "{list}");
     // More memory than the limit: the kernel kills it.
     let out = run("python3 -c 'b = bytearray(256 << 20); print(len(b))'").await;
     assert_ne!(out["exit_code"], 0, "{out}");

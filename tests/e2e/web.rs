@@ -743,12 +743,14 @@ async fn plugins_usage_graphs_and_invoices_in_the_browser() {
     let mut h = logged_in(&http, &server.base, "hana", "a long enough password").await;
     let page = h.get("/containers/site").await;
     assert_eq!(page.status, StatusCode::OK);
+    // CPU, memory and network, over the last hour and the last 30 days.
     assert_eq!(
         page.body.matches("<svg class=\"graph\"").count(),
-        4,
+        6,
         "{}",
         page.body
     );
+    assert!(page.body.contains("Network in and out, last hour"));
     assert!(
         page.body.contains("<th>Address</th><td>10.88."),
         "{}",

@@ -223,6 +223,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 #[derive(Debug)]
 pub struct StartParams<'a> {
     pub name: &'a str,
+    /// What it calls itself (`sethostname`).
+    pub hostname: &'a str,
     pub rootfs: &'a Path,
     pub init: &'a File,
     pub id_base: u32,
@@ -276,7 +278,7 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         rootfs,
         base_ns: base.map_or(-1, |b| b.ns.as_raw_fd()),
         tree_fd: tree.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
-        hostname: cstr(p.name)?,
+        hostname: cstr(p.hostname)?,
         ops: root_ops(),
         init_fd: p.init.as_raw_fd(),
         argv,

@@ -398,3 +398,38 @@ fn after_a_simulated_reboot_exactly_the_running_containers_come_back() {
         "{again:?}"
     );
 }
+
+#[test]
+fn a_container_knows_its_own_name_and_keeps_its_identity_files() {
+    let Some(engine) = engine("a_container_knows_its_own_name_and_keeps_its_identity_files") else {
+        return;
+    };
+    let ct = Ct::started(engine, "life-ident", |b| {
+        b.hostname(Some("shop-web".into()))
+    });
+    let (code, out, err) =
+        ct.sh("hostname; cat /etc/hostname; getent hosts shop-web; stat -c '%u %a' /etc/hosts");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out, "shop-web\nshop-web\n127.0.1.1       shop-web\n0 644\n",
+        "the name, the file, an answer from /etc/hosts (no DNS wait), root's to edit"
+    );
+    // Its own to change, and kept over a restart.
+    let (code, _, err) = ct.sh("echo '127.0.1.2 api' >> /etc/hosts");
+    assert_eq!(code, 0, "{err}");
+    engine.restart(&ct.name, Duration::from_secs(5)).unwrap();
+    assert_eq!(ct.sh("getent hosts api").1, "127.0.1.2       api\n");
+    // A reinstall gives the fresh layer the same identity.
+    engine
+        .reinstall(&ct.name, None, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        ct.sh("hostname; cat /etc/hostname").1,
+        "shop-web\nshop-web\n"
+    );
+    // A bad hostname is refused before anything is made.
+    let bad = ContainerSpec::builder(unique_name("life-badhost"))
+        .hostname(Some("-no".into()))
+        .build();
+    assert!(bad.is_err(), "{bad:?}");
+}

@@ -370,8 +370,14 @@ fn print_list(list: &[ContainerInfo]) {
                     )
                 })
                 .unwrap_or_else(|| format_bytes(c.limits.disk));
+            // Panel containers: their owner and the owner's name for them.
+            let owned = match c.owner.as_deref().and_then(|o| o.strip_prefix("panel:")) {
+                Some(owner) => format!("{owner}/{}", c.hostname),
+                None => "-".into(),
+            };
             vec![
                 c.name.clone(),
+                owned,
                 c.state.to_string(),
                 c.template.clone(),
                 format_cpus(c.limits.cpus_milli),
@@ -396,7 +402,15 @@ fn print_list(list: &[ContainerInfo]) {
         .collect();
     table(
         &[
-            "NAME", "STATE", "TEMPLATE", "CPUS", "MEMORY", "DISK", "PROCS", "CPU TIME",
+            "NAME",
+            "OWNER/NAME",
+            "STATE",
+            "TEMPLATE",
+            "CPUS",
+            "MEMORY",
+            "DISK",
+            "PROCS",
+            "CPU TIME",
         ],
         &rows,
     );

@@ -136,6 +136,7 @@ impl Runtime for FakeRuntime {
         }
         let mut info = ContainerInfo {
             name: spec.name.clone(),
+            hostname: spec.hostname.clone().unwrap_or_else(|| spec.name.clone()),
             template: spec.template.clone(),
             owner: spec.owner.clone(),
             state: State::Stopped,

@@ -247,6 +247,7 @@ mod tests {
         let running = state == State::Running;
         ContainerInfo {
             name: "ct".into(),
+            hostname: "ct".into(),
             template: "host".into(),
             owner: None,
             state,

@@ -58,6 +58,7 @@ impl NewContainer {
             )
             .procs(self.procs.unwrap_or(cap(defaults.procs, plan.ct_procs)))
             .io(io_or_plan(&self.io, plan))
+            .hostname(Some(hostname_of(self.name.as_str())))
             .disk(self.disk.unwrap_or(cap(defaults.disk, plan.ct_disk)));
         if let Some(i) = self.inodes {
             b = b.inodes(i);
@@ -67,6 +68,23 @@ impl NewContainer {
         }
         b.build()
             .map_err(|e| AppError::Unprocessable(e.to_string()))
+    }
+}
+
+/// The customer's name for a container as a hostname: lower case, anything but letters,
+/// digits and dashes turned into dashes, at most 63 characters.
+fn hostname_of(name: &str) -> String {
+    let h: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    let h = h.trim_matches('-');
+    if h.is_empty() {
+        "container".to_string()
+    } else {
+        h.to_string()
     }
 }
 
