@@ -43,6 +43,23 @@ impl Engine {
         Ok(list)
     }
 
+    /// Deletes a template no container uses (refused, changing nothing, while any does).
+    #[tracing::instrument(skip(self))]
+    pub fn delete_template(&self, name: &str) -> Result<()> {
+        require_root("delete templates")?;
+        spec::validate_name(name)?;
+        let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
+        let users = self
+            .configs()?
+            .iter()
+            .filter(|c| c.template == name)
+            .count();
+        if users > 0 {
+            return Err(crate::Error::TemplateInUse(name.to_string(), users));
+        }
+        template::delete(&self.layout, name)
+    }
+
     /// Builds the `host` template from the host's own OS.
     #[tracing::instrument(skip(self))]
     pub fn build_host_template(&self) -> Result<TemplateInfo> {

@@ -392,3 +392,17 @@ pub fn list(layout: &Layout) -> Result<Vec<TemplateInfo>> {
 pub fn exists(layout: &Layout, name: &str) -> bool {
     layout.template(name).join("template.json").is_file()
 }
+
+/// Deletes template `name`: first renamed out of sight (`.deleting-...`), so that a crash
+/// half-way never leaves a half template, then removed. The caller checks that no container
+/// uses it, under the global lock.
+pub fn delete(layout: &Layout, name: &str) -> Result<()> {
+    if !exists(layout, name) {
+        return Err(Error::NoSuchTemplate(name.to_string()));
+    }
+    let dir = layout.template(name);
+    let trash = layout.templates().join(format!(".deleting-{name}"));
+    let _ = fs::remove_dir_all(&trash);
+    fs::rename(&dir, &trash).map_err(|e| Error::io("move away", &dir, e))?;
+    fs::remove_dir_all(&trash).map_err(|e| Error::io("remove", &trash, e))
+}

@@ -44,6 +44,7 @@ impl From<acetate_engine::Error> for AppError {
         use acetate_engine::Error as E;
         match e {
             E::NoSuchContainer(_) => AppError::NotFound,
+            E::TemplateInUse(..) => AppError::Conflict(e.to_string()),
             E::NameTaken(n) => {
                 AppError::Conflict(format!("a container named {n:?} already exists"))
             }

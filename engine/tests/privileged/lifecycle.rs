@@ -433,3 +433,33 @@ fn a_container_knows_its_own_name_and_keeps_its_identity_files() {
         .build();
     assert!(bad.is_err(), "{bad:?}");
 }
+
+#[test]
+fn a_template_is_deleted_only_when_no_container_uses_it() {
+    let Some(engine) = engine("a_template_is_deleted_only_when_no_container_uses_it") else {
+        return;
+    };
+    let name = unique_name("tdel");
+    let src = tempfile::tempdir().unwrap();
+    for dir in ["bin", "etc", "proc", "dev", "sys", "run", "tmp"] {
+        std::fs::create_dir_all(src.path().join(dir)).unwrap();
+    }
+    engine.import_template(&name, src.path()).unwrap();
+    let ct = Ct::created(engine, "life-tdel", |b| b.template(name.clone()));
+    let refused = engine.delete_template(&name).unwrap_err();
+    assert!(matches!(refused, Error::TemplateInUse(_, 1)), "{refused}");
+    assert!(engine.templates().unwrap().iter().any(|t| t.name == name));
+    drop(ct); // destroys it
+    engine.delete_template(&name).unwrap();
+    assert!(!engine.templates().unwrap().iter().any(|t| t.name == name));
+    let left: Vec<_> = std::fs::read_dir(engine.layout().templates())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(&name))
+        .collect();
+    assert!(left.is_empty(), "nothing of it is left: {left:?}");
+    assert!(matches!(
+        engine.delete_template(&name),
+        Err(Error::NoSuchTemplate(_))
+    ));
+}

@@ -25,6 +25,8 @@ pub enum TemplateCmd {
         #[arg(long)]
         allow_setuid: bool,
     },
+    /// Delete a template no container uses.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +77,12 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
                 ..Default::default()
             };
             print_one(out, &engine.import_template_with(&name, &path, &opts)?)
+        }
+        TemplateCmd::Delete { name } => {
+            engine.delete_template(&name)?;
+            if !out.json {
+                println!("template {name} deleted");
+            }
         }
     }
     Ok(0)

@@ -93,6 +93,10 @@ impl Runtime for EngineRuntime {
         self.0.import_template_with(name, source, opts)
     }
 
+    fn delete_template(&self, name: &str) -> Result<()> {
+        self.0.delete_template(name)
+    }
+
     fn disk_capacity(&self) -> Result<DiskCapacity> {
         self.0.disk_capacity()
     }

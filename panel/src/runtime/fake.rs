@@ -280,6 +280,23 @@ impl Runtime for FakeRuntime {
             .ok_or_else(|| Error::NoSuchTemplate(name.to_string()))
     }
 
+    fn delete_template(&self, name: &str) -> Result<()> {
+        let mut inner = self.lock();
+        if !inner.templates.contains_key(name) {
+            return Err(Error::NoSuchTemplate(name.to_string()));
+        }
+        let users = inner
+            .containers
+            .values()
+            .filter(|c| c.template == name)
+            .count();
+        if users > 0 {
+            return Err(Error::TemplateInUse(name.to_string(), users));
+        }
+        inner.templates.remove(name);
+        Ok(())
+    }
+
     fn disk_capacity(&self) -> Result<DiskCapacity> {
         let promised = self.lock().containers.values().map(|c| c.limits.disk).sum();
         Ok(DiskCapacity {

@@ -66,6 +66,8 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     fn templates(&self) -> Result<Vec<TemplateInfo>>;
     /// Builds the `host` template unless it exists; whether it was built.
     fn ensure_host_template(&self) -> Result<bool>;
+    /// Deletes a template no container uses.
+    fn delete_template(&self, name: &str) -> Result<()>;
     fn import_template(
         &self,
         name: &str,

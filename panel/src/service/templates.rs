@@ -90,3 +90,27 @@ pub async fn import(
         .spawn(caller, "template.import", name, None, work)
         .await
 }
+
+/// Deletes a template no container uses (provider); while any does, the refusal says how
+/// many.
+pub async fn delete(st: &AppState, caller: &User, name: &str) -> AppResult<()> {
+    provider(caller)?;
+    if !st
+        .engine(|e| e.templates())
+        .await?
+        .iter()
+        .any(|t| t.name == name)
+    {
+        return Err(AppError::NotFound);
+    }
+    let n = name.to_string();
+    let result = st.engine(move |e| e.delete_template(&n)).await;
+    let outcome = match &result {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    st.db
+        .audit(Some(caller), "template.delete", name, &outcome)
+        .await?;
+    result
+}

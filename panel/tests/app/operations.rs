@@ -194,3 +194,39 @@ async fn a_restarted_panel_finishes_or_fails_what_a_dead_one_left() {
     assert_eq!(get(live.id).await["state"], "running");
     assert_eq!(app.engine.count(), 1, "only kept is left");
 }
+
+#[tokio::test]
+async fn the_provider_deletes_templates_nobody_uses() {
+    let app = spawn_app().await;
+    app.engine.add_template("bookworm");
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, body) = alice
+        .create(json!({"name": "web", "template": "bookworm"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let provider = app.api("admin").await;
+    let delete = |api: &crate::support::Api, name: &str| {
+        let (api, path) = (api.clone(), format!("/api/v1/templates/{name}"));
+        async move { api.call(Method::DELETE, &path, None).await }
+    };
+    let (status, body) = delete(&provider, "bookworm").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("used by 1"),
+        "{body}"
+    );
+    assert_eq!(delete(&alice, "bookworm").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(delete(&provider, "nothing").await.0, StatusCode::NOT_FOUND);
+    let (status, _) = alice
+        .call(Method::DELETE, "/api/v1/containers/web?wait=10", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = delete(&provider, "bookworm").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, list) = provider.get("/api/v1/templates").await;
+    assert!(!list.to_string().contains("bookworm"), "{list}");
+}

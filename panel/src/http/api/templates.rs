@@ -23,6 +23,7 @@ pub const MAX_UPLOAD: usize = 8 << 30;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, import))
+        .routes(routes!(delete))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
 }
 
@@ -87,4 +88,20 @@ async fn import(
     answer(&st, op, q.wait, |r| result_json(r, StatusCode::CREATED))
         .await
         .map(IntoResponse::into_response)
+}
+
+#[utoipa::path(delete, operation_id = "templates_delete", path = "/api/v1/templates/{name}",
+    tag = "templates", summary = "Delete a template no container uses (provider)",
+    params(("name" = String, Path, description = "the template")),
+    responses((status = 204, description = "deleted"),
+        (status = 403, description = "not the provider", body = ErrorBody),
+        (status = 404, description = "no such template", body = ErrorBody),
+        (status = 409, description = "containers use it", body = ErrorBody)))]
+async fn delete(
+    AxState(st): AxState<AppState>,
+    Provider(me): Provider,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> ApiResult<StatusCode> {
+    templates::delete(&st, &me, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
