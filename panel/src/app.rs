@@ -106,6 +106,7 @@ impl App {
         let snap = state.snapshot.clone();
         state.engine(move |e| snap.refresh_all(e)).await?;
         crate::service::containers::recover_operations(state).await?;
+        crate::service::containers::reconcile_vanished(state).await?;
         bootstrap(state, admin_password).await
     }
 
@@ -119,6 +120,7 @@ impl App {
         spawn_disk_guard(st.runtime.clone());
         spawn_autostart(st.runtime.clone());
         spawn_login_pruning(st.logins.clone());
+        spawn_reconciler(st.clone());
         if let Some(listener) = self.metrics {
             let router = http::metrics::open_router(self.state.clone());
             tokio::spawn(async move {
@@ -225,6 +227,20 @@ async fn bootstrap(state: &AppState, password: Option<Secret>) -> AppResult<Opti
         user: "admin".into(),
         password: generated.then_some(password),
     }))
+}
+
+/// Every minute, removes the rows of containers destroyed behind the panel's back.
+fn spawn_reconciler(st: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = crate::service::containers::reconcile_vanished(&st).await {
+                tracing::warn!(error = %e, "reconciling containers");
+            }
+        }
+    });
 }
 
 /// Forgets login counters that no longer lock or count, every ten minutes.

@@ -230,3 +230,37 @@ async fn the_provider_deletes_templates_nobody_uses() {
     let (_, list) = provider.get("/api/v1/templates").await;
     assert!(!list.to_string().contains("bookworm"), "{list}");
 }
+
+#[tokio::test]
+async fn a_container_destroyed_behind_the_panels_back_leaves_no_ghost() {
+    use acetate::runtime::Runtime;
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, _) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // The provider destroys it with the CLI.
+    let engine_name = app.engine.list().unwrap()[0].name.clone();
+    app.engine
+        .destroy(&engine_name, Duration::from_secs(1))
+        .unwrap();
+    app.state.snapshot.refresh_all(&app.engine).unwrap();
+    let gone = acetate::service::containers::reconcile_vanished(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    let (_, list) = alice.get("/api/v1/containers").await;
+    assert_eq!(list, json!([]), "no ghost row");
+    let (_, ops) = alice.get("/api/v1/operations").await;
+    assert_eq!(ops[0]["kind"], "container.vanished", "{ops}");
+    assert!(
+        ops[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside the panel"),
+        "{ops}"
+    );
+    // The name is free again.
+    let (status, _) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+}

@@ -21,7 +21,7 @@ mod recovery;
 
 pub use change::{act, destroy, exec, reinstall, resize, Action, Resize};
 pub use create::{create, NewContainer};
-pub use recovery::recover_operations;
+pub use recovery::{reconcile_vanished, recover_operations};
 
 /// A container as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -96,3 +96,52 @@ pub async fn recover_operations(st: &AppState) -> AppResult<()> {
     }
     Ok(())
 }
+
+/// Containers destroyed behind the panel's back (with the CLI, or lost with the host's
+/// disk): their rows go, and their owners find out from an operation that says so (and the
+/// audit log). Only containers missing from the snapshot are looked up again.
+pub async fn reconcile_vanished(st: &AppState) -> AppResult<usize> {
+    let mut gone = 0;
+    for row in st.db.metered_containers(None).await? {
+        if st.snapshot.get(&row.engine_name).is_some() {
+            continue;
+        }
+        let name = row.engine_name.clone();
+        let exists = st
+            .engine(move |e| match e.show(&name) {
+                Ok(_) => Ok(true),
+                Err(acetate_engine::Error::NoSuchContainer(_)) => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await?;
+        if exists || st.db.container_busy(row.id).await? {
+            continue;
+        }
+        let owner = st.db.user_name(row.owner_id).await?;
+        let target = format!("{owner}/{}", row.name);
+        let message = format!(
+            "container {} was destroyed outside the panel (on the host): its record is removed",
+            row.name
+        );
+        st.db.delete_container(row.id).await?;
+        let op = st
+            .db
+            .insert_operation(
+                row.owner_id,
+                "container.vanished",
+                &target,
+                None,
+                st.operations.runner(),
+            )
+            .await?;
+        st.db
+            .finish_operation(op.id, false, &message, Some("not_found"), None)
+            .await?;
+        st.db
+            .audit(None, "container.vanished", &target, "removed")
+            .await?;
+        tracing::warn!(container = %target, "destroyed outside the panel");
+        gone += 1;
+    }
+    Ok(gone)
+}
