@@ -133,3 +133,25 @@ async fn every_answer_carries_a_request_id() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(resp.headers()["x-request-id"], "proxy-42");
 }
+
+#[tokio::test]
+async fn pages_and_answers_carry_security_headers() {
+    let app = spawn_app().await;
+    for path in ["/login", "/api/v1/health", "/static/acetate.css"] {
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        let h = resp.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+}
