@@ -73,9 +73,10 @@ impl Db {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO plans (reseller_id, name, ct_memory, ct_cpus_milli, ct_disk, ct_procs, \
              max_containers, total_memory, total_cpus_milli, total_disk, price_minor, currency, \
-             created_at, ct_io_read_bps, ct_io_write_bps, ct_io_read_iops, ct_io_write_iops) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-             RETURNING id",
+             created_at, ct_io_read_bps, ct_io_write_bps, ct_io_read_iops, ct_io_write_iops, \
+             templates) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18) RETURNING id",
         )
         .bind(p.reseller_id)
         .bind(&p.name)
@@ -94,6 +95,7 @@ impl Db {
         .bind(p.ct_io_write_bps)
         .bind(p.ct_io_read_iops)
         .bind(p.ct_io_write_iops)
+        .bind(&p.templates)
         .fetch_one(&self.pool)
         .await
         .map_err(conflict(format!(

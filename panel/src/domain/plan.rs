@@ -36,9 +36,28 @@ pub struct Plan {
     pub ct_io_write_bps: i64,
     pub ct_io_read_iops: i64,
     pub ct_io_write_iops: i64,
+    /// Templates its customers may choose, comma-separated; empty: every one.
+    pub templates: String,
 }
 
 impl Plan {
+    /// The templates the plan offers; `None`: every installed one.
+    pub fn allowed_templates(&self) -> Option<Vec<&str>> {
+        let list: Vec<&str> = self
+            .templates
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        (!list.is_empty()).then_some(list)
+    }
+
+    /// Whether a customer on this plan may use `template`.
+    pub fn offers(&self, template: &str) -> bool {
+        self.allowed_templates()
+            .is_none_or(|list| list.contains(&template))
+    }
+
     /// The plan's I/O caps as the engine takes them.
     pub fn io_caps(&self) -> acetate_engine::IoLimits {
         let cap = |v: i64| (v > 0).then_some(v as u64);

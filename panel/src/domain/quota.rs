@@ -159,6 +159,7 @@ mod tests {
             ct_io_write_bps: 10 << 20,
             ct_io_read_iops: 0,
             ct_io_write_iops: 0,
+            templates: String::new(),
         }
     }
 

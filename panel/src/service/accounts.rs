@@ -119,6 +119,8 @@ pub struct NewPlan {
     pub currency: Currency,
     /// Disk I/O caps of each container (none where unset).
     pub io: acetate_engine::IoLimits,
+    /// Templates the plan offers (empty: every one).
+    pub templates: Vec<String>,
 }
 
 /// The reseller's plans.
@@ -149,6 +151,14 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
             "price, processes and containers cannot be negative".into(),
         ));
     }
+    let installed = st.engine(|e| e.templates()).await?;
+    for t in &p.templates {
+        if !installed.iter().any(|i| &i.name == t) {
+            return Err(AppError::Unprocessable(format!(
+                "templates: there is no template named {t:?} (the provider installs them)"
+            )));
+        }
+    }
     let mut plan = Plan {
         id: 0,
         reseller_id: caller.id,
@@ -168,6 +178,7 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
         ct_io_write_bps: cap(p.io.write_bps)?,
         ct_io_read_iops: cap(p.io.read_iops)?,
         ct_io_write_iops: cap(p.io.write_iops)?,
+        templates: p.templates.join(","),
     };
     plan.id = st.db.create_plan(&plan).await?;
     st.db

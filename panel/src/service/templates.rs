@@ -19,10 +19,62 @@ fn provider(user: &User) -> AppResult<()> {
     }
 }
 
-/// Installed templates, with how many containers use each (provider).
+/// The templates `caller` may see: all, with where they came from and how many containers
+/// use each (provider); those its plan offers (customer); all by name (reseller).
 pub async fn list(st: &AppState, caller: &User) -> AppResult<Vec<TemplateInfo>> {
-    provider(caller)?;
-    st.engine(|e| e.templates()).await
+    let all = st.engine(|e| e.templates()).await?;
+    if caller.role() == Role::Provider {
+        return Ok(all);
+    }
+    let plan = match (caller.role(), caller.plan_id) {
+        (Role::Customer, Some(id)) => st.db.plan(id).await?,
+        _ => None,
+    };
+    Ok(all
+        .into_iter()
+        .filter(|t| plan.as_ref().is_none_or(|p| p.offers(&t.name)))
+        .map(|t| TemplateInfo {
+            source: String::new(),
+            containers: 0,
+            ..t
+        })
+        .collect())
+}
+
+/// Checks that a customer on `plan` may use `template`: it is installed and the plan
+/// offers it. The refusal names what the customer may choose.
+pub async fn check_choice(
+    st: &AppState,
+    plan: &crate::domain::Plan,
+    template: &str,
+) -> AppResult<()> {
+    let installed = st.engine(|e| e.templates()).await?;
+    let offered: Vec<String> = installed
+        .iter()
+        .filter(|t| plan.offers(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    if offered.iter().any(|t| t == template) {
+        return Ok(());
+    }
+    let choices = if offered.is_empty() {
+        "none yet: ask your reseller".to_string()
+    } else {
+        offered.join(", ")
+    };
+    Err(AppError::Unprocessable(format!(
+        "template {template:?} is not one your plan ({}) offers; choose one of: {choices}",
+        plan.name
+    )))
+}
+
+/// The template a create uses when none is asked for: `host` if the plan offers it, else
+/// the plan's first.
+pub fn default_for(plan: &crate::domain::Plan) -> String {
+    match plan.allowed_templates() {
+        Some(list) if !list.contains(&"host") => list[0].to_string(),
+        _ => "host".to_string(),
+    }
 }
 
 /// A new file for an upload, removed by whoever ends up with it.

@@ -264,3 +264,50 @@ async fn a_container_destroyed_behind_the_panels_back_leaves_no_ghost() {
     let (status, _) = alice.create(json!({"name": "web"})).await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn customers_choose_among_the_templates_their_plan_offers() {
+    let app = spawn_app().await;
+    app.engine.add_template("bookworm");
+    app.engine.add_template("alpine");
+    let offer = json!({"name": "deb", "price_minor": 500, "currency": "EUR",
+        "container": {"memory": "1G", "cpus": 1, "disk": "1G", "procs": 256},
+        "customer": {"containers": 3, "memory": "2G", "cpus": 2, "disk": "2G"},
+        "templates": ["bookworm"]});
+    let acme = app.reseller("acme", offer, pool(10)).await;
+    let (status, body) = acme
+        .post(
+            "/api/v1/plans",
+            json!({"name": "bad", "price_minor": 1, "currency": "EUR",
+                "container": {"memory": "1G", "cpus": 1, "disk": "1G", "procs": 256},
+                "customer": {"containers": 3, "memory": "2G", "cpus": 2, "disk": "2G"},
+                "templates": ["nothing"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let dora = app.customer(&acme, "dora", "deb").await;
+    // Only what the plan offers, without the provider's details.
+    let (_, list) = dora.get("/api/v1/templates").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["name"], "bookworm");
+    assert_eq!(list[0]["source"], "");
+    // No template asked: the plan's; another one is refused with the choices, no CLI talk.
+    let (status, body) = dora.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["template"], "bookworm");
+    for t in ["alpine", "missing"] {
+        let (status, body) = dora.create(json!({"name": "x", "template": t})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("choose one of: bookworm"), "{message}");
+        assert!(!message.contains("acetate"), "{message}");
+    }
+    let (status, body) = dora
+        .post(
+            "/api/v1/containers/web/reinstall?wait=10",
+            json!({"template": "alpine"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(app.engine.count(), 1);
+}

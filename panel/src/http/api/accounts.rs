@@ -109,6 +109,9 @@ struct PlanRequest {
     /// Disk I/O caps every container of the plan gets (none by default).
     #[serde(default)]
     io: Option<IoCaps>,
+    /// Templates the plan's customers may choose (every one by default).
+    #[serde(default)]
+    templates: Vec<String>,
 }
 
 /// Disk I/O caps: bandwidth as bytes or text ("20M" per second), operations per second.
@@ -173,6 +176,7 @@ impl PlanRequest {
             price_minor: self.price_minor,
             currency: Currency::parse(&self.currency)?,
             io: self.io.unwrap_or_default().parse()?,
+            templates: self.templates,
             name: self.name,
         })
     }

@@ -28,13 +28,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, operation_id = "templates_list", path = "/api/v1/templates", tag = "templates",
-    summary = "Installed templates and how many containers use each (provider)",
+    summary = "Templates: all with their source and use (provider), those the plan offers (customer)",
     responses((status = 200, description = "ok", body = [Object]), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody)))]
 async fn list(
     AxState(st): AxState<AppState>,
-    Provider(me): Provider,
+    caller: crate::http::extract::Caller,
 ) -> ApiResult<Json<Vec<acetate_engine::TemplateInfo>>> {
-    Ok(Json(templates::list(&st, &me).await?))
+    Ok(Json(templates::list(&st, &caller.0).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -119,6 +119,9 @@ struct ContainerPage {
     /// Its address on the host's network, and the gateway.
     address: Option<(String, String)>,
     graphs: Vec<Graph>,
+    /// Templates the owner may reinstall from, and the container's own.
+    templates: Vec<String>,
+    c_template: Option<String>,
     /// Limit hits: (when, what), newest first, and the sums per kind.
     faults: Vec<(String, String)>,
     fault_totals: Vec<String>,
@@ -157,6 +160,11 @@ async fn render_container(
         Err(e) => return PageError(e).into_response(),
     };
     let view = containers::view(&row, st.snapshot.get(&row.engine_name).as_deref());
+    let templates = match crate::service::templates::list(st, &session.user).await {
+        Ok(t) => t.into_iter().map(|t| t.name).collect(),
+        Err(e) => return PageError(e).into_response(),
+    };
+    let c_template = view.template.clone();
     let report = match faults::of_container(st, &session.user, name, None, None).await {
         Ok(r) => r,
         Err(e) => return PageError(e).into_response(),
@@ -193,6 +201,8 @@ async fn render_container(
         limits,
         address,
         graphs,
+        templates,
+        c_template,
         faults,
         fault_totals,
         csrf: session.csrf.clone(),
@@ -281,6 +291,8 @@ struct ActionForm {
     command: Option<String>,
     /// For `destroy`: the container's name, typed again.
     confirm: Option<String>,
+    /// For `reinstall`: another template.
+    template: Option<String>,
 }
 
 async fn action(
@@ -369,7 +381,8 @@ async fn action(
             if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
                 return unconfirmed(&st, &session, &name, "reinstalled").await;
             }
-            let started = containers::reinstall(&st, &session.user, &name, None, None).await;
+            let template = f.template.as_deref().and_then(opt);
+            let started = containers::reinstall(&st, &session.user, &name, None, template).await;
             return after_change(&st, &session, &name, "reinstall", started).await;
         }
         "destroy" => {

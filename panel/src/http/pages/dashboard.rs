@@ -88,6 +88,8 @@ struct Dashboard {
     empty: bool,
     /// The table's rows, rendered by [`DashboardRows`] (trusted HTML).
     rows_html: std::sync::Arc<str>,
+    /// The templates a customer may choose.
+    templates: Vec<String>,
     message: Option<String>,
     error: Option<String>,
 }
@@ -143,7 +145,16 @@ pub(super) async fn dashboard_page(
         Ok(r) => r,
         Err(e) => return PageError(e).into_response(),
     };
+    let templates = if session.user.role() == Role::Customer {
+        match crate::service::templates::list(st, &session.user).await {
+            Ok(t) => t.into_iter().map(|t| t.name).collect(),
+            Err(e) => return PageError(e).into_response(),
+        }
+    } else {
+        Vec::new()
+    };
     let page = Dashboard {
+        templates,
         user: session.user.name.clone(),
         role: session.user.role().as_str(),
         customer: session.user.role() == Role::Customer,
@@ -170,6 +181,8 @@ struct CreateForm {
     cpus: String,
     #[serde(default)]
     disk: String,
+    #[serde(default)]
+    template: String,
 }
 
 pub(super) fn opt(s: &str) -> Option<String> {
@@ -188,6 +201,7 @@ async fn create(
     let name = f.name.trim().to_string();
     let parsed = (|| {
         Ok::<_, AppError>(NewContainer {
+            template: opt(&f.template),
             memory: opt(&f.memory)
                 .map(Size::Text)
                 .map(|m| m.bytes("memory"))

@@ -104,6 +104,7 @@ async fn new_plan(
                 write_bps: optional_size(&f.ct_io_write, "disk writes")?,
                 ..Default::default()
             },
+            templates: Vec::new(),
         })
     })();
     let created = match parsed {

@@ -141,6 +141,9 @@ pub async fn reinstall(
     let row = resolve(st, caller, name, owner).await?;
     let owner = active_owner_of(st, &row).await?;
     let plan = customer_plan(st, &owner).await?;
+    if let Some(t) = &template {
+        crate::service::templates::check_choice(st, &plan, t).await?;
+    }
     let holds = Totals {
         containers: 1,
         memory: row.memory,

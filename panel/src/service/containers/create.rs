@@ -48,7 +48,11 @@ impl NewContainer {
         let defaults = Limits::default();
         let cap = |v: u64, max: i64| v.min(max.max(0) as u64);
         let mut b = ContainerSpec::builder(engine_name)
-            .template(self.template.clone().unwrap_or_else(|| "host".into()))
+            .template(
+                self.template
+                    .clone()
+                    .unwrap_or_else(|| crate::service::templates::default_for(plan)),
+            )
             .owner(Some(format!("panel:{}", owner.name)))
             .network(true)
             .memory(self.memory.unwrap_or(cap(defaults.memory, plan.ct_memory)))
@@ -127,6 +131,7 @@ pub async fn create(st: &AppState, user: &User, req: NewContainer) -> AppResult<
     }
     let engine_name = engine_name();
     let mut spec = req.spec(user, &engine_name, &plan)?;
+    crate::service::templates::check_choice(st, &plan, &spec.template).await?;
     let mut name = req.name.to_string();
     let requested = plugin_spec(&name, &spec.template, &spec.limits);
     let (verdict, kv) = run_hooks(
@@ -139,6 +144,13 @@ pub async fn create(st: &AppState, user: &User, req: NewContainer) -> AppResult<
     .await?;
     if let Verdict::Amend(amended) = &verdict {
         spec.limits = amended_limits(&spec.limits, &amended.limits)?;
+        if amended.template != spec.template {
+            crate::service::templates::check_choice(st, &plan, &amended.template)
+                .await
+                .map_err(|e| {
+                    AppError::Unprocessable(format!("your reseller's hook chose a template: {e}"))
+                })?;
+        }
         spec.template = amended.template.clone();
         if amended.name != name {
             ContainerName::parse(&amended.name).map_err(|e| {
