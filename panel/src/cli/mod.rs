@@ -138,7 +138,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve(args) => finish(serve::run(&cli.state_dir, &database, disk, args)),
         Command::User(cmd) => finish(users::run_user(&database, cmd)),
-        Command::Token(cmd) => finish(users::run_token(&database, cmd)),
+        Command::Token(cmd) => finish(users::run_token(&database, &out, cmd)),
         Command::Plugin(cmd) => finish_code(plugin::run(&out, cmd)),
         Command::Bill(cmd) => finish_code(bill::run_bill(&cli.state_dir, &database, &out, cmd)),
         Command::Meter(cmd) => finish_code(bill::run_meter(&cli.state_dir, &database, disk, cmd)),

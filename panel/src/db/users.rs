@@ -13,6 +13,10 @@ pub struct TokenRow {
     pub label: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// When it stops working (Unix seconds); never if absent.
+    pub expires_at: Option<i64>,
+    /// What it may do, comma-separated; empty: every right of its owner.
+    pub scopes: String,
 }
 
 impl Db {
@@ -65,14 +69,20 @@ impl Db {
         )
     }
 
-    pub async fn user_by_token(&self, token_hash: &str) -> AppResult<Option<User>> {
-        Ok(sqlx::query_as::<_, User>(
-            "SELECT u.* FROM users u JOIN api_tokens t ON t.user_id = u.id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+    /// The owner of a live token (not revoked, not expired) and the token's scopes.
+    pub async fn user_by_token(&self, token_hash: &str) -> AppResult<Option<(User, String)>> {
+        let Some((user_id, scopes)): Option<(i64, String)> = sqlx::query_as(
+            "SELECT user_id, scopes FROM api_tokens WHERE token_hash = $1 \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(token_hash)
+        .bind(now())
         .fetch_optional(&self.pool)
-        .await?)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self.user_by_id(user_id).await?.map(|u| (u, scopes)))
     }
 
     pub async fn insert_token(
@@ -80,15 +90,19 @@ impl Db {
         user_id: i64,
         token_hash: &str,
         label: &str,
+        scopes: &str,
+        expires_at: Option<i64>,
     ) -> AppResult<i64> {
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at, scopes, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(user_id)
         .bind(token_hash)
         .bind(label)
         .bind(now())
+        .bind(scopes)
+        .bind(expires_at)
         .fetch_one(&self.pool)
         .await?;
         Ok(id)
@@ -96,11 +110,24 @@ impl Db {
 
     pub async fn tokens_of(&self, user_id: i64) -> AppResult<Vec<TokenRow>> {
         Ok(sqlx::query_as::<_, TokenRow>(
-            "SELECT id, label, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id",
+            "SELECT id, label, created_at, revoked_at, expires_at, scopes FROM api_tokens \
+             WHERE user_id = $1 ORDER BY id",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Revokes token `token_id`, whoever owns it; false if there is no such live token.
+    pub async fn revoke_any_token(&self, token_id: i64) -> AppResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(token_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Revokes one of `user_id`'s tokens; false if it has no such live token.

@@ -9,6 +9,7 @@ pub mod names;
 pub mod period;
 pub mod plan;
 pub mod quota;
+pub mod scopes;
 pub mod size;
 pub mod usage;
 

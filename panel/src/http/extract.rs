@@ -33,9 +33,16 @@ impl FromRequestParts<AppState> for Caller {
             .strip_prefix("Bearer ")
             .ok_or(AppError::Unauthorized)?
             .trim();
-        let user = sessions::user_by_token(state, token)
+        let (user, scopes) = sessions::user_by_token(state, token)
             .await?
             .ok_or(AppError::Unauthorized)?;
+        let (method, path) = (parts.method.as_str(), parts.uri.path());
+        if !scopes.allows(method, path) {
+            return Err(AppError::Forbidden(format!(
+                "this token may only do what its scopes ({scopes}) allow, not {method} {path}"
+            ))
+            .into());
+        }
         Ok(Caller(user))
     }
 }

@@ -4,6 +4,7 @@
 use super::auth::{self, Locked, Secret};
 use super::AppState;
 use crate::db::{AuditRow, TokenRow};
+use crate::domain::scopes::Scopes;
 use crate::domain::{Role, User};
 use crate::error::{AppError, AppResult};
 
@@ -83,9 +84,12 @@ pub async fn login(
     })
 }
 
-/// The account an API token belongs to, if the token is live.
-pub async fn user_by_token(st: &AppState, token: &str) -> AppResult<Option<User>> {
-    st.db.user_by_token(&auth::token_hash(token)).await
+/// The account a live API token belongs to, and what the token may do.
+pub async fn user_by_token(st: &AppState, token: &str) -> AppResult<Option<(User, Scopes)>> {
+    match st.db.user_by_token(&auth::token_hash(token)).await? {
+        Some((user, scopes)) => Ok(Some((user, Scopes::parse(&scopes)?))),
+        None => Ok(None),
+    }
 }
 
 /// The user and CSRF token of a live session, by the id in its cookie.
@@ -134,15 +138,42 @@ pub async fn tokens(st: &AppState, user: &User) -> AppResult<Vec<TokenRow>> {
     st.db.tokens_of(user.id).await
 }
 
+/// What a new token may do and how long it lives.
+#[derive(Debug, Clone, Default)]
+pub struct TokenGrant {
+    pub scopes: Scopes,
+    /// Days it works; forever if absent.
+    pub days: Option<i64>,
+}
+
+impl TokenGrant {
+    fn expires_at(&self) -> AppResult<Option<i64>> {
+        match self.days {
+            None => Ok(None),
+            Some(d) if (1..=3650).contains(&d) => Ok(Some(crate::domain::now() + d * 86_400)),
+            Some(_) => Err(AppError::Unprocessable("expires: 1 to 3650 days".into())),
+        }
+    }
+}
+
 /// A new API token for `user`: its id and the token, which is shown only now.
-pub async fn create_token(st: &AppState, user: &User, label: &str) -> AppResult<(i64, Secret)> {
+pub async fn create_token(
+    st: &AppState,
+    user: &User,
+    label: &str,
+    grant: &TokenGrant,
+) -> AppResult<(i64, Secret)> {
     if label.len() > 100 {
         return Err(AppError::Unprocessable(
             "labels have at most 100 characters".into(),
         ));
     }
+    let expires_at = grant.expires_at()?;
     let (token, hash) = auth::new_token();
-    let id = st.db.insert_token(user.id, &hash, label).await?;
+    let id = st
+        .db
+        .insert_token(user.id, &hash, label, &grant.scopes.to_string(), expires_at)
+        .await?;
     st.db
         .audit(Some(user), "token.create", &format!("token {id}"), "ok")
         .await?;
@@ -171,13 +202,38 @@ pub async fn audit(st: &AppState, user: &User, limit: Option<i64>) -> AppResult<
 }
 
 /// A new API token for the account named `user`, from the host's command line.
-pub async fn create_token_for(db: &crate::db::Db, user: &str, label: &str) -> AppResult<Secret> {
+pub async fn create_token_for(
+    db: &crate::db::Db,
+    user: &str,
+    label: &str,
+    grant: &TokenGrant,
+) -> AppResult<Secret> {
     let u = db
         .user_by_name(user)
         .await?
         .ok_or_else(|| AppError::Unprocessable(format!("no user named {user:?}")))?;
+    let expires_at = grant.expires_at()?;
     let (token, hash) = auth::new_token();
-    db.insert_token(u.id, &hash, label).await?;
+    db.insert_token(u.id, &hash, label, &grant.scopes.to_string(), expires_at)
+        .await?;
     db.audit(None, "token.create", user, "ok").await?;
     Ok(token)
+}
+
+/// The tokens of the account named `user`, from the host's command line.
+pub async fn tokens_for(db: &crate::db::Db, user: &str) -> AppResult<Vec<TokenRow>> {
+    let u = db
+        .user_by_name(user)
+        .await?
+        .ok_or_else(|| AppError::Unprocessable(format!("no user named {user:?}")))?;
+    db.tokens_of(u.id).await
+}
+
+/// Revokes token `id` whoever owns it, from the host's command line.
+pub async fn revoke_token_by_id(db: &crate::db::Db, id: i64) -> AppResult<()> {
+    if !db.revoke_any_token(id).await? {
+        return Err(AppError::Unprocessable(format!("no live token {id}")));
+    }
+    db.audit(None, "token.revoke", &format!("token {id}"), "ok")
+        .await
 }

@@ -155,3 +155,72 @@ async fn pages_and_answers_carry_security_headers() {
         assert_eq!(h["referrer-policy"], "same-origin", "{path}");
     }
 }
+
+#[tokio::test]
+async fn tokens_do_only_what_their_scopes_allow_until_they_expire() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let token = |scopes: serde_json::Value, days: Option<i64>| {
+        let alice = alice.clone();
+        async move {
+            let (status, body) = alice
+                .post(
+                    "/api/v1/tokens",
+                    json!({"label": "ci", "scopes": scopes, "expires_days": days}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            crate::support::Api {
+                token: body["token"].as_str().unwrap().to_string(),
+                ..alice.clone()
+            }
+        }
+    };
+    let read = token(json!(["read"]), None).await;
+    let (status, _) = read.get("/api/v1/containers").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = read.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("scopes (read)"),
+        "{body}"
+    );
+    // A scoped token cannot make itself a broader one.
+    let (status, _) = read.post("/api/v1/tokens", json!({"label": "more"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let containers = token(json!(["containers"]), Some(30)).await;
+    let (status, body) = containers.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = containers.get("/api/v1/invoices").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = alice
+        .post("/api/v1/tokens", json!({"scopes": ["root"]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // The list says what each may do and until when.
+    let (_, list) = alice.get("/api/v1/tokens").await;
+    let scoped: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["scopes"] == "containers")
+        .collect();
+    assert!(
+        scoped[0]["expires_at"].as_i64().unwrap() > acetate::domain::now(),
+        "{list}"
+    );
+    // An expired token is no token.
+    let old = token(json!([]), Some(1)).await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
+    sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE expires_at IS NOT NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, _) = old.get("/api/v1/containers").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -91,7 +91,7 @@ impl TestApp {
 
     /// An API client for an existing account.
     pub async fn api(&self, name: &str) -> Api {
-        let token = sessions::create_token_for(&self.state.db, name, "test")
+        let token = sessions::create_token_for(&self.state.db, name, "test", &Default::default())
             .await
             .unwrap();
         Api {

@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::db::{AuditRow, TokenRow};
+use crate::domain::scopes::Scopes;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Caller};
 use crate::service::sessions;
@@ -32,6 +33,13 @@ async fn list(AxState(st): AxState<AppState>, caller: Caller) -> ApiResult<Json<
 struct CreateToken {
     #[serde(default)]
     label: String,
+    /// Limit it to `read`, `containers`, `billing` and/or `metrics` (none: every right of
+    /// its owner).
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// Days it works (forever if absent).
+    #[serde(default)]
+    expires_days: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -50,7 +58,11 @@ async fn create(
     caller: Caller,
     ApiJson(req): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
-    let (id, token) = sessions::create_token(&st, &caller.0, &req.label).await?;
+    let grant = sessions::TokenGrant {
+        scopes: Scopes::parse(&req.scopes.join(","))?,
+        days: req.expires_days,
+    };
+    let (id, token) = sessions::create_token(&st, &caller.0, &req.label, &grant).await?;
     Ok((
         StatusCode::CREATED,
         Json(NewToken {

@@ -125,7 +125,8 @@ async fn create_token(
     if let Some(r) = session.reject_forged(&f.csrf) {
         return r;
     }
-    let token = match sessions::create_token(&st, &session.user, &f.label).await {
+    let grant = sessions::TokenGrant::default();
+    let token = match sessions::create_token(&st, &session.user, &f.label, &grant).await {
         Ok((_, token)) => token,
         Err(AppError::Unprocessable(_)) => {
             let msg = Some("Labels have at most 100 characters.".to_string());
