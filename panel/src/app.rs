@@ -119,7 +119,7 @@ impl App {
         crate::service::billing::spawn_schedule(st.db.clone(), st.plugins.clone());
         spawn_disk_guard(st.runtime.clone());
         spawn_autostart(st.runtime.clone());
-        spawn_login_pruning(st.logins.clone());
+        spawn_login_pruning(st.logins.clone(), st.db.clone());
         spawn_reconciler(st.clone());
         if let Some(listener) = self.metrics {
             let router = http::metrics::open_router(self.state.clone());
@@ -243,14 +243,21 @@ fn spawn_reconciler(st: AppState) {
     });
 }
 
-/// Forgets login counters that no longer lock or count, every ten minutes.
-fn spawn_login_pruning(logins: auth::LoginLimiter) {
+/// Forgets login counters that no longer lock or count, and ended sessions, every ten
+/// minutes.
+fn spawn_login_pruning(logins: auth::LoginLimiter, db: Db) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             tick.tick().await;
             if let Err(e) = logins.prune(crate::domain::now()).await {
                 tracing::warn!(error = %e, "pruning login counters");
+            }
+            if let Err(e) = db
+                .purge_sessions(crate::service::sessions::SESSION_IDLE)
+                .await
+            {
+                tracing::warn!(error = %e, "purging sessions");
             }
         }
     });

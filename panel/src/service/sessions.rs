@@ -8,8 +8,10 @@ use crate::domain::scopes::Scopes;
 use crate::domain::{Role, User};
 use crate::error::{AppError, AppResult};
 
-/// Session lifetime in seconds.
+/// Session lifetime in seconds, however busy.
 pub const SESSION_TTL: i64 = 12 * 3600;
+/// A session unused this long (seconds) ends.
+pub const SESSION_IDLE: i64 = 2 * 3600;
 
 /// Why a login did not succeed.
 #[derive(Debug)]
@@ -94,7 +96,26 @@ pub async fn user_by_token(st: &AppState, token: &str) -> AppResult<Option<(User
 
 /// The user and CSRF token of a live session, by the id in its cookie.
 pub async fn session(st: &AppState, id: &str) -> AppResult<Option<(User, String)>> {
-    st.db.session(&auth::token_hash(id)).await
+    st.db.session(&auth::token_hash(id), SESSION_IDLE).await
+}
+
+/// Ends every session of `user`, this one too ("log out everywhere").
+pub async fn end_all_sessions(st: &AppState, user: &User) -> AppResult<u64> {
+    let n = st.db.delete_sessions_of(user.id).await?;
+    st.db
+        .audit(
+            Some(user),
+            "sessions.end",
+            &user.name,
+            &format!("{n} ended"),
+        )
+        .await?;
+    Ok(n)
+}
+
+/// `user`'s live sessions: (started, last used), newest first.
+pub async fn sessions_of(st: &AppState, user: &User) -> AppResult<Vec<(i64, i64)>> {
+    st.db.sessions_of(user.id, SESSION_IDLE).await
 }
 
 pub async fn logout(st: &AppState, id: &str) -> AppResult<()> {

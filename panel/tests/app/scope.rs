@@ -224,3 +224,51 @@ async fn tokens_do_only_what_their_scopes_allow_until_they_expire() {
     let (status, _) = old.get("/api/v1/containers").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn sessions_end_when_idle_and_all_at_once_on_request() {
+    use crate::support::{login, page, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    app.customer(&acme, "alice", "basic").await;
+    let first = login(&app, "alice", PASSWORD).await;
+    let second = login(&app, "alice", PASSWORD).await;
+    let (status, body) = page(&app, &first, "/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Log out everywhere"), "{body}");
+    assert_eq!(
+        body.matches("<tr><td>20").count(),
+        2,
+        "two sessions listed: {body}"
+    );
+    // Idle for more than two hours: over.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
+    sqlx::query("UPDATE sessions SET last_seen = $1")
+        .bind(acetate::domain::now() - 3 * 3600)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, _) = page(&app, &first, "/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "back to the login page");
+    // Log out everywhere ends every session of the account.
+    let third = login(&app, "alice", PASSWORD).await;
+    let fourth = login(&app, "alice", PASSWORD).await;
+    let (_, body) = page(&app, &third, "/account").await;
+    let start = body.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = body[start..].split('"').next().unwrap().to_string();
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/account/sessions/end", app.base))
+        .header("cookie", third.as_str())
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    for cookie in [&second, &third, &fourth] {
+        assert_eq!(page(&app, cookie, "/").await.0, StatusCode::SEE_OTHER);
+    }
+}

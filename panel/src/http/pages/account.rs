@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/password", post(change_password))
         .route("/account/tokens", post(create_token))
         .route("/account/tokens/{id}/revoke", post(revoke_token))
+        .route("/account/sessions/end", post(end_sessions))
 }
 
 #[derive(askama::Template)]
@@ -30,6 +31,8 @@ struct AccountPage {
     user: String,
     csrf: String,
     tokens: Vec<TokenRow>,
+    /// (logged in, last used), as dates.
+    sessions: Vec<(String, String)>,
     new_token: Option<String>,
     message: Option<String>,
     error: Option<String>,
@@ -47,7 +50,15 @@ async fn show(
         Ok(t) => t,
         Err(e) => return PageError(e).into_response(),
     };
+    let sessions = match sessions::sessions_of(st, &session.user).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|(a, b)| (super::human_time(a), super::human_time(b)))
+            .collect(),
+        Err(e) => return PageError(e).into_response(),
+    };
     let page = AccountPage {
+        sessions,
         user: session.user.name.clone(),
         csrf: session.csrf.clone(),
         tokens,
@@ -160,6 +171,21 @@ async fn revoke_token(
             let msg = Some("No such active token.".to_string());
             show(&st, &session, StatusCode::NOT_FOUND, None, None, msg).await
         }
+        Err(e) => PageError(e).into_response(),
+    }
+}
+
+/// Ends every session of the user, this one too, and goes to the login page.
+async fn end_sessions(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match sessions::end_all_sessions(&st, &session.user).await {
+        Ok(_) => Redirect::to("/login").into_response(),
         Err(e) => PageError(e).into_response(),
     }
 }

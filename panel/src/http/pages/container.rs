@@ -24,18 +24,6 @@ use crate::runtime::CommandOutcome;
 use crate::service::containers::{self, Action, Resize};
 use crate::service::{faults, metering, AppState};
 
-/// "2026-11-26 09:41" (UTC).
-fn human_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let (y, m, d) = crate::domain::period::civil(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60
-    )
-}
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/containers/{name}", get(container_page))
@@ -178,7 +166,7 @@ async fn render_container(
         .faults
         .iter()
         .take(20)
-        .map(|f| (human_time(f.at), faults::describe(f)))
+        .map(|f| (super::human_time(f.at), faults::describe(f)))
         .collect();
     let graphs = match graphs(st, row.id).await {
         Ok(g) => g,

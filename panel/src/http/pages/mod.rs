@@ -47,3 +47,15 @@ async fn finish(st: &AppState, op: &OperationRow) -> AppResult<Option<Response>>
         None => Ok(Some(Redirect::to(&operations::page_of(op)).into_response())),
     }
 }
+
+/// "2026-11-26 09:41" (UTC).
+pub(super) fn human_time(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let (y, m, d) = crate::domain::period::civil(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}

@@ -1,0 +1,2 @@
+-- When a session was last used: sessions idle too long end, like those past their expiry.
+ALTER TABLE sessions ADD COLUMN last_seen BIGINT NOT NULL DEFAULT 0;
