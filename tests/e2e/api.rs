@@ -679,6 +679,29 @@ async fn the_api_behaves_the_same_on_postgresql() {
                 .any(|e| e["action"] == "container.resize"),
             "{log}"
         );
+        // Failed logins are counted in PostgreSQL too, and lock.
+        let browser = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        for _ in 0..5 {
+            let status =
+                crate::web::login_status(&browser, &server.base, "erin", "not her password").await;
+            assert!(
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+                "{status}"
+            );
+        }
+        let status =
+            crate::web::login_status(&browser, &server.base, "erin", "a long enough password")
+                .await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "locked after five failures"
+        );
+        let (status, _) = reseller.post("/api/v1/users/erin/unlock", json!({})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
         erin.token.clone()
     };
 

@@ -138,6 +138,21 @@ impl Browser<'_> {
     }
 }
 
+/// The status of one login attempt through the form (a fresh browser).
+pub(crate) async fn login_status(
+    http: &Client,
+    base: &str,
+    name: &str,
+    password: &str,
+) -> StatusCode {
+    let mut b = Browser {
+        http: http.clone(),
+        base,
+        cookies: Vec::new(),
+    };
+    b.login(name, password).await.status
+}
+
 /// A browser logged in as `name`.
 pub(crate) async fn logged_in<'a>(
     http: &Client,

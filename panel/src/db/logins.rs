@@ -116,4 +116,17 @@ impl Db {
             .await?;
         Ok(())
     }
+
+    /// Forgets every failure counted against `account` (alone or with any address).
+    pub async fn unlock_account(&self, account: &str) -> AppResult<u64> {
+        let pair_suffix = format!("%|{account}");
+        let done = sqlx::query(
+            "DELETE FROM login_counters WHERE key = $1 OR (key LIKE 'pair:%' AND key LIKE $2)",
+        )
+        .bind(format!("acct:{account}"))
+        .bind(pair_suffix)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -382,3 +382,46 @@ pub async fn add_user(
     )
     .await
 }
+
+/// An account the caller manages: the provider manages resellers and customers, a reseller
+/// its own customers. Anything else is not found.
+async fn managed_account(st: &AppState, caller: &User, name: &str) -> AppResult<User> {
+    let user = st.db.user_by_name(name).await?.ok_or(AppError::NotFound)?;
+    let below = match caller.role() {
+        Role::Provider => user.role() != Role::Provider,
+        Role::Reseller => user.reseller_id == Some(caller.id),
+        Role::Customer => false,
+    };
+    if !below {
+        return Err(AppError::NotFound);
+    }
+    Ok(user)
+}
+
+/// Lifts the login lock of an account the caller manages.
+pub async fn unlock(st: &AppState, caller: &User, name: &str) -> AppResult<()> {
+    let user = managed_account(st, caller, name).await?;
+    let n = st.db.unlock_account(&user.name).await?;
+    st.db
+        .audit(
+            Some(caller),
+            "user.unlock",
+            &user.name,
+            &format!("{n} counters cleared"),
+        )
+        .await
+}
+
+/// Gives an account the caller manages a new one-time password (shown once), ending its
+/// sessions and lifting its login lock.
+pub async fn reset_password(st: &AppState, caller: &User, name: &str) -> AppResult<Secret> {
+    let user = managed_account(st, caller, name).await?;
+    let password = auth::generate_password();
+    let hash = auth::hash_bounded(password.clone()).await?;
+    st.db.set_password(user.id, &hash, "").await?;
+    st.db.unlock_account(&user.name).await?;
+    st.db
+        .audit(Some(caller), "user.password_reset", &user.name, "ok")
+        .await?;
+    Ok(password)
+}

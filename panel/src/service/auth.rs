@@ -152,8 +152,10 @@ fn ip_key(address: &str) -> String {
     format!("ip:{address}")
 }
 
+/// The counter of one account from one address (`|` appears in neither: account names are
+/// letters, digits and `-_.`, addresses are IP text; PostgreSQL text cannot hold NUL).
 fn pair_key(name: &str, address: &str) -> String {
-    format!("pair:{address}\0{name}")
+    format!("pair:{address}|{name}")
 }
 
 fn account_key(name: &str) -> String {

@@ -272,3 +272,51 @@ async fn sessions_end_when_idle_and_all_at_once_on_request() {
         assert_eq!(page(&app, cookie, "/").await.0, StatusCode::SEE_OTHER);
     }
 }
+
+#[tokio::test]
+async fn resellers_unlock_and_reset_their_customers_passwords() {
+    use crate::support::{try_login, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let other = app.reseller("other", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    for _ in 0..5 {
+        try_login(&app, "alice", "wrong password!").await;
+    }
+    let (status, _) = try_login(&app, "alice", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "locked");
+    for (api, want) in [
+        (&other, StatusCode::NOT_FOUND),
+        (&alice, StatusCode::NOT_FOUND),
+    ] {
+        let (status, _) = api.post("/api/v1/users/alice/unlock", json!({})).await;
+        assert_eq!(status, want);
+    }
+    let (status, _) = acme.post("/api/v1/users/alice/unlock", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = try_login(&app, "alice", PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "unlocked");
+    // A new one-time password: the old one and the old sessions are over.
+    let (status, body) = acme
+        .post("/api/v1/users/alice/password-reset", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = body["password"].as_str().unwrap().to_string();
+    assert_eq!(
+        try_login(&app, "alice", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        try_login(&app, "alice", &fresh).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _) = other
+        .post("/api/v1/users/alice/password-reset", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nobody resets the provider's.
+    let (status, _) = acme
+        .post("/api/v1/users/admin/password-reset", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -257,6 +257,13 @@ pub fn assert_error(body: &Value, code: &str) {
 
 /// Logs in through the login form as a browser would; the session cookie.
 pub async fn login(app: &TestApp, name: &str, password: &str) -> String {
+    let (status, cookie) = try_login(app, name, password).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "log in as {name}");
+    cookie.expect("a session cookie")
+}
+
+/// Tries to log in through the login form: the status and the session cookie, if any.
+pub async fn try_login(app: &TestApp, name: &str, password: &str) -> (StatusCode, Option<String>) {
     let http = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -287,17 +294,15 @@ pub async fn login(app: &TestApp, name: &str, password: &str) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "log in as {name}");
-    resp.headers()
+    let status = resp.status();
+    let cookie = resp
+        .headers()
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap())
         .find(|v| v.starts_with("acetate_session="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+        .map(|v| v.split(';').next().unwrap().to_string());
+    (status, cookie)
 }
 
 /// A page as the browser with `cookie` gets it: status and body.

@@ -25,6 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_customers, create_customer))
         .routes(routes!(suspend))
         .routes(routes!(unsuspend))
+        .routes(routes!(unlock))
+        .routes(routes!(reset_password))
 }
 
 #[utoipa::path(get, operation_id = "accounts_list_resellers", path = "/api/v1/resellers", tag = "accounts",
@@ -266,4 +268,42 @@ async fn unsuspend(
     Ok(Json(
         accounts::set_suspension(&st, &caller.0, &name, false).await?,
     ))
+}
+
+#[utoipa::path(post, operation_id = "accounts_unlock", path = "/api/v1/users/{name}/unlock",
+    tag = "accounts",
+    summary = "Lift the login lock of an account below the caller (provider: resellers and customers; reseller: its customers)",
+    params(("name" = String, Path, description = "the account")),
+    responses((status = 204, description = "unlocked"),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
+async fn unlock(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    accounts::unlock(&st, &caller.0, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct OneTimePassword {
+    /// Shown only in this answer: give it to its owner, who should change it.
+    password: String,
+}
+
+#[utoipa::path(post, operation_id = "accounts_reset_password", path = "/api/v1/users/{name}/password-reset",
+    tag = "accounts",
+    summary = "Give an account below the caller a new one-time password (ends its sessions, lifts its lock)",
+    params(("name" = String, Path, description = "the account")),
+    responses((status = 200, description = "the new password, shown once", body = OneTimePassword),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
+async fn reset_password(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<OneTimePassword>> {
+    let password = accounts::reset_password(&st, &caller.0, &name).await?;
+    Ok(Json(OneTimePassword {
+        password: password.0,
+    }))
 }
