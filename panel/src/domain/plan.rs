@@ -41,6 +41,51 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Checks that the plan makes sense: every limit above zero, each container's within
+    /// the customer's totals. The refusal names the field.
+    pub fn check(&self) -> Result<(), String> {
+        let b = |v: i64| acetate_engine::size::format_bytes(v.max(0) as u64);
+        let c = |v: i64| acetate_engine::size::format_cpus(v.clamp(0, i64::from(u32::MAX)) as u32);
+        let positive = [
+            ("container memory", self.ct_memory),
+            ("container cpus", self.ct_cpus_milli),
+            ("container disk", self.ct_disk),
+            ("container procs", self.ct_procs),
+            ("customer containers", self.max_containers),
+            ("customer memory", self.total_memory),
+            ("customer cpus", self.total_cpus_milli),
+            ("customer disk", self.total_disk),
+        ];
+        if let Some((what, _)) = positive.iter().find(|(_, v)| *v <= 0) {
+            return Err(format!("{what} must be above zero"));
+        }
+        if self.price_minor < 0 {
+            return Err("price cannot be negative".into());
+        }
+        if self.ct_memory > self.total_memory {
+            return Err(format!(
+                "container memory {} is above the customer's total {}",
+                b(self.ct_memory),
+                b(self.total_memory)
+            ));
+        }
+        if self.ct_cpus_milli > self.total_cpus_milli {
+            return Err(format!(
+                "container cpus {} are above the customer's total {}",
+                c(self.ct_cpus_milli),
+                c(self.total_cpus_milli)
+            ));
+        }
+        if self.ct_disk > self.total_disk {
+            return Err(format!(
+                "container disk {} is above the customer's total {}",
+                b(self.ct_disk),
+                b(self.total_disk)
+            ));
+        }
+        Ok(())
+    }
+
     /// The templates the plan offers; `None`: every installed one.
     pub fn allowed_templates(&self) -> Option<Vec<&str>> {
         let list: Vec<&str> = self

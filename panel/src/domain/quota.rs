@@ -94,6 +94,43 @@ pub fn check(
     Ok(())
 }
 
+/// Checks a pool the provider sets against what the reseller's customers already hold:
+/// never below it. The refusal names the field and both figures.
+pub fn check_pool(pool: &Pool, used: &Totals) -> Result<(), String> {
+    let b = |v: i64| format_bytes(v.max(0) as u64);
+    let c = |v: i64| format_cpus(v.clamp(0, i64::from(u32::MAX)) as u32);
+    if pool.memory < 0 || pool.cpus_milli < 0 || pool.disk < 0 || pool.containers < 0 {
+        return Err("a pool's figures cannot be negative".into());
+    }
+    let below = [
+        (
+            "containers",
+            pool.containers < used.containers,
+            pool.containers.to_string(),
+            used.containers.to_string(),
+        ),
+        (
+            "memory",
+            pool.memory < used.memory,
+            b(pool.memory),
+            b(used.memory),
+        ),
+        (
+            "cpus",
+            pool.cpus_milli < used.cpus_milli,
+            c(pool.cpus_milli),
+            c(used.cpus_milli),
+        ),
+        ("disk", pool.disk < used.disk, b(pool.disk), b(used.disk)),
+    ];
+    if let Some((what, _, set, held)) = below.iter().find(|(_, low, _, _)| *low) {
+        return Err(format!(
+            "{what} {set} is below the {held} the reseller's customers already hold"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a container's I/O caps against its plan's: where the plan caps, the container
 /// must have a cap, and at most the plan's.
 pub fn check_io(plan: &Plan, io: &acetate_engine::IoLimits) -> Result<(), String> {
@@ -161,6 +198,34 @@ mod tests {
             ct_io_write_iops: 0,
             templates: String::new(),
         }
+    }
+
+    #[test]
+    fn plans_and_pools_must_make_sense() {
+        plan().check().unwrap();
+        let e = Plan {
+            max_containers: 0,
+            ..plan()
+        }
+        .check()
+        .unwrap_err();
+        assert!(e.contains("customer containers"), "{e}");
+        let e = Plan {
+            ct_memory: 1 << 30,
+            ..plan()
+        }
+        .check()
+        .unwrap_err();
+        assert!(e.contains("container memory") && e.contains("total"), "{e}");
+        let used = Totals {
+            containers: 2,
+            memory: 2 << 30,
+            cpus_milli: 1000,
+            disk: 1 << 30,
+        };
+        check_pool(&pool(), &Totals::default()).unwrap();
+        let e = check_pool(&pool(), &used).unwrap_err();
+        assert!(e.contains("memory") && e.contains("already hold"), "{e}");
     }
 
     #[test]

@@ -83,11 +83,6 @@ pub async fn set_pool(
         .await?
         .filter(|u| u.role() == Role::Reseller)
         .ok_or(AppError::NotFound)?;
-    if limits.containers < 0 {
-        return Err(AppError::Unprocessable(
-            "containers cannot be negative".into(),
-        ));
-    }
     let pool = Pool {
         reseller_id: reseller.id,
         memory: limits.memory,
@@ -95,6 +90,8 @@ pub async fn set_pool(
         disk: limits.disk,
         containers: limits.containers,
     };
+    let used = st.db.reseller_totals(reseller.id, -1).await?;
+    crate::domain::quota::check_pool(&pool, &used).map_err(AppError::Unprocessable)?;
     st.db.set_pool(&pool).await?;
     st.db
         .audit(Some(caller), "reseller.pool", name, "ok")
@@ -180,6 +177,7 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
         ct_io_write_iops: cap(p.io.write_iops)?,
         templates: p.templates.join(","),
     };
+    plan.check().map_err(AppError::Unprocessable)?;
     plan.id = st.db.create_plan(&plan).await?;
     st.db
         .audit(Some(caller), "plan.create", &plan.name, "ok")

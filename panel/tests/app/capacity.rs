@@ -168,3 +168,48 @@ async fn a_plans_disk_io_caps_apply_to_every_container_and_cannot_be_lifted() {
     let (_, db) = alice.get("/api/v1/containers/db").await;
     assert_eq!(db["limits"]["io"]["write_bps"], 5 << 20, "unchanged: {db}");
 }
+
+#[tokio::test]
+async fn absurd_plans_and_pools_below_what_is_used_are_refused() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let absurd = json!({"name": "absurd", "price_minor": 500, "currency": "EUR",
+        "container": {"memory": "4G", "cpus": 1, "disk": "1G", "procs": 256},
+        "customer": {"containers": 3, "memory": "2G", "cpus": 2, "disk": "2G"}});
+    let (status, body) = acme.post("/api/v1/plans", absurd).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("container memory"),
+        "{body}"
+    );
+    let none = json!({"name": "none", "price_minor": 500, "currency": "EUR",
+        "container": {"memory": "1G", "cpus": 1, "disk": "1G", "procs": 256},
+        "customer": {"containers": 0, "memory": "2G", "cpus": 2, "disk": "2G"}});
+    let (status, body) = acme.post("/api/v1/plans", none).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let alice = app.customer(&acme, "alice", "basic").await;
+    for name in ["a", "b"] {
+        let (status, _) = alice.create(json!({"name": format!("web-{name}")})).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let provider = app.api("admin").await;
+    let (status, body) = provider
+        .call(Method::PUT, "/api/v1/resellers/acme/pool", Some(pool(1)))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already hold"),
+        "{body}"
+    );
+    let (_, resellers) = provider.get("/api/v1/resellers").await;
+    assert_eq!(
+        resellers[0]["pool"]["containers"], 10,
+        "unchanged: {resellers}"
+    );
+}

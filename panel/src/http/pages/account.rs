@@ -9,6 +9,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::db::TokenRow;
+use crate::domain::scopes::{Scope, Scopes};
 use crate::error::AppError;
 use crate::http::error::PageError;
 use crate::http::render::render;
@@ -126,6 +127,12 @@ struct TokenForm {
     csrf: String,
     #[serde(default)]
     label: String,
+    scope_read: Option<String>,
+    scope_containers: Option<String>,
+    scope_billing: Option<String>,
+    scope_metrics: Option<String>,
+    #[serde(default)]
+    expires_days: String,
 }
 
 async fn create_token(
@@ -136,11 +143,45 @@ async fn create_token(
     if let Some(r) = session.reject_forged(&f.csrf) {
         return r;
     }
-    let grant = sessions::TokenGrant::default();
+    let mut scopes = Vec::new();
+    for (ticked, scope) in [
+        (&f.scope_read, Scope::Read),
+        (&f.scope_containers, Scope::Containers),
+        (&f.scope_billing, Scope::Billing),
+        (&f.scope_metrics, Scope::Metrics),
+    ] {
+        if ticked.is_some() {
+            scopes.push(scope);
+        }
+    }
+    let days = f.expires_days.trim();
+    let days = if days.is_empty() {
+        None
+    } else {
+        match days.parse::<i64>() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                let msg = Some("Days: give a whole number, or leave it empty.".to_string());
+                return show(
+                    &st,
+                    &session,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    None,
+                    None,
+                    msg,
+                )
+                .await;
+            }
+        }
+    };
+    let grant = sessions::TokenGrant {
+        scopes: Scopes(scopes),
+        days,
+    };
     let token = match sessions::create_token(&st, &session.user, &f.label, &grant).await {
         Ok((_, token)) => token,
-        Err(AppError::Unprocessable(_)) => {
-            let msg = Some("Labels have at most 100 characters.".to_string());
+        Err(AppError::Unprocessable(m)) => {
+            let msg = Some(format!("{m}."));
             return show(
                 &st,
                 &session,
