@@ -320,3 +320,60 @@ async fn resellers_unlock_and_reset_their_customers_passwords() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_provider_and_the_reseller_operate_a_customers_container_from_the_web() {
+    use crate::support::{login, page, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    app.reseller("other", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, _) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // The provider's dashboard links to it; its page opens with the owner in the query.
+    let admin = login(&app, "admin", "provider-password-1").await;
+    let (_, dash) = page(&app, &admin, "/").await;
+    assert!(dash.contains("/containers/web?owner=alice"), "{dash}");
+    let (status, body) = page(&app, &admin, "/containers/web?owner=alice").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("action=\"/containers/web/stop?owner=alice\""),
+        "{body}"
+    );
+    // Alice's reseller may too; another reseller and another customer may not.
+    let reseller = login(&app, "acme", PASSWORD).await;
+    assert_eq!(
+        page(&app, &reseller, "/containers/web?owner=alice").await.0,
+        StatusCode::OK
+    );
+    let stranger = login(&app, "other", PASSWORD).await;
+    assert_eq!(
+        page(&app, &stranger, "/containers/web?owner=alice").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // The provider stops it from the page: done, and audited as the provider.
+    let start = body.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = body[start..].split('"').next().unwrap().to_string();
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/containers/web/stop?owner=alice", app.base))
+        .header("cookie", admin.as_str())
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, shown) = alice.get("/api/v1/containers/web").await;
+    assert_eq!(shown["state"], "stopped");
+    let provider = app.api("admin").await;
+    let (_, log) = provider.get("/api/v1/audit").await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "container.stop" && e["actor"] == "admin"),
+        "{log}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use acetate_engine::size::{format_bytes, format_cpus};
 use askama::Template;
-use axum::extract::{Path, State as AxState};
+use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ use crate::domain::size::{Cpus, Size};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::http::error::{is_client_error, status, PageError};
+use crate::http::extract::OwnerQuery;
 use crate::http::render::{not_found, page_error, render};
 use crate::http::session::Session;
 use crate::runtime::CommandOutcome;
@@ -102,6 +103,8 @@ async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError
 #[template(path = "container.html")]
 struct ContainerPage {
     c: Row,
+    /// `?owner=NAME` when the provider or a reseller looks at a customer's container.
+    owner_q: String,
     /// Current limits, as the resize form shows them.
     limits: Option<(String, String, String, u64)>,
     /// Its address on the host's network, and the gateway.
@@ -119,24 +122,41 @@ struct ContainerPage {
     error: Option<String>,
 }
 
+/// The container a page is about: its owner's name for it, and whose it is when the
+/// provider or a reseller looks at a customer's (`?owner=`).
+struct Target {
+    name: String,
+    owner: Option<String>,
+}
+
+impl Target {
+    fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// The query that keeps the owner on links and forms ("" for one's own).
+    fn query(&self) -> String {
+        self.owner
+            .as_deref()
+            .map_or(String::new(), |o| format!("?owner={o}"))
+    }
+}
+
 async fn render_container(
     st: &AppState,
     session: &Session,
-    name: &str,
+    t: &Target,
     status: StatusCode,
     command: String,
     output: Option<CommandOutcome>,
     error: Option<String>,
 ) -> Response {
-    if session.user.role() != Role::Customer {
-        return page_error(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such container.",
-        );
+    let name = t.name.as_str();
+    if session.user.role() == Role::Customer && t.owner.is_some() {
+        return not_found("container");
     }
     // Only this container: one row, and its entry in the snapshot.
-    let row = match containers::resolve(st, &session.user, name, None).await {
+    let row = match containers::resolve(st, &session.user, name, t.owner()).await {
         Ok(row) => row,
         Err(AppError::NotFound) => {
             return page_error(
@@ -153,7 +173,7 @@ async fn render_container(
         Err(e) => return PageError(e).into_response(),
     };
     let c_template = view.template.clone();
-    let report = match faults::of_container(st, &session.user, name, None, None).await {
+    let report = match faults::of_container(st, &session.user, name, t.owner(), None).await {
         Ok(r) => r,
         Err(e) => return PageError(e).into_response(),
     };
@@ -185,6 +205,7 @@ async fn render_container(
         .as_ref()
         .map(|n| (n.address.to_string(), n.gateway.to_string()));
     let page = ContainerPage {
+        owner_q: t.query(),
         c: dashboard::row(&view),
         limits,
         address,
@@ -205,26 +226,22 @@ async fn container_page(
     AxState(st): AxState<AppState>,
     session: Session,
     Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
 ) -> Response {
-    render_container(
-        &st,
-        &session,
-        &name,
-        StatusCode::OK,
-        String::new(),
-        None,
-        None,
-    )
-    .await
+    let t = Target {
+        name,
+        owner: q.owner,
+    };
+    render_container(&st, &session, &t, StatusCode::OK, String::new(), None, None).await
 }
 
 /// The container page again, saying that the name typed did not match.
-async fn unconfirmed(st: &AppState, session: &Session, name: &str, done: &str) -> Response {
-    let msg = format!("Type {name:?} to confirm: nothing was {done}.");
+async fn unconfirmed(st: &AppState, session: &Session, t: &Target, done: &str) -> Response {
+    let msg = format!("Type {:?} to confirm: nothing was {done}.", t.name);
     render_container(
         st,
         session,
-        name,
+        t,
         StatusCode::UNPROCESSABLE_ENTITY,
         String::new(),
         None,
@@ -238,7 +255,7 @@ async fn unconfirmed(st: &AppState, session: &Session, name: &str, done: &str) -
 async fn after_change(
     st: &AppState,
     session: &Session,
-    name: &str,
+    t: &Target,
     verb: &str,
     started: AppResult<OperationRow>,
 ) -> Response {
@@ -247,21 +264,12 @@ async fn after_change(
         Err(e) => Err(e),
     };
     match result {
-        Ok(None) => Redirect::to(&format!("/containers/{name}")).into_response(),
+        Ok(None) => Redirect::to(&format!("/containers/{}{}", t.name, t.query())).into_response(),
         Ok(Some(progress)) => progress,
         Err(AppError::NotFound) => not_found("container"),
         Err(e) if is_client_error(&e) => {
-            let msg = format!("Could not {verb} {name:?}: {e}");
-            render_container(
-                st,
-                session,
-                name,
-                status(&e),
-                String::new(),
-                None,
-                Some(msg),
-            )
-            .await
+            let msg = format!("Could not {verb} {:?}: {e}", t.name);
+            render_container(st, session, t, status(&e), String::new(), None, Some(msg)).await
         }
         Err(e) => PageError(e).into_response(),
     }
@@ -287,11 +295,18 @@ async fn action(
     AxState(st): AxState<AppState>,
     session: Session,
     Path((name, action)): Path<(String, String)>,
+    Query(q): Query<OwnerQuery>,
     Form(f): Form<ActionForm>,
 ) -> Response {
     if let Some(r) = session.reject_forged(&f.csrf) {
         return r;
     }
+    let t = Target {
+        name: name.clone(),
+        owner: q.owner,
+    };
+    let owner = t.owner.clone();
+    let owner = owner.as_deref();
     let action = match action.as_str() {
         "start" => Action::Start,
         "stop" => Action::Stop,
@@ -299,24 +314,15 @@ async fn action(
         "exec" => {
             let command = f.command.unwrap_or_default();
             let argv = vec!["sh".to_string(), "-c".to_string(), command.clone()];
-            return match containers::exec(&st, &session.user, &name, None, argv, None).await {
+            return match containers::exec(&st, &session.user, &name, owner, argv, None).await {
                 Ok(out) => {
-                    render_container(
-                        &st,
-                        &session,
-                        &name,
-                        StatusCode::OK,
-                        command,
-                        Some(out),
-                        None,
-                    )
-                    .await
+                    render_container(&st, &session, &t, StatusCode::OK, command, Some(out), None)
+                        .await
                 }
                 Err(AppError::NotFound) => not_found("container"),
                 Err(e) if is_client_error(&e) => {
                     let msg = format!("Could not run the command: {e}");
-                    render_container(&st, &session, &name, status(&e), command, None, Some(msg))
-                        .await
+                    render_container(&st, &session, &t, status(&e), command, None, Some(msg)).await
                 }
                 Err(e) => PageError(e).into_response(),
             };
@@ -353,7 +359,7 @@ async fn action(
                     return render_container(
                         &st,
                         &session,
-                        &name,
+                        &t,
                         StatusCode::UNPROCESSABLE_ENTITY,
                         String::new(),
                         None,
@@ -362,20 +368,20 @@ async fn action(
                     .await;
                 }
             };
-            let started = containers::resize(&st, &session.user, &name, None, resize).await;
-            return after_change(&st, &session, &name, "resize", started).await;
+            let started = containers::resize(&st, &session.user, &name, owner, resize).await;
+            return after_change(&st, &session, &t, "resize", started).await;
         }
         "reinstall" => {
             if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
-                return unconfirmed(&st, &session, &name, "reinstalled").await;
+                return unconfirmed(&st, &session, &t, "reinstalled").await;
             }
             let template = f.template.as_deref().and_then(opt);
-            let started = containers::reinstall(&st, &session.user, &name, None, template).await;
-            return after_change(&st, &session, &name, "reinstall", started).await;
+            let started = containers::reinstall(&st, &session.user, &name, owner, template).await;
+            return after_change(&st, &session, &t, "reinstall", started).await;
         }
         "destroy" => {
             if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
-                return unconfirmed(&st, &session, &name, "destroyed").await;
+                return unconfirmed(&st, &session, &t, "destroyed").await;
             }
             let result = match containers::destroy(&st, &session.user, &name, None).await {
                 Ok(op) => super::finish(&st, &op).await,
@@ -390,7 +396,7 @@ async fn action(
         }
         _ => return not_found("page"),
     };
-    let result = match containers::act(&st, &session.user, &name, None, action).await {
+    let result = match containers::act(&st, &session.user, &name, owner, action).await {
         Ok(op) => super::finish(&st, &op).await,
         Err(e) => Err(e),
     };
