@@ -117,7 +117,8 @@ pub fn run_token(database: &str, out: &super::output::Output, cmd: TokenCmd) -> 
                                 } else {
                                     t.scopes.clone()
                                 },
-                                t.expires_at.map_or("never".into(), |e| e.to_string()),
+                                t.expires_at
+                                    .map_or("never".into(), crate::domain::period::human),
                                 if t.revoked_at.is_some() {
                                     "revoked".into()
                                 } else {

@@ -25,6 +25,17 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// "2026-11-26 09:41" (UTC) for Unix time `t`.
+pub fn human(t: i64) -> String {
+    let (y, m, d) = civil(t.div_euclid(86_400));
+    let secs = t.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
 /// (year, month, day) of a day count since 1970-01-01.
 pub fn civil(days: i64) -> (i64, i64, i64) {
     let (y, m) = civil_from_days(days);
@@ -113,6 +124,10 @@ mod tests {
         assert_eq!(Period::containing(p.end).label, "2026-12");
         assert_eq!(dec.previous(), p);
         assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(
+            human(1_795_651_200 + 9 * 3600 + 41 * 60),
+            "2026-11-26 09:41"
+        );
         assert_eq!(civil(1_795_651_200 / 86_400), (2026, 11, 26));
         for bad in [
             "2026-13", "2026-00", "26-11", "2026/11", "", "2026-1", "abcd-ef",

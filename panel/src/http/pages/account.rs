@@ -31,7 +31,8 @@ pub fn router() -> Router<AppState> {
 struct AccountPage {
     user: String,
     csrf: String,
-    tokens: Vec<TokenRow>,
+    /// Each token with its end as a date ("no end" without one).
+    tokens: Vec<(TokenRow, String)>,
     /// (logged in, last used), as dates.
     sessions: Vec<(String, String)>,
     new_token: Option<String>,
@@ -48,7 +49,15 @@ async fn show(
     error: Option<String>,
 ) -> Response {
     let tokens = match sessions::tokens(st, &session.user).await {
-        Ok(t) => t,
+        Ok(t) => t
+            .into_iter()
+            .map(|t| {
+                let until = t
+                    .expires_at
+                    .map_or_else(|| "no end".to_string(), super::human_time);
+                (t, until)
+            })
+            .collect(),
         Err(e) => return PageError(e).into_response(),
     };
     let sessions = match sessions::sessions_of(st, &session.user).await {

@@ -50,12 +50,5 @@ async fn finish(st: &AppState, op: &OperationRow) -> AppResult<Option<Response>>
 
 /// "2026-11-26 09:41" (UTC).
 pub(super) fn human_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let (y, m, d) = crate::domain::period::civil(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    crate::domain::period::human(t)
 }
