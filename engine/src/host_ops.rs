@@ -33,6 +33,12 @@ impl Engine {
         capacity::relieve(self.layout.root(), &self.disk)
     }
 
+    /// Installed templates, without counting their containers: reads only the templates
+    /// directory (not every container's config), for checks on hot paths.
+    pub fn installed_templates(&self) -> Result<Vec<TemplateInfo>> {
+        template::list(&self.layout)
+    }
+
     /// Installed templates, with how many containers use each.
     pub fn templates(&self) -> Result<Vec<TemplateInfo>> {
         let mut list = template::list(&self.layout)?;

@@ -14,7 +14,9 @@ pub mod devices;
 pub mod error;
 mod host_ops;
 pub mod identity;
+mod idmap;
 mod live;
+mod loopdev;
 pub mod lxcfs;
 pub mod mounts;
 pub mod network;
@@ -527,50 +529,8 @@ impl Engine {
             let _ = cgroup.delete();
             return Err(e);
         }
-        attach_lxcfs(name, st.pid);
+        lxcfs::attach(name, st.pid);
         Ok(self.info(cfg, Some(st)))
-    }
-
-    /// Keeps lxcfs's views right in every running container: when lxcfs died, its dead
-    /// files are taken out (the containers see the host's figures) and it is started again;
-    /// when a new lxcfs instance answers, its files are bound in live. Cheap while nothing
-    /// changed (a `statfs` and a `stat`): call it every few seconds.
-    pub fn supervise_lxcfs(&self) -> Result<()> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static SEEN: AtomicU64 = AtomicU64::new(0);
-        let now = lxcfs::instance();
-        if now.is_some() && now == Some(SEEN.load(Ordering::SeqCst)) {
-            return Ok(());
-        }
-        if !lxcfs::installed() {
-            return Ok(());
-        }
-        let running: Vec<(String, i32)> = self
-            .list()?
-            .into_iter()
-            .filter_map(|c| c.pid.map(|p| (c.name, p)))
-            .collect();
-        if now.is_none() {
-            tracing::warn!(
-                "lxcfs is not answering: containers see the host's figures until it does"
-            );
-            for (name, pid) in &running {
-                if let Err(e) = lxcfs::refresh(*pid, false) {
-                    tracing::warn!(container = %name, error = %e, "taking lxcfs's files out");
-                }
-            }
-            lxcfs::ensure()?;
-        }
-        let Some(instance) = lxcfs::instance() else {
-            return Ok(());
-        };
-        for (name, pid) in &running {
-            if let Err(e) = lxcfs::refresh(*pid, true) {
-                tracing::warn!(container = %name, error = %e, "binding lxcfs's files");
-            }
-        }
-        SEEN.store(instance, Ordering::SeqCst);
-        Ok(())
     }
 
     /// Stops a running container: SIGTERM to everything in it, SIGKILL after `timeout`.
@@ -719,19 +679,5 @@ impl Engine {
             .iter()
             .map(|cfg| Ok(self.info(cfg, self.run_state(&cfg.name)?)))
             .collect()
-    }
-}
-
-/// Binds lxcfs's views into a container just started (starting lxcfs if it is installed
-/// and not running). Without lxcfs the container runs with the host's figures.
-fn attach_lxcfs(name: &str, pid: i32) {
-    match lxcfs::ensure() {
-        Ok(true) => {
-            if let Err(e) = lxcfs::refresh(pid, true) {
-                tracing::warn!(container = name, error = %e, "binding lxcfs's files");
-            }
-        }
-        Ok(false) => tracing::debug!("lxcfs is not installed: containers see the host's figures"),
-        Err(e) => tracing::warn!(container = name, error = %e, "lxcfs does not run"),
     }
 }

@@ -214,3 +214,61 @@ pub fn refresh(pid: i32, attach: bool) -> Result<usize> {
         }
     }
 }
+
+/// Binds lxcfs's views into a container just started (starting lxcfs if it is installed
+/// and not running). Without lxcfs the container runs with the host's figures.
+pub(crate) fn attach(name: &str, pid: i32) {
+    match ensure() {
+        Ok(true) => {
+            if let Err(e) = refresh(pid, true) {
+                tracing::warn!(container = name, error = %e, "binding lxcfs's files");
+            }
+        }
+        Ok(false) => tracing::debug!("lxcfs is not installed: containers see the host's figures"),
+        Err(e) => tracing::warn!(container = name, error = %e, "lxcfs does not run"),
+    }
+}
+
+impl crate::Engine {
+    /// Keeps lxcfs's views right in every running container: when lxcfs died, its dead
+    /// files are taken out (the containers see the host's figures) and it is started again;
+    /// when a new lxcfs instance answers, its files are bound in live. Cheap while nothing
+    /// changed (a `statfs` and a `stat`): call it every few seconds.
+    pub fn supervise_lxcfs(&self) -> Result<()> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEEN: AtomicU64 = AtomicU64::new(0);
+        let now = instance();
+        if now.is_some() && now == Some(SEEN.load(Ordering::SeqCst)) {
+            return Ok(());
+        }
+        if !installed() {
+            return Ok(());
+        }
+        let running: Vec<(String, i32)> = self
+            .list()?
+            .into_iter()
+            .filter_map(|c| c.pid.map(|p| (c.name, p)))
+            .collect();
+        if now.is_none() {
+            tracing::warn!(
+                "lxcfs is not answering: containers see the host's figures until it does"
+            );
+            for (name, pid) in &running {
+                if let Err(e) = refresh(*pid, false) {
+                    tracing::warn!(container = %name, error = %e, "taking lxcfs's files out");
+                }
+            }
+            ensure()?;
+        }
+        let Some(instance) = instance() else {
+            return Ok(());
+        };
+        for (name, pid) in &running {
+            if let Err(e) = refresh(*pid, true) {
+                tracing::warn!(container = %name, error = %e, "binding lxcfs's files");
+            }
+        }
+        SEEN.store(instance, Ordering::SeqCst);
+        Ok(())
+    }
+}

@@ -3,15 +3,18 @@
 //! is bind-mounted through the container's id mapping, and the overlay of the two is the
 //! container's root.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::fs::{self, OpenOptions};
+
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, IoContext, Result};
-use crate::mounts::{self, cstring};
-use crate::store::{Layout, IDS_PER_CONTAINER};
+use crate::mounts;
+use crate::store::Layout;
+
+pub use crate::idmap::{idmapped_bind, userns_fd};
+pub use crate::loopdev::{loop_detach, loop_set_capacity, loops_backed_by, LoopDevice};
 
 /// Work to undo if a multi-step operation fails half-way; runs in reverse order on drop
 /// unless [`Rollback::commit`] was called.
@@ -50,157 +53,6 @@ impl Drop for Rollback {
             undo();
         }
     }
-}
-
-const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
-const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
-const LO_FLAGS_AUTOCLEAR: u32 = 4;
-const LO_FLAGS_DIRECT_IO: u32 = 16;
-
-#[repr(C)]
-struct LoopInfo64 {
-    lo_device: u64,
-    lo_inode: u64,
-    lo_rdevice: u64,
-    lo_offset: u64,
-    lo_sizelimit: u64,
-    lo_number: u32,
-    lo_encrypt_type: u32,
-    lo_encrypt_key_size: u32,
-    lo_flags: u32,
-    lo_file_name: [u8; 64],
-    lo_crypt_name: [u8; 64],
-    lo_encrypt_key: [u8; 32],
-    lo_init: [u64; 2],
-}
-
-#[repr(C)]
-struct LoopConfig {
-    fd: u32,
-    block_size: u32,
-    info: LoopInfo64,
-    reserved: [u64; 8],
-}
-
-/// An attached loop device. With auto-clear set, the kernel detaches it once the last
-/// user (our descriptor, then the mount) goes away, so a crash never orphans it.
-#[derive(Debug)]
-pub struct LoopDevice {
-    pub path: PathBuf,
-    fd: OwnedFd,
-}
-
-impl LoopDevice {
-    /// Attaches `image` to a free loop device.
-    pub fn attach(image: &Path) -> Result<LoopDevice> {
-        let backing = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(image)
-            .ctx("open disk image", image)?;
-        let control = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open("/dev/loop-control")
-            .ctx("open", "/dev/loop-control")?;
-        for _ in 0..64 {
-            // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
-            let n = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE) };
-            if n < 0 {
-                return Err(Error::last_os("find a free loop device"));
-            }
-            let path = PathBuf::from(format!("/dev/loop{n}"));
-            let dev = match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(&path)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("open", &path, e)),
-            };
-            // SAFETY: LoopConfig is plain old data; all-zero is its documented default.
-            let mut config: LoopConfig = unsafe { std::mem::zeroed() };
-            config.fd = backing.as_raw_fd() as u32;
-            config.block_size = 4096;
-            config.info.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
-            let name = image.as_os_str().as_encoded_bytes();
-            let len = name.len().min(63);
-            config.info.lo_file_name[..len].copy_from_slice(&name[..len]);
-            // SAFETY: `config` is a valid loop_config that lives across the call.
-            let rc = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE, &config) };
-            if rc == 0 {
-                return Ok(LoopDevice {
-                    path,
-                    fd: dev.into(),
-                });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EBUSY) {
-                continue; // another process took it between GET_FREE and CONFIGURE
-            }
-            return Err(Error::io("configure loop device", &path, err));
-        }
-        Err(Error::sys(
-            "attach loop device",
-            std::io::Error::other("no free loop device after 64 attempts"),
-        ))
-    }
-
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-/// Tells a loop device that its backing file grew.
-pub fn loop_set_capacity(device: &Path) -> Result<()> {
-    let dev = File::options()
-        .read(true)
-        .write(true)
-        .open(device)
-        .ctx("open", device)?;
-    // SAFETY: LOOP_SET_CAPACITY takes no argument.
-    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_SET_CAPACITY, 0) };
-    if rc != 0 {
-        return Err(Error::last_os(format!(
-            "resize loop device {}",
-            device.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Loop devices whose backing file is `image` (normally none once unmounted).
-pub fn loops_backed_by(image: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir("/sys/block") else {
-        return Vec::new();
-    };
-    let wanted = image.as_os_str().as_encoded_bytes();
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
-        .filter(|e| {
-            fs::read(e.path().join("loop/backing_file"))
-                .map(|b| b.strip_suffix(b"\n").unwrap_or(&b) == wanted)
-                .unwrap_or(false)
-        })
-        .map(|e| PathBuf::from("/dev").join(e.file_name()))
-        .collect()
-}
-
-/// Detaches a loop device (for leftovers not cleared automatically).
-pub fn loop_detach(device: &Path) -> Result<()> {
-    let dev = File::open(device).ctx("open", device)?;
-    // SAFETY: LOOP_CLR_FD takes no argument.
-    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), 0x4C01, 0) };
-    if rc != 0 {
-        return Err(Error::last_os(format!("detach {}", device.display())));
-    }
-    Ok(())
 }
 
 /// Runs an external tool, turning a non-zero exit into an error with its output.
@@ -270,143 +122,6 @@ fn take_reserve(layout: &Layout, name: &str) {
             }
         }
     }
-}
-
-/// Creates a user namespace whose ids map `0..65536` to `base..base+65536` and returns a
-/// descriptor of it (for idmapped mounts). The helper process that held it is gone.
-pub fn userns_fd(base: u32) -> Result<OwnedFd> {
-    let (ready_r, ready_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    let (hold_r, hold_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    // SAFETY: the child only makes async-signal-safe system calls and then _exits.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Error::last_os("fork"));
-    }
-    if pid == 0 {
-        // Nothing but our two pipe ends: a copy of another helper's "hold" pipe (forked
-        // by another thread) would keep that helper, and its caller, waiting forever.
-        let mut keep = [ready_w.as_raw_fd(), hold_r.as_raw_fd()];
-        keep.sort_unstable();
-        crate::runtime::child::close_all_except(&keep);
-        // SAFETY: raw system calls on descriptors inherited from the parent.
-        unsafe {
-            let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
-                1
-            } else {
-                0
-            };
-            libc::write(ready_w.as_raw_fd(), &ok as *const u8 as *const _, 1);
-            let mut b = 0u8;
-            libc::read(hold_r.as_raw_fd(), &mut b as *mut u8 as *mut _, 1);
-            libc::_exit(0);
-        }
-    }
-    drop(ready_w);
-    drop(hold_r);
-    let reap = |hold_w: OwnedFd| {
-        drop(hold_w);
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-    };
-    let mut ok = [0u8; 1];
-    let n = nix::unistd::read(ready_r.as_raw_fd(), &mut ok).unwrap_or(0);
-    if n != 1 || ok[0] != 1 {
-        reap(hold_w);
-        return Err(Error::sys(
-            "create a user namespace",
-            std::io::Error::other("unshare(CLONE_NEWUSER) failed"),
-        ));
-    }
-    let map = format!("0 {base} {IDS_PER_CONTAINER}\n");
-    let result = (|| {
-        for file in ["uid_map", "gid_map"] {
-            let p = format!("/proc/{pid}/{file}");
-            fs::write(&p, &map).ctx("write", &p)?;
-        }
-        let p = format!("/proc/{pid}/ns/user");
-        let f = File::open(&p).ctx("open", &p)?;
-        Ok(OwnedFd::from(f))
-    })();
-    reap(hold_w);
-    result
-}
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-
-/// Bind-mounts `source` at `target`, read-only, with its ids shifted into the user
-/// namespace `userns` (an idmapped mount): files owned by host root appear owned by the
-/// container's root.
-pub fn idmapped_bind(source: &Path, target: &Path, userns: &OwnedFd) -> Result<()> {
-    let src = cstring(source);
-    // SAFETY: open_tree with a valid path; returns a new descriptor or -1.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            src.as_ptr(),
-            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
-        )
-    };
-    if tree < 0 {
-        return Err(Error::last_os(format!("open_tree {}", source.display())));
-    }
-    // SAFETY: `tree` is a fresh descriptor that we now own.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    let empty = c"";
-    // SAFETY: `attr` is a valid mount_attr of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(Error::last_os(format!(
-            "idmap {} (the kernel or filesystem may not support idmapped mounts)",
-            source.display()
-        )));
-    }
-    let tgt = cstring(target);
-    // SAFETY: moves the detached tree onto an existing directory.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            tgt.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::last_os(format!(
-            "attach idmapped mount at {}",
-            target.display()
-        )));
-    }
-    Ok(())
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<()> {

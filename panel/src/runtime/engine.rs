@@ -80,6 +80,10 @@ impl Runtime for EngineRuntime {
         self.0.templates()
     }
 
+    fn installed_templates(&self) -> Result<Vec<TemplateInfo>> {
+        self.0.installed_templates()
+    }
+
     fn ensure_host_template(&self) -> Result<bool> {
         self.0.ensure_host_template()
     }

@@ -254,6 +254,10 @@ impl Runtime for FakeRuntime {
             .collect())
     }
 
+    fn installed_templates(&self) -> Result<Vec<TemplateInfo>> {
+        Ok(self.lock().templates.values().cloned().collect())
+    }
+
     fn ensure_host_template(&self) -> Result<bool> {
         Ok(false)
     }

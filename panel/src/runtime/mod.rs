@@ -64,6 +64,8 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     fn recover(&self) -> Result<Vec<String>>;
 
     fn templates(&self) -> Result<Vec<TemplateInfo>>;
+    /// Installed templates without their container counts (cheap: no container is read).
+    fn installed_templates(&self) -> Result<Vec<TemplateInfo>>;
     /// Builds the `host` template unless it exists; whether it was built.
     fn ensure_host_template(&self) -> Result<bool>;
     /// Deletes a template no container uses.

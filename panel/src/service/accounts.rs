@@ -148,7 +148,7 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
             "price, processes and containers cannot be negative".into(),
         ));
     }
-    let installed = st.engine(|e| e.templates()).await?;
+    let installed = st.engine(|e| e.installed_templates()).await?;
     for t in &p.templates {
         if !installed.iter().any(|i| &i.name == t) {
             return Err(AppError::Unprocessable(format!(

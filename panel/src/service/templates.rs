@@ -22,10 +22,10 @@ fn provider(user: &User) -> AppResult<()> {
 /// The templates `caller` may see: all, with where they came from and how many containers
 /// use each (provider); those its plan offers (customer); all by name (reseller).
 pub async fn list(st: &AppState, caller: &User) -> AppResult<Vec<TemplateInfo>> {
-    let all = st.engine(|e| e.templates()).await?;
     if caller.role() == Role::Provider {
-        return Ok(all);
+        return st.engine(|e| e.templates()).await;
     }
+    let all = st.engine(|e| e.installed_templates()).await?;
     let plan = match (caller.role(), caller.plan_id) {
         (Role::Customer, Some(id)) => st.db.plan(id).await?,
         _ => None,
@@ -48,7 +48,7 @@ pub async fn check_choice(
     plan: &crate::domain::Plan,
     template: &str,
 ) -> AppResult<()> {
-    let installed = st.engine(|e| e.templates()).await?;
+    let installed = st.engine(|e| e.installed_templates()).await?;
     let offered: Vec<String> = installed
         .iter()
         .filter(|t| plan.offers(&t.name))
@@ -108,7 +108,7 @@ pub async fn import(
     acetate_engine::spec::validate_name(name)
         .map_err(|e| refuse(AppError::Unprocessable(format!("template name: {e}"))))?;
     let exists = st
-        .engine(|e| e.templates())
+        .engine(|e| e.installed_templates())
         .await
         .map_err(refuse)?
         .iter()
@@ -148,7 +148,7 @@ pub async fn import(
 pub async fn delete(st: &AppState, caller: &User, name: &str) -> AppResult<()> {
     provider(caller)?;
     if !st
-        .engine(|e| e.templates())
+        .engine(|e| e.installed_templates())
         .await?
         .iter()
         .any(|t| t.name == name)
