@@ -16,7 +16,7 @@ fn promtool() -> Option<std::path::PathBuf> {
 }
 
 #[tokio::test]
-async fn metrics_are_for_the_provider_and_promtool_accepts_them() {
+async fn metrics_are_for_the_provider_or_a_private_address_and_promtool_accepts_them() {
     let app = spawn_app().await;
     let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
     let alice = app.customer(&acme, "alice", "basic").await;
@@ -74,6 +74,36 @@ async fn metrics_are_for_the_provider_and_promtool_accepts_them() {
         text.contains("acetate_operations_total{kind=\"container.create\",state=\"succeeded\"} 1"),
         "{text}"
     );
+    // The separate `--metrics-listen` address serves the same figures without a token, and
+    // nothing but `/metrics`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = acetate::http::metrics::open_router(app.state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let resp = app
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let open = resp.text().await.unwrap();
+    assert!(
+        open.lines()
+            .any(|l| l.starts_with("acetate_container_memory_limit_bytes")
+                && l.contains("owner=\"alice\"")
+                && l.contains("name=\"web\"")
+                && l.ends_with(&format!(" {}", 256u64 << 20))),
+        "{open}"
+    );
+    let other = app
+        .http
+        .get(format!("http://{addr}/api/v1/containers"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
     let Some(promtool) = promtool() else {
         assert!(
             std::env::var_os("CI").is_none(),
