@@ -14,6 +14,12 @@ pub enum Error {
     NameTaken(String),
     #[error("no such container: {0:?}")]
     NoSuchContainer(String),
+    #[error("container {0:?} has no snapshot {1:?}")]
+    NoSuchSnapshot(String, String),
+    #[error("no such backup: {0:?}")]
+    NoSuchBackup(String),
+    #[error("backup repository: {0}")]
+    Backup(String),
     #[error("no such template: {0:?} (see `acetate template list`)")]
     NoSuchTemplate(String),
     #[error("template {0:?} already exists")]
@@ -94,6 +100,8 @@ impl Error {
                 | Error::NameTaken(_)
                 | Error::NoSuchContainer(_)
                 | Error::NoSuchTemplate(_)
+                | Error::NoSuchSnapshot(..)
+                | Error::NoSuchBackup(_)
                 | Error::TemplateExists(_)
                 | Error::TemplateInUse(..)
                 | Error::InvalidLimit { .. }

@@ -12,6 +12,18 @@ use crate::store::IDS_PER_CONTAINER;
 /// Creates a user namespace whose ids map `0..65536` to `base..base+65536` and returns a
 /// descriptor of it (for idmapped mounts). The helper process that held it is gone.
 pub fn userns_fd(base: u32) -> Result<OwnedFd> {
+    userns_fd_mapped(&format!("0 {base} {IDS_PER_CONTAINER}\n"))
+}
+
+/// The reverse of [`userns_fd`]: `base..base+65536` map to `0..65536`, so that a mount
+/// through it shows a container's files with the ids they have inside (for backups and
+/// exports that restore anywhere).
+pub fn userns_fd_reverse(base: u32) -> Result<OwnedFd> {
+    userns_fd_mapped(&format!("{base} 0 {IDS_PER_CONTAINER}\n"))
+}
+
+/// A user namespace with `map` as its uid and gid map.
+fn userns_fd_mapped(map: &str) -> Result<OwnedFd> {
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     let (hold_r, hold_w) =
@@ -55,11 +67,10 @@ pub fn userns_fd(base: u32) -> Result<OwnedFd> {
             std::io::Error::other("unshare(CLONE_NEWUSER) failed"),
         ));
     }
-    let map = format!("0 {base} {IDS_PER_CONTAINER}\n");
     let result = (|| {
         for file in ["uid_map", "gid_map"] {
             let p = format!("/proc/{pid}/{file}");
-            fs::write(&p, &map).ctx("write", &p)?;
+            fs::write(&p, map).ctx("write", &p)?;
         }
         let p = format!("/proc/{pid}/ns/user");
         let f = File::open(&p).ctx("open", &p)?;
@@ -86,6 +97,17 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 /// namespace `userns` (an idmapped mount): files owned by host root appear owned by the
 /// container's root.
 pub fn idmapped_bind(source: &Path, target: &Path, userns: &OwnedFd) -> Result<()> {
+    idmapped_bind_with(source, target, userns, true)
+}
+
+/// [`idmapped_bind`], writable unless `read_only`: files created or chowned through it
+/// get their ids shifted the same way.
+pub fn idmapped_bind_with(
+    source: &Path,
+    target: &Path,
+    userns: &OwnedFd,
+    read_only: bool,
+) -> Result<()> {
     let src = cstring(source);
     // SAFETY: open_tree with a valid path; returns a new descriptor or -1.
     let tree = unsafe {
@@ -102,7 +124,9 @@ pub fn idmapped_bind(source: &Path, target: &Path, userns: &OwnedFd) -> Result<(
     // SAFETY: `tree` is a fresh descriptor that we now own.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
+        attr_set: MOUNT_ATTR_IDMAP
+            | MOUNT_ATTR_NODEV
+            | if read_only { MOUNT_ATTR_RDONLY } else { 0 },
         attr_clr: 0,
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,

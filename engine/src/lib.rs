@@ -8,6 +8,7 @@
 //! by name under a state directory, and any number of processes may use it at once (each
 //! container has a lock; containers outlive the process that started them).
 
+pub mod backup;
 pub mod capacity;
 pub mod cgroup;
 pub mod devices;
@@ -23,6 +24,7 @@ pub mod network;
 pub mod runtime;
 pub mod security;
 pub mod size;
+pub mod snapshot;
 pub mod spec;
 pub mod storage;
 pub mod store;
@@ -121,6 +123,8 @@ pub struct Engine {
     cgroup_parent: String,
     /// The provider's rules for the state dir's disk.
     disk: capacity::DiskPolicy,
+    /// Where backups go (the provider's setting; `<state>/backups/repo` by default).
+    backup_repo: backup::BackupRepo,
     init: File,
     seccomp: SeccompPrograms,
     fail_point: Option<&'static str>,
@@ -192,6 +196,7 @@ impl Engine {
             )
         };
         Ok(Engine {
+            backup_repo: backup::BackupRepo::in_state_dir(layout.root()),
             layout,
             cgroup_parent: identity.cgroup_parent(),
             identity,
@@ -208,6 +213,18 @@ impl Engine {
     pub fn with_fail_point(mut self, step: &'static str) -> Self {
         self.fail_point = Some(step);
         self
+    }
+
+    /// Backs containers up into the repository at `location` (a path); its password stays
+    /// in the state dir.
+    pub fn with_backup_repository(mut self, location: impl Into<PathBuf>) -> Self {
+        self.backup_repo.location = location.into();
+        self
+    }
+
+    /// The provider's backup repository.
+    pub fn backup_repo(&self) -> &backup::BackupRepo {
+        &self.backup_repo
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -263,10 +280,12 @@ impl Engine {
         self.config(name)?;
         let lock = self.layout.lock_container(name, LOCK_TIMEOUT)?;
         let cfg = self.config(name)?;
+        snapshot::thaw_left_freeze(&self.layout, name);
         Ok((lock, cfg))
     }
 
     fn run_state(&self, name: &str) -> Result<Option<RunState>> {
+        snapshot::thaw_left_freeze(&self.layout, name);
         let st: Option<RunState> = store::read_json(&self.layout.run_state(name))?;
         Ok(st.filter(|st| runtime::check(st) == runtime::ProcState::Alive))
     }

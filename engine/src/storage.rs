@@ -13,7 +13,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::mounts;
 use crate::store::Layout;
 
-pub use crate::idmap::{idmapped_bind, userns_fd};
+pub use crate::idmap::{idmapped_bind, idmapped_bind_with, userns_fd, userns_fd_reverse};
 pub use crate::loopdev::{loop_detach, loop_set_capacity, loops_backed_by, LoopDevice};
 
 /// Work to undo if a multi-step operation fails half-way; runs in reverse order on drop
@@ -384,11 +384,15 @@ pub fn grow_online(layout: &Layout, name: &str, old_size: u64, new_size: u64) ->
 /// Grows an unmounted image and its filesystem to `new_size` (checked first, as resize2fs
 /// requires). On failure the image is put back to its old size.
 pub fn grow_offline(layout: &Layout, name: &str, old_size: u64, new_size: u64) -> Result<()> {
-    let image = layout.image(name);
+    grow_image_file(&layout.image(name), old_size, new_size)
+}
+
+/// Grows the unmounted image file `image` and its filesystem (see [`grow_offline`]).
+pub fn grow_image_file(image: &Path, old_size: u64, new_size: u64) -> Result<()> {
     // e2fsck exits 1 when it fixed something: the filesystem is then fine to resize.
     let out = Command::new("e2fsck")
         .args(["-f", "-p"])
-        .arg(&image)
+        .arg(image)
         .output()
         .map_err(|e| Error::sys("run e2fsck", e))?;
     if !matches!(out.status.code(), Some(0 | 1)) {
@@ -397,10 +401,10 @@ pub fn grow_offline(layout: &Layout, name: &str, old_size: u64, new_size: u64) -
             output: String::from_utf8_lossy(&out.stdout).trim().to_string(),
         });
     }
-    set_image_len(&image, new_size)?;
-    let result = run_tool(Command::new("resize2fs").arg(&image));
+    set_image_len(image, new_size)?;
+    let result = run_tool(Command::new("resize2fs").arg(image));
     if result.is_err() {
-        let _ = set_image_len(&image, old_size);
+        let _ = set_image_len(image, old_size);
     }
     result
 }

@@ -27,8 +27,8 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// How often the metering job samples every container.
     pub meter_interval: std::time::Duration,
-    /// The provider's rules for the state dir's disk.
-    pub disk: acetate_engine::capacity::DiskPolicy,
+    /// The provider's settings for the engine (disk policy, backup repository).
+    pub engine: crate::cli::EngineSettings,
     /// A separate address serving `/metrics` without a token.
     pub metrics_listen: Option<String>,
 }
@@ -51,7 +51,7 @@ pub struct FirstLogin {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<(App, Option<FirstLogin>)> {
-        let engine = crate::cli::open_engine(&config.state_dir, config.disk)?;
+        let engine = crate::cli::open_engine(&config.state_dir, &config.engine)?;
         let runtime: Arc<dyn Runtime> = Arc::new(EngineRuntime(Arc::new(engine)));
         let db = Db::connect(&config.database_url).await?;
         let plugins = plugin_host(&config.state_dir)?;
@@ -121,6 +121,7 @@ impl App {
         spawn_autostart(st.runtime.clone());
         spawn_login_pruning(st.logins.clone(), st.db.clone());
         spawn_reconciler(st.clone());
+        spawn_backup_schedule(st.clone());
         if let Some(listener) = self.metrics {
             let router = http::metrics::open_router(self.state.clone());
             tokio::spawn(async move {
@@ -238,6 +239,19 @@ fn spawn_reconciler(st: AppState) {
             tick.tick().await;
             if let Err(e) = crate::service::containers::reconcile_vanished(&st).await {
                 tracing::warn!(error = %e, "reconciling containers");
+            }
+        }
+    });
+}
+
+/// Every ten minutes, backs up the containers whose plans schedule backups and are due.
+fn spawn_backup_schedule(st: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = crate::service::containers::copies::scheduled_backups(&st).await {
+                tracing::warn!(error = %e, "scheduled backups");
             }
         }
     });

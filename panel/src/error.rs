@@ -43,7 +43,9 @@ impl From<acetate_engine::Error> for AppError {
     fn from(e: acetate_engine::Error) -> Self {
         use acetate_engine::Error as E;
         match e {
-            E::NoSuchContainer(_) => AppError::NotFound,
+            E::NoSuchContainer(_) | E::NoSuchSnapshot(..) | E::NoSuchBackup(_) => {
+                AppError::NotFound
+            }
             E::TemplateInUse(..) => AppError::Conflict(e.to_string()),
             E::NameTaken(n) => {
                 AppError::Conflict(format!("a container named {n:?} already exists"))

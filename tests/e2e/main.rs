@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod cli;
+mod copies;
 mod hardening;
 mod limits;
 mod operations;

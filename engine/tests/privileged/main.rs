@@ -1,6 +1,7 @@
 //! Privileged integration tests: real containers on this host. They need root; in CI
 //! (`CI=true`) they fail without it rather than skip.
 
+mod backup;
 mod disk;
 mod hardening;
 mod helpers;

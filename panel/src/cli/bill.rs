@@ -101,11 +101,11 @@ pub fn run_bill(
 pub fn run_meter(
     state_dir: &Path,
     database: &str,
-    disk: acetate_engine::capacity::DiskPolicy,
+    settings: &super::EngineSettings,
     cmd: MeterCmd,
 ) -> anyhow::Result<i32> {
     let MeterCmd::Sample = cmd;
-    let engine = std::sync::Arc::new(super::open_engine(state_dir, disk)?);
+    let engine = std::sync::Arc::new(super::open_engine(state_dir, settings)?);
     let runtime: std::sync::Arc<dyn crate::runtime::Runtime> =
         std::sync::Arc::new(crate::runtime::EngineRuntime(engine));
     block_on(async move {

@@ -79,6 +79,8 @@ pub enum CtCmd {
     Faults { name: String },
     /// Change limits, live if the container runs (the disk grows online).
     Set(SetArgs),
+    #[command(flatten)]
+    Copies(super::copies::CopiesCmd),
 }
 
 #[derive(Debug, Args)]
@@ -488,6 +490,7 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
         }
         CtCmd::List => out.print(&engine.list()?, |l| print_list(l)),
         CtCmd::Show { name } => out.print(&engine.show(&name)?, print_info),
+        CtCmd::Copies(cmd) => return super::copies::run(engine, out, cmd),
         CtCmd::Faults { name } => out.print(&faults_of(&engine.show(&name)?), print_faults),
         CtCmd::Set(a) => {
             let update = LimitsUpdate {

@@ -2,6 +2,7 @@
 //! `--state-dir` (env `ACETATE_STATE_DIR`) and, where it prints data, `--json`.
 
 mod bill;
+mod copies;
 mod ct;
 mod output;
 mod plugin;
@@ -43,6 +44,10 @@ pub struct Cli {
     /// disk anyway (default: 2 % of the filesystem, at most 512M).
     #[arg(long, global = true, env = "ACETATE_DISK_RESERVE", value_parser = ct::bytes)]
     pub disk_reserve: Option<u64>,
+    /// Where backups go: a directory that becomes a restic repository (default:
+    /// `<state-dir>/backups/repo`; its password stays in `<state-dir>/backups/password`).
+    #[arg(long, global = true, env = "ACETATE_BACKUP_REPOSITORY")]
+    pub backup_repository: Option<PathBuf>,
     /// Log what the engine does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -117,35 +122,56 @@ impl Cli {
             reserve: self.disk_reserve,
         }
     }
+
+    /// The provider's settings for the engine.
+    pub fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            disk: self.disk_policy(),
+            backup_repository: self.backup_repository.clone(),
+        }
+    }
 }
 
-/// Opens the engine on `state_dir` under the provider's disk policy.
+/// What the provider sets for the engine: the disk policy and the backup repository.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSettings {
+    pub disk: acetate_engine::capacity::DiskPolicy,
+    pub backup_repository: Option<PathBuf>,
+}
+
+/// Opens the engine on `state_dir` with the provider's settings.
 pub fn open_engine(
     state_dir: &std::path::Path,
-    disk: acetate_engine::capacity::DiskPolicy,
+    settings: &EngineSettings,
 ) -> acetate_engine::Result<Engine> {
-    Engine::open(state_dir)?.with_disk_policy(disk)
+    let engine = Engine::open(state_dir)?.with_disk_policy(settings.disk)?;
+    Ok(match &settings.backup_repository {
+        Some(repo) => engine.with_backup_repository(repo),
+        None => engine,
+    })
 }
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    let disk = cli.disk_policy();
+    let settings = cli.engine_settings();
     let database = cli
         .database
         .clone()
         .unwrap_or_else(|| crate::db::default_url(&cli.state_dir));
     let out = output::Output { json: cli.json };
     match cli.command {
-        Command::Serve(args) => finish(serve::run(&cli.state_dir, &database, disk, args)),
+        Command::Serve(args) => finish(serve::run(&cli.state_dir, &database, settings, args)),
         Command::User(cmd) => finish(users::run_user(&database, cmd)),
         Command::Token(cmd) => finish(users::run_token(&database, &out, cmd)),
         Command::Plugin(cmd) => finish_code(plugin::run(&out, cmd)),
         Command::Bill(cmd) => finish_code(bill::run_bill(&cli.state_dir, &database, &out, cmd)),
-        Command::Meter(cmd) => finish_code(bill::run_meter(&cli.state_dir, &database, disk, cmd)),
-        Command::Template(cmd) => {
-            with_engine(&cli.state_dir, disk, |e| template::run(e, &out, cmd))
+        Command::Meter(cmd) => {
+            finish_code(bill::run_meter(&cli.state_dir, &database, &settings, cmd))
         }
-        Command::Ct(cmd) => with_engine(&cli.state_dir, disk, |e| ct::run(e, &out, cmd)),
+        Command::Template(cmd) => {
+            with_engine(&cli.state_dir, &settings, |e| template::run(e, &out, cmd))
+        }
+        Command::Ct(cmd) => with_engine(&cli.state_dir, &settings, |e| ct::run(e, &out, cmd)),
     }
 }
 
@@ -171,10 +197,10 @@ fn finish_code(result: anyhow::Result<i32>) -> i32 {
 
 fn with_engine(
     state_dir: &std::path::Path,
-    disk: acetate_engine::capacity::DiskPolicy,
+    settings: &EngineSettings,
     f: impl FnOnce(&Engine) -> acetate_engine::Result<i32>,
 ) -> i32 {
-    let result = open_engine(state_dir, disk).and_then(|e| f(&e));
+    let result = open_engine(state_dir, settings).and_then(|e| f(&e));
     match result {
         Ok(code) => code,
         Err(e) => {

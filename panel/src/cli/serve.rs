@@ -31,11 +31,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run(
     state_dir: &Path,
     database: &str,
-    disk: acetate_engine::capacity::DiskPolicy,
+    engine: super::EngineSettings,
     args: ServeArgs,
 ) -> anyhow::Result<()> {
     let config = Config {
-        disk,
+        engine,
         listen: args.listen,
         database_url: database.to_string(),
         state_dir: state_dir.to_path_buf(),

@@ -74,9 +74,10 @@ impl Db {
             "INSERT INTO plans (reseller_id, name, ct_memory, ct_cpus_milli, ct_disk, ct_procs, \
              max_containers, total_memory, total_cpus_milli, total_disk, price_minor, currency, \
              created_at, ct_io_read_bps, ct_io_write_bps, ct_io_read_iops, ct_io_write_iops, \
-             templates) \
+             templates, max_snapshots, backup_every_hours, backup_keep_last, backup_keep_daily, \
+             backup_keep_weekly, backup_keep_monthly) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18) RETURNING id",
+             $18, $19, $20, $21, $22, $23, $24) RETURNING id",
         )
         .bind(p.reseller_id)
         .bind(&p.name)
@@ -96,6 +97,12 @@ impl Db {
         .bind(p.ct_io_read_iops)
         .bind(p.ct_io_write_iops)
         .bind(&p.templates)
+        .bind(p.max_snapshots)
+        .bind(p.backup_every_hours)
+        .bind(p.backup_keep_last)
+        .bind(p.backup_keep_daily)
+        .bind(p.backup_keep_weekly)
+        .bind(p.backup_keep_monthly)
         .fetch_one(&self.pool)
         .await
         .map_err(conflict(format!(

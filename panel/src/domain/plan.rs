@@ -38,6 +38,15 @@ pub struct Plan {
     pub ct_io_write_iops: i64,
     /// Templates its customers may choose, comma-separated; empty: every one.
     pub templates: String,
+    /// Snapshots each container may keep (0: none).
+    pub max_snapshots: i64,
+    /// Hours between the panel's backups of each container (0: only when asked).
+    pub backup_every_hours: i64,
+    /// Backups kept per container: the last N, and one per day, week, month (0: rule off).
+    pub backup_keep_last: i64,
+    pub backup_keep_daily: i64,
+    pub backup_keep_weekly: i64,
+    pub backup_keep_monthly: i64,
 }
 
 impl Plan {
@@ -84,6 +93,17 @@ impl Plan {
             ));
         }
         Ok(())
+    }
+
+    /// Which backups of each container the plan keeps.
+    pub fn retention(&self) -> acetate_engine::backup::Retention {
+        let n = |v: i64| (v > 0).then(|| v.min(i64::from(u32::MAX)) as u32);
+        acetate_engine::backup::Retention {
+            last: n(self.backup_keep_last),
+            daily: n(self.backup_keep_daily),
+            weekly: n(self.backup_keep_weekly),
+            monthly: n(self.backup_keep_monthly),
+        }
     }
 
     /// The templates the plan offers; `None`: every installed one.

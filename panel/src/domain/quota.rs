@@ -197,6 +197,12 @@ mod tests {
             ct_io_read_iops: 0,
             ct_io_write_iops: 0,
             templates: String::new(),
+            max_snapshots: 5,
+            backup_every_hours: 0,
+            backup_keep_last: 7,
+            backup_keep_daily: 0,
+            backup_keep_weekly: 0,
+            backup_keep_monthly: 0,
         }
     }
 

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use acetate_engine::backup::{BackupInfo, BackupProgress, Retention};
 use acetate_engine::capacity::DiskCapacity;
+use acetate_engine::snapshot::SnapshotInfo;
 use acetate_engine::unpack::ImportOptions;
 use acetate_engine::{
     ContainerInfo, ContainerSpec, Engine, Error, LimitsUpdate, Result, TemplateInfo,
@@ -146,5 +148,38 @@ impl Runtime for EngineRuntime {
 
     fn supervise_lxcfs(&self) -> Result<()> {
         self.0.supervise_lxcfs()
+    }
+
+    fn snapshot(&self, name: &str, snap: Option<&str>, max: Option<usize>) -> Result<SnapshotInfo> {
+        self.0.snapshot(name, snap, max)
+    }
+
+    fn snapshots(&self, name: &str) -> Result<Vec<SnapshotInfo>> {
+        self.0.snapshots(name)
+    }
+
+    fn delete_snapshot(&self, name: &str, snap: &str) -> Result<()> {
+        self.0.delete_snapshot(name, snap)
+    }
+
+    fn restore_snapshot(&self, name: &str, snap: &str, timeout: Duration) -> Result<ContainerInfo> {
+        self.0.restore_snapshot(name, snap, timeout)
+    }
+
+    fn backup(&self, name: &str, progress: Option<&BackupProgress>) -> Result<BackupInfo> {
+        self.0.backup(name, self.0.backup_repo(), progress)
+    }
+
+    fn backups(&self, name: Option<&str>) -> Result<Vec<BackupInfo>> {
+        self.0.backups(self.0.backup_repo(), name)
+    }
+
+    fn restore_backup(&self, id: &str, target: &str, timeout: Duration) -> Result<ContainerInfo> {
+        self.0
+            .restore_backup(self.0.backup_repo(), id, target, timeout, None)
+    }
+
+    fn forget_backups(&self, name: &str, keep: &Retention) -> Result<Vec<String>> {
+        self.0.forget_backups(self.0.backup_repo(), name, keep)
     }
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use acetate_engine::backup::{BackupInfo, Retention};
 use acetate_engine::capacity::DiskCapacity;
+use acetate_engine::snapshot::SnapshotInfo;
 use acetate_engine::unpack::ImportOptions;
 use acetate_engine::{
     ContainerInfo, ContainerSpec, Error, LimitsUpdate, Result, State, TemplateInfo, Usage,
@@ -25,6 +27,8 @@ struct Inner {
     /// operation -> how long each call takes.
     delays: HashMap<&'static str, Duration>,
     next_pid: i32,
+    snapshots: BTreeMap<String, Vec<SnapshotInfo>>,
+    backups: Vec<BackupInfo>,
 }
 
 /// The in-memory engine. Clones share their containers.
@@ -363,5 +367,116 @@ impl Runtime for FakeRuntime {
 
     fn supervise_lxcfs(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn snapshot(&self, name: &str, snap: Option<&str>, max: Option<usize>) -> Result<SnapshotInfo> {
+        self.enter("snapshot")?;
+        let info = self.show(name)?;
+        let mut inner = self.lock();
+        let list = inner.snapshots.entry(name.to_string()).or_default();
+        let snap = snap.map_or_else(|| format!("snap-{}", list.len() + 1), str::to_string);
+        acetate_engine::spec::validate_name(&snap)?;
+        if list.iter().any(|s| s.name == snap) || max.is_some_and(|m| list.len() >= m) {
+            return Err(Error::Unsupported(format!("no room for snapshot {snap:?}")));
+        }
+        let taken = SnapshotInfo {
+            name: snap,
+            created_at: acetate_engine::store::unix_now(),
+            bytes: info.usage.disk.map_or(0, |d| d.image_allocated),
+            disk_size: info.limits.disk,
+            live: info.state == State::Running,
+            copy: "fake".into(),
+        };
+        list.push(taken.clone());
+        Ok(taken)
+    }
+
+    fn snapshots(&self, name: &str) -> Result<Vec<SnapshotInfo>> {
+        self.show(name)?;
+        Ok(self.lock().snapshots.get(name).cloned().unwrap_or_default())
+    }
+
+    fn delete_snapshot(&self, name: &str, snap: &str) -> Result<()> {
+        self.enter("delete_snapshot")?;
+        let mut inner = self.lock();
+        let list = inner.snapshots.entry(name.to_string()).or_default();
+        let before = list.len();
+        list.retain(|s| s.name != snap);
+        if list.len() == before {
+            return Err(Error::NoSuchSnapshot(name.into(), snap.into()));
+        }
+        Ok(())
+    }
+
+    fn restore_snapshot(
+        &self,
+        name: &str,
+        snap: &str,
+        _timeout: Duration,
+    ) -> Result<ContainerInfo> {
+        self.enter("restore_snapshot")?;
+        if !self.snapshots(name)?.iter().any(|s| s.name == snap) {
+            return Err(Error::NoSuchSnapshot(name.into(), snap.into()));
+        }
+        self.show(name)
+    }
+
+    fn backup(
+        &self,
+        name: &str,
+        _progress: Option<&acetate_engine::backup::BackupProgress>,
+    ) -> Result<BackupInfo> {
+        self.enter("backup")?;
+        let info = self.show(name)?;
+        let mut inner = self.lock();
+        let b = BackupInfo {
+            id: format!("{:064x}", inner.backups.len() + 1),
+            container: name.to_string(),
+            template: info.template,
+            time: acetate_engine::store::unix_now(),
+            bytes: 0,
+            added: 0,
+            files_new: 0,
+            files_changed: 0,
+            files_unmodified: 0,
+        };
+        inner.backups.push(b.clone());
+        Ok(b)
+    }
+
+    fn backups(&self, name: Option<&str>) -> Result<Vec<BackupInfo>> {
+        let inner = self.lock();
+        Ok(inner
+            .backups
+            .iter()
+            .filter(|b| name.is_none_or(|n| b.container == n))
+            .cloned()
+            .collect())
+    }
+
+    fn restore_backup(&self, id: &str, target: &str, _timeout: Duration) -> Result<ContainerInfo> {
+        self.enter("restore_backup")?;
+        if !self.lock().backups.iter().any(|b| b.id.starts_with(id)) {
+            return Err(Error::NoSuchBackup(id.into()));
+        }
+        self.show(target)
+    }
+
+    fn forget_backups(&self, name: &str, keep: &Retention) -> Result<Vec<String>> {
+        let last = keep.last.unwrap_or(u32::MAX) as usize;
+        let mut inner = self.lock();
+        let mine: Vec<String> = inner
+            .backups
+            .iter()
+            .filter(|b| b.container == name)
+            .map(|b| b.id.clone())
+            .collect();
+        let doomed: Vec<String> = mine
+            .iter()
+            .take(mine.len().saturating_sub(last))
+            .cloned()
+            .collect();
+        inner.backups.retain(|b| !doomed.contains(&b.id));
+        Ok(doomed)
     }
 }

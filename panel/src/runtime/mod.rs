@@ -10,7 +10,9 @@ use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 
+use acetate_engine::backup::{BackupInfo, Retention};
 use acetate_engine::capacity::DiskCapacity;
+use acetate_engine::snapshot::SnapshotInfo;
 use acetate_engine::unpack::ImportOptions;
 use acetate_engine::{ContainerInfo, ContainerSpec, LimitsUpdate, Result, TemplateInfo};
 
@@ -102,4 +104,23 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     /// Keeps lxcfs running and its views bound in every running container (cheap while
     /// nothing changed).
     fn supervise_lxcfs(&self) -> Result<()>;
+
+    /// Takes a snapshot (named from the time if `snap` is `None`), at most `max` in all.
+    fn snapshot(&self, name: &str, snap: Option<&str>, max: Option<usize>) -> Result<SnapshotInfo>;
+    fn snapshots(&self, name: &str) -> Result<Vec<SnapshotInfo>>;
+    fn delete_snapshot(&self, name: &str, snap: &str) -> Result<()>;
+    /// Rolls a container back to a snapshot (stopped and started again if it ran).
+    fn restore_snapshot(&self, name: &str, snap: &str, timeout: Duration) -> Result<ContainerInfo>;
+    /// Backs a container up into the provider's repository; `progress` counts bytes.
+    fn backup(
+        &self,
+        name: &str,
+        progress: Option<&acetate_engine::backup::BackupProgress>,
+    ) -> Result<BackupInfo>;
+    /// Backups in the repository, of one container or of all.
+    fn backups(&self, name: Option<&str>) -> Result<Vec<BackupInfo>>;
+    /// Restores backup `id` into container `target`.
+    fn restore_backup(&self, id: &str, target: &str, timeout: Duration) -> Result<ContainerInfo>;
+    /// Forgets a container's backups beyond `keep` and prunes the repository.
+    fn forget_backups(&self, name: &str, keep: &Retention) -> Result<Vec<String>>;
 }

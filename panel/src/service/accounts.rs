@@ -118,6 +118,36 @@ pub struct NewPlan {
     pub io: acetate_engine::IoLimits,
     /// Templates the plan offers (empty: every one).
     pub templates: Vec<String>,
+    /// Snapshots and backups of each container.
+    pub copies: Copies,
+}
+
+/// What a plan gives each container in snapshots and backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Copies {
+    /// Snapshots it may keep (0: none).
+    pub max_snapshots: i64,
+    /// Hours between scheduled backups (0: only when asked).
+    pub backup_every_hours: i64,
+    /// Backups kept: the last N, one per day, week and month (0: that rule is off).
+    pub keep_last: i64,
+    pub keep_daily: i64,
+    pub keep_weekly: i64,
+    pub keep_monthly: i64,
+}
+
+impl Default for Copies {
+    fn default() -> Self {
+        Copies {
+            max_snapshots: 5,
+            backup_every_hours: 0,
+            keep_last: 7,
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
+        }
+    }
 }
 
 /// The reseller's plans.
@@ -148,6 +178,26 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
             "price, processes and containers cannot be negative".into(),
         ));
     }
+    let c = p.copies;
+    let copies = [
+        ("max_snapshots", c.max_snapshots),
+        ("backup_every_hours", c.backup_every_hours),
+        ("keep_last", c.keep_last),
+        ("keep_daily", c.keep_daily),
+        ("keep_weekly", c.keep_weekly),
+        ("keep_monthly", c.keep_monthly),
+    ];
+    if let Some((field, _)) = copies.iter().find(|(_, v)| !(0..=100_000).contains(v)) {
+        return Err(AppError::Unprocessable(format!(
+            "{field}: give a whole number from 0 to 100000"
+        )));
+    }
+    if c.backup_every_hours > 0 && c.keep_last + c.keep_daily + c.keep_weekly + c.keep_monthly == 0
+    {
+        return Err(AppError::Unprocessable(
+            "keep_last: scheduled backups need a rule saying which to keep".into(),
+        ));
+    }
     let installed = st.engine(|e| e.installed_templates()).await?;
     for t in &p.templates {
         if !installed.iter().any(|i| &i.name == t) {
@@ -176,6 +226,12 @@ pub async fn create_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<
         ct_io_read_iops: cap(p.io.read_iops)?,
         ct_io_write_iops: cap(p.io.write_iops)?,
         templates: p.templates.join(","),
+        max_snapshots: c.max_snapshots,
+        backup_every_hours: c.backup_every_hours,
+        backup_keep_last: c.keep_last,
+        backup_keep_daily: c.keep_daily,
+        backup_keep_weekly: c.keep_weekly,
+        backup_keep_monthly: c.keep_monthly,
     };
     plan.check().map_err(AppError::Unprocessable)?;
     plan.id = st.db.create_plan(&plan).await?;

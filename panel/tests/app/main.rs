@@ -4,6 +4,7 @@
 
 mod billing;
 mod capacity;
+mod copies;
 mod hooks;
 mod layers;
 mod metrics;

@@ -43,6 +43,17 @@ async fn the_openapi_document_is_generated_from_the_handlers_and_valid() {
         ("/api/v1/containers/{name}/restart", &["post"]),
         ("/api/v1/containers/{name}/reinstall", &["post"]),
         ("/api/v1/containers/{name}/exec", &["post"]),
+        ("/api/v1/containers/{name}/snapshots", &["get", "post"]),
+        (
+            "/api/v1/containers/{name}/snapshots/{snapshot}",
+            &["delete"],
+        ),
+        (
+            "/api/v1/containers/{name}/snapshots/{snapshot}/restore",
+            &["post"],
+        ),
+        ("/api/v1/containers/{name}/backups", &["get", "post"]),
+        ("/api/v1/containers/{name}/backups/{id}/restore", &["post"]),
         ("/api/v1/containers/{name}/usage", &["get"]),
         ("/api/v1/operations", &["get"]),
         ("/api/v1/operations/{id}", &["get"]),

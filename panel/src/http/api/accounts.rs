@@ -13,7 +13,7 @@ use crate::domain::{Currency, Plan, Pool, UserName};
 use crate::error::AppResult;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Caller, Provider, Reseller};
-use crate::service::accounts::{self, CustomerView, NewPlan, PoolLimits, ResellerView};
+use crate::service::accounts::{self, Copies, CustomerView, NewPlan, PoolLimits, ResellerView};
 use crate::service::auth::Secret;
 use crate::service::AppState;
 
@@ -114,6 +114,10 @@ struct PlanRequest {
     /// Templates the plan's customers may choose (every one by default).
     #[serde(default)]
     templates: Vec<String>,
+    /// Snapshots and backups of each container (5 snapshots, backups on request keeping
+    /// the last 7, by default).
+    #[serde(default)]
+    copies: Copies,
 }
 
 /// Disk I/O caps: bandwidth as bytes or text ("20M" per second), operations per second.
@@ -179,6 +183,7 @@ impl PlanRequest {
             currency: Currency::parse(&self.currency)?,
             io: self.io.unwrap_or_default().parse()?,
             templates: self.templates,
+            copies: self.copies,
             name: self.name,
         })
     }

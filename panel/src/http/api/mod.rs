@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod billing;
 pub mod containers;
+pub mod copies;
 pub mod faults;
 pub mod openapi;
 pub mod operations;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
     let (router, doc) = OpenApiRouter::new()
         .routes(routes!(health))
         .merge(containers::router())
+        .merge(copies::router())
         .merge(accounts::router())
         .merge(tokens::router())
         .merge(billing::router())

@@ -22,7 +22,7 @@ use crate::http::extract::OwnerQuery;
 use crate::http::render::{not_found, page_error, render};
 use crate::http::session::Session;
 use crate::runtime::CommandOutcome;
-use crate::service::containers::{self, Action, Resize};
+use crate::service::containers::{self, copies, Action, Resize};
 use crate::service::{faults, metering, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -116,6 +116,10 @@ struct ContainerPage {
     /// Limit hits: (when, what), newest first, and the sums per kind.
     faults: Vec<(String, String)>,
     fault_totals: Vec<String>,
+    /// Snapshots: (name, taken, size, "running"/"stopped"), oldest first.
+    snapshots: Vec<(String, String, String, &'static str)>,
+    /// Backups: (id, short id, taken, size, added), oldest first.
+    backups: Vec<(String, String, String, String, String)>,
     csrf: String,
     command: String,
     output: Option<CommandOutcome>,
@@ -188,6 +192,10 @@ async fn render_container(
         .take(20)
         .map(|f| (super::human_time(f.at), faults::describe(f)))
         .collect();
+    let (snapshots, backups) = match copies_of(st, session, t).await {
+        Ok(c) => c,
+        Err(e) => return PageError(e).into_response(),
+    };
     let graphs = match graphs(st, row.id).await {
         Ok(g) => g,
         Err(e) => return PageError(e).into_response(),
@@ -214,6 +222,8 @@ async fn render_container(
         c_template,
         faults,
         fault_totals,
+        snapshots,
+        backups,
         csrf: session.csrf.clone(),
         command,
         output,
@@ -252,6 +262,45 @@ async fn unconfirmed(st: &AppState, session: &Session, t: &Target, done: &str) -
 
 /// After a change made from the container page: back to it once done (or to the
 /// operation's page while it runs), or the page with the reason.
+type Copies = (
+    Vec<(String, String, String, &'static str)>,
+    Vec<(String, String, String, String, String)>,
+);
+
+/// The container's snapshots and backups as the page lists them.
+async fn copies_of(st: &AppState, session: &Session, t: &Target) -> AppResult<Copies> {
+    let snaps = copies::snapshots(st, &session.user, &t.name, t.owner()).await?;
+    let backups = copies::backups(st, &session.user, &t.name, t.owner()).await?;
+    Ok((
+        snaps
+            .into_iter()
+            .map(|s| {
+                let state = if s.live { "running" } else { "stopped" };
+                (
+                    s.name,
+                    super::human_time(s.created_at as i64),
+                    format_bytes(s.bytes),
+                    state,
+                )
+            })
+            .collect(),
+        backups
+            .into_iter()
+            .map(|b| {
+                let short = b.id[..8].to_string();
+                let when = super::human_time(b.time as i64);
+                (
+                    b.id,
+                    short,
+                    when,
+                    format_bytes(b.bytes),
+                    format_bytes(b.added),
+                )
+            })
+            .collect(),
+    ))
+}
+
 async fn after_change(
     st: &AppState,
     session: &Session,
@@ -289,6 +338,10 @@ struct ActionForm {
     confirm: Option<String>,
     /// For `reinstall`: another template.
     template: Option<String>,
+    /// For `snapshot` (a name, optional), `rollback` and `snapshot-delete`.
+    snapshot: Option<String>,
+    /// For `restore-backup`: the backup's id.
+    backup: Option<String>,
 }
 
 async fn action(
@@ -378,6 +431,38 @@ async fn action(
             let template = f.template.as_deref().and_then(opt);
             let started = containers::reinstall(&st, &session.user, &name, owner, template).await;
             return after_change(&st, &session, &t, "reinstall", started).await;
+        }
+        "snapshot" => {
+            let snap = f.snapshot.as_deref().and_then(opt);
+            let started = copies::take_snapshot(&st, &session.user, &name, owner, snap).await;
+            return after_change(&st, &session, &t, "snapshot", started).await;
+        }
+        "rollback" => {
+            if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+                return unconfirmed(&st, &session, &t, "rolled back").await;
+            }
+            let snap = f.snapshot.unwrap_or_default();
+            let started = copies::restore_snapshot(&st, &session.user, &name, owner, snap).await;
+            return after_change(&st, &session, &t, "roll back", started).await;
+        }
+        "snapshot-delete" => {
+            let snap = f.snapshot.unwrap_or_default();
+            return match copies::delete_snapshot(&st, &session.user, &name, owner, snap).await {
+                Ok(()) => Redirect::to(&format!("/containers/{name}{}", t.query())).into_response(),
+                Err(e) => after_change(&st, &session, &t, "delete the snapshot of", Err(e)).await,
+            };
+        }
+        "backup" => {
+            let started = copies::backup(&st, &session.user, &name, owner).await;
+            return after_change(&st, &session, &t, "back up", started).await;
+        }
+        "restore-backup" => {
+            if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+                return unconfirmed(&st, &session, &t, "restored").await;
+            }
+            let id = f.backup.unwrap_or_default();
+            let started = copies::restore_backup(&st, &session.user, &name, owner, id, None).await;
+            return after_change(&st, &session, &t, "restore", started).await;
         }
         "destroy" => {
             if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) {

@@ -105,6 +105,7 @@ async fn new_plan(
                 ..Default::default()
             },
             templates: Vec::new(),
+            copies: Default::default(),
         })
     })();
     let created = match parsed {

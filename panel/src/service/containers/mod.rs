@@ -16,6 +16,7 @@ use crate::domain::{quota, Plan, Role, Totals, User};
 use crate::error::{AppError, AppResult};
 
 mod change;
+pub mod copies;
 mod create;
 mod recovery;
 
