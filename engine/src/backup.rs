@@ -117,12 +117,35 @@ impl BackupRepo {
                 )
                 .map_err(rustic);
         }
-        repo.open(&credentials).map_err(rustic)
+        repo.open(&credentials).map_err(|e| match rustic(e) {
+            Error::Backup(m) if m.contains("password") => Error::Backup(format!(
+                "the repository at {} was made with another password than the one in {} \
+                 (each state dir keeps its own: give each engine its own repository, or \
+                 the same password file)",
+                self.location.display(),
+                self.password_file.display()
+            )),
+            e => e,
+        })
     }
 }
 
+/// rustic's error, without the details and backtrace it appends for its own CLI.
 fn rustic(e: impl std::fmt::Display) -> Error {
-    Error::Backup(e.to_string())
+    let text = e.to_string();
+    let text = text
+        .split("\n\nSome additional details")
+        .next()
+        .unwrap_or_default()
+        .split("\n\nBacktrace:")
+        .next()
+        .unwrap_or_default();
+    let text: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "Message:")
+        .collect();
+    Error::Backup(text.join(" "))
 }
 
 /// Bytes done and to do of the running backup or restore, for a progress display.
@@ -165,6 +188,9 @@ pub struct BackupInfo {
     pub id: String,
     pub container: String,
     pub template: String,
+    /// The container's owner label when it was backed up (the panel's `panel:<user>`).
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Unix time it was taken.
     pub time: u64,
     /// Bytes of files in it.
@@ -197,11 +223,17 @@ fn info_of(snap: &rustic_core::repofile::SnapshotFile) -> Option<BackupInfo> {
         .find_map(|t| t.strip_prefix("template-"))
         .unwrap_or_default()
         .to_string();
+    let owner = snap
+        .tags
+        .iter()
+        .find_map(|t| t.strip_prefix("owner-"))
+        .map(str::to_string);
     let s = snap.summary.clone().unwrap_or_default();
     Some(BackupInfo {
         id: snap.id.to_hex().as_str().to_string(),
         container,
         template,
+        owner,
         time: snap.time.timestamp().as_second().max(0) as u64,
         bytes: s.total_bytes_processed,
         added: s.data_added,
@@ -239,7 +271,7 @@ impl Retention {
 
 /// A staging dir under `<state>/backups/stage`; unmounted and removed when dropped.
 #[derive(Debug)]
-struct Stage {
+pub(crate) struct Stage {
     dir: PathBuf,
     _lock: Lock,
 }
@@ -269,7 +301,7 @@ impl Stage {
             .ctx("create directory", &dir)?;
         Ok(Stage { dir, _lock: lock })
     }
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
 }
@@ -333,6 +365,71 @@ fn backup_error_context(name: &str, e: Error) -> Error {
 }
 
 impl Engine {
+    /// Stages a consistent, read-only view of container `name`'s layer for `what` (a
+    /// backup, an export): `root/config.json` and `root/upper`, the latter showing every
+    /// file with the ids it has inside the container. The container is locked only while
+    /// its snapshot is taken.
+    pub(crate) fn staged_view(&self, name: &str, what: &str) -> Result<(Stage, ContainerConfig)> {
+        let stage = Stage::take(&self.layout, what, name)?;
+        let cfg = {
+            let (_lock, cfg) = self.lock(name)?;
+            let running = self.run_state(name)?.is_some();
+            snapshot::take(&self.layout, &cfg, what, &stage.path("snap"), running)?;
+            cfg
+        };
+        mount_image(&stage.path("snap/disk.img"), &stage.path("mnt"), true)?;
+        let root = stage.path("root");
+        mkdir(&root.join("upper"))?;
+        fs::copy(stage.path("snap/config.json"), root.join("config.json"))
+            .ctx("copy", root.join("config.json"))?;
+        let ns = storage::userns_fd_reverse(cfg.id_base)?;
+        storage::idmapped_bind(&stage.path("mnt/upper"), &root.join("upper"), &ns)?;
+        Ok((stage, cfg))
+    }
+
+    /// Replaces the (locked) container `cfg`'s layer with one that `fill` writes into the
+    /// directory it is given (seen with the ids inside the container). The new image is
+    /// made and filled in a stage; the container changes only once it is complete.
+    pub(crate) fn refill(
+        &self,
+        cfg: &ContainerConfig,
+        what: &str,
+        timeout: Duration,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<crate::ContainerInfo> {
+        let target = &cfg.name;
+        let stage = Stage::take(&self.layout, what, target)?;
+        let staged = self.layout.image(target).with_extension("restore");
+        let _ = fs::remove_file(&staged);
+        let filled = (|| {
+            storage::make_image(&staged, cfg.limits.disk, cfg.limits.inodes)?;
+            mount_image(&staged, &stage.path("mnt"), false)?;
+            let upper = stage.path("mnt/upper");
+            fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&upper)
+                .ctx("create directory", &upper)?;
+            std::os::unix::fs::chown(&upper, Some(cfg.id_base), Some(cfg.id_base))
+                .ctx("chown", &upper)?;
+            mkdir(&stage.path("mnt/work"))?;
+            let rw = stage.path("rw");
+            mkdir(&rw)?;
+            // Files appear (and are created) with the ids they have inside: host
+            // `id_base + n` is `n` here.
+            let ns = storage::userns_fd_reverse(cfg.id_base)?;
+            storage::idmapped_bind_with(&upper, &rw, &ns, false)?;
+            fill(&rw)
+        })();
+        crate::testing::crash_point("restore-filled");
+        // Unmounted before the swap, whatever happened.
+        drop(stage);
+        if let Err(e) = filled {
+            let _ = fs::remove_file(&staged);
+            return Err(backup_error_context(target, e));
+        }
+        self.swap_image(cfg, &staged, timeout)
+    }
+
     /// Backs container `name` up (running or not) into `repo`; `progress` counts bytes.
     #[tracing::instrument(skip(self, repo, progress))]
     pub fn backup(
@@ -342,31 +439,17 @@ impl Engine {
         progress: Option<&BackupProgress>,
     ) -> Result<BackupInfo> {
         crate::require_root("back containers up")?;
-        let stage = Stage::take(&self.layout, "backup", name)?;
-        let cfg = {
-            let (_lock, cfg) = self.lock(name)?;
-            let running = self.run_state(name)?.is_some();
-            snapshot::take(&self.layout, &cfg, "backup", &stage.path("snap"), running)?;
-            cfg
-        };
-        // From here on the container is free for other operations.
-        mount_image(&stage.path("snap/disk.img"), &stage.path("mnt"), true)?;
+        let (stage, cfg) = self.staged_view(name, "backup")?;
         let root = stage.path("root");
-        mkdir(&root.join("upper"))?;
-        fs::copy(stage.path("snap/config.json"), root.join("config.json"))
-            .ctx("copy", root.join("config.json"))?;
-        let ns = storage::userns_fd_reverse(cfg.id_base)?;
-        storage::idmapped_bind(&stage.path("mnt/upper"), &root.join("upper"), &ns)?;
-
         crate::testing::crash_point("backup-staged");
         let repo = repo.open(progress)?.to_indexed_ids().map_err(rustic)?;
+        let mut tags = format!("{TAG},{},template-{}", container_tag(name), cfg.template);
+        if let Some(owner) = cfg.owner.as_deref().filter(|o| !o.contains(',')) {
+            tags.push_str(&format!(",owner-{owner}"));
+        }
         let snap = SnapshotOptions::default()
             .label(name.to_string())
-            .add_tags(&format!(
-                "{TAG},{},template-{}",
-                container_tag(name),
-                cfg.template
-            ))
+            .add_tags(&tags)
             .and_then(|o| o.to_snapshot())
             .map_err(rustic)?;
         let source = PathList::from_string(&root.to_string_lossy())
@@ -426,7 +509,6 @@ impl Engine {
     ) -> Result<crate::ContainerInfo> {
         crate::require_root("restore backups")?;
         spec::validate_name(target).map_err(|_| Error::NoSuchContainer(target.to_string()))?;
-        let stage = Stage::take(&self.layout, "restore", target)?;
         let repo = repo.open(progress)?.to_indexed().map_err(rustic)?;
         let (info, snap) = find(&repo, id)?;
         let (_lock, cfg) = self.lock(target)?;
@@ -437,25 +519,7 @@ impl Engine {
                 info.template, cfg.template
             )));
         }
-        let staged = self.layout.image(target).with_extension("restore");
-        let _ = fs::remove_file(&staged);
-        let filled = (|| {
-            storage::make_image(&staged, cfg.limits.disk, cfg.limits.inodes)?;
-            mount_image(&staged, &stage.path("mnt"), false)?;
-            let upper = stage.path("mnt/upper");
-            fs::DirBuilder::new()
-                .mode(0o755)
-                .create(&upper)
-                .ctx("create directory", &upper)?;
-            std::os::unix::fs::chown(&upper, Some(cfg.id_base), Some(cfg.id_base))
-                .ctx("chown", &upper)?;
-            mkdir(&stage.path("mnt/work"))?;
-            let rw = stage.path("rw");
-            mkdir(&rw)?;
-            // Files appear (and are created) with the ids they have inside: host
-            // `id_base + n` is `n` here.
-            let ns = storage::userns_fd_reverse(cfg.id_base)?;
-            storage::idmapped_bind_with(&upper, &rw, &ns, false)?;
+        self.refill(&cfg, "restore", timeout, |rw| {
             let node = repo
                 .node_from_snapshot_and_path(
                     &snap,
@@ -471,15 +535,7 @@ impl Engine {
                 .map_err(rustic)?;
             repo.restore(plan, &opts, repo.ls(&node, &ls).map_err(rustic)?, &dest)
                 .map_err(rustic)
-        })();
-        crate::testing::crash_point("restore-filled");
-        // Unmounted before the swap, whatever happened.
-        drop(stage);
-        if let Err(e) = filled {
-            let _ = fs::remove_file(&staged);
-            return Err(backup_error_context(target, e));
-        }
-        self.swap_image(&cfg, &staged, timeout)
+        })
     }
 
     /// Applies `keep` to the backups of container `name` and prunes the repository;

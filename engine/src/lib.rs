@@ -13,6 +13,7 @@ pub mod capacity;
 pub mod cgroup;
 pub mod devices;
 pub mod error;
+pub mod export;
 mod host_ops;
 pub mod identity;
 mod idmap;
@@ -404,6 +405,12 @@ impl Engine {
                 Err(Error::NoSuchContainer(_)) => continue,
                 Err(e) => return Err(e),
             };
+            if self.is_half_imported(&name) {
+                tracing::warn!(name, "removing a container whose import was interrupted");
+                self.destroy_locked(&cfg, DEFAULT_STOP_TIMEOUT)?;
+                repaired.push(name);
+                continue;
+            }
             if self.run_state(&name)?.is_none() {
                 let cgroup = self.cgroup(&name);
                 if cgroup.exists() {
@@ -647,7 +654,12 @@ impl Engine {
     pub fn destroy(&self, name: &str, timeout: Duration) -> Result<()> {
         require_root("destroy containers")?;
         let (_lock, cfg) = self.lock(name)?;
-        self.stop_locked(&cfg, timeout)?;
+        self.destroy_locked(&cfg, timeout)
+    }
+
+    fn destroy_locked(&self, cfg: &ContainerConfig, timeout: Duration) -> Result<()> {
+        let name = &cfg.name;
+        self.stop_locked(cfg, timeout)?;
         storage::unmount_all(&self.layout, name)?;
         let dir = self.layout.container(name);
         // The config goes first: a crash from here on leaves a directory that is not a

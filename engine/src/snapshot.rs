@@ -119,7 +119,7 @@ pub(crate) fn thaw_left_freeze(layout: &Layout, name: &str) {
 
 /// Copies `src` to the new file `dst` (mode 0600): a reflink where the filesystem can,
 /// otherwise only the allocated extents (holes stay holes). Returns how it copied.
-pub(crate) fn copy_image(src: &Path, dst: &Path) -> Result<&'static str> {
+pub fn copy_image(src: &Path, dst: &Path) -> Result<&'static str> {
     let from = File::open(src).ctx("open", src)?;
     let to = OpenOptions::new()
         .write(true)

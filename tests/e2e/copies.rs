@@ -14,7 +14,7 @@ use crate::support::{state_dir, Server};
 fn plan(max_snapshots: i64) -> Value {
     json!({"name": "basic", "price_minor": 500, "currency": "EUR",
            "container": {"memory": "512M", "cpus": 1, "disk": "256M", "procs": 256},
-           "customer": {"containers": 3, "memory": "2G", "cpus": 2, "disk": "1G"},
+           "customer": {"containers": 3, "memory": "2G", "cpus": 4, "disk": "1G"},
            "copies": {"max_snapshots": max_snapshots, "keep_last": 2}})
 }
 
@@ -198,6 +198,43 @@ async fn customers_snapshot_back_up_and_restore_within_their_plan() {
         "restoring into spare left web alone"
     );
 
+    // A new container from a backup, in one step; a template that is not the backup's is
+    // refused before anything is made.
+    let (status, body) = alice
+        .post(
+            "/api/v1/containers",
+            json!({"name": "again", "memory": "128M", "disk": "128M", "from_backup": &id[..10],
+                   "template": "no-such"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = alice
+        .post(
+            "/api/v1/containers",
+            json!({"name": "again", "memory": "128M", "disk": "128M", "from_backup": &id[..10]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, out) = alice
+        .post("/api/v1/containers/again/exec", exec("cat /root/note"))
+        .await;
+    assert_eq!(out["stdout"], "first\n");
+    let (status, _) = bob
+        .post(
+            "/api/v1/containers",
+            json!({"name": "stolen", "memory": "128M", "disk": "128M", "from_backup": &id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not bob's backup");
+    let (status, _) = alice
+        .post("/api/v1/containers/again/backups", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = alice
+        .call(Method::DELETE, "/api/v1/containers/again", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
     // Bob can neither list nor restore alice's backups; unknown ids are not found.
     let (status, _) = bob
         .post(
@@ -231,6 +268,16 @@ async fn customers_snapshot_back_up_and_restore_within_their_plan() {
         !ids.contains(&id.as_str()),
         "the oldest was forgotten: {list}"
     );
+    // The customer's list has every backup of theirs, those of destroyed containers too.
+    let (status, all) = alice.get("/api/v1/backups").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        3,
+        "web's two and again's: {all}"
+    );
+    let (_, none) = bob.get("/api/v1/backups").await;
+    assert_eq!(none, json!([]));
     drop(server);
 }
 
@@ -371,6 +418,27 @@ fn a_snapshot_backup_or_restore_killed_half_way_leaves_the_container_as_it_was()
         .join(&name)
         .join("disk.restore")
         .exists());
+
+    // Export and import, and an import killed half-way: `serve`'s recovery removes it.
+    let file = repo.with_file_name("export.tar.zst");
+    run(&["ct", "export", &name, file.to_str().unwrap()]);
+    let copy = unique_name("cli-copied");
+    let out = acetate_with(
+        &state,
+        &repo,
+        &["ct", "import", file.to_str().unwrap(), &copy],
+        Some("import-filling"),
+    );
+    assert!(killed(&out), "{out:?}");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let engine = acetate_engine::Engine::open(&state).unwrap();
+    let repaired = engine.recover().unwrap();
+    assert!(repaired.contains(&copy), "{repaired:?}");
+    assert!(acetate_engine::testing::leftovers(engine.layout(), &copy).is_empty());
+    run(&["ct", "import", file.to_str().unwrap(), &copy]);
+    run(&["ct", "start", &copy]);
+    assert_eq!(run(&["ct", "exec", &copy, "--", "cat", "/root/f"]), "two\n");
+    run(&["ct", "destroy", &copy]);
 
     run(&["ct", "rollback", &name, "half"]);
     assert_eq!(read(), "two\n");

@@ -383,3 +383,197 @@ fn backups_store_only_what_changed_once_and_restic_reads_them() {
         );
     }
 }
+
+#[test]
+fn an_export_imports_as_it_was_under_another_name_and_bad_archives_change_nothing() {
+    let Some(engine) = engine("an_export_imports_as_it_was_under_another_name") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Ct::started(engine, "exp-a", |b| b.disk(256 * MIB).memory(192 * MIB));
+    let (code, _, err) = a.sh(
+        "mkdir -p /data/d && head -c 2000000 /dev/urandom > /data/big && echo hi > /data/d/x && \
+         ln -s d/x /data/link && chown -R 33:33 /data/d && rm -f /etc/motd && \
+         setfattr -n user.note -v kept /data/big 2>/dev/null; true",
+    );
+    assert_eq!(code, 0, "{err}");
+    let before = sums(&a);
+    let file = dir.path().join("a.tar.zst");
+    let bytes = engine.export(&a.name, &file).unwrap();
+    assert!(bytes > 1_000_000 && bytes < 8_000_000, "{bytes}");
+    assert!(!dir.path().join("a.partial").exists());
+    // GNU tar lists it without Acetate; ids are the container's own.
+    let out = Command::new("tar")
+        .args(["--zstd", "--numeric-owner", "-tvf"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("33/33") && listing.contains("upper/data/big"),
+        "{listing}"
+    );
+
+    let name = acetate_engine::testing::unique_name("exp-b");
+    let info = engine.import(&file, Some(&name)).unwrap();
+    let b = Ct {
+        engine,
+        name: name.clone(),
+    };
+    assert_eq!(info.state, State::Stopped);
+    assert_eq!(
+        (info.limits.disk, info.limits.memory),
+        (256 * MIB, 192 * MIB)
+    );
+    assert_ne!(info.host_uid, engine.show(&a.name).unwrap().host_uid);
+    engine.start(&name).unwrap();
+    assert_eq!(sums(&b), before);
+    let (_, out, _) =
+        b.sh("stat -c %u:%g /data/d/x; readlink /data/link; test -e /etc/motd || echo gone");
+    assert_eq!(out, "33:33\nd/x\ngone\n");
+    assert!(!engine.layout().container(&name).join("importing").exists());
+
+    // Bad input changes nothing: no archive, not an archive, a taken name, a missing
+    // template.
+    let count = engine.list().unwrap().len();
+    assert!(engine
+        .import(&dir.path().join("missing.tar.zst"), Some("imp-x"))
+        .is_err());
+    std::fs::write(dir.path().join("junk.tar.zst"), b"not an archive").unwrap();
+    let err = engine
+        .import(&dir.path().join("junk.tar.zst"), Some("imp-x"))
+        .unwrap_err();
+    assert!(err.to_string().contains("not an Acetate export"), "{err}");
+    assert!(matches!(
+        engine.import(&file, Some(&name)),
+        Err(Error::NameTaken(_))
+    ));
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let out = Command::new("tar")
+        .args(["--zstd", "-xf"])
+        .arg(&file)
+        .arg("-C")
+        .arg(&other)
+        .arg("config.json")
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let cfg = std::fs::read_to_string(other.join("config.json"))
+        .unwrap()
+        .replace("\"template\": \"host\"", "\"template\": \"gone-template\"");
+    std::fs::write(other.join("config.json"), cfg).unwrap();
+    std::fs::create_dir(other.join("upper")).unwrap();
+    let bad = dir.path().join("bad.tar.zst");
+    let status = Command::new("tar")
+        .args(["--zstd", "-cf"])
+        .arg(&bad)
+        .arg("-C")
+        .arg(&other)
+        .args(["config.json", "upper"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(matches!(
+        engine.import(&bad, Some("imp-y")),
+        Err(Error::NoSuchTemplate(t)) if t == "gone-template"
+    ));
+    assert_eq!(engine.list().unwrap().len(), count);
+    assert!(acetate_engine::testing::leftovers(engine.layout(), "imp-x").is_empty());
+    assert!(acetate_engine::testing::leftovers(engine.layout(), "imp-y").is_empty());
+}
+
+/// A state dir on its own XFS filesystem (reflinks), with the shared `host` template bound
+/// into it; unmounted when dropped.
+struct XfsStateDir {
+    _dir: tempfile::TempDir,
+    mnt: std::path::PathBuf,
+}
+
+impl XfsStateDir {
+    fn new(template_from: &Path) -> Option<XfsStateDir> {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let img = dir.path().join("xfs.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(4 << 30)
+            .unwrap();
+        match Command::new("mkfs.xfs")
+            .args(["-q", "-m", "reflink=1"])
+            .arg(&img)
+            .status()
+        {
+            Ok(s) => assert!(s.success(), "mkfs.xfs"),
+            Err(e) if !in_ci() => {
+                eprintln!("skipping the reflink test: {e} (scripts/setup installs xfsprogs)");
+                return None;
+            }
+            Err(e) => panic!("run mkfs.xfs (scripts/setup installs xfsprogs): {e}"),
+        }
+        let mnt = dir.path().join("state");
+        std::fs::create_dir(&mnt).unwrap();
+        let ok = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount the XFS image");
+        let host = mnt.join("templates/host");
+        std::fs::create_dir_all(&host).unwrap();
+        let ok = Command::new("mount")
+            .arg("--bind")
+            .arg(template_from)
+            .arg(&host)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "bind the host template");
+        Some(XfsStateDir { _dir: dir, mnt })
+    }
+}
+
+impl Drop for XfsStateDir {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg(self.mnt.join("templates/host"))
+            .status();
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+#[test]
+fn on_a_state_dir_that_shares_blocks_a_snapshot_is_a_reflink() {
+    let Some(shared) = engine("on_a_state_dir_that_shares_blocks_a_snapshot_is_a_reflink") else {
+        return;
+    };
+    let Some(xfs) = XfsStateDir::new(&shared.layout().template("host")) else {
+        return;
+    };
+    let engine: &'static acetate_engine::Engine =
+        Box::leak(Box::new(acetate_engine::Engine::open(&xfs.mnt).unwrap()));
+    {
+        let ct = Ct::started(engine, "reflink", |b| b.disk(512 * MIB));
+        let (code, _, err) =
+            ct.sh("mkdir -p /data && head -c 100000000 /dev/urandom > /data/big && sync");
+        assert_eq!(code, 0, "{err}");
+        let before = sums(&ct);
+        let used = |p: &Path| {
+            nix::sys::statvfs::statvfs(p)
+                .map(|s| (s.blocks() - s.blocks_free()) * s.fragment_size())
+                .unwrap()
+        };
+        let used_before = used(&xfs.mnt);
+        let snap = engine.snapshot(&ct.name, Some("shared"), None).unwrap();
+        assert_eq!(snap.copy, "reflink", "{snap:?}");
+        // The copy shares the container's blocks: the filesystem barely grows.
+        let grown = used(&xfs.mnt).saturating_sub(used_before);
+        assert!(
+            grown < 20 * MIB,
+            "the snapshot took {grown} bytes of new space"
+        );
+        let (code, _, _) = ct.sh("rm /data/big && echo new > /data/other");
+        assert_eq!(code, 0);
+        engine.restore_snapshot(&ct.name, "shared", T).unwrap();
+        assert_eq!(sums(&ct), before);
+    }
+}

@@ -1,5 +1,6 @@
 //! `acetate ct snapshot|snapshots|rollback|snapshot-delete|backup|backups|restore-backup|
-//! forget-backups`: a container's snapshots and its backups in the provider's repository.
+//! forget-backups|export|import`: a container's snapshots, its backups in the provider's
+//! repository, and portable archives.
 
 use std::time::Duration;
 
@@ -38,6 +39,18 @@ pub enum CopiesCmd {
         name: String,
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+    },
+    /// Write a container (running or not) to FILE as one portable archive (.tar.zst:
+    /// config and layer, ids as inside the container).
+    Export {
+        name: String,
+        file: std::path::PathBuf,
+    },
+    /// Create a container (stopped) from an archive of `ct export`, as NAME (its original
+    /// name by default). Its template must be installed here.
+    Import {
+        file: std::path::PathBuf,
+        name: Option<String>,
     },
     /// Forget a container's backups beyond the ones to keep, and prune the repository.
     ForgetBackups {
@@ -129,6 +142,29 @@ pub fn run(engine: &Engine, out: &Output, cmd: CopiesCmd) -> acetate_engine::Res
             let info =
                 engine.restore_backup(repo, &id, &name, Duration::from_secs(timeout), None)?;
             out.print(&info, |_| println!("backup {id} restored into {name}"));
+        }
+        CopiesCmd::Export { name, file } => {
+            let bytes = engine.export(&name, &file)?;
+            out.print(
+                &serde_json::json!({ "name": name, "file": file, "bytes": bytes }),
+                |_| {
+                    println!(
+                        "container {name} exported to {} ({})",
+                        file.display(),
+                        acetate_engine::size::format_bytes(bytes)
+                    )
+                },
+            );
+        }
+        CopiesCmd::Import { file, name } => {
+            let info = engine.import(&file, name.as_deref())?;
+            out.print(&info, |i| {
+                println!(
+                    "container {} imported from {} (stopped)",
+                    i.name,
+                    file.display()
+                )
+            });
         }
         CopiesCmd::ForgetBackups {
             name,

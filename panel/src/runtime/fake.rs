@@ -433,6 +433,7 @@ impl Runtime for FakeRuntime {
             id: format!("{:064x}", inner.backups.len() + 1),
             container: name.to_string(),
             template: info.template,
+            owner: info.owner,
             time: acetate_engine::store::unix_now(),
             bytes: 0,
             added: 0,

@@ -163,3 +163,44 @@ async fn plans_set_snapshots_and_backups_and_the_panel_holds_to_them() {
     let (_, html) = page(&app, &cookie, "/containers/web").await;
     assert!(!html.contains("<td>s4</td>"), "deleted from the page");
 }
+
+#[tokio::test]
+async fn the_schedule_backs_up_what_is_due_and_keeps_what_the_plan_says() {
+    use acetate::service::containers::copies::scheduled_backups;
+    let app = spawn_app().await;
+    let mut daily = plan("daily", 5);
+    daily["copies"] = json!({"backup_every_hours": 24, "keep_last": 2});
+    let acme = app.reseller("acme", daily, pool(10)).await;
+    let (status, body) = acme.post("/api/v1/plans", plan("manual", 5)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let alice = app.customer(&acme, "alice", "daily").await;
+    let bob = app.customer(&acme, "bob", "manual").await;
+    for api in [&alice, &bob] {
+        let (status, body) = api.create(json!({"name": "web"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // Alice's plan schedules backups: the first pass takes one, the next finds it fresh.
+    assert_eq!(scheduled_backups(&app.state).await.unwrap(), 1);
+    assert_eq!(scheduled_backups(&app.state).await.unwrap(), 0);
+    let (_, list) = alice.get("/api/v1/containers/web/backups").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let (_, list) = bob.get("/api/v1/containers/web/backups").await;
+    assert_eq!(list, json!([]), "bob's plan backs up only on request");
+    // Retention after each backup keeps the plan's last two.
+    for _ in 0..3 {
+        let (status, _) = alice
+            .post("/api/v1/containers/web/backups?wait=10", json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, list) = alice.get("/api/v1/containers/web/backups").await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "keep_last 2: {list}");
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'container.backup' AND actor_id IS NULL"
+        )
+        .await,
+        1,
+        "the schedule's backup is audited as the panel's"
+    );
+}

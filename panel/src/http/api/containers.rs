@@ -79,6 +79,9 @@ pub struct CreateRequest {
     pub io_weight: Option<u32>,
     /// Disk I/O caps (the plan's by default; never above them).
     pub io: Option<IoCaps>,
+    /// Start with the files of this backup of one of the customer's containers (its id
+    /// or first 8+ hex digits; see `GET /api/v1/backups`); its template by default.
+    pub from_backup: Option<String>,
 }
 
 impl CreateRequest {
@@ -93,6 +96,7 @@ impl CreateRequest {
             procs: self.procs,
             io_weight: self.io_weight,
             io: self.io.unwrap_or_default().parse()?,
+            from_backup: self.from_backup,
         })
     }
 }

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(restore_snapshot))
         .routes(routes!(list_backups, backup))
         .routes(routes!(restore_backup))
+        .routes(routes!(customer_backups))
 }
 
 /// One snapshot of a container.
@@ -56,6 +57,8 @@ impl From<acetate_engine::snapshot::SnapshotInfo> for SnapshotView {
 pub struct BackupView {
     /// The repository's snapshot id (as `restic snapshots` shows it).
     pub id: String,
+    /// The container's engine name (its name in the repository).
+    pub container: String,
     pub template: String,
     /// Unix time it was taken.
     pub time: u64,
@@ -70,6 +73,7 @@ impl From<acetate_engine::backup::BackupInfo> for BackupView {
     fn from(b: acetate_engine::backup::BackupInfo) -> Self {
         BackupView {
             id: b.id,
+            container: b.container,
             template: b.template,
             time: b.time,
             bytes: b.bytes,
@@ -217,4 +221,22 @@ async fn restore_backup(
     let op =
         copies::restore_backup(&st, &caller.0, &name, q.owner.as_deref(), id, req.into).await?;
     answer(&st, op, q.wait, |r| result_json(r, StatusCode::OK)).await
+}
+
+#[utoipa::path(get, operation_id = "copies_customer_backups", path = "/api/v1/backups", tag = "backups",
+    summary = "Every backup of the customer's containers, those since destroyed included (create a container `from_backup` to restore one)",
+    responses((status = 200, description = "ok", body = [BackupView]), (status = 403, description = "not a customer account", body = ErrorBody)))]
+async fn customer_backups(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<BackupView>>> {
+    if caller.0.role() != crate::domain::Role::Customer {
+        return Err(crate::error::AppError::Forbidden(
+            "backups belong to customers: list a container's with /api/v1/containers/{name}/backups"
+                .into(),
+        )
+        .into());
+    }
+    let list = copies::customer_backups(&st, &caller.0).await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
 }

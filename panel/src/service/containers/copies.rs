@@ -221,6 +221,37 @@ pub async fn backups(
     st.engine(move |e| e.backups(Some(&engine_name))).await
 }
 
+/// The owner label the panel gives a customer's containers (and their backups).
+fn owner_label(customer: &User) -> String {
+    format!("panel:{}", customer.name)
+}
+
+/// Every backup of `customer`'s containers, those since destroyed included, oldest first.
+pub async fn customer_backups(st: &AppState, customer: &User) -> AppResult<Vec<BackupInfo>> {
+    let label = owner_label(customer);
+    Ok(st
+        .engine(|e| e.backups(None))
+        .await?
+        .into_iter()
+        .filter(|b| b.owner.as_deref() == Some(label.as_str()))
+        .collect())
+}
+
+/// One of `customer`'s backups by its id or a prefix of at least 8 hex digits.
+pub async fn backup_of(st: &AppState, customer: &User, id: &str) -> AppResult<BackupInfo> {
+    let wanted = id.to_ascii_lowercase();
+    if wanted.len() < 8 {
+        return Err(AppError::Unprocessable(
+            "from_backup: give the backup's id (at least its first 8 hex digits)".into(),
+        ));
+    }
+    customer_backups(st, customer)
+        .await?
+        .into_iter()
+        .find(|b| b.id.starts_with(&wanted))
+        .ok_or_else(|| AppError::Unprocessable(format!("from_backup: you have no backup {id:?}")))
+}
+
 /// Backs a container up now, then applies the plan's retention to its backups.
 pub async fn backup(
     st: &AppState,

@@ -27,6 +27,9 @@ pub struct NewContainer {
     pub io_weight: Option<u32>,
     /// Disk I/O caps; unset ones are the plan's.
     pub io: acetate_engine::IoLimits,
+    /// A backup of one of the customer's containers (its id, or the first 8+ hex digits)
+    /// whose files the new container starts with; its template by default.
+    pub from_backup: Option<String>,
 }
 
 impl NewContainer {
@@ -41,6 +44,7 @@ impl NewContainer {
             procs: None,
             io_weight: None,
             io: acetate_engine::IoLimits::default(),
+            from_backup: None,
         }
     }
 
@@ -129,6 +133,25 @@ pub async fn create(st: &AppState, user: &User, req: NewContainer) -> AppResult<
             req.name.as_str()
         )));
     }
+    let mut req = req;
+    let from_backup = match req.from_backup.take() {
+        Some(id) => {
+            let backup = super::copies::backup_of(st, user, &id).await?;
+            match &req.template {
+                Some(t) if t != &backup.template => {
+                    return Err(AppError::Unprocessable(format!(
+                        "template: backup {} is of template {:?}; leave the template out or \
+                         give that one",
+                        &backup.id[..8],
+                        backup.template
+                    )))
+                }
+                _ => req.template = Some(backup.template.clone()),
+            }
+            Some(backup.id)
+        }
+        None => None,
+    };
     let engine_name = engine_name();
     let mut spec = req.spec(user, &engine_name, &plan)?;
     crate::service::templates::check_choice(st, &plan, &spec.template).await?;
@@ -181,8 +204,19 @@ pub async fn create(st: &AppState, user: &User, req: NewContainer) -> AppResult<
     let target = format!("{}/{}", user.name, name);
     let (st2, user2) = (st.clone(), user.clone());
     let work = async move {
+        let en = engine_name.clone();
         let created = st2
-            .change(&engine_name, move |e| e.create_and_start(&spec))
+            .change(&engine_name, move |e| {
+                let info = e.create_and_start(&spec)?;
+                let Some(id) = from_backup else {
+                    return Ok(info);
+                };
+                // Nothing half-made: a container whose restore failed goes again.
+                e.restore_backup(&id, &en, acetate_engine::DEFAULT_STOP_TIMEOUT)
+                    .inspect_err(|_| {
+                        let _ = e.destroy(&en, std::time::Duration::from_secs(5));
+                    })
+            })
             .await;
         st2.db
             .audit(
