@@ -88,6 +88,19 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Says how far a running operation got (its message, for people).
+    pub async fn operation_progress(&self, id: i64, message: &str) -> AppResult<()> {
+        sqlx::query(
+            "UPDATE operations SET message = $1, updated_at = $2 WHERE id = $3 AND state = 'running'",
+        )
+        .bind(message)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Says a runner's operations are still being worked on.
     pub async fn heartbeat_operations(&self, runner: &str) -> AppResult<()> {
         sqlx::query(

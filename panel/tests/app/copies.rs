@@ -110,13 +110,42 @@ async fn plans_set_snapshots_and_backups_and_the_panel_holds_to_them() {
         .await;
     assert_eq!(status, StatusCode::OK, "the reseller sees its customer's");
 
+    // A running backup says how far it got in its operation.
+    app.engine
+        .delay("backup", std::time::Duration::from_millis(2500));
+    let (status, op) = alice
+        .post("/api/v1/containers/web/backups", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+    tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+    let (_, running) = alice.get(&format!("/api/v1/operations/{}", op["id"])).await;
+    assert_eq!(running["state"], "running", "{running}");
+    assert_eq!(
+        running["message"], "backing up: 50M of 100M read",
+        "{running}"
+    );
+    app.engine.delay("backup", std::time::Duration::ZERO);
+    let ended = async {
+        loop {
+            let (_, now) = alice.get(&format!("/api/v1/operations/{}", op["id"])).await;
+            if now["state"] != "running" {
+                return now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), ended)
+        .await
+        .unwrap();
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+
     // Backups: made, listed, restored; the audit log says who did what.
     let (status, b) = alice
         .post("/api/v1/containers/web/backups?wait=10", json!({}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{b}");
     let (_, list) = alice.get("/api/v1/containers/web/backups").await;
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list.as_array().unwrap().len(), 2);
     let id = b["id"].as_str().unwrap();
     let (status, body) = alice
         .post(

@@ -3,7 +3,9 @@
 //! which backups are kept. Taking, restoring and backing up are operations; the scheduled
 //! backups of `serve` run through [`scheduled_backups`].
 
-use acetate_engine::backup::BackupInfo;
+use std::sync::atomic::Ordering::Relaxed;
+
+use acetate_engine::backup::{BackupInfo, BackupProgress};
 use acetate_engine::snapshot::SnapshotInfo;
 
 use super::{
@@ -263,8 +265,29 @@ pub async fn backup(
     let owner = active_owner_of(st, &row).await?;
     let plan = customer_plan(st, &owner).await?;
     let (st2, caller2, row2) = (st.clone(), caller.clone(), row.clone());
+    let (id_tx, id_rx) = tokio::sync::oneshot::channel::<i64>();
     let work = async move {
-        let result = back_up(&st2, &row2, &plan).await;
+        let progress = BackupProgress::default();
+        // The operation's message says how far the backup got, every second.
+        let reporter = id_rx.await.ok().map(|id| {
+            let (db, p) = (st2.db.clone(), progress.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let (done, total) = (p.done.load(Relaxed), p.total.load(Relaxed));
+                    if total > 0 {
+                        let b = acetate_engine::size::format_bytes;
+                        let text = format!("backing up: {} of {} read", b(done), b(total));
+                        let _ = db.operation_progress(id, &text).await;
+                    }
+                }
+            })
+        });
+        let result = back_up(&st2, &row2, &plan, Some(progress)).await;
+        if let Some(r) = reporter {
+            r.abort();
+        }
         audit(&st2, &caller2, "container.backup", &row2, &result).await?;
         let info = result?;
         Ok(Done {
@@ -272,7 +295,8 @@ pub async fn backup(
             result: serde_json::to_value(&info).ok(),
         })
     };
-    st.operations
+    let op = st
+        .operations
         .spawn(
             caller,
             "container.backup",
@@ -280,7 +304,9 @@ pub async fn backup(
             Some(row.id),
             work,
         )
-        .await
+        .await?;
+    let _ = id_tx.send(op.id);
+    Ok(op)
 }
 
 /// One backup and the plan's retention after it.
@@ -288,11 +314,12 @@ async fn back_up(
     st: &AppState,
     row: &ContainerRow,
     plan: &crate::domain::Plan,
+    progress: Option<BackupProgress>,
 ) -> AppResult<BackupInfo> {
     let engine_name = row.engine_name.clone();
     let keep = plan.retention();
     st.engine(move |e| {
-        let info = e.backup(&engine_name, None)?;
+        let info = e.backup(&engine_name, progress.as_ref())?;
         if !keep.is_empty() {
             e.forget_backups(&engine_name, &keep)?;
         }
@@ -401,7 +428,7 @@ pub async fn scheduled_backups(st: &AppState) -> AppResult<usize> {
         if now - newest < plan.backup_every_hours * 3600 {
             continue;
         }
-        let result = back_up(st, &row, &plan).await;
+        let result = back_up(st, &row, &plan, None).await;
         st.db
             .audit(
                 None,
