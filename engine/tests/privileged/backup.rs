@@ -232,6 +232,19 @@ fn backups_store_only_what_changed_once_and_restic_reads_them() {
     assert_eq!(first.template, "host");
     assert!(first.added >= 50 << 20, "{first:?}");
     let size1 = dir_size(&repo.location);
+    // The password and the key it opens are private to root; rustic's cache is beside them.
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "password" || name.starts_with("masterkey-") {
+            let mode =
+                std::os::unix::fs::PermissionsExt::mode(&entry.metadata().unwrap().permissions());
+            assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+        }
+    }
+    assert!(std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("masterkey-")));
 
     // A small change: the second backup reads and stores only that.
     put(&a, "/data/small", b"version two\n");
