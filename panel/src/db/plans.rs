@@ -112,6 +112,63 @@ impl Db {
         Ok(id)
     }
 
+    /// Replaces every field of plan `p.id` but its reseller, name and creation time.
+    pub async fn update_plan(&self, p: &Plan) -> AppResult<()> {
+        sqlx::query(
+            "UPDATE plans SET ct_memory = $1, ct_cpus_milli = $2, ct_disk = $3, ct_procs = $4, \
+             max_containers = $5, total_memory = $6, total_cpus_milli = $7, total_disk = $8, \
+             price_minor = $9, currency = $10, ct_io_read_bps = $11, ct_io_write_bps = $12, \
+             ct_io_read_iops = $13, ct_io_write_iops = $14, templates = $15, \
+             max_snapshots = $16, backup_every_hours = $17, backup_keep_last = $18, \
+             backup_keep_daily = $19, backup_keep_weekly = $20, backup_keep_monthly = $21 \
+             WHERE id = $22",
+        )
+        .bind(p.ct_memory)
+        .bind(p.ct_cpus_milli)
+        .bind(p.ct_disk)
+        .bind(p.ct_procs)
+        .bind(p.max_containers)
+        .bind(p.total_memory)
+        .bind(p.total_cpus_milli)
+        .bind(p.total_disk)
+        .bind(p.price_minor)
+        .bind(&p.currency)
+        .bind(p.ct_io_read_bps)
+        .bind(p.ct_io_write_bps)
+        .bind(p.ct_io_read_iops)
+        .bind(p.ct_io_write_iops)
+        .bind(&p.templates)
+        .bind(p.max_snapshots)
+        .bind(p.backup_every_hours)
+        .bind(p.backup_keep_last)
+        .bind(p.backup_keep_daily)
+        .bind(p.backup_keep_weekly)
+        .bind(p.backup_keep_monthly)
+        .bind(p.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a plan; only one no customer is on (the caller checks).
+    pub async fn delete_plan(&self, id: i64) -> AppResult<()> {
+        sqlx::query("DELETE FROM plans WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The customers on plan `plan_id`.
+    pub async fn customers_on_plan(&self, plan_id: i64) -> AppResult<Vec<User>> {
+        Ok(sqlx::query_as::<_, User>(
+            "SELECT * FROM users WHERE role = 'customer' AND plan_id = $1 ORDER BY name",
+        )
+        .bind(plan_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn plans_of(&self, reseller_id: i64) -> AppResult<Vec<Plan>> {
         Ok(
             sqlx::query_as::<_, Plan>("SELECT * FROM plans WHERE reseller_id = $1 ORDER BY name")

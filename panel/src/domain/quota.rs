@@ -94,6 +94,52 @@ pub fn check(
     Ok(())
 }
 
+/// What a customer holding `held` in all, with `largest` the largest of its containers in
+/// each dimension, holds beyond `plan`: one sentence per limit, naming it and both figures.
+pub fn over_plan(plan: &Plan, held: &Totals, largest: &Totals) -> Vec<String> {
+    let b = |v: i64| format_bytes(v.max(0) as u64);
+    let c = |v: i64| format_cpus(v.max(0) as u32);
+    let mut out = Vec::new();
+    if held.containers > plan.max_containers {
+        out.push(format!(
+            "{} containers, the plan allows {}",
+            held.containers, plan.max_containers
+        ));
+    }
+    for (what, have, allowed, fmt) in [
+        (
+            "memory in all",
+            held.memory,
+            plan.total_memory,
+            &b as &dyn Fn(i64) -> String,
+        ),
+        ("CPUs in all", held.cpus_milli, plan.total_cpus_milli, &c),
+        ("disk in all", held.disk, plan.total_disk, &b),
+        (
+            "memory in one container",
+            largest.memory,
+            plan.ct_memory,
+            &b,
+        ),
+        (
+            "CPUs in one container",
+            largest.cpus_milli,
+            plan.ct_cpus_milli,
+            &c,
+        ),
+        ("disk in one container", largest.disk, plan.ct_disk, &b),
+    ] {
+        if have > allowed {
+            out.push(format!(
+                "{} {what}, the plan allows {}",
+                fmt(have),
+                fmt(allowed)
+            ));
+        }
+    }
+    out
+}
+
 /// Checks a pool the provider sets against what the reseller's customers already hold:
 /// never below it. The refusal names the field and both figures.
 pub fn check_pool(pool: &Pool, used: &Totals) -> Result<(), String> {

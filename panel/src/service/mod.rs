@@ -4,6 +4,20 @@
 //! background jobs all call the same functions.
 
 pub mod accounts;
+
+/// Refuses a caller without `role` (services that only one kind of account may use).
+pub(crate) fn require(
+    caller: &crate::domain::User,
+    role: crate::domain::Role,
+) -> crate::error::AppResult<()> {
+    if caller.role() != role {
+        return Err(crate::error::AppError::Forbidden(format!(
+            "only a {} account can do this",
+            role.as_str()
+        )));
+    }
+    Ok(())
+}
 pub mod auth;
 pub mod billing;
 pub mod containers;
@@ -14,6 +28,7 @@ pub mod host;
 pub mod metering;
 pub mod metrics;
 pub mod operations;
+pub mod plans;
 pub mod plugins;
 pub mod sessions;
 pub mod snapshot;

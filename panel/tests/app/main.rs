@@ -10,5 +10,6 @@ mod layers;
 mod metrics;
 mod openapi;
 mod operations;
+mod plans;
 mod scope;
 mod support;

@@ -13,8 +13,9 @@ use crate::domain::{Currency, Plan, Pool, UserName};
 use crate::error::AppResult;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Caller, Provider, Reseller};
-use crate::service::accounts::{self, Copies, CustomerView, NewPlan, PoolLimits, ResellerView};
+use crate::service::accounts::{self, CustomerView, PoolLimits, ResellerView};
 use crate::service::auth::Secret;
+use crate::service::plans::{self, Copies, NewPlan, PlanChange};
 use crate::service::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,6 +23,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_resellers, create_reseller))
         .routes(routes!(set_pool))
         .routes(routes!(list_plans, create_plan))
+        .routes(routes!(update_plan, delete_plan))
+        .routes(routes!(move_customer))
         .routes(routes!(list_customers, create_customer))
         .routes(routes!(suspend))
         .routes(routes!(unsuspend))
@@ -196,7 +199,7 @@ async fn list_plans(
     AxState(st): AxState<AppState>,
     Reseller(me): Reseller,
 ) -> ApiResult<Json<Vec<Plan>>> {
-    Ok(Json(accounts::plans(&st, &me).await?))
+    Ok(Json(plans::plans(&st, &me).await?))
 }
 
 #[utoipa::path(post, operation_id = "accounts_create_plan", path = "/api/v1/plans", tag = "accounts",
@@ -208,8 +211,61 @@ async fn create_plan(
     Reseller(me): Reseller,
     ApiJson(req): ApiJson<PlanRequest>,
 ) -> ApiResult<(StatusCode, Json<Plan>)> {
-    let plan = accounts::create_plan(&st, &me, req.parse()?).await?;
+    let plan = plans::create_plan(&st, &me, req.parse()?).await?;
     Ok((StatusCode::CREATED, Json(plan)))
+}
+
+#[utoipa::path(put, operation_id = "accounts_update_plan", path = "/api/v1/plans/{name}", tag = "accounts",
+    summary = "Change a plan (reseller): the whole plan again, same name; the answer names the customers now over it",
+    params(("name" = String, Path, description = "the plan")), request_body = PlanRequest,
+    responses((status = 200, description = "changed", body = PlanChange), (status = 403, description = "not a reseller", body = ErrorBody),
+        (status = 404, description = "no such plan of the caller's", body = ErrorBody), (status = 422, description = "invalid input (the message names the field)", body = ErrorBody)))]
+async fn update_plan(
+    AxState(st): AxState<AppState>,
+    Reseller(me): Reseller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<PlanRequest>,
+) -> ApiResult<Json<PlanChange>> {
+    Ok(Json(
+        plans::update_plan(&st, &me, &name, req.parse()?).await?,
+    ))
+}
+
+#[utoipa::path(delete, operation_id = "accounts_delete_plan", path = "/api/v1/plans/{name}", tag = "accounts",
+    summary = "Delete a plan no customer is on (reseller)",
+    params(("name" = String, Path, description = "the plan")),
+    responses((status = 204, description = "deleted"), (status = 403, description = "not a reseller", body = ErrorBody),
+        (status = 404, description = "no such plan of the caller's", body = ErrorBody), (status = 409, description = "customers are on it (named)", body = ErrorBody)))]
+async fn delete_plan(
+    AxState(st): AxState<AppState>,
+    Reseller(me): Reseller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    plans::delete_plan(&st, &me, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MoveRequest {
+    /// Another of the reseller's plans.
+    plan: String,
+}
+
+#[utoipa::path(put, operation_id = "accounts_move_customer", path = "/api/v1/customers/{name}/plan", tag = "accounts",
+    summary = "Move a customer to another plan, if what it holds fits (reseller)",
+    params(("name" = String, Path, description = "the customer")), request_body = MoveRequest,
+    responses((status = 200, description = "moved", body = CustomerView), (status = 403, description = "not a reseller", body = ErrorBody),
+        (status = 404, description = "no such customer of the caller's", body = ErrorBody), (status = 422, description = "no such plan, or the customer holds more than it allows (named)", body = ErrorBody)))]
+async fn move_customer(
+    AxState(st): AxState<AppState>,
+    Reseller(me): Reseller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<MoveRequest>,
+) -> ApiResult<Json<CustomerView>> {
+    Ok(Json(
+        plans::move_customer(&st, &me, &name, &req.plan).await?,
+    ))
 }
 
 #[utoipa::path(get, operation_id = "accounts_list_customers", path = "/api/v1/customers", tag = "accounts",

@@ -15,8 +15,9 @@ use crate::error::{AppError, AppResult};
 use crate::http::error::{is_client_error, status, PageError};
 use crate::http::render::{not_found, render};
 use crate::http::session::{CsrfForm, Session};
-use crate::service::accounts::{self, NewPlan};
+use crate::service::accounts;
 use crate::service::auth::Secret;
+use crate::service::plans::{self, NewPlan};
 use crate::service::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -109,7 +110,7 @@ async fn new_plan(
         })
     })();
     let created = match parsed {
-        Ok(plan) => accounts::create_plan(&st, &session.user, plan).await,
+        Ok(plan) => plans::create_plan(&st, &session.user, plan).await,
         Err(e) => Err(e),
     };
     match created {

@@ -1,0 +1,155 @@
+//! Resellers manage the plans they made: change one (the customers over it are named),
+//! delete one nobody is on, move a customer to a plan that fits what it holds.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{plan, pool, spawn_app};
+
+#[tokio::test]
+async fn resellers_change_delete_and_move_between_their_plans() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(20)).await;
+    let other = app.reseller("other", plan("basic", 5), pool(20)).await;
+    let (status, body) = acme.post("/api/v1/plans", plan("small", 1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let alice = app.customer(&acme, "alice", "basic").await;
+    for name in ["web", "db"] {
+        let (status, body) = alice
+            .create(json!({"name": name, "memory": "512M", "cpus": 1, "disk": "512M"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    // A change re-checks the plan's customers and names who is over, and what.
+    let mut tighter = plan("basic", 1);
+    tighter["container"]["memory"] = json!("512M");
+    tighter["customer"]["memory"] = json!("768M");
+    tighter["price_minor"] = json!(900);
+    let (status, body) = acme
+        .call(Method::PUT, "/api/v1/plans/basic", Some(tighter))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["plan"]["price_minor"], 900);
+    assert_eq!(body["over"][0]["customer"], "alice", "{body}");
+    let reasons = body["over"][0]["reasons"].to_string();
+    assert!(
+        reasons.contains("2 containers, the plan allows 1"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("1G memory in all, the plan allows 768M"),
+        "{reasons}"
+    );
+    // Alice keeps what she has; a third container is refused by the new limits.
+    let (status, _) = alice
+        .create(json!({"name": "third", "memory": "64M"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Bad changes change nothing: a rename, an invalid field, another reseller's plan.
+    let mut renamed = plan("premium", 5);
+    renamed["price_minor"] = json!(1);
+    let (status, body) = acme
+        .call(Method::PUT, "/api/v1/plans/basic", Some(renamed))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("name:"),
+        "{body}"
+    );
+    let mut bad = plan("basic", 5);
+    bad["copies"] = json!({"keep_last": -1});
+    let (status, _) = acme
+        .call(Method::PUT, "/api/v1/plans/basic", Some(bad))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = other
+        .call(Method::PUT, "/api/v1/plans/small", Some(plan("small", 9)))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = acme.get("/api/v1/plans").await;
+    let basic = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "basic")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            basic["price_minor"].as_i64(),
+            basic["max_containers"].as_i64()
+        ),
+        (Some(900), Some(1))
+    );
+
+    // A plan in use cannot be deleted; the message names who is on it.
+    let (status, body) = acme.call(Method::DELETE, "/api/v1/plans/basic", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("alice"),
+        "{body}"
+    );
+
+    // Moving alice to a plan too small for her is refused with the reasons...
+    let (status, body) = acme
+        .call(
+            Method::PUT,
+            "/api/v1/customers/alice/plan",
+            Some(json!({"plan": "small"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 containers"),
+        "{body}"
+    );
+    // ...to a roomy one goes through, and then the old plan can go.
+    let (status, body) = acme.post("/api/v1/plans", plan("roomy", 10)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = acme
+        .call(
+            Method::PUT,
+            "/api/v1/customers/alice/plan",
+            Some(json!({"plan": "roomy"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["plan"], "roomy");
+    let (status, _) = other
+        .call(
+            Method::PUT,
+            "/api/v1/customers/alice/plan",
+            Some(json!({"plan": "basic"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not other's customer");
+    let (status, _) = alice
+        .call(
+            Method::PUT,
+            "/api/v1/customers/alice/plan",
+            Some(json!({"plan": "basic"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "customers do not choose their plan"
+    );
+    let (status, _) = acme.call(Method::DELETE, "/api/v1/plans/basic", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = acme.call(Method::DELETE, "/api/v1/plans/basic", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('plan.update', 'plan.delete', 'customer.plan')")
+            .await,
+        3
+    );
+}
