@@ -153,3 +153,56 @@ async fn resellers_change_delete_and_move_between_their_plans() {
         3
     );
 }
+
+#[tokio::test]
+async fn the_reseller_page_moves_customers_and_deletes_plans() {
+    use crate::support::{login, page, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(20)).await;
+    let (status, _) = acme.post("/api/v1/plans", plan("other", 5)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.customer(&acme, "alice", "basic").await;
+    let cookie = login(&app, "acme", PASSWORD).await;
+    let (_, html) = page(&app, &cookie, "/reseller").await;
+    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        http.post(format!("{}{path}", app.base))
+            .header("cookie", cookie.as_str())
+            .form(&form)
+            .send()
+    };
+    // In use: the page says by whom, and nothing changes.
+    let resp = post("/reseller/plans/basic/delete", vec![("csrf", csrf.clone())])
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(resp.text().await.unwrap().contains("alice"));
+    let resp = post(
+        "/reseller/customers/alice/plan",
+        vec![("csrf", csrf.clone()), ("plan", "other".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = post("/reseller/plans/basic/delete", vec![("csrf", csrf.clone())])
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, list) = acme.get("/api/v1/customers").await;
+    assert_eq!(list[0]["plan"], "other", "{list}");
+    // A forged form changes nothing.
+    let resp = post(
+        "/reseller/plans/other/delete",
+        vec![("csrf", "forged".into())],
+    )
+    .await
+    .unwrap();
+    assert!(resp.status().is_client_error());
+    let (_, plans) = acme.get("/api/v1/plans").await;
+    assert_eq!(plans.as_array().unwrap().len(), 1);
+}

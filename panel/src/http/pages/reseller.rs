@@ -26,6 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/customers/{name}/{action}", post(suspension))
         .route("/reseller/plans", post(new_plan))
         .route("/reseller/customers", post(new_customer))
+        .route("/reseller/customers/{name}/plan", post(move_customer))
+        .route("/reseller/plans/{name}/delete", post(delete_plan))
 }
 
 /// Renders the page with an error (client errors) or answers the error (server errors).
@@ -290,5 +292,53 @@ async fn suspension(
         Ok(_) => Redirect::to("/reseller").into_response(),
         Err(AppError::NotFound) => not_found("customer"),
         Err(e) => PageError(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct MoveForm {
+    csrf: String,
+    plan: String,
+}
+
+/// Moves a customer to another plan; a refusal (it holds too much) shows on the page.
+async fn move_customer(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<MoveForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match plans::move_customer(&st, &session.user, &name, &f.plan).await {
+        Ok(_) => Redirect::to("/reseller").into_response(),
+        Err(AppError::NotFound) => not_found("customer"),
+        Err(e) => {
+            with_error(
+                &st,
+                &session,
+                e,
+                &format!("Could not move {name:?} to plan {:?}", f.plan),
+            )
+            .await
+        }
+    }
+}
+
+/// Deletes a plan nobody is on; otherwise the page says who is.
+async fn delete_plan(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match plans::delete_plan(&st, &session.user, &name).await {
+        Ok(()) => Redirect::to("/reseller").into_response(),
+        Err(AppError::NotFound) => not_found("plan"),
+        Err(e) => with_error(&st, &session, e, &format!("Could not delete plan {name:?}")).await,
     }
 }
