@@ -56,7 +56,10 @@ pub fn run_bill(
                     .ok_or_else(|| anyhow::anyhow!("no reseller named {name:?}"))?;
                 vec![user]
             }
-            None => db.users_with_role(Role::Reseller).await?,
+            None => {
+                db.billable_users(Role::Reseller, None, period.start)
+                    .await?
+            }
         };
         let report = billing::run(&db, &host, &period, &resellers, open)
             .await

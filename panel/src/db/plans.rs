@@ -8,18 +8,38 @@ impl Db {
     // ---- resellers, plans, customers -----------------------------------------------
 
     pub async fn users_with_role(&self, role: Role) -> AppResult<Vec<User>> {
-        Ok(
-            sqlx::query_as::<_, User>("SELECT * FROM users WHERE role = $1 ORDER BY name")
-                .bind(role.as_str())
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(sqlx::query_as::<_, User>(
+            "SELECT * FROM users WHERE role = $1 AND deleted_at IS NULL ORDER BY name",
         )
+        .bind(role.as_str())
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn customers_of(&self, reseller_id: i64) -> AppResult<Vec<User>> {
         Ok(sqlx::query_as::<_, User>(
-            "SELECT * FROM users WHERE role = 'customer' AND reseller_id = $1 ORDER BY name",
+            "SELECT * FROM users WHERE role = 'customer' AND reseller_id = $1 \
+             AND deleted_at IS NULL ORDER BY name",
         )
+        .bind(reseller_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Accounts of `role` (and of reseller `reseller_id`, if given) to bill for a period
+    /// starting at `since`: the live ones and those deleted during or after it.
+    pub async fn billable_users(
+        &self,
+        role: Role,
+        reseller_id: Option<i64>,
+        since: i64,
+    ) -> AppResult<Vec<User>> {
+        Ok(sqlx::query_as::<_, User>(
+            "SELECT * FROM users WHERE role = $1 AND (deleted_at IS NULL OR deleted_at >= $2) \
+             AND (CAST($3 AS BIGINT) IS NULL OR reseller_id = CAST($3 AS BIGINT)) ORDER BY name",
+        )
+        .bind(role.as_str())
+        .bind(since)
         .bind(reseller_id)
         .fetch_all(&self.pool)
         .await?)
@@ -162,7 +182,8 @@ impl Db {
     /// The customers on plan `plan_id`.
     pub async fn customers_on_plan(&self, plan_id: i64) -> AppResult<Vec<User>> {
         Ok(sqlx::query_as::<_, User>(
-            "SELECT * FROM users WHERE role = 'customer' AND plan_id = $1 ORDER BY name",
+            "SELECT * FROM users WHERE role = 'customer' AND plan_id = $1 AND deleted_at IS NULL \
+             ORDER BY name",
         )
         .bind(plan_id)
         .fetch_all(&self.pool)

@@ -60,9 +60,31 @@ impl Db {
         )
     }
 
+    /// Deletes an account as far as anyone can tell: it is suspended, its sessions and tokens
+    /// go, and it is listed and found by name nowhere; its row stays for the invoices, usage
+    /// and audit entries that name it.
+    pub async fn mark_user_deleted(&self, id: i64) -> AppResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET deleted_at = $1, suspended = 1 WHERE id = $2")
+            .bind(now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn user_by_name(&self, name: &str) -> AppResult<Option<User>> {
         Ok(
-            sqlx::query_as::<_, User>("SELECT * FROM users WHERE name = $1")
+            sqlx::query_as::<_, User>("SELECT * FROM users WHERE name = $1 AND deleted_at IS NULL")
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?,

@@ -149,7 +149,7 @@ pub async fn create_customer(
 }
 
 /// A customer the caller manages: its reseller's, or any for the provider.
-async fn managed_customer(st: &AppState, caller: &User, name: &str) -> AppResult<User> {
+pub(super) async fn managed_customer(st: &AppState, caller: &User, name: &str) -> AppResult<User> {
     let user = st
         .db
         .user_by_name(name)

@@ -119,7 +119,10 @@ pub async fn run(
         let rule_name = rule_row
             .as_ref()
             .map_or("default".to_string(), |r| r.name.clone());
-        for customer in db.customers_of(reseller.id).await? {
+        for customer in db
+            .billable_users(Role::Customer, Some(reseller.id), period.start)
+            .await?
+        {
             // Read afresh for each customer: the rule sees what it kept for the last one.
             let kv = match &rule_row {
                 Some(row) => Arc::new(db.plugin_kv(row.id).await?),
@@ -289,7 +292,11 @@ pub async fn run_for(
     open: bool,
 ) -> AppResult<RunReport> {
     let resellers = match caller.role() {
-        Role::Provider => st.db.users_with_role(Role::Reseller).await?,
+        Role::Provider => {
+            st.db
+                .billable_users(Role::Reseller, None, period.start)
+                .await?
+        }
         Role::Reseller => vec![caller.clone()],
         Role::Customer => {
             return Err(AppError::Forbidden(
@@ -328,7 +335,7 @@ pub fn spawn_schedule(db: Db, host: Arc<Host>) {
         loop {
             tick.tick().await;
             let period = Period::containing(now()).previous();
-            let resellers = match db.users_with_role(Role::Reseller).await {
+            let resellers = match db.billable_users(Role::Reseller, None, period.start).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduled billing: listing resellers");

@@ -20,6 +20,7 @@ pub(crate) fn require(
 }
 pub mod auth;
 pub mod billing;
+pub mod closing;
 pub mod containers;
 pub mod exec;
 pub mod faults;

@@ -62,6 +62,8 @@ async fn the_openapi_document_is_generated_from_the_handlers_and_valid() {
         ("/api/v1/plans", &["get", "post"]),
         ("/api/v1/plans/{name}", &["put", "delete"]),
         ("/api/v1/customers/{name}/plan", &["put"]),
+        ("/api/v1/customers/{name}", &["delete"]),
+        ("/api/v1/resellers/{name}", &["delete"]),
         ("/api/v1/customers", &["get", "post"]),
         ("/api/v1/customers/{name}/suspend", &["post"]),
         ("/api/v1/customers/{name}/unsuspend", &["post"]),

@@ -206,3 +206,90 @@ async fn the_reseller_page_moves_customers_and_deletes_plans() {
     let (_, plans) = acme.get("/api/v1/plans").await;
     assert_eq!(plans.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn deleting_accounts_destroys_what_they_hold_and_still_bills_them() {
+    use crate::support::{try_login, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(20)).await;
+    let other = app.reseller("other", plan("basic", 5), pool(20)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let bob = app.customer(&acme, "bob", "basic").await;
+    for name in ["web", "db"] {
+        let (status, _) = alice.create(json!({"name": name})).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, _) = bob.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    acetate::service::metering::sample(&app.state.db, &app.state.runtime, None)
+        .await
+        .unwrap();
+
+    // Without the name typed again, out of scope, or by the customer itself: nothing.
+    let del = |api: &crate::support::Api, path: &str, confirm: &str| {
+        let (api, path, confirm) = (api.clone(), path.to_string(), confirm.to_string());
+        async move {
+            api.call(
+                Method::DELETE,
+                &format!("{path}?wait=20"),
+                Some(json!({"confirm": confirm})),
+            )
+            .await
+        }
+    };
+    let (status, body) = del(&acme, "/api/v1/customers/alice", "alicia").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("confirm:"));
+    let (status, _) = del(&other, "/api/v1/customers/alice", "alice").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = del(&alice, "/api/v1/customers/alice", "alice").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(app.engine.count(), 3);
+
+    let (status, body) = del(&acme, "/api/v1/customers/alice", "alice").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(app.engine.count(), 1, "alice's two containers are gone");
+    let (status, _) = alice.get("/api/v1/containers").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "her tokens went with her");
+    let (status, _) = try_login(&app, "alice", PASSWORD).await;
+    assert_ne!(status, StatusCode::SEE_OTHER, "she cannot log in");
+    let (_, customers) = acme.get("/api/v1/customers").await;
+    let names: Vec<_> = customers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("bob")]);
+    // The month's invoice still bills her usage up to now.
+    let report = app.bill_this_month(&acme).await;
+    assert!(report.to_string().contains("alice"), "{report}");
+
+    // The provider deletes a reseller with its customers and their containers.
+    let provider = app.api("admin").await;
+    let (status, _) = del(&acme, "/api/v1/resellers/acme", "acme").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = del(&provider, "/api/v1/resellers/acme", "acme").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(app.engine.count(), 0);
+    let (_, resellers) = provider.get("/api/v1/resellers").await;
+    let names: Vec<_> = resellers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("other")]);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action IN ('customer.delete', 'reseller.delete')"
+        )
+        .await,
+        3,
+        "alice, bob and acme"
+    );
+}

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod billing;
+pub mod closing;
 pub mod containers;
 pub mod copies;
 pub mod faults;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(containers::router())
         .merge(copies::router())
         .merge(accounts::router())
+        .merge(closing::router())
         .merge(tokens::router())
         .merge(billing::router())
         .merge(operations::router())

@@ -331,6 +331,17 @@ pub async fn destroy(
         .await
 }
 
+/// Destroys every container of `owner` (an account being deleted), each sampled for
+/// billing first; stops at the first failure, leaving the rest as they are.
+pub async fn destroy_all_of(st: &AppState, owner: &User) -> AppResult<usize> {
+    let rows = st.db.containers_visible_to(owner).await?;
+    for row in &rows {
+        st.db.set_container_state(row.id, "destroying").await?;
+        finish_destroy(st, row).await?;
+    }
+    Ok(rows.len())
+}
+
 /// The engine's part of a destroy (also finishing one a panel restart interrupted): the
 /// row goes once the container is gone; if the engine fails, the container stays usable.
 pub(super) async fn finish_destroy(st: &AppState, row: &ContainerRow) -> AppResult<()> {

@@ -20,7 +20,7 @@ pub mod copies;
 mod create;
 mod recovery;
 
-pub use change::{act, destroy, exec, reinstall, resize, Action, Resize};
+pub use change::{act, destroy, destroy_all_of, exec, reinstall, resize, Action, Resize};
 pub use create::{create, NewContainer};
 pub use recovery::{reconcile_vanished, recover_operations};
 
