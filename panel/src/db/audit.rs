@@ -46,11 +46,21 @@ impl Db {
     /// Audit entries `user` may read: all for the provider; for a reseller, its own
     /// actions and its customers'. Newest first.
     pub async fn audit_visible_to(&self, user: &User, limit: i64) -> AppResult<Vec<AuditRow>> {
+        self.audit_visible_before(user, None, limit).await
+    }
+
+    /// [`Db::audit_visible_to`], only entries older than `before` (an entry's id).
+    pub async fn audit_visible_before(
+        &self,
+        user: &User,
+        before: Option<i64>,
+        limit: i64,
+    ) -> AppResult<Vec<AuditRow>> {
         let (filter, id) = match user.role() {
-            Role::Provider => ("", None),
+            Role::Provider => ("WHERE a.id < $1", None),
             _ => (
-                "WHERE a.actor_id = $1 OR a.actor_id IN \
-                 (SELECT id FROM users WHERE reseller_id = $1)",
+                "WHERE a.id < $1 AND (a.actor_id = $2 OR a.actor_id IN \
+                 (SELECT id FROM users WHERE reseller_id = $2))",
                 Some(user.id),
             ),
         };
@@ -58,7 +68,7 @@ impl Db {
             "SELECT a.id, a.at, a.actor, a.action, a.target, a.result FROM audit_log a \
              {filter} ORDER BY a.id DESC LIMIT {limit}"
         );
-        let mut q = sqlx::query_as::<_, AuditRow>(&sql);
+        let mut q = sqlx::query_as::<_, AuditRow>(&sql).bind(before.unwrap_or(i64::MAX));
         if let Some(id) = id {
             q = q.bind(id);
         }

@@ -222,6 +222,24 @@ pub async fn audit(st: &AppState, user: &User, limit: Option<i64>) -> AppResult<
     st.db.audit_visible_to(user, limit).await
 }
 
+/// One page of the audit log as the caller may see it: `limit` entries older than
+/// `before` (the newest without it).
+pub async fn audit_page(
+    st: &AppState,
+    user: &User,
+    before: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<AuditRow>> {
+    if user.role() == Role::Customer {
+        return Err(AppError::Forbidden(
+            "the audit log is for providers and resellers".into(),
+        ));
+    }
+    st.db
+        .audit_visible_before(user, before, limit.clamp(1, 1000))
+        .await
+}
+
 /// A new API token for the account named `user`, from the host's command line.
 pub async fn create_token_for(
     db: &crate::db::Db,

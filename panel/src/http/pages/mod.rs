@@ -2,6 +2,7 @@
 //! the session and CSRF checks of [`super::session`].
 
 mod account;
+mod audit;
 mod container;
 mod dashboard;
 mod graph;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(account::router())
         .merge(reseller::router())
         .merge(provider::router())
+        .merge(audit::router())
 }
 
 /// Routes that take large uploads (their own body limits).
