@@ -1,7 +1,7 @@
 //! Resellers' pools and plans, and customers.
 
 use super::{conflict, now, Db};
-use crate::domain::{Plan, Pool, Role, User};
+use crate::domain::{Plan, Pool, Role, Totals, User};
 use crate::error::AppResult;
 
 impl Db {
@@ -78,6 +78,21 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// What the pools of every reseller but `except` (and deleted ones) add up to.
+    pub async fn pools_total(&self, except: i64) -> AppResult<Totals> {
+        Ok(sqlx::query_as::<_, Totals>(
+            "SELECT CAST(COALESCE(SUM(p.containers), 0) AS BIGINT) AS containers, \
+             CAST(COALESCE(SUM(p.memory), 0) AS BIGINT) AS memory, \
+             CAST(COALESCE(SUM(p.cpus_milli), 0) AS BIGINT) AS cpus_milli, \
+             CAST(COALESCE(SUM(p.disk), 0) AS BIGINT) AS disk \
+             FROM reseller_pools p JOIN users u ON u.id = p.reseller_id \
+             WHERE p.reseller_id <> $1 AND u.deleted_at IS NULL",
+        )
+        .bind(except)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn pool(&self, reseller_id: i64) -> AppResult<Option<Pool>> {

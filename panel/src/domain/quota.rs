@@ -140,6 +140,50 @@ pub fn over_plan(plan: &Plan, held: &Totals, largest: &Totals) -> Vec<String> {
     out
 }
 
+/// Warnings (not refusals: providers may over-subscribe on purpose) for a pool above what
+/// the host has, alone or with the other resellers' pools (`others`), with the figures.
+/// `host.disk` is what the disk policy lets quotas add up to; 0 in a field: unknown.
+pub fn pool_warnings(pool: &Pool, others: &Totals, host: &Totals) -> Vec<String> {
+    let b = |v: i64| format_bytes(v.max(0) as u64);
+    let c = |v: i64| format_cpus(v.clamp(0, i64::from(u32::MAX)) as u32);
+    let mut out = Vec::new();
+    for (what, mine, theirs, has, fmt) in [
+        (
+            "memory",
+            pool.memory,
+            others.memory,
+            host.memory,
+            &b as &dyn Fn(i64) -> String,
+        ),
+        (
+            "cpus",
+            pool.cpus_milli,
+            others.cpus_milli,
+            host.cpus_milli,
+            &c,
+        ),
+        ("disk", pool.disk, others.disk, host.disk, &b),
+    ] {
+        if has <= 0 {
+            continue;
+        }
+        if mine > has {
+            out.push(format!(
+                "{what}: this pool ({}) is more than the host has ({})",
+                fmt(mine),
+                fmt(has)
+            ));
+        } else if mine + theirs > has {
+            out.push(format!(
+                "{what}: all pools together ({}) are more than the host has ({}): over-subscribed",
+                fmt(mine + theirs),
+                fmt(has)
+            ));
+        }
+    }
+    out
+}
+
 /// Checks a pool the provider sets against what the reseller's customers already hold:
 /// never below it. The refusal names the field and both figures.
 pub fn check_pool(pool: &Pool, used: &Totals) -> Result<(), String> {

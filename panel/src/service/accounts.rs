@@ -65,7 +65,7 @@ pub async fn set_pool(
     caller: &User,
     name: &str,
     limits: PoolLimits,
-) -> AppResult<Pool> {
+) -> AppResult<PoolAnswer> {
     require(caller, Role::Provider)?;
     let reseller = st
         .db
@@ -82,11 +82,28 @@ pub async fn set_pool(
     };
     let used = st.db.reseller_totals(reseller.id, -1).await?;
     crate::domain::quota::check_pool(&pool, &used).map_err(AppError::Unprocessable)?;
+    let others = st.db.pools_total(reseller.id).await?;
+    let host = super::host::capacity(st).await;
+    let warnings = crate::domain::quota::pool_warnings(&pool, &others, &host);
     st.db.set_pool(&pool).await?;
+    let outcome = if warnings.is_empty() {
+        "ok".to_string()
+    } else {
+        format!("ok; {}", warnings.join("; "))
+    };
     st.db
-        .audit(Some(caller), "reseller.pool", name, "ok")
+        .audit(Some(caller), "reseller.pool", name, &outcome)
         .await?;
-    Ok(pool)
+    Ok(PoolAnswer { pool, warnings })
+}
+
+/// A pool as set, with warnings when it (or all pools together) is above what the host
+/// has.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PoolAnswer {
+    #[serde(flatten)]
+    pub pool: Pool,
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

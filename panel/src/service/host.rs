@@ -32,6 +32,18 @@ fn meminfo(key: &str) -> Option<u64> {
         .map(|kib| kib * 1024)
 }
 
+/// What the host has to share out: memory, CPUs and the disk quotas its policy allows
+/// (0 where unknown).
+pub async fn capacity(st: &AppState) -> crate::domain::Totals {
+    let disk = st.engine(|e| e.disk_capacity()).await.ok();
+    crate::domain::Totals {
+        containers: 0,
+        memory: meminfo("MemTotal:").map_or(0, |m| m.min(i64::MAX as u64) as i64),
+        cpus_milli: std::thread::available_parallelism().map_or(0, |n| n.get() as i64 * 1000),
+        disk: disk.map_or(0, |d| d.allowed.min(i64::MAX as u64) as i64),
+    }
+}
+
 pub async fn overview(st: &AppState) -> HostOverview {
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))

@@ -293,3 +293,60 @@ async fn deleting_accounts_destroys_what_they_hold_and_still_bills_them() {
         "alice, bob and acme"
     );
 }
+
+#[tokio::test]
+async fn a_pool_above_what_the_host_has_is_set_with_a_warning() {
+    let app = spawn_app().await;
+    let provider = app.api("admin").await;
+    app.reseller("acme", plan("basic", 5), pool(20)).await;
+    app.reseller("other", plan("basic", 5), pool(20)).await;
+    // This machine's memory, many times over: set, with the figures in a warning.
+    let (status, body) = provider
+        .call(
+            Method::PUT,
+            "/api/v1/resellers/acme/pool",
+            Some(json!({"memory": "64T", "cpus": 1, "disk": "1G", "containers": 10})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["memory"],
+        64_i64 << 40,
+        "the pool's fields as before: {body}"
+    );
+    let warnings = body["warnings"].to_string();
+    assert!(
+        warnings.contains("memory: this pool (64T) is more than the host has"),
+        "{warnings}"
+    );
+    // Each pool small enough, all of them together not: over-subscribed.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let (status, body) = provider
+        .call(
+            Method::PUT,
+            "/api/v1/resellers/other/pool",
+            Some(json!({"memory": "1G", "cpus": cpus, "disk": "1G", "containers": 10})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["warnings"]
+            .to_string()
+            .contains("cpus: all pools together"),
+        "{body}"
+    );
+    // Within the host, alone and together: no warning.
+    for name in ["acme", "other"] {
+        let (status, body) = provider
+            .call(
+                Method::PUT,
+                &format!("/api/v1/resellers/{name}/pool"),
+                Some(json!({"memory": "1M", "cpus": 0.01, "disk": "1M", "containers": 1})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if name == "other" {
+            assert_eq!(body["warnings"], json!([]), "{body}");
+        }
+    }
+}

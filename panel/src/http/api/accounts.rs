@@ -9,11 +9,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::size::{Cpus, Size};
-use crate::domain::{Currency, Plan, Pool, UserName};
+use crate::domain::{Currency, Plan, UserName};
 use crate::error::AppResult;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Caller, Provider, Reseller};
-use crate::service::accounts::{self, CustomerView, PoolLimits, ResellerView};
+use crate::service::accounts::{self, CustomerView, PoolAnswer, PoolLimits, ResellerView};
 use crate::service::auth::Secret;
 use crate::service::plans::{self, Copies, NewPlan, PlanChange};
 use crate::service::AppState;
@@ -86,14 +86,14 @@ impl PoolRequest {
 #[utoipa::path(put, operation_id = "accounts_set_pool", path = "/api/v1/resellers/{name}/pool", tag = "accounts",
     summary = "Set a reseller's pool (provider)",
     params(("name" = String, Path, description = "the reseller")), request_body = PoolRequest,
-    responses((status = 200, description = "ok", body = Pool), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+    responses((status = 200, description = "ok (with warnings when above what the host has)", body = PoolAnswer), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
         (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
 async fn set_pool(
     AxState(st): AxState<AppState>,
     Provider(me): Provider,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<PoolRequest>,
-) -> ApiResult<Json<Pool>> {
+) -> ApiResult<Json<PoolAnswer>> {
     Ok(Json(
         accounts::set_pool(&st, &me, &name, req.parse()?).await?,
     ))

@@ -163,6 +163,13 @@ async fn pool(
         Err(e) => Err(e),
     };
     match set {
+        Ok(answer) if !answer.warnings.is_empty() => {
+            let msg = format!(
+                "Pool of {name} set. Warning: {}",
+                answer.warnings.join("; ")
+            );
+            render_page(&st, &session, StatusCode::OK, Some(msg)).await
+        }
         Ok(_) => Redirect::to("/provider").into_response(),
         Err(AppError::NotFound) => not_found("reseller"),
         Err(e) if is_client_error(&e) => {
