@@ -892,7 +892,13 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
     let form = pool("4G");
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let page = p.post("/resellers/res-b/pool", &form).await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    // Set; with a notice when the pools promise more than this host has.
+    assert!(
+        page.status == StatusCode::SEE_OTHER
+            || (page.status == StatusCode::OK && page.body.contains("Warning")),
+        "{}",
+        page.status
+    );
     assert!(
         p.get("/provider").await.body.contains("value=\"4 GiB\"")
             || p.get("/provider").await.body.contains("value=\"4G\"")

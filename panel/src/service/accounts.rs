@@ -86,13 +86,8 @@ pub async fn set_pool(
     let host = super::host::capacity(st).await;
     let warnings = crate::domain::quota::pool_warnings(&pool, &others, &host);
     st.db.set_pool(&pool).await?;
-    let outcome = if warnings.is_empty() {
-        "ok".to_string()
-    } else {
-        format!("ok; {}", warnings.join("; "))
-    };
     st.db
-        .audit(Some(caller), "reseller.pool", name, &outcome)
+        .audit(Some(caller), "reseller.pool", name, "ok")
         .await?;
     Ok(PoolAnswer { pool, warnings })
 }

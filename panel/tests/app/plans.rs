@@ -350,3 +350,66 @@ async fn a_pool_above_what_the_host_has_is_set_with_a_warning() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_reseller_page_unlocks_and_resets_a_customers_password() {
+    use crate::support::{login, page, try_login, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(20)).await;
+    app.customer(&acme, "alice", "basic").await;
+    for _ in 0..5 {
+        try_login(&app, "alice", "wrong password!").await;
+    }
+    assert_eq!(
+        try_login(&app, "alice", PASSWORD).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let cookie = login(&app, "acme", PASSWORD).await;
+    let (_, html) = page(&app, &cookie, "/reseller").await;
+    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |path: &str| {
+        http.post(format!("{}{path}", app.base))
+            .header("cookie", cookie.as_str())
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+    };
+    let resp = post("/reseller/customers/alice/unlock").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        try_login(&app, "alice", PASSWORD).await.0,
+        StatusCode::SEE_OTHER
+    );
+    // A new one-time password, on that answer only (not cached), which then logs in.
+    let resp = post("/reseller/customers/alice/password-reset")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    let shown = html
+        .split("New one-time password for alice: <code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .expect("the password on the page")
+        .to_string();
+    assert_eq!(
+        try_login(&app, "alice", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        try_login(&app, "alice", &shown).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (_, again) = page(&app, &cookie, "/reseller").await;
+    assert!(!again.contains(&shown), "shown once");
+    // Not another reseller's customer.
+    let resp = post("/reseller/customers/nobody/password-reset")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

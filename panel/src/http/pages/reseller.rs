@@ -27,6 +27,11 @@ pub fn router() -> Router<AppState> {
         .route("/reseller/plans", post(new_plan))
         .route("/reseller/customers", post(new_customer))
         .route("/reseller/customers/{name}/plan", post(move_customer))
+        .route("/reseller/customers/{name}/unlock", post(unlock))
+        .route(
+            "/reseller/customers/{name}/password-reset",
+            post(reset_password),
+        )
         .route("/reseller/plans/{name}/delete", post(delete_plan))
 }
 
@@ -168,6 +173,8 @@ struct ResellerPage {
     plans: Vec<(String, String, String, String)>,
     plan_names: Vec<String>,
     error: Option<String>,
+    /// A one-time password just made, shown this once: (customer, password).
+    one_time: Option<(String, String)>,
 }
 
 fn bytes(v: i64) -> String {
@@ -242,6 +249,7 @@ async fn build(st: &AppState, session: &Session, error: Option<String>) -> AppRe
         plans,
         plan_names,
         error,
+        one_time: None,
     })
 }
 
@@ -340,5 +348,59 @@ async fn delete_plan(
         Ok(()) => Redirect::to("/reseller").into_response(),
         Err(AppError::NotFound) => not_found("plan"),
         Err(e) => with_error(&st, &session, e, &format!("Could not delete plan {name:?}")).await,
+    }
+}
+
+/// Lifts a customer's login lock.
+async fn unlock(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match accounts::unlock(&st, &session.user, &name).await {
+        Ok(()) => Redirect::to("/reseller").into_response(),
+        Err(AppError::NotFound) => not_found("customer"),
+        Err(e) => with_error(&st, &session, e, &format!("Could not unlock {name:?}")).await,
+    }
+}
+
+/// Gives a customer a new one-time password, shown on this answer only (its sessions end).
+async fn reset_password(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let reset = accounts::reset_password(&st, &session.user, &name).await;
+    match reset {
+        Ok(password) => match build(&st, &session, None).await {
+            Ok(mut page) => {
+                page.one_time = Some((name, password.0));
+                let mut resp = render(&page);
+                resp.headers_mut().insert(
+                    axum::http::header::CACHE_CONTROL,
+                    axum::http::HeaderValue::from_static("no-store"),
+                );
+                resp
+            }
+            Err(e) => PageError(e).into_response(),
+        },
+        Err(AppError::NotFound) => not_found("customer"),
+        Err(e) => {
+            with_error(
+                &st,
+                &session,
+                e,
+                &format!("Could not reset the password of {name:?}"),
+            )
+            .await
+        }
     }
 }
