@@ -126,6 +126,9 @@ pub struct Engine {
     disk: capacity::DiskPolicy,
     /// Where backups go (the provider's setting; `<state>/backups/repo` by default).
     backup_repo: backup::BackupRepo,
+    /// Nameservers written into new containers' `/etc/resolv.conf` (the provider's
+    /// setting; by default the host's that a container can reach).
+    resolvers: Vec<std::net::IpAddr>,
     init: File,
     seccomp: SeccompPrograms,
     fail_point: Option<&'static str>,
@@ -198,6 +201,7 @@ impl Engine {
         };
         Ok(Engine {
             backup_repo: backup::BackupRepo::in_state_dir(layout.root()),
+            resolvers: storage::host_resolvers(),
             layout,
             cgroup_parent: identity.cgroup_parent(),
             identity,
@@ -220,6 +224,13 @@ impl Engine {
     /// in the state dir.
     pub fn with_backup_repository(mut self, location: impl Into<PathBuf>) -> Self {
         self.backup_repo.location = location.into();
+        self
+    }
+
+    /// Writes these nameservers into new containers' `/etc/resolv.conf` (instead of the
+    /// host's).
+    pub fn with_resolvers(mut self, resolvers: Vec<std::net::IpAddr>) -> Self {
+        self.resolvers = resolvers;
         self
     }
 
@@ -350,7 +361,13 @@ impl Engine {
             &mut rollback,
         )?;
         let cfg = ContainerConfig::new(spec, id_base);
-        storage::write_identity(&self.layout, &spec.name, cfg.hostname(), id_base)?;
+        storage::write_identity(
+            &self.layout,
+            &spec.name,
+            cfg.hostname(),
+            id_base,
+            &self.resolvers,
+        )?;
         store::write_json(&self.layout.config(&spec.name), &cfg)?;
         rollback.commit();
         Ok(self.info(&cfg, None))
@@ -629,7 +646,13 @@ impl Engine {
             store::write_json(&self.layout.config(name), &cfg)?;
         }
         storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base)?;
-        storage::write_identity(&self.layout, name, cfg.hostname(), cfg.id_base)?;
+        storage::write_identity(
+            &self.layout,
+            name,
+            cfg.hostname(),
+            cfg.id_base,
+            &self.resolvers,
+        )?;
         if was_running {
             self.start_locked(&cfg)
         } else {

@@ -442,11 +442,51 @@ pub fn disk_usage(layout: &Layout, name: &str) -> Option<DiskUsage> {
     })
 }
 
-/// Gives a new writable layer the container's identity: `/etc/hostname` and an `/etc/hosts`
-/// that maps it (so that looking the container's own name up answers at once), owned by
-/// the container's root, which may edit them afterwards. The layer is new: nothing in it
-/// can be a link yet.
-pub fn write_identity(layout: &Layout, name: &str, hostname: &str, id_base: u32) -> Result<()> {
+/// The nameservers of the host's `/etc/resolv.conf` that a container can reach: loopback
+/// ones (systemd-resolved's 127.0.0.53, a local dnsmasq) would be the container's own
+/// loopback inside its network namespace, so they are left out.
+pub fn host_resolvers() -> Vec<std::net::IpAddr> {
+    resolvers_in(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+}
+
+fn resolvers_in(text: &str) -> Vec<std::net::IpAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().split('%').next()?.parse::<std::net::IpAddr>().ok())
+        .filter(|ip| !ip.is_loopback())
+        .collect()
+}
+
+/// `/etc/resolv.conf` for a new layer: the given nameservers, or none at all (the
+/// resolver then fails at once instead of waiting on addresses it cannot reach).
+fn resolv_conf(resolvers: &[std::net::IpAddr]) -> String {
+    let mut text = String::from(
+        "# Written by Acetate when this container's disk was made; it is yours to edit.\n",
+    );
+    if resolvers.is_empty() {
+        text.push_str(
+            "# The provider configured no resolver this container can reach \
+             (acetate --resolver).\n",
+        );
+    }
+    for ip in resolvers {
+        text.push_str(&format!("nameserver {ip}\n"));
+    }
+    text.push_str("options timeout:2 attempts:2\n");
+    text
+}
+
+/// Gives a new writable layer the container's identity: `/etc/hostname`, an `/etc/hosts`
+/// that maps it (so that looking the container's own name up answers at once) and an
+/// `/etc/resolv.conf` naming `resolvers`, owned by the container's root, which may edit
+/// them afterwards. The layer is new: nothing in it can be a link yet.
+pub fn write_identity(
+    layout: &Layout,
+    name: &str,
+    hostname: &str,
+    id_base: u32,
+    resolvers: &[std::net::IpAddr],
+) -> Result<()> {
     use std::io::Write;
     let etc = layout.upper(name).join("etc");
     match fs::DirBuilder::new().mode(0o755).create(&etc) {
@@ -465,6 +505,7 @@ pub fn write_identity(layout: &Layout, name: &str, hostname: &str, id_base: u32)
                  127.0.1.1\t{hostname}\n"
             ),
         ),
+        ("resolv.conf", resolv_conf(resolvers)),
     ];
     for (file, text) in files {
         let path = etc.join(file);
@@ -480,4 +521,33 @@ pub fn write_identity(layout: &Layout, name: &str, hostname: &str, id_base: u32)
         std::os::unix::fs::fchown(&f, Some(id_base), Some(id_base)).ctx("chown", &path)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod resolver_tests {
+    use super::*;
+
+    #[test]
+    fn loopback_resolvers_are_left_out_and_none_is_said() {
+        let text = "# comment\nnameserver 127.0.0.53\nnameserver 192.0.2.1\n\
+                    nameserver ::1\nnameserver fe80::1%eth0\nnameserver bogus\nsearch x\n";
+        let found = resolvers_in(text);
+        assert_eq!(
+            found,
+            [
+                "192.0.2.1".parse::<std::net::IpAddr>().unwrap(),
+                "fe80::1".parse().unwrap()
+            ]
+        );
+        let conf = resolv_conf(&found);
+        assert!(
+            conf.contains("nameserver 192.0.2.1\nnameserver fe80::1\n"),
+            "{conf}"
+        );
+        let none = resolv_conf(&[]);
+        assert!(
+            !none.contains("nameserver ") && none.contains("--resolver"),
+            "{none}"
+        );
+    }
 }

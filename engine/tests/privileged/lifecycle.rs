@@ -463,3 +463,35 @@ fn a_template_is_deleted_only_when_no_container_uses_it() {
         Err(Error::NoSuchTemplate(_))
     ));
 }
+
+#[test]
+fn a_new_container_gets_the_providers_resolvers_and_may_change_them() {
+    if engine("a_new_container_gets_the_providers_resolvers_and_may_change_them").is_none() {
+        return;
+    }
+    let engine: &'static Engine = Box::leak(Box::new(
+        Engine::open(shared_state_dir("engine"))
+            .unwrap()
+            .with_resolvers(vec![
+                "192.0.2.53".parse().unwrap(),
+                "2001:db8::53".parse().unwrap(),
+            ]),
+    ));
+    let ct = Ct::started(engine, "life-dns", |b| b);
+    let (code, out, err) = ct.sh("cat /etc/resolv.conf; stat -c %u /etc/resolv.conf");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("nameserver 192.0.2.53\nnameserver 2001:db8::53\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("\n0\n"),
+        "owned by the container's root: {out}"
+    );
+    // The customer's to change, and it stays changed across a restart.
+    let (code, _, err) = ct.sh("echo 'nameserver 198.51.100.1' > /etc/resolv.conf");
+    assert_eq!(code, 0, "{err}");
+    engine.restart(&ct.name, Duration::from_secs(5)).unwrap();
+    let (_, out, _) = ct.sh("cat /etc/resolv.conf");
+    assert_eq!(out, "nameserver 198.51.100.1\n");
+}

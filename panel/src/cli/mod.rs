@@ -48,6 +48,15 @@ pub struct Cli {
     /// `<state-dir>/backups/repo`; its password stays in `<state-dir>/backups/password`).
     #[arg(long, global = true, env = "ACETATE_BACKUP_REPOSITORY")]
     pub backup_repository: Option<PathBuf>,
+    /// A nameserver written into new containers' /etc/resolv.conf (repeat, or
+    /// comma-separated in the environment); default: the host's that containers can reach.
+    #[arg(
+        long = "resolver",
+        global = true,
+        env = "ACETATE_RESOLVERS",
+        value_delimiter = ','
+    )]
+    pub resolvers: Vec<std::net::IpAddr>,
     /// Log what the engine does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -128,6 +137,7 @@ impl Cli {
         EngineSettings {
             disk: self.disk_policy(),
             backup_repository: self.backup_repository.clone(),
+            resolvers: self.resolvers.clone(),
         }
     }
 }
@@ -137,6 +147,8 @@ impl Cli {
 pub struct EngineSettings {
     pub disk: acetate_engine::capacity::DiskPolicy,
     pub backup_repository: Option<PathBuf>,
+    /// Nameservers for new containers (empty: the host's that they can reach).
+    pub resolvers: Vec<std::net::IpAddr>,
 }
 
 /// Opens the engine on `state_dir` with the provider's settings.
@@ -144,7 +156,10 @@ pub fn open_engine(
     state_dir: &std::path::Path,
     settings: &EngineSettings,
 ) -> acetate_engine::Result<Engine> {
-    let engine = Engine::open(state_dir)?.with_disk_policy(settings.disk)?;
+    let mut engine = Engine::open(state_dir)?.with_disk_policy(settings.disk)?;
+    if !settings.resolvers.is_empty() {
+        engine = engine.with_resolvers(settings.resolvers.clone());
+    }
     Ok(match &settings.backup_repository {
         Some(repo) => engine.with_backup_repository(repo),
         None => engine,
