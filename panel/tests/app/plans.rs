@@ -413,3 +413,62 @@ async fn the_reseller_page_unlocks_and_resets_a_customers_password() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn accounts_are_deleted_from_the_pages_once_their_name_is_typed() {
+    use crate::support::{login, page, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(20)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, _) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form_post = |cookie: String, path: &'static str, confirm: &'static str| {
+        let http = http.clone();
+        let base = app.base.clone();
+        let app = &app;
+        async move {
+            let (_, html) = page(app, &cookie, "/").await;
+            let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+            let csrf = html[start..].split('"').next().unwrap().to_string();
+            http.post(format!("{base}{path}"))
+                .header("cookie", cookie.as_str())
+                .form(&[("csrf", csrf.as_str()), ("confirm", confirm)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let reseller = login(&app, "acme", PASSWORD).await;
+    let resp = form_post(
+        reseller.clone(),
+        "/reseller/customers/alice/delete",
+        "alicia",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.unwrap().contains("type the account"));
+    assert_eq!(app.engine.count(), 1, "nothing deleted");
+    let resp = form_post(
+        reseller.clone(),
+        "/reseller/customers/alice/delete",
+        "alice",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.engine.count(), 0);
+    let (_, list) = acme.get("/api/v1/customers").await;
+    assert_eq!(list, json!([]));
+
+    let provider = login(&app, "admin", "provider-password-1").await;
+    let resp = form_post(reseller, "/provider/resellers/acme/delete", "acme").await;
+    assert!(resp.status().is_client_error(), "only the provider");
+    let resp = form_post(provider, "/provider/resellers/acme/delete", "acme").await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let admin = app.api("admin").await;
+    let (_, resellers) = admin.get("/api/v1/resellers").await;
+    assert_eq!(resellers, json!([]));
+}

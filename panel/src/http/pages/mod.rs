@@ -3,6 +3,7 @@
 
 mod account;
 mod audit;
+mod closing;
 mod container;
 mod dashboard;
 mod graph;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(reseller::router())
         .merge(provider::router())
         .merge(audit::router())
+        .merge(closing::router())
 }
 
 /// Routes that take large uploads (their own body limits).
