@@ -472,3 +472,50 @@ async fn accounts_are_deleted_from_the_pages_once_their_name_is_typed() {
     let (_, resellers) = admin.get("/api/v1/resellers").await;
     assert_eq!(resellers, json!([]));
 }
+
+#[tokio::test]
+async fn the_provider_page_gives_a_reseller_a_new_password() {
+    use crate::support::{login, page, try_login, PASSWORD};
+    let app = spawn_app().await;
+    app.reseller("acme", plan("basic", 5), pool(20)).await;
+    let cookie = login(&app, "admin", "provider-password-1").await;
+    let (_, html) = page(&app, &cookie, "/provider").await;
+    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |path: &str| {
+        http.post(format!("{}{path}", app.base))
+            .header("cookie", cookie.as_str())
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+    };
+    let resp = post("/provider/resellers/acme/unlock").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = post("/provider/resellers/acme/password-reset")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    let shown = html
+        .split("New one-time password for acme: <code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .expect("the password on the page")
+        .to_string();
+    assert_eq!(
+        try_login(&app, "acme", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        try_login(&app, "acme", &shown).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let resp = post("/provider/resellers/nobody/password-reset")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

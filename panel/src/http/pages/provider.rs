@@ -27,6 +27,11 @@ pub fn router() -> Router<AppState> {
         .route("/provider", get(page))
         .route("/resellers/{name}/pool", post(pool))
         .route("/provider/resellers", post(new_reseller))
+        .route("/provider/resellers/{name}/unlock", post(unlock))
+        .route(
+            "/provider/resellers/{name}/password-reset",
+            post(reset_password),
+        )
 }
 
 #[derive(Deserialize)]
@@ -75,6 +80,8 @@ struct ProviderPage {
     templates: Vec<(String, String, usize)>,
     resellers: Vec<ResellerRow>,
     error: Option<String>,
+    /// A one-time password just made, shown this once: (reseller, password).
+    one_time: Option<(String, String)>,
 }
 
 async fn render_page(
@@ -82,6 +89,16 @@ async fn render_page(
     session: &Session,
     status: StatusCode,
     error: Option<String>,
+) -> Response {
+    render_page_with(st, session, status, error, None).await
+}
+
+async fn render_page_with(
+    st: &AppState,
+    session: &Session,
+    status: StatusCode,
+    error: Option<String>,
+    one_time: Option<(String, String)>,
 ) -> Response {
     if session.user.role() != Role::Provider {
         return not_found("page");
@@ -122,6 +139,7 @@ async fn render_page(
             })
             .collect(),
         error,
+        one_time,
     };
     (status, render(&page)).into_response()
 }
@@ -174,6 +192,72 @@ async fn pool(
         Err(AppError::NotFound) => not_found("reseller"),
         Err(e) if is_client_error(&e) => {
             let msg = format!("Pool of {name}: {e}");
+            render_page(&st, &session, status(&e), Some(msg)).await
+        }
+        Err(e) => PageError(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+/// Lifts a reseller's login lock.
+async fn unlock(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match accounts::unlock(&st, &session.user, &name).await {
+        Ok(()) => Redirect::to("/provider").into_response(),
+        Err(AppError::NotFound) => not_found("reseller"),
+        Err(e) if is_client_error(&e) => {
+            render_page(
+                &st,
+                &session,
+                status(&e),
+                Some(format!("Unlock {name}: {e}")),
+            )
+            .await
+        }
+        Err(e) => PageError(e).into_response(),
+    }
+}
+
+/// Gives a reseller a new one-time password, shown on this answer only.
+async fn reset_password(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match accounts::reset_password(&st, &session.user, &name).await {
+        Ok(password) => {
+            let mut resp = render_page_with(
+                &st,
+                &session,
+                StatusCode::OK,
+                None,
+                Some((name, password.0)),
+            )
+            .await;
+            resp.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            resp
+        }
+        Err(AppError::NotFound) => not_found("reseller"),
+        Err(e) if is_client_error(&e) => {
+            let msg = format!("New password for {name}: {e}");
             render_page(&st, &session, status(&e), Some(msg)).await
         }
         Err(e) => PageError(e).into_response(),
