@@ -216,10 +216,14 @@ async fn bootstrap(state: &AppState, password: Option<Secret>) -> AppResult<Opti
     };
     let pw = password.clone();
     let hash = auth::hash_bounded(pw).await?;
-    state
+    let id = state
         .db
         .create_user("admin", Role::Provider, None, &hash)
         .await?;
+    if generated {
+        // Printed on the console: changed at the first login.
+        state.db.require_password_change(id).await?;
+    }
     state
         .db
         .audit(None, "user.create", "admin (provider)", "ok")

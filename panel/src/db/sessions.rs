@@ -59,8 +59,17 @@ impl Db {
     }
 
     /// Sets a new password hash and ends every session of the user but `keep`.
+    /// Marks the account's password as one someone else chose (to be changed at login).
+    pub async fn require_password_change(&self, user_id: i64) -> AppResult<()> {
+        sqlx::query("UPDATE users SET must_change_password = 1 WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_password(&self, user_id: i64, hash: &str, keep: &str) -> AppResult<()> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        sqlx::query("UPDATE users SET password_hash = $1, must_change_password = 0 WHERE id = $2")
             .bind(hash)
             .bind(user_id)
             .execute(&self.pool)

@@ -46,6 +46,9 @@ pub struct User {
     pub suspended: i64,
     pub created_at: i64,
     pub plan_id: Option<i64>,
+    /// 1 while the password is one someone else chose (generated or reset): the holder is
+    /// sent to their account page to change it.
+    pub must_change_password: i64,
 }
 
 impl User {
@@ -84,6 +87,7 @@ mod tests {
             suspended: 0,
             created_at: 0,
             plan_id: None,
+            must_change_password: 0,
         }
     }
 

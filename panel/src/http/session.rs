@@ -70,6 +70,16 @@ impl FromRequestParts<AppState> for Session {
         let to_login = || Redirect::to("/login").into_response();
         let id = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
         match sessions::session(st, &id).await {
+            // A password someone else chose is changed before anything else is done.
+            Ok(Some((user, _)))
+                if user.must_change_password != 0
+                    && !matches!(
+                        parts.uri.path(),
+                        "/account" | "/account/password" | "/logout"
+                    ) =>
+            {
+                Err(Redirect::to("/account").into_response())
+            }
             Ok(Some((user, csrf))) => Ok(Session { user, csrf }),
             Ok(None) => Err(to_login()),
             Err(e) => Err(PageError(e).into_response()),

@@ -333,6 +333,7 @@ pub async fn reset_password(st: &AppState, caller: &User, name: &str) -> AppResu
     let password = auth::generate_password();
     let hash = auth::hash_bounded(password.clone()).await?;
     st.db.set_password(user.id, &hash, "").await?;
+    st.db.require_password_change(user.id).await?;
     st.db.unlock_account(&user.name).await?;
     st.db
         .audit(Some(caller), "user.password_reset", &user.name, "ok")

@@ -519,3 +519,71 @@ async fn the_provider_page_gives_a_reseller_a_new_password() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_password_someone_else_chose_is_changed_before_anything_else() {
+    use crate::support::{login, page};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(20)).await;
+    app.customer(&acme, "alice", "basic").await;
+    let (status, body) = acme
+        .post("/api/v1/users/alice/password-reset", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let one_time = body["password"].as_str().unwrap().to_string();
+    let cookie = login(&app, "alice", &one_time).await;
+    // Every page but the account page sends her there first.
+    for path in ["/", "/invoices", "/containers/web"] {
+        let (status, _) = page(&app, &cookie, path).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+    }
+    let (status, html) = page(&app, &cookie, "/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"must-change\""), "{html}");
+    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/account/password", app.base))
+        .header("cookie", cookie.as_str())
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", one_time.as_str()),
+            ("new", "her very own long password"),
+            ("repeat", "her very own long password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success() || resp.status().is_redirection(),
+        "{}",
+        resp.status()
+    );
+    let (status, _) = page(&app, &cookie, "/").await;
+    assert_eq!(status, StatusCode::OK, "free to go on");
+    let (_, html) = page(&app, &cookie, "/account").await;
+    assert!(!html.contains("id=\"must-change\""));
+}
+
+#[tokio::test]
+async fn the_first_providers_generated_password_must_be_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = acetate::db::Db::connect(&acetate::db::default_url(dir.path()))
+        .await
+        .unwrap();
+    let plugins = std::sync::Arc::new(
+        acetate_plugins::Host::new(None, acetate_plugins::Budget::default()).unwrap(),
+    );
+    let engine = acetate::runtime::FakeRuntime::new(dir.path().join("uploads"));
+    let state = acetate::service::AppState::new(db, std::sync::Arc::new(engine), plugins);
+    let first = acetate::app::App::prepare(&state, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.password.is_some(), "generated and printed once");
+    let admin = state.db.user_by_name("admin").await.unwrap().unwrap();
+    assert_eq!(admin.must_change_password, 1);
+}

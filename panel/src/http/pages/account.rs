@@ -38,6 +38,8 @@ struct AccountPage {
     new_token: Option<String>,
     message: Option<String>,
     error: Option<String>,
+    /// The password was chosen by someone else: change it before anything else.
+    must_change: bool,
 }
 
 async fn show(
@@ -67,7 +69,9 @@ async fn show(
             .collect(),
         Err(e) => return PageError(e).into_response(),
     };
+    let must_change = session.user.must_change_password != 0;
     let page = AccountPage {
+        must_change,
         sessions,
         user: session.user.name.clone(),
         csrf: session.csrf.clone(),
