@@ -17,6 +17,7 @@ pub mod export;
 mod host_ops;
 pub mod identity;
 mod idmap;
+mod inspect;
 mod live;
 mod loopdev;
 pub mod lxcfs;
@@ -583,49 +584,5 @@ impl Engine {
         // container and is swept by the next destroy of the same name or by create.
         fs::remove_file(self.layout.config(name)).ctx("remove", self.layout.config(name))?;
         remove_tree(&dir)
-    }
-
-    fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {
-        let cgroup = st.map(|_| self.cgroup(&cfg.name).usage());
-        ContainerInfo {
-            name: cfg.name.clone(),
-            hostname: cfg.hostname().to_string(),
-            template: cfg.template.clone(),
-            owner: cfg.owner.clone(),
-            state: if st.is_some() {
-                State::Running
-            } else {
-                State::Stopped
-            },
-            pid: st.map(|s| s.pid),
-            created_at: cfg.created_at,
-            started_at: st.map(|s| s.started_at),
-            host_uid: cfg.id_base,
-            limits: cfg.limits.clone(),
-            network: cfg.network.then(|| network::info_for(cfg.id_base)),
-            usage: Usage {
-                cgroup,
-                disk: storage::disk_usage(&self.layout, &cfg.name),
-                net: match (cfg.network, st) {
-                    (true, Some(_)) => network::counters(&network::info_for(cfg.id_base)),
-                    _ => None,
-                },
-            },
-        }
-    }
-
-    /// One container: state, limits and live usage.
-    pub fn show(&self, name: &str) -> Result<ContainerInfo> {
-        let cfg = self.config(name)?;
-        let st = self.run_state(name)?;
-        Ok(self.info(&cfg, st))
-    }
-
-    /// Every container on the host.
-    pub fn list(&self) -> Result<Vec<ContainerInfo>> {
-        self.configs()?
-            .iter()
-            .map(|cfg| Ok(self.info(cfg, self.run_state(&cfg.name)?)))
-            .collect()
     }
 }

@@ -73,6 +73,21 @@ impl FakeRuntime {
         self.lock().delays.insert(op, delay);
     }
 
+    /// Makes every container's disk image take `bytes` of host disk (what a snapshot of
+    /// it would cost).
+    pub fn set_image_allocated(&self, bytes: u64) {
+        for info in self.lock().containers.values_mut() {
+            let mut disk = info.usage.disk.unwrap_or_default();
+            disk.image_allocated = bytes;
+            info.usage.disk = Some(disk);
+        }
+    }
+
+    /// The names of the containers that exist.
+    pub fn list_names(&self) -> Vec<String> {
+        self.lock().containers.keys().cloned().collect()
+    }
+
     /// How many containers exist.
     pub fn count(&self) -> usize {
         self.lock().containers.len()

@@ -176,8 +176,7 @@ async fn plans_set_snapshots_and_backups_and_the_panel_holds_to_them() {
         html.contains("<td>s4</td>") && html.contains("Back up now"),
         "{html}"
     );
-    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let csrf = crate::support::csrf_of(&html);
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -232,4 +231,46 @@ async fn the_schedule_backs_up_what_is_due_and_keeps_what_the_plan_says() {
         1,
         "the schedule's backup is audited as the panel's"
     );
+}
+
+#[tokio::test]
+async fn snapshots_count_against_the_customers_disk_allowance() {
+    let app = spawn_app().await;
+    // 4G of disk in all; one container of 1G.
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, body) = alice.create(json!({"name": "web", "disk": "1G"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let refresh = |app: &crate::support::TestApp| {
+        for c in app.engine.list_names() {
+            app.state
+                .snapshot
+                .refresh_one(app.state.runtime.as_ref(), &c);
+        }
+    };
+    // Its image holds 2G: a first snapshot fits (1G + 2G), a second would not (1G + 2G + 2G).
+    app.engine.set_image_allocated(2 << 30);
+    refresh(&app);
+    let (status, body) = alice
+        .post(
+            "/api/v1/containers/web/snapshots?wait=10",
+            json!({"name": "one"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = alice
+        .post(
+            "/api/v1/containers/web/snapshots?wait=10",
+            json!({"name": "two"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("disk: your containers' disks (1G) and snapshots (2G)")
+            && message.contains("would exceed your plan's 4G"),
+        "{message}"
+    );
+    let (_, list) = alice.get("/api/v1/containers/web/snapshots").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "nothing was taken");
 }

@@ -164,8 +164,7 @@ async fn the_reseller_page_moves_customers_and_deletes_plans() {
     app.customer(&acme, "alice", "basic").await;
     let cookie = login(&app, "acme", PASSWORD).await;
     let (_, html) = page(&app, &cookie, "/reseller").await;
-    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let csrf = crate::support::csrf_of(&html);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -366,8 +365,7 @@ async fn the_reseller_page_unlocks_and_resets_a_customers_password() {
     );
     let cookie = login(&app, "acme", PASSWORD).await;
     let (_, html) = page(&app, &cookie, "/reseller").await;
-    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let csrf = crate::support::csrf_of(&html);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -432,8 +430,7 @@ async fn accounts_are_deleted_from_the_pages_once_their_name_is_typed() {
         let app = &app;
         async move {
             let (_, html) = page(app, &cookie, "/").await;
-            let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-            let csrf = html[start..].split('"').next().unwrap().to_string();
+            let csrf = crate::support::csrf_of(&html);
             http.post(format!("{base}{path}"))
                 .header("cookie", cookie.as_str())
                 .form(&[("csrf", csrf.as_str()), ("confirm", confirm)])
@@ -480,8 +477,7 @@ async fn the_provider_page_gives_a_reseller_a_new_password() {
     app.reseller("acme", plan("basic", 5), pool(20)).await;
     let cookie = login(&app, "admin", "provider-password-1").await;
     let (_, html) = page(&app, &cookie, "/provider").await;
-    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let csrf = crate::support::csrf_of(&html);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -540,8 +536,7 @@ async fn a_password_someone_else_chose_is_changed_before_anything_else() {
     let (status, html) = page(&app, &cookie, "/account").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("id=\"must-change\""), "{html}");
-    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let csrf = crate::support::csrf_of(&html);
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

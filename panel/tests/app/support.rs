@@ -319,3 +319,12 @@ pub async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, Strin
         .unwrap();
     (resp.status(), resp.text().await.unwrap())
 }
+
+/// The CSRF token of the first form on a page.
+pub fn csrf_of(html: &str) -> String {
+    let start = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[start..].split('"').next().unwrap().to_string()
+}
