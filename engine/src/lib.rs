@@ -32,6 +32,7 @@ pub mod spec;
 pub mod storage;
 pub mod store;
 pub mod template;
+pub mod terminal;
 #[doc(hidden)]
 pub mod testing;
 pub mod unpack;

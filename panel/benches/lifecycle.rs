@@ -130,6 +130,7 @@ fn engine_lifecycle(engine: &Engine, count: usize, net: bool) -> Samples {
         stdin: Some(null.as_raw_fd()),
         stdout: Some(null.as_raw_fd()),
         stderr: Some(null.as_raw_fd()),
+        tty: false,
     };
     for i in 0..count {
         let name = format!("bench-{i}");

@@ -31,6 +31,9 @@ pub struct Config {
     pub engine: crate::cli::EngineSettings,
     /// A separate address serving `/metrics` without a token.
     pub metrics_listen: Option<String>,
+    /// The SSH gateway's address (`None`: no gateway) and settings.
+    pub ssh_listen: Option<String>,
+    pub ssh: crate::ssh::SshSettings,
 }
 
 /// A built app, listening, not yet serving.
@@ -38,6 +41,11 @@ pub struct Config {
 pub struct App {
     listener: TcpListener,
     metrics: Option<TcpListener>,
+    ssh: Option<(
+        TcpListener,
+        russh::keys::PrivateKey,
+        crate::ssh::SshSettings,
+    )>,
     state: AppState,
     meter_interval: std::time::Duration,
 }
@@ -55,7 +63,12 @@ impl App {
         let runtime: Arc<dyn Runtime> = Arc::new(EngineRuntime(Arc::new(engine)));
         let db = Db::connect(&config.database_url).await?;
         let plugins = plugin_host(&config.state_dir)?;
-        let state = AppState::new(db, runtime, plugins);
+        let mut state = AppState::new(db, runtime, plugins);
+        state.shells =
+            crate::service::shells::Sessions::new(crate::service::shells::SessionLimits {
+                idle: config.ssh.idle,
+                ..Default::default()
+            });
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {
             tracing::info!("built the host template");
@@ -65,11 +78,22 @@ impl App {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
+        let ssh = match &config.ssh_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("SSH gateway: listen on {addr}: {e}"))?;
+                let key = crate::ssh::host_key(&config.state_dir)?;
+                Some((listener, key, config.ssh.clone()))
+            }
+            None => None,
+        };
         let first = App::prepare(&state, config.admin_password).await?;
         Ok((
             App {
                 listener,
                 metrics,
+                ssh,
                 state,
                 meter_interval: config.meter_interval,
             },
@@ -84,6 +108,10 @@ impl App {
     }
 
     /// The address of the separate metrics listener, if there is one.
+    pub fn ssh_addr(&self) -> Option<SocketAddr> {
+        self.ssh.as_ref().and_then(|(l, _, _)| l.local_addr().ok())
+    }
+
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
@@ -122,6 +150,14 @@ impl App {
         spawn_login_pruning(st.logins.clone(), st.db.clone());
         spawn_reconciler(st.clone());
         spawn_backup_schedule(st.clone());
+        if let Some((listener, key, settings)) = self.ssh {
+            let st = self.state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::ssh::serve(listener, st, key, settings).await {
+                    tracing::error!(error = %e, "the SSH gateway stopped");
+                }
+            });
+        }
         if let Some(listener) = self.metrics {
             let router = http::metrics::open_router(self.state.clone());
             tokio::spawn(async move {

@@ -14,3 +14,4 @@ pub mod error;
 pub mod http;
 pub mod runtime;
 pub mod service;
+pub mod ssh;

@@ -369,6 +369,8 @@ pub struct ExecCtx {
     pub command: CString,
     pub stdio: [c_int; 3],
     pub err_fd: c_int,
+    /// Make stdin the command's controlling terminal.
+    pub tty: bool,
     /// The process that forks the helper: the helper dies with it.
     pub parent: libc::pid_t,
     pub keep_caps: u64,
@@ -448,6 +450,9 @@ pub fn exec_helper(ctx: &ExecCtx) -> ! {
         // parent 0; anything else means it already died.
         unsafe {
             libc::setsid();
+            if ctx.tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                fail(err_fd, step::STDIO, errno());
+            }
             libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,

@@ -124,6 +124,11 @@ fn pidfd_signal(fd: &OwnedFd, sig: i32) -> Result<()> {
 }
 
 /// Waits until the process behind a pidfd exits, up to `timeout`.
+/// Whether the process behind `fd` still runs.
+pub fn alive(fd: &OwnedFd) -> bool {
+    !pidfd_wait(fd, Duration::ZERO)
+}
+
 fn pidfd_wait(fd: &OwnedFd, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -379,6 +384,8 @@ pub struct ExecIo {
     pub stdin: Option<RawFd>,
     pub stdout: Option<RawFd>,
     pub stderr: Option<RawFd>,
+    /// Make stdin (a terminal) the command's controlling terminal.
+    pub tty: bool,
 }
 
 /// Default `PATH` inside containers.
@@ -405,8 +412,9 @@ impl ExecChild {
         self.pid
     }
 
-    /// Kills the command with every process of its process group, then its helper.
-    pub fn kill(&self) {
+    /// Sends `sig` to the command's process group (the command leads it), not to its
+    /// helper: SIGHUP lets a shell hang up its jobs as a closed terminal would.
+    pub fn signal_group(&self, sig: i32) {
         let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
             .unwrap_or_default();
         for pid in children
@@ -414,8 +422,13 @@ impl ExecChild {
             .filter_map(|p| p.parse::<i32>().ok())
         {
             // SAFETY: kill(2) takes no pointers; the command leads its own process group.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            unsafe { libc::kill(-pid, sig) };
         }
+    }
+
+    /// Kills the command with every process of its process group, then its helper.
+    pub fn kill(&self) {
+        self.signal_group(libc::SIGKILL);
         let _ = pidfd_signal(&self.pidfd, libc::SIGKILL);
     }
 
@@ -509,6 +522,7 @@ pub fn spawn_exec(
             io.stderr.unwrap_or(-1),
         ],
         err_fd: err_w.as_raw_fd(),
+        tty: io.tty,
         parent: std::process::id() as libc::pid_t,
         keep_caps: security::kept_caps_mask(),
         last_cap: security::last_cap(),

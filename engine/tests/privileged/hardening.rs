@@ -467,6 +467,7 @@ fn an_exec_holds_no_descriptor_of_its_caller() {
             stdin: Some(null.as_raw_fd()),
             stdout: Some(null.as_raw_fd()),
             stderr: Some(null.as_raw_fd()),
+            tty: false,
         }
     };
     let child = engine

@@ -84,6 +84,7 @@ impl Ct {
                     stdin: Some(input.as_raw_fd()),
                     stdout: Some(out.as_raw_fd()),
                     stderr: Some(err.as_raw_fd()),
+                    tty: false,
                 },
             )
             .expect("exec");

@@ -66,10 +66,15 @@ pub enum CtCmd {
         /// Extra environment variables (NAME=VALUE).
         #[arg(short, long = "env", value_parser = env_pair)]
         env: Vec<(String, String)>,
+        /// Run it on a terminal (for interactive programs: shells, editors, `top`).
+        #[arg(short = 't', long)]
+        tty: bool,
         /// The command and its arguments (after `--`).
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// An interactive login shell in a running container, as its root, on a terminal.
+    Enter { name: String },
     /// List containers with state, limits and usage.
     List,
     /// Show one container: state, limits and live usage.
@@ -478,7 +483,26 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
                 |_| println!("container {name} destroyed"),
             );
         }
-        CtCmd::Exec { name, env, command } => {
+        CtCmd::Enter { name } => {
+            return super::terminal::run(engine, &name, &[], &[]).or_else(|e| {
+                super::report(&e);
+                Ok(125)
+            })
+        }
+        CtCmd::Exec {
+            name,
+            env,
+            command,
+            tty: true,
+        } => {
+            return super::terminal::run(engine, &name, &command, &env).or_else(|e| {
+                super::report(&e);
+                Ok(125)
+            })
+        }
+        CtCmd::Exec {
+            name, env, command, ..
+        } => {
             return match engine.exec(&name, &command, &env, ExecIo::default()) {
                 Ok(code) => Ok(code),
                 Err(e) => {

@@ -8,6 +8,7 @@ mod output;
 mod plugin;
 mod serve;
 mod template;
+mod terminal;
 mod users;
 
 use std::path::PathBuf;

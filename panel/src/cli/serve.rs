@@ -20,6 +20,16 @@ pub struct ServeArgs {
     /// provider's token.
     #[arg(long, env = "ACETATE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// The SSH gateway's address (`off`: no gateway). Customers log in with
+    /// `ssh -p 2222 CONTAINER@HOST` using a key from their account page.
+    #[arg(long, default_value = "0.0.0.0:2222", env = "ACETATE_SSH_LISTEN")]
+    pub ssh_listen: String,
+    /// Also accept account passwords on the SSH gateway (login `ACCOUNT+CONTAINER`).
+    #[arg(long, env = "ACETATE_SSH_PASSWORD_AUTH")]
+    pub ssh_password_auth: bool,
+    /// Seconds of silence after which an SSH connection or terminal is closed.
+    #[arg(long, default_value_t = 1800, env = "ACETATE_SESSION_IDLE", value_parser = clap::value_parser!(u64).range(10..=86400))]
+    pub session_idle: u64,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -42,6 +52,11 @@ pub fn run(
         admin_password: std::env::var("ACETATE_ADMIN_PASSWORD").ok().map(Secret),
         meter_interval: std::time::Duration::from_secs(args.meter_interval),
         metrics_listen: args.metrics_listen,
+        ssh_listen: (args.ssh_listen != "off").then_some(args.ssh_listen),
+        ssh: crate::ssh::SshSettings {
+            password_auth: args.ssh_password_auth,
+            idle: std::time::Duration::from_secs(args.session_idle),
+        },
     };
     runtime()?.block_on(async {
         let (app, first) = App::build(config).await?;
@@ -60,6 +75,9 @@ pub fn run(
             }
         }
         println!("acetate: listening on http://{addr}");
+        if let Some(s) = app.ssh_addr() {
+            println!("acetate: ssh on {s}");
+        }
         if let Some(m) = app.metrics_addr() {
             println!("acetate: metrics on http://{m}/metrics");
         }

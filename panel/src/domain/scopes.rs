@@ -53,6 +53,7 @@ impl Scope {
             Scope::Containers => {
                 under("/api/v1/containers")
                     || under("/api/v1/operations")
+                    || under("/api/v1/shells")
                     || path == "/api/v1/faults"
                     || (path == "/api/v1/templates" && method == "GET")
             }

@@ -45,7 +45,7 @@ async fn read_bounded(fd: OwnedFd, max: usize, into: Captured) {
 }
 
 /// Waits until `child` ended, without holding a thread.
-async fn exited(child: &ExecChild) {
+pub(super) async fn exited(child: &ExecChild) {
     let Ok(fd) = child.pidfd().try_clone_to_owned() else {
         return;
     };
@@ -85,6 +85,7 @@ pub async fn run(
                 stdin: Some(null.as_raw_fd()),
                 stdout: Some(out_w.as_raw_fd()),
                 stderr: Some(err_w.as_raw_fd()),
+                tty: false,
             },
         )
         // The write ends (and /dev/null) close here: only the command holds them now.

@@ -119,6 +119,18 @@ impl Runtime for EngineRuntime {
         self.0.state_dir().join("uploads")
     }
 
+    fn open_session(
+        &self,
+        name: &str,
+        req: super::interactive::SessionRequest,
+    ) -> super::SessionOpen {
+        Box::pin(super::interactive::open(
+            self.0.clone(),
+            name.to_string(),
+            req,
+        ))
+    }
+
     fn run_command(
         &self,
         name: &str,

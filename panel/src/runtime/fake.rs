@@ -344,6 +344,22 @@ impl Runtime for FakeRuntime {
         self.uploads.clone()
     }
 
+    /// The fake engine runs no processes: interactive sessions need the real one.
+    fn open_session(
+        &self,
+        name: &str,
+        _req: super::interactive::SessionRequest,
+    ) -> super::SessionOpen {
+        let exists = self.lock().containers.contains_key(name);
+        let name = name.to_string();
+        Box::pin(async move {
+            if !exists {
+                return Err(Error::NoSuchContainer(name).into());
+            }
+            Err(Error::Unsupported("interactive sessions need the real engine".into()).into())
+        })
+    }
+
     /// Echoes the command: `echo` prints its arguments, `false` exits 1, anything else
     /// prints the command line.
     fn run_command(

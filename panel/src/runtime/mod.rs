@@ -19,6 +19,7 @@ use acetate_engine::{ContainerInfo, ContainerSpec, LimitsUpdate, Result, Templat
 mod command;
 mod engine;
 pub mod fake;
+pub mod interactive;
 
 pub use engine::EngineRuntime;
 pub use fake::FakeRuntime;
@@ -39,6 +40,9 @@ pub struct CommandOutcome {
 pub type CommandRun = Pin<Box<dyn Future<Output = crate::error::AppResult<CommandOutcome>> + Send>>;
 
 /// Held while a metering pass runs; dropping it lets the next one in.
+pub type SessionOpen =
+    Pin<Box<dyn Future<Output = crate::error::AppResult<interactive::Interactive>> + Send>>;
+
 pub type Exclusive = Box<dyn Send>;
 
 /// What the panel needs of a container engine.
@@ -99,6 +103,10 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     ) -> CommandRun;
 
     /// Serialises metering passes on this host (also with the CLI's).
+    /// Starts an interactive process (a shell or a command, with or without a terminal)
+    /// in running container `name`.
+    fn open_session(&self, name: &str, req: interactive::SessionRequest) -> SessionOpen;
+
     fn exclusive_metering(&self) -> Result<Exclusive>;
 
     /// Keeps lxcfs running and its views bound in every running container (cheap while

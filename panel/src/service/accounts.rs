@@ -191,6 +191,7 @@ pub async fn set_suspension(
     let (_, kv) = super::containers::run_hooks(st, &user, kind, None, None).await?;
     st.db.set_suspended(user.id, suspended).await?;
     if suspended {
+        st.shells.end_for_account(user.id);
         let names: Vec<String> = st
             .db
             .containers_visible_to(&user)

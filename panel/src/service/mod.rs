@@ -26,12 +26,14 @@ pub mod exec;
 pub mod faults;
 pub mod hooks;
 pub mod host;
+pub mod keys;
 pub mod metering;
 pub mod metrics;
 pub mod operations;
 pub mod plans;
 pub mod plugins;
 pub mod sessions;
+pub mod shells;
 pub mod snapshot;
 pub mod templates;
 
@@ -62,6 +64,8 @@ pub struct AppState {
     pub exec: exec::ExecGate,
     /// The containers' part of `/metrics`, valid for one (rows, snapshot) generation.
     pub metrics_cache: metrics::MetricsCache,
+    /// Open interactive sessions (SSH, terminal, streamed exec).
+    pub shells: shells::Sessions,
 }
 
 /// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
@@ -86,6 +90,7 @@ impl AppState {
             page_cache: PageCache::default(),
             exec: exec::ExecGate::default(),
             metrics_cache: metrics::MetricsCache::default(),
+            shells: shells::Sessions::default(),
         }
     }
 

@@ -50,15 +50,14 @@ pub fn form_token() -> String {
     random_hex()
 }
 
-/// Checks a login from `address`; on success a new session replaces `old_session` (the
-/// id hash the browser had, if any).
-pub async fn login(
+/// Checks `name`'s password, tried from `address`, within the login limits (every
+/// failure counts towards a lock, whichever door it came through).
+pub async fn check_password(
     st: &AppState,
     name: &str,
     password: Secret,
     address: &str,
-    old_session: Option<&str>,
-) -> Result<NewSession, LoginRefused> {
+) -> Result<User, LoginRefused> {
     let now = crate::domain::now();
     if let Err(why) = st.logins.check(name, address, now).await? {
         return Err(LoginRefused::Locked(why));
@@ -72,6 +71,19 @@ pub async fn login(
         return Err(LoginRefused::Wrong { now_locked });
     };
     st.logins.succeeded(name, address, now).await?;
+    Ok(user)
+}
+
+/// Checks a login from `address`; on success a new session replaces `old_session` (the
+/// id hash the browser had, if any).
+pub async fn login(
+    st: &AppState,
+    name: &str,
+    password: Secret,
+    address: &str,
+    old_session: Option<&str>,
+) -> Result<NewSession, LoginRefused> {
+    let user = check_password(st, name, password, address).await?;
     if let Some(old) = old_session {
         let _ = st.db.delete_session(old).await;
     }

@@ -125,6 +125,7 @@ fn layers_point_one_way() {
             "http",
             &["http", "service", "domain", "db", "runtime", "error"],
         ),
+        ("ssh", &["ssh", "service", "domain", "runtime", "error"]),
     ]);
     let mut wrong = Vec::new();
     for (module, deps) in &edges {

@@ -4,6 +4,7 @@
 //! registered from those descriptions, so the document at `/api/v1/openapi.json` is
 //! generated from the handlers and their types and cannot drift from them.
 
+pub mod access;
 pub mod accounts;
 pub mod billing;
 pub mod closing;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(accounts::router())
         .merge(closing::router())
         .merge(tokens::router())
+        .merge(access::router())
         .merge(billing::router())
         .merge(operations::router())
         .merge(faults::router())
