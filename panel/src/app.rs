@@ -64,11 +64,6 @@ impl App {
         let db = Db::connect(&config.database_url).await?;
         let plugins = plugin_host(&config.state_dir)?;
         let mut state = AppState::new(db, runtime, plugins);
-        state.shells =
-            crate::service::shells::Sessions::new(crate::service::shells::SessionLimits {
-                idle: config.ssh.idle,
-                ..Default::default()
-            });
         let built = state.engine(|e| e.ensure_host_template()).await?;
         if built {
             tracing::info!("built the host template");
@@ -88,6 +83,16 @@ impl App {
             }
             None => None,
         };
+        let ssh_port = ssh
+            .as_ref()
+            .and_then(|(l, _, _)| l.local_addr().ok())
+            .map(|a| a.port());
+        state.shells =
+            crate::service::shells::Sessions::new(crate::service::shells::SessionLimits {
+                idle: config.ssh.idle,
+                ..Default::default()
+            })
+            .with_ssh_port(ssh_port);
         let first = App::prepare(&state, config.admin_password).await?;
         Ok((
             App {

@@ -1,6 +1,6 @@
 //! A real browser: headless Chromium driven through ChromeDriver's WebDriver protocol
 //! (plain HTTP and JSON) logs in as a customer, creates a container with the form, sees
-//! it running and runs a command in it.
+//! it running, runs a command in it and uses its terminal.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -124,6 +124,31 @@ impl Driver {
             .await;
     }
 
+    async fn script(&self, js: &str) -> Value {
+        self.cmd(
+            Method::POST,
+            "/execute/sync",
+            json!({"script": js, "args": []}),
+        )
+        .await
+    }
+
+    /// Waits (up to 20 s) until the browser terminal's screen shows `text`; returns it.
+    async fn wait_terminal(&self, text: &str) -> String {
+        let read = "const b = window.acetateTerminal.buffer.active; const out = []; \
+                    for (let i = 0; i < b.length; i++) { out.push(b.getLine(i).translateToString(true)); } \
+                    return out.join('\\n');";
+        let mut screen = String::new();
+        for _ in 0..200 {
+            screen = self.script(read).await.as_str().unwrap_or("").to_string();
+            if screen.contains(text) {
+                return screen;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the terminal never showed {text:?}:\n{screen}");
+    }
+
     /// Waits (up to 20 s) until the page's HTML contains every one of `texts`.
     async fn wait_for(&self, texts: &[&str]) -> String {
         let mut source = String::new();
@@ -202,6 +227,52 @@ async fn a_customer_uses_the_panel_in_headless_chromium() {
         .await;
     // The container knows itself by its owner's name for it.
     driver.wait_for(&["Exit code 0", "hello-from-web"]).await;
+
+    // The terminal: a login shell in the page, typed into, resized with the window.
+    driver.click("#open-terminal").await;
+    driver.wait_for(&["data-state=\"open\""]).await;
+    driver
+        .type_into(
+            ".xterm-helper-textarea",
+            "echo term-$((6*7)); stty size\u{E007}",
+        )
+        .await;
+    let screen = driver.wait_terminal("term-42").await;
+    let size_of = |screen: &str| -> (u32, u32) {
+        let line = screen
+            .lines()
+            .rev()
+            .find(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() == 2 && f.iter().all(|x| x.parse::<u32>().is_ok())
+            })
+            .unwrap_or_else(|| panic!("no `stty size` answer in {screen}"))
+            .to_string();
+        let mut f = line.split_whitespace().map(|x| x.parse().unwrap());
+        (f.next().unwrap(), f.next().unwrap())
+    };
+    let (rows, cols) = size_of(&screen);
+    assert!(rows > 5 && cols > 20, "{rows}x{cols}");
+    driver
+        .cmd(
+            Method::POST,
+            "/window/rect",
+            json!({"width": 1200, "height": 900}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    driver
+        .type_into(
+            ".xterm-helper-textarea",
+            "clear; stty size; echo re$((1+1))sized\u{E007}",
+        )
+        .await;
+    let screen = driver.wait_terminal("re2sized").await;
+    let (rows2, cols2) = size_of(&screen);
+    assert!(
+        cols2 > cols && rows2 > rows,
+        "{rows}x{cols} then {rows2}x{cols2}"
+    );
 
     let _ = driver.cmd(Method::DELETE, "", Value::Null).await;
     let (status, _) = hana

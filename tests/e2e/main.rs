@@ -1,6 +1,7 @@
 //! Black-box tests of the `acetate` binary: they run it as a user or a script would, on a
 //! test state dir, and check what it prints, its exit codes and what it leaves behind.
 
+mod access;
 mod api;
 mod browser;
 mod cli;

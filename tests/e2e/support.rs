@@ -45,6 +45,8 @@ pub struct Server {
     pub base: String,
     pub state: PathBuf,
     pub database: String,
+    /// The SSH gateway's address (a port of its own on loopback).
+    pub ssh: Option<String>,
 }
 
 impl Server {
@@ -70,6 +72,8 @@ impl Server {
             .arg(state)
             .args(["--database", database, "serve", "--listen", listen])
             .env("ACETATE_ADMIN_PASSWORD", "provider-password-1")
+            // Never the default 0.0.0.0:2222: tests run beside each other and a real panel.
+            .env("ACETATE_SSH_LISTEN", "127.0.0.1:0")
             // Quiet unless asked: `serve` logs every request at info.
             .env(
                 "RUST_LOG",
@@ -82,11 +86,15 @@ impl Server {
             .expect("start acetate serve");
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut ssh = None;
         let base = loop {
             let line = lines
                 .next()
                 .expect("acetate serve exited before listening")
                 .unwrap();
+            if let Some(addr) = line.strip_prefix("acetate: ssh on ") {
+                ssh = Some(addr.to_string());
+            }
             if let Some(addr) = line.strip_prefix("acetate: listening on ") {
                 break addr.to_string();
             }
@@ -96,6 +104,7 @@ impl Server {
             base,
             state: state.clone(),
             database: database.to_string(),
+            ssh,
         }
     }
 

@@ -4,6 +4,7 @@
 mod bill;
 mod copies;
 mod ct;
+mod ct_view;
 mod output;
 mod plugin;
 mod serve;

@@ -74,10 +74,10 @@ pub fn run(
                 ),
             }
         }
-        println!("acetate: listening on http://{addr}");
         if let Some(s) = app.ssh_addr() {
             println!("acetate: ssh on {s}");
         }
+        println!("acetate: listening on http://{addr}");
         if let Some(m) = app.metrics_addr() {
             println!("acetate: metrics on http://{m}/metrics");
         }

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod pages;
 pub mod render;
 pub mod session;
+pub mod stream;
 
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::Router;

@@ -147,6 +147,21 @@ struct LoginForm {
     password: String,
 }
 
+/// The client's address, as an extractor (see [`client_address`]).
+#[derive(Debug)]
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_address(
+            &parts.extensions,
+            &parts.headers,
+        )))
+    }
+}
+
 /// The client's address: the peer, or (only when the peer is a proxy on this host) the
 /// last address a proxy added to `X-Forwarded-For`.
 fn client_address(extensions: &axum::http::Extensions, headers: &HeaderMap) -> String {

@@ -21,16 +21,16 @@ pub fn parse(line: &str) -> AppResult<PublicKey> {
             "public_key: paste one public key (the line of ~/.ssh/id_ed25519.pub)".into(),
         ));
     }
-    if line.len() > MAX_KEY_LEN || line.lines().count() > 1 {
-        return Err(AppError::Unprocessable(
-            "public_key: give exactly one public key line".into(),
-        ));
-    }
     if line.starts_with("-----BEGIN") {
         return Err(AppError::Unprocessable(
             "public_key: this is a private key: paste the public one (the .pub file), and \
              keep the private key to yourself"
                 .into(),
+        ));
+    }
+    if line.len() > MAX_KEY_LEN || line.lines().count() > 1 {
+        return Err(AppError::Unprocessable(
+            "public_key: give exactly one public key line".into(),
         ));
     }
     let key = PublicKey::from_openssh(line).map_err(|e| {

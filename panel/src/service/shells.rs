@@ -26,7 +26,7 @@ pub enum SessionKind {
 }
 
 impl SessionKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             SessionKind::Ssh => "ssh",
             SessionKind::Terminal => "terminal",
@@ -71,6 +71,13 @@ pub struct SessionInfo {
     pub started_at: i64,
 }
 
+impl SessionInfo {
+    /// `ssh`, `terminal` or `exec`.
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.as_str()
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     info: SessionInfo,
@@ -83,6 +90,8 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct Sessions {
     limits: SessionLimits,
+    /// The SSH gateway's port, for the hints pages give.
+    ssh_port: Option<u16>,
     next: Arc<AtomicU64>,
     open: Arc<Mutex<HashMap<u64, Entry>>>,
 }
@@ -97,6 +106,7 @@ impl Sessions {
     pub fn new(limits: SessionLimits) -> Sessions {
         Sessions {
             limits,
+            ssh_port: None,
             next: Arc::new(AtomicU64::new(1)),
             open: Arc::default(),
         }
@@ -104,6 +114,28 @@ impl Sessions {
 
     pub fn limits(&self) -> &SessionLimits {
         &self.limits
+    }
+
+    /// The same, telling pages on which port the SSH gateway listens.
+    pub fn with_ssh_port(mut self, port: Option<u16>) -> Sessions {
+        self.ssh_port = port;
+        self
+    }
+
+    pub fn ssh_port(&self) -> Option<u16> {
+        self.ssh_port
+    }
+
+    /// Whether session `id` is still open.
+    pub fn is_open(&self, id: u64) -> bool {
+        self.lock().contains_key(&id)
+    }
+
+    /// Ends session `id` (its holder's login ended).
+    pub fn end_one(&self, id: u64) {
+        if let Some(e) = self.lock().get(&id) {
+            let _ = e.end.send(true);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
@@ -349,9 +381,7 @@ pub async fn end(st: &AppState, caller: &User, id: u64) -> AppResult<()> {
     if !visible.iter().any(|s| s.id == id) {
         return Err(AppError::NotFound);
     }
-    if let Some(e) = st.shells.lock().get(&id) {
-        let _ = e.end.send(true);
-    }
+    st.shells.end_one(id);
     st.db
         .audit(
             Some(caller),

@@ -2,6 +2,7 @@
 //! database and plugin host over the in-memory engine (`spawn_app`). What needs a kernel
 //! is proven by `tests/e2e/`.
 
+mod access;
 mod audit;
 mod billing;
 mod capacity;

@@ -43,6 +43,11 @@ async fn the_openapi_document_is_generated_from_the_handlers_and_valid() {
         ("/api/v1/containers/{name}/restart", &["post"]),
         ("/api/v1/containers/{name}/reinstall", &["post"]),
         ("/api/v1/containers/{name}/exec", &["post"]),
+        ("/api/v1/containers/{name}/exec/stream", &["get"]),
+        ("/api/v1/ssh-keys", &["get", "post"]),
+        ("/api/v1/ssh-keys/{id}", &["delete"]),
+        ("/api/v1/shells", &["get"]),
+        ("/api/v1/shells/{id}", &["delete"]),
         ("/api/v1/containers/{name}/snapshots", &["get", "post"]),
         (
             "/api/v1/containers/{name}/snapshots/{snapshot}",

@@ -1,6 +1,7 @@
 //! The browser pages (HTML, no JavaScript needed): thin handlers over the services, with
 //! the session and CSRF checks of [`super::session`].
 
+mod access;
 mod account;
 mod audit;
 mod closing;
@@ -12,6 +13,7 @@ mod operations;
 mod plugins;
 mod provider;
 mod reseller;
+mod terminal;
 
 use std::time::Duration;
 
@@ -29,7 +31,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(dashboard::router())
         .merge(container::router())
+        .merge(terminal::router())
         .merge(account::router())
+        .merge(access::router())
         .merge(reseller::router())
         .merge(provider::router())
         .merge(audit::router())
