@@ -397,6 +397,71 @@ async fn ssh_gateway_gives_customers_their_containers() {
     // The reseller enters its customer's container with its own key (audited below).
     assert_eq!(ssh.ok(&r_key, "ssh-alice+web", "hostname").trim(), "web");
 
+    // git over ssh, as a deploy does.
+    ssh.ok(&a_key, "web", "git init -q --bare /root/app.git");
+    let repo = files.path().join("app");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=Test",
+                "-c",
+                "user.email=test@example.org",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .env(
+                "GIT_SSH_COMMAND",
+                format!("ssh {}", Ssh::opts(&a_key).join(" ")),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(repo.join("index.html"), "hello\n").unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "index.html"]);
+    git(&["commit", "-qm", "first deploy"]);
+    git(&[
+        "push",
+        "-q",
+        &format!("ssh://web@{}:{}/root/app.git", ssh.host, ssh.port),
+        "HEAD:main",
+    ]);
+    assert!(ssh
+        .ok(
+            &a_key,
+            "web",
+            "git --git-dir=/root/app.git log --format=%s main"
+        )
+        .contains("first deploy"));
+
+    // The provider on the host: `acetate ct enter` gives a login shell on a terminal.
+    let list = server.cli(&["--json", "ct", "list"], "");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let engine_name = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["owner"] == "panel:ssh-alice" && c["hostname"] == "web")
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .expect("alice's web in ct list");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_acetate"));
+    cmd.arg("--state-dir")
+        .arg(&server.state)
+        .args(["ct", "enter", &engine_name]);
+    let mut tty = Tty::spawn(cmd, 90, 20);
+    tty.send(b"PS1='HOST> '\n");
+    tty.expect("HOST> ");
+    tty.send(b"stty size; hostname\n");
+    tty.expect("20 90");
+    tty.expect("web");
+    tty.send(b"exit 4\n");
+    assert_eq!(tty.child.wait().unwrap().code(), Some(4));
+
     // Open sessions are listed (to their holder and the reseller) and can be ended.
     let long = ssh
         .command(&a_key, "web")
@@ -481,6 +546,29 @@ async fn ssh_gateway_gives_customers_their_containers() {
     .await;
     assert_eq!(frames, b"ABC\n");
     assert_eq!(code, 5);
+
+    // The browser terminal's socket: the login session's, from the panel's page only, and
+    // ended when that login ends.
+    let pages = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut browser =
+        crate::web::logged_in(&pages, &server.base, "ssh-alice", "a long enough password").await;
+    let sid = browser.cookie("acetate_session").expect("a session");
+    let mut term = terminal_socket(&server, &sid, &server.base).await.unwrap();
+    term_send(&mut term, b"echo hi-$((2*3))\r").await;
+    term_until(&mut term, "hi-6").await;
+    let refused = terminal_socket(&server, &sid, "http://evil.example").await;
+    assert!(
+        refused.unwrap_err().contains("403"),
+        "a foreign page opened the terminal"
+    );
+    let (_, home) = browser.fetch("/").await;
+    browser
+        .post("/logout", &[("csrf", &crate::web::csrf(&home))])
+        .await;
+    term_until(&mut term, "\"reason\":\"ended\"").await;
 
     // A stopped container and a suspended customer get a clear message.
     let (status, body) = alice.post("/api/v1/containers/web/stop", json!({})).await;
@@ -581,4 +669,50 @@ fn url_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the browser terminal's socket with session `sid`, as a page from `origin` would.
+async fn terminal_socket(server: &Server, sid: &str, origin: &str) -> Result<Socket, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let base = server.base.replace("http://", "ws://");
+    let mut req = format!("{base}/containers/web/terminal/ws?cols=80&rows=24")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("cookie", format!("acetate_session={sid}").parse().unwrap());
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| e.to_string())
+}
+
+async fn term_send(ws: &mut Socket, bytes: &[u8]) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::Binary(bytes.to_vec().into()))
+        .await
+        .unwrap();
+}
+
+/// Reads the socket (output and control frames alike) until `text` shows.
+async fn term_until(ws: &mut Socket, text: &str) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains(text) {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {text:?} from the terminal; it sent {seen:?}"));
+        match msg {
+            Some(Ok(Message::Binary(b))) => seen.push_str(&String::from_utf8_lossy(&b[1..])),
+            Some(Ok(Message::Text(t))) => seen.push_str(&t),
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => panic!("the terminal closed before {text:?}; it sent {seen:?}"),
+        }
+    }
 }

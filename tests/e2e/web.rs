@@ -14,7 +14,7 @@ pub(crate) struct Browser<'a> {
     cookies: Vec<(String, String)>,
 }
 
-struct Page {
+pub(crate) struct Page {
     status: StatusCode,
     location: Option<String>,
     set_cookies: Vec<String>,
@@ -84,7 +84,7 @@ impl Browser<'_> {
     async fn get(&mut self, path: &str) -> Page {
         self.send(Method::GET, path, None).await
     }
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         self.send(Method::POST, path, Some(form)).await
     }
     /// Posts a multipart form with one file field, as a browser's upload form does.
@@ -121,7 +121,7 @@ impl Browser<'_> {
             body: resp.text().await.unwrap(),
         }
     }
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         self.cookies
             .iter()
             .find(|(k, _)| k == name)
@@ -170,7 +170,7 @@ pub(crate) async fn logged_in<'a>(
     b
 }
 
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     html[start..].split('"').next().unwrap().to_string()
 }

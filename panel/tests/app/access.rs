@@ -172,3 +172,52 @@ async fn the_access_page_adds_and_removes_keys() {
     let (_, html) = page(&app, &cookie, "/access").await;
     assert!(!html.contains(FINGERPRINT), "{html}");
 }
+
+#[tokio::test]
+async fn the_terminal_socket_opens_only_from_the_panels_pages() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, body) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let cookie = login(&app, "alice", PASSWORD).await;
+    let (status, html) = page(&app, &cookie, "/containers/web/terminal").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("/static/vendor/xterm/xterm.js"), "{html}");
+    assert!(
+        html.contains("data-ws=\"/containers/web/terminal/ws\""),
+        "{html}"
+    );
+    let host = app.base.trim_start_matches("http://").to_string();
+    let upgrade = |origin: Option<String>, cookie: Option<&str>| {
+        let mut req = Client::new()
+            .get(format!("{}/containers/web/terminal/ws", app.base))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(c) = cookie {
+            req = req.header("cookie", c.to_string());
+        }
+        req.send()
+    };
+    // Another site's page cannot open it with the customer's cookie, nor can no page.
+    for origin in [Some("http://evil.example".to_string()), None] {
+        let resp = upgrade(origin.clone(), Some(&cookie)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin:?}");
+    }
+    // Without a login there is no terminal at all.
+    let resp = upgrade(Some(format!("http://{host}")), None).await.unwrap();
+    assert_ne!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    // From the panel's own page it reaches the engine (the fake one has no processes).
+    let resp = upgrade(Some(format!("http://{host}")), Some(&cookie))
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_ne!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("real engine"), "{status}: {text}");
+}
