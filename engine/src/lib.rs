@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod devices;
 pub mod error;
 pub mod export;
+pub mod firewall;
 mod host_ops;
 pub mod identity;
 mod idmap;
@@ -132,6 +133,8 @@ pub struct Engine {
     /// Nameservers written into new containers' `/etc/resolv.conf` (the provider's
     /// setting; by default the host's that a container can reach).
     resolvers: Vec<std::net::IpAddr>,
+    /// What containers' traffic may do beyond the bridge (the provider's setting).
+    net_policy: firewall::NetPolicy,
     init: File,
     seccomp: SeccompPrograms,
     fail_point: Option<&'static str>,
@@ -205,6 +208,7 @@ impl Engine {
         Ok(Engine {
             backup_repo: backup::BackupRepo::in_state_dir(layout.root()),
             resolvers: storage::host_resolvers(),
+            net_policy: firewall::NetPolicy::default(),
             layout,
             cgroup_parent: identity.cgroup_parent(),
             identity,
@@ -235,6 +239,16 @@ impl Engine {
     pub fn with_resolvers(mut self, resolvers: Vec<std::net::IpAddr>) -> Self {
         self.resolvers = resolvers;
         self
+    }
+
+    /// The provider's rules for containers' traffic (SMTP, the host's open ports).
+    pub fn with_net_policy(mut self, policy: firewall::NetPolicy) -> Self {
+        self.net_policy = policy;
+        self
+    }
+
+    pub fn net_policy(&self) -> &firewall::NetPolicy {
+        &self.net_policy
     }
 
     /// The provider's backup repository.
@@ -439,9 +453,10 @@ impl Engine {
         let rootfs = self.layout.rootfs(name);
         let net = cfg.network.then(|| network::info_for(cfg.id_base));
         if net.is_some() {
-            if let Err(e) =
+            let installed =
                 network::ensure_filter(self.identity.id_base(), identity::CONTAINERS_PER_SLOT)
-            {
+                    .and_then(|()| firewall::ensure(&self.net_policy));
+            if let Err(e) = installed {
                 let _ = cgroup.delete();
                 return Err(e);
             }

@@ -93,10 +93,6 @@ flush chain bridge acetate prerouting
 add rule bridge acetate prerouting iifname \"ac*\" jump port
 ";
 
-/// Where an engine records that its range's filter entries are installed (cleared at
-/// boot, like the ruleset itself).
-const FILTER_MARKS: &str = "/run/acetate/net";
-
 /// The nftables script that allows the `count` containers from `first_base` on their own
 /// addresses.
 fn filter_script(first_base: u32, count: u32) -> String {
@@ -129,12 +125,11 @@ fn filter_script(first_base: u32, count: u32) -> String {
 /// `first_base` to their own addresses: once per boot and range (a mark in
 /// `/run/acetate/net`), in one nftables transaction.
 pub fn ensure_filter(first_base: u32, count: u32) -> Result<()> {
-    let marks = Path::new(FILTER_MARKS);
+    let marks = crate::firewall::marks_dir()?;
     let mark = marks.join(format!("range-{first_base}-{count}"));
     if mark.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(marks).map_err(|e| Error::io("create directory", marks, e))?;
     let _lock =
         crate::store::Lock::acquire(&marks.join(".lock"), std::time::Duration::from_secs(30))?;
     if mark.exists() {
@@ -165,7 +160,7 @@ pub fn ensure_filter(first_base: u32, count: u32) -> Result<()> {
     std::fs::write(&mark, b"").map_err(|e| Error::io("write", &mark, e))
 }
 
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
+pub(crate) fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(if stdin.is_some() {
@@ -196,8 +191,18 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
 }
 
 /// Creates the bridge if it is missing (idempotent; safe against a concurrent creator).
+/// Whether interface `name` exists in this process's network namespace (asked of the
+/// kernel, not of sysfs, which shows the namespace that mounted it).
+pub fn link_exists(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: if_nametoindex reads a NUL-terminated string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
 pub fn ensure_bridge() -> Result<()> {
-    let exists = || Path::new("/sys/class/net").join(BRIDGE).exists();
+    let exists = || link_exists(BRIDGE);
     if exists() {
         return Ok(());
     }
@@ -239,7 +244,7 @@ pub fn attach(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
     ensure_bridge()?;
     let host_if = net.host_interface.as_str();
     // A host end left by a crash would block the name.
-    if Path::new("/sys/class/net").join(host_if).exists() {
+    if link_exists(host_if) {
         let _ = run("ip", &["link", "del", host_if], None);
     }
     // One `ip` for the host side, one inside the namespace: each process costs milliseconds.

@@ -8,6 +8,7 @@ mod cli;
 mod copies;
 mod hardening;
 mod limits;
+mod network;
 mod operations;
 mod plugins;
 mod support;

@@ -155,10 +155,10 @@ fn exec_passes_stdio_and_exit_codes() {
 }
 
 #[test]
-fn a_networked_container_reaches_the_host_not_its_neighbours_and_is_shaped() {
-    use std::io::{Read, Write};
+fn a_networked_container_is_shaped_and_reaches_neither_neighbours_nor_host_services() {
+    use std::io::Write;
     let Some(engine) =
-        engine("a_networked_container_reaches_the_host_not_its_neighbours_and_is_shaped")
+        engine("a_networked_container_is_shaped_and_reaches_neither_neighbours_nor_host_services")
     else {
         return;
     };
@@ -194,34 +194,65 @@ fn a_networked_container_reaches_the_host_not_its_neighbours_and_is_shaped() {
         a.sh("tc qdisc del dev eth0 root 2>/dev/null || ip link set eth0 down 2>/dev/null");
     assert_ne!(code, 0);
 
-    // The host, listening on the gateway address, hears from the container.
-    let listener = std::net::TcpListener::bind((ia.gateway, 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    // The host reaches the container, and what the container receives is shaped (the
+    // host end's bucket).
     let bytes = 1_500_000usize;
-    let send = format!(
-        "python3 -c 'import socket; s=socket.create_connection((\"{}\", {port})); s.sendall(b\"x\" * {bytes}); s.close()'",
-        ia.gateway
-    );
-    let reader = std::thread::spawn(move || {
-        let (mut conn, peer) = listener.accept().unwrap();
-        let started = std::time::Instant::now();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).unwrap();
-        (peer, got.len(), started.elapsed())
-    });
-    let (code, _, err) = a.sh(&send);
-    assert_eq!(code, 0, "{err}");
-    let (peer, got, took) = reader.join().unwrap();
-    assert_eq!(peer.ip(), std::net::IpAddr::V4(ia.address));
+    let serve = "python3 -c 'import socket, time; s=socket.socket(); s.bind((\"0.0.0.0\", 7171)); s.listen(); \
+c, a = s.accept(); t=time.monotonic(); n=0\nwhile True:\n  d = c.recv(65536)\n  if not d: break\n  n += len(d)\n\
+print(n, time.monotonic()-t, a[0])' > /tmp/received 2>&1 &";
+    assert_eq!(a.sh(serve).0, 0);
+    let mut to_a = None;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Ok(c) = std::net::TcpStream::connect((ia.address, 7171)) {
+            to_a = Some(c);
+            break;
+        }
+    }
+    let mut to_a = to_a.expect("the host reaches the container");
+    to_a.write_all(&vec![b'x'; bytes]).unwrap();
+    drop(to_a);
+    let mut report = String::new();
+    for _ in 0..100 {
+        report = a.sh("cat /tmp/received").1;
+        if !report.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let fields: Vec<&str> = report.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "{report}");
+    let (got, took): (usize, f64) = (fields[0].parse().unwrap(), fields[1].parse().unwrap());
     assert_eq!(got, bytes);
+    assert_eq!(
+        fields[2],
+        ia.gateway.to_string(),
+        "the host comes from the gateway"
+    );
     // 1.5 MB at 4 Mbit/s is 3 s; the bucket's burst may shave a little off, nothing more.
-    let bits_per_second = got as f64 * 8.0 / took.as_secs_f64();
+    let bits_per_second = got as f64 * 8.0 / took;
     assert!(
         bits_per_second < rate as f64 * 1.25,
         "shaped to {rate} bit/s, measured {bits_per_second:.0}"
     );
     let counters = engine.show(&a.name).unwrap().usage.net.expect("counted");
-    assert!(counters.tx_bytes >= bytes as u64, "{counters:?}");
+    assert!(counters.rx_bytes >= bytes as u64, "{counters:?}");
+
+    // The container does not reach the host's services (only the ports the provider
+    // opens: DNS by default), even one listening on every address.
+    let listener = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let probe = format!(
+        "python3 -c 'import socket; socket.create_connection((\"{}\", {port}), timeout=2)'",
+        ia.gateway
+    );
+    let (code, _, err) = a.sh(&probe);
+    assert_ne!(
+        code, 0,
+        "the container reached a host service on port {port}"
+    );
+    assert!(err.contains("timed out"), "{err}");
+    drop(listener);
 
     // The limit changes live, and can be lifted; a container without network has none to set.
     let qdisc = |dev: &str| {

@@ -5,6 +5,7 @@ mod bill;
 mod copies;
 mod ct;
 mod ct_view;
+mod net;
 mod output;
 mod plugin;
 mod serve;
@@ -59,6 +60,20 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub resolvers: Vec<std::net::IpAddr>,
+    /// Let containers send mail directly (connect to port 25 anywhere); refused by default,
+    /// as hosting providers do against spam.
+    #[arg(long, global = true, env = "ACETATE_ALLOW_SMTP")]
+    pub allow_smtp: bool,
+    /// A port of this host containers may reach, as `53/udp` or `8080/tcp` (repeat, or
+    /// comma-separated in the environment; default: DNS, 53/udp and 53/tcp). Nothing else
+    /// on the host answers them.
+    #[arg(
+        long = "host-port",
+        global = true,
+        env = "ACETATE_HOST_PORTS",
+        value_delimiter = ','
+    )]
+    pub host_ports: Vec<acetate_engine::firewall::HostPort>,
     /// Log what the engine does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -91,6 +106,9 @@ pub enum Command {
     /// The metering job.
     #[command(subcommand)]
     Meter(bill::MeterCmd),
+    /// What Acetate adds to the host's network.
+    #[command(subcommand)]
+    Net(net::NetCmd),
 }
 
 /// Logs go to stderr: commands are quiet unless `-v` or `RUST_LOG` asks; `serve` logs at
@@ -140,6 +158,16 @@ impl Cli {
             disk: self.disk_policy(),
             backup_repository: self.backup_repository.clone(),
             resolvers: self.resolvers.clone(),
+            net_policy: {
+                let mut policy = acetate_engine::firewall::NetPolicy {
+                    allow_smtp: self.allow_smtp,
+                    ..Default::default()
+                };
+                if !self.host_ports.is_empty() {
+                    policy.host_ports = self.host_ports.clone();
+                }
+                policy
+            },
         }
     }
 }
@@ -151,6 +179,8 @@ pub struct EngineSettings {
     pub backup_repository: Option<PathBuf>,
     /// Nameservers for new containers (empty: the host's that they can reach).
     pub resolvers: Vec<std::net::IpAddr>,
+    /// What containers' traffic may do beyond the bridge.
+    pub net_policy: acetate_engine::firewall::NetPolicy,
 }
 
 /// Opens the engine on `state_dir` with the provider's settings.
@@ -162,6 +192,7 @@ pub fn open_engine(
     if !settings.resolvers.is_empty() {
         engine = engine.with_resolvers(settings.resolvers.clone());
     }
+    engine = engine.with_net_policy(settings.net_policy.clone());
     Ok(match &settings.backup_repository {
         Some(repo) => engine.with_backup_repository(repo),
         None => engine,
@@ -189,6 +220,7 @@ pub fn run(cli: Cli) -> i32 {
             with_engine(&cli.state_dir, &settings, |e| template::run(e, &out, cmd))
         }
         Command::Ct(cmd) => with_engine(&cli.state_dir, &settings, |e| ct::run(e, &out, cmd)),
+        Command::Net(cmd) => with_engine(&cli.state_dir, &settings, |e| net::run(e, &out, cmd)),
     }
 }
 

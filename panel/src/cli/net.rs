@@ -1,0 +1,65 @@
+//! `acetate net`: what Acetate adds to the host's network, and removing it all.
+
+use acetate_engine::{firewall, Engine, Error, Result, State};
+use clap::Subcommand;
+
+use super::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum NetCmd {
+    /// The rules containers' traffic follows (SMTP, the host's open ports).
+    Policy,
+    /// Remove the bridge, both nftables tables and (if Acetate turned it on) IPv4
+    /// forwarding from this host. Refused while a container with a network runs; the next
+    /// start puts everything back.
+    Teardown,
+}
+
+pub fn run(engine: &Engine, out: &Output, cmd: NetCmd) -> Result<i32> {
+    match cmd {
+        NetCmd::Policy => {
+            let p = engine.net_policy();
+            out.print(p, |p| {
+                println!(
+                    "outbound SMTP (port 25): {}",
+                    if p.allow_smtp { "allowed" } else { "refused" }
+                );
+                let ports: Vec<String> = p.host_ports.iter().map(|h| h.to_string()).collect();
+                println!(
+                    "host ports open to containers: {}",
+                    if ports.is_empty() {
+                        "none".to_string()
+                    } else {
+                        ports.join(", ")
+                    }
+                );
+                println!("egress: masqueraded through the host's routes");
+            });
+        }
+        NetCmd::Teardown => {
+            let busy: Vec<String> = engine
+                .list()?
+                .into_iter()
+                .filter(|c| c.state == State::Running && c.network.is_some())
+                .map(|c| c.name)
+                .collect();
+            if !busy.is_empty() {
+                return Err(Error::Unsupported(format!(
+                    "{} still use the network ({}): stop them first",
+                    busy.len(),
+                    busy.join(", ")
+                )));
+            }
+            let done = firewall::teardown()?;
+            out.print(&done, |done| {
+                if done.is_empty() {
+                    println!("nothing of Acetate's was on this host's network");
+                }
+                for d in done {
+                    println!("removed {d}");
+                }
+            });
+        }
+    }
+    Ok(0)
+}
