@@ -86,6 +86,7 @@ pub const SUBNET: &str = "10.88.0.0/16";
 /// Where the marks of installed tables live (cleared at boot, like the rules).
 const MARKS: &str = "/run/acetate/net";
 const FORWARDING: &str = "/proc/sys/net/ipv4/ip_forward";
+const BRIDGE_NF: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
 
 fn ports(policy: &NetPolicy, udp: bool) -> String {
     let mut list: Vec<u16> = policy
@@ -96,50 +97,93 @@ fn ports(policy: &NetPolicy, udp: bool) -> String {
         .collect();
     list.sort_unstable();
     list.dedup();
-    if list.is_empty() {
-        return String::new();
-    }
     let list: Vec<String> = list.iter().map(u16::to_string).collect();
-    format!(" elements = {{ {} }};", list.join(", "))
+    list.join(", ")
 }
 
-/// The whole `inet acetate` table for `policy`, replacing any previous one atomically.
+/// The `inet acetate` table for `policy`: sets and chains are (re)made and filled in one
+/// transaction; the forward maps are made if missing and kept (they hold every engine's
+/// forwards).
 pub fn script(policy: &NetPolicy) -> String {
     let bridge = crate::network::BRIDGE;
-    let smtp = if policy.allow_smtp {
-        String::new()
-    } else {
-        format!("    iifname \"{bridge}\" tcp dport 25 reject with tcp reset\n")
+    let t = "inet acetate";
+    let mut out = format!("add table {t}\n");
+    for (set, udp) in [("host_tcp", false), ("host_udp", true)] {
+        out.push_str(&format!(
+            "add set {t} {set} {{ type inet_service; }}\nflush set {t} {set}\n"
+        ));
+        let elements = ports(policy, udp);
+        if !elements.is_empty() {
+            out.push_str(&format!("add element {t} {set} {{ {elements} }}\n"));
+        }
+    }
+    for map in ["fwd_tcp", "fwd_udp"] {
+        out.push_str(&format!(
+            "add map {t} {map} {{ type inet_service : ipv4_addr . inet_service; }}\n"
+        ));
+    }
+    let chain = |out: &mut String, name: &str, hook: &str, rules: &[String]| {
+        out.push_str(&format!(
+            "add chain {t} {name} {{ {hook}; policy accept; }}\nflush chain {t} {name}\n"
+        ));
+        for r in rules {
+            out.push_str(&format!("add rule {t} {name} {r}\n"));
+        }
     };
-    format!(
-        "add table inet acetate\n\
-         delete table inet acetate\n\
-         table inet acetate {{\n\
-         \x20 set host_tcp {{ type inet_service;{tcp} }}\n\
-         \x20 set host_udp {{ type inet_service;{udp} }}\n\
-         \x20 chain input {{\n\
-         \x20   type filter hook input priority 0; policy accept;\n\
-         \x20   iifname \"{bridge}\" ct state established,related accept\n\
-         \x20   iifname \"{bridge}\" meta l4proto icmp accept\n\
-         \x20   iifname \"{bridge}\" tcp dport @host_tcp accept\n\
-         \x20   iifname \"{bridge}\" udp dport @host_udp accept\n\
-         \x20   iifname \"{bridge}\" drop\n\
-         \x20 }}\n\
-         \x20 chain forward {{\n\
-         \x20   type filter hook forward priority 0; policy accept;\n\
-         \x20   oifname \"{bridge}\" ct state established,related accept\n\
-         \x20   oifname \"{bridge}\" ct status dnat accept\n\
-         \x20   oifname \"{bridge}\" drop\n\
-         {smtp}\
-         \x20 }}\n\
-         \x20 chain postrouting {{\n\
-         \x20   type nat hook postrouting priority srcnat; policy accept;\n\
-         \x20   ip saddr {SUBNET} oifname != \"{bridge}\" masquerade\n\
-         \x20 }}\n\
-         }}\n",
-        tcp = ports(policy, false),
-        udp = ports(policy, true),
-    )
+    let from = format!("iifname \"{bridge}\"");
+    let to = format!("oifname \"{bridge}\"");
+    chain(
+        &mut out,
+        "input",
+        "type filter hook input priority 0",
+        &[
+            format!("{from} ct state established,related accept"),
+            format!("{from} meta l4proto icmp accept"),
+            format!("{from} tcp dport @host_tcp accept"),
+            format!("{from} udp dport @host_udp accept"),
+            format!("{from} drop"),
+        ],
+    );
+    let mut forward = vec![
+        format!("{to} ct state established,related accept"),
+        format!("{to} ct status dnat accept"),
+        format!("{to} drop"),
+    ];
+    if !policy.allow_smtp {
+        forward.push(format!("{from} tcp dport 25 reject with tcp reset"));
+    }
+    chain(
+        &mut out,
+        "forward",
+        "type filter hook forward priority 0",
+        &forward,
+    );
+    let dnat = [
+        "fib daddr type local dnat ip to tcp dport map @fwd_tcp".to_string(),
+        "fib daddr type local dnat ip to udp dport map @fwd_udp".to_string(),
+    ];
+    chain(
+        &mut out,
+        "prerouting",
+        "type nat hook prerouting priority dstnat",
+        &dnat,
+    );
+    chain(
+        &mut out,
+        "output",
+        "type nat hook output priority -100",
+        &dnat,
+    );
+    chain(
+        &mut out,
+        "postrouting",
+        "type nat hook postrouting priority srcnat",
+        &[
+            format!("ip saddr {SUBNET} {to} ct status dnat masquerade"),
+            format!("ip saddr {SUBNET} oifname != \"{bridge}\" masquerade"),
+        ],
+    );
+    out
 }
 
 /// This process's network namespace, by its cookie (`SO_NETNS_COOKIE`: unique for the
@@ -212,6 +256,15 @@ pub fn ensure(policy: &NetPolicy) -> Result<()> {
         // Remembered, so that teardown gives the host back as it was.
         let _ = std::fs::write(marks.join("forwarding-was-off"), b"");
     }
+    // With br_netfilter passing bridged frames to the IP hooks, a container's connection to
+    // a forward of another container is DNATed at layer 2 and then dropped by the ports'
+    // isolation; routed by the host instead, it reaches its target (and is masqueraded
+    // back). The switch is per network namespace and put back by teardown.
+    let bridge_nf = std::fs::read_to_string(BRIDGE_NF).unwrap_or_default();
+    if bridge_nf.trim() == "1" {
+        std::fs::write(BRIDGE_NF, "0").map_err(|e| Error::io("write", BRIDGE_NF, e))?;
+        let _ = std::fs::write(marks.join("bridge-nf-was-on"), b"");
+    }
     for old in std::fs::read_dir(&marks).into_iter().flatten().flatten() {
         let name = old.file_name();
         if name.to_string_lossy().starts_with("inet-") {
@@ -238,6 +291,10 @@ pub fn teardown() -> Result<Vec<String>> {
     if crate::network::link_exists(crate::network::BRIDGE) {
         crate::network::run("ip", &["link", "del", crate::network::BRIDGE], None)?;
         done.push(format!("bridge {}", crate::network::BRIDGE));
+    }
+    if marks.join("bridge-nf-was-on").exists() {
+        std::fs::write(BRIDGE_NF, "1").map_err(|e| Error::io("write", BRIDGE_NF, e))?;
+        done.push("br_netfilter's bridge-nf-call-iptables (turned on again)".into());
     }
     if marks.join("forwarding-was-off").exists() {
         std::fs::write(FORWARDING, "0").map_err(|e| Error::io("write", FORWARDING, e))?;
@@ -271,15 +328,18 @@ mod tests {
     fn the_table_blocks_smtp_unless_allowed_and_opens_only_listed_host_ports() {
         let strict = script(&NetPolicy::default());
         assert!(strict.contains("tcp dport 25 reject"));
-        assert!(strict.contains("set host_udp { type inet_service; elements = { 53 }; }"));
+        assert!(strict.contains("add element inet acetate host_udp { 53 }"));
         assert!(strict.contains("masquerade"));
         let open = script(&NetPolicy {
             allow_smtp: true,
             host_ports: vec!["8080/tcp".parse().unwrap(), "22".parse().unwrap()],
         });
         assert!(!open.contains("dport 25"));
-        assert!(open.contains("elements = { 22, 8080 }"));
-        assert!(open.contains("set host_udp { type inet_service; }"));
+        assert!(open.contains("host_tcp { 22, 8080 }"));
+        assert!(!open.contains("add element inet acetate host_udp"));
+        // The forward maps are kept across installs: made if missing, never flushed.
+        assert!(open.contains("add map inet acetate fwd_tcp"));
+        assert!(!open.contains("flush map"));
         assert_ne!(
             policy_mark(&NetPolicy::default()),
             policy_mark(&NetPolicy {

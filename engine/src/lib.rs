@@ -15,6 +15,7 @@ pub mod devices;
 pub mod error;
 pub mod export;
 pub mod firewall;
+pub mod forward;
 mod host_ops;
 pub mod identity;
 mod idmap;
@@ -455,7 +456,10 @@ impl Engine {
         if net.is_some() {
             let installed =
                 network::ensure_filter(self.identity.id_base(), identity::CONTAINERS_PER_SLOT)
-                    .and_then(|()| firewall::ensure(&self.net_policy));
+                    .and_then(|()| firewall::ensure(&self.net_policy))
+                    .and_then(|()| {
+                        forward::install(&cfg.forwards, &network::info_for(cfg.id_base))
+                    });
             if let Err(e) = installed {
                 let _ = cgroup.delete();
                 return Err(e);
@@ -596,6 +600,7 @@ impl Engine {
         self.stop_locked(cfg, timeout)?;
         storage::unmount_all(&self.layout, name)?;
         let dir = self.layout.container(name);
+        forward::uninstall(&cfg.forwards, &network::info_for(cfg.id_base));
         // The config goes first: a crash from here on leaves a directory that is not a
         // container and is swept by the next destroy of the same name or by create.
         fs::remove_file(self.layout.config(name)).ctx("remove", self.layout.config(name))?;

@@ -182,6 +182,9 @@ pub struct ContainerConfig {
     /// The name it knows itself by; its engine name when absent.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Public ports of the host that lead to it.
+    #[serde(default)]
+    pub forwards: Vec<crate::forward::Forward>,
 }
 
 impl ContainerConfig {
@@ -207,6 +210,7 @@ impl ContainerConfig {
             created_at: unix_now(),
             network: spec.network || spec.limits.net_rate.is_some(),
             hostname: spec.hostname.clone(),
+            forwards: Vec::new(),
         }
     }
 }

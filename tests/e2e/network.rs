@@ -227,6 +227,66 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         "the outside reached {address}"
     );
 
+    // A public port forwarded to the container: from outside, from the host itself and
+    // from another container (hairpin), to any of the host's addresses; given only once;
+    // kept across a restart.
+    let serve_in = |ct: &str| {
+        ok_in(&host, &state, &["ct", "exec", ct, "--", "sh", "-c",
+            "python3 -c 'import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 7474)); s.listen()\nwhile True:\n  c, a = s.accept(); c.sendall(b\"from-ct\"); c.close()' >/dev/null 2>&1 &"]);
+        std::thread::sleep(Duration::from_millis(400));
+    };
+    serve_in(&name);
+    let added = ok_in(
+        &host,
+        &state,
+        &["ct", "forward", "add", &name, "8022:7474/tcp"],
+    );
+    assert!(added.contains("8022:7474/tcp"), "{added}");
+    let from_peer = |port: u16| {
+        must(&format!(
+            "ip netns exec {} python3 -c \"import socket\ntry:\n  print(socket.create_connection(('203.0.113.1', {port}), timeout=2).recv(16).decode())\nexcept Exception as e: print(type(e).__name__)\"",
+            ns.peer
+        ))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(from_peer(8022), "from-ct");
+    let from_host = must(&format!(
+        "ip netns exec {host} python3 -c \"import socket; print(socket.create_connection(('203.0.113.1', 8022), timeout=2).recv(16).decode())\""
+    ));
+    assert_eq!(from_host.trim(), "from-ct");
+    let other = unique_name("egress-b");
+    ok_in(
+        &host,
+        &state,
+        &[
+            "ct", "create", &other, "--net", "--memory", "128M", "--disk", "128M",
+        ],
+    );
+    let _other_guard = scopeguard(&host, &state, &other);
+    ok_in(&host, &state, &["ct", "start", &other]);
+    assert_eq!(
+        connect_from(&host, &state, &other, "203.0.113.1", 8022),
+        "from-ct"
+    );
+    assert_eq!(
+        connect_from(&host, &state, &other, "10.88.0.1", 8022),
+        "from-ct"
+    );
+    let out = acetate_in(&host, &state, &["ct", "forward", "add", &other, "8022:22"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already forwarded"),
+        "{out:?}"
+    );
+    assert!(ok_in(&host, &state, &["ct", "forward", "list", &other]).contains("no forwards"));
+    ok_in(&host, &state, &["ct", "restart", &name]);
+    serve_in(&name);
+    assert_eq!(from_peer(8022), "from-ct");
+    // An unforwarded port of the host leads nowhere.
+    assert_eq!(from_peer(8023), "ConnectionRefusedError");
+    ok_in(&host, &state, &["ct", "stop", &other]);
+
     // The provider's settings open what it chooses; a start applies them.
     ok_in(
         &host,
@@ -281,12 +341,27 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         .status
         .success());
     assert_eq!(forwarding(), forwarding_before, "forwarding is as it was");
-    // And the next start puts it all back.
+    // And the next start puts it all back, its forward too.
     ok_in(&host, &state, &["ct", "start", &name]);
     assert_eq!(
         connect_from(&host, &state, &name, "198.51.100.10", 80),
         "hello"
     );
+    serve_in(&name);
+    assert_eq!(from_peer(8022), "from-ct");
+    // A removed forward, or the container's destruction, frees the port.
+    ok_in(
+        &host,
+        &state,
+        &["ct", "forward", "remove", &name, "8022/tcp"],
+    );
+    assert_eq!(from_peer(8022), "ConnectionRefusedError");
+    ok_in(&host, &state, &["ct", "forward", "add", &name, "8022:7474"]);
+    ok_in(&host, &state, &["ct", "destroy", &name]);
+    let map = must(&format!(
+        "ip netns exec {host} nft list map inet acetate fwd_tcp"
+    ));
+    assert!(!map.contains("8022"), "{map}");
     drop(cleanup);
 }
 

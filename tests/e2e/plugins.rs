@@ -491,28 +491,18 @@ async fn metered_cpu_in_the_invoice(server: Server) {
     let (status, body) = meg.post("/api/v1/containers/burner/exec", burn).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let after_restart = cpu_ns(&meg, "burner").await;
-    // The container has a network interface: what it sends is metered too.
+    // The container has a network interface: what it receives is metered too (the host
+    // reaches it; it does not reach the host's services).
     let (_, shown) = meg.get("/api/v1/containers/burner").await;
-    let gateway = shown["network"]["gateway"]
+    let address = shown["network"]["address"]
         .as_str()
         .expect("an address on the bridge")
         .to_string();
-    let listener = std::net::TcpListener::bind((gateway.as_str(), 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).unwrap();
-        got.len()
-    });
-    let send = format!(
-        "import socket; s=socket.create_connection(('{gateway}', {port})); s.sendall(b'x' * 300000); s.close()"
-    );
+    let listen = "python3 -c 'import socket; s=socket.socket(); s.bind((\"0.0.0.0\", 7373)); s.listen(); c, _ = s.accept(); n = 0\nwhile True:\n  d = c.recv(65536)\n  if not d: break\n  n += len(d)\nopen(\"/tmp/got\", \"w\").write(str(n))' >/dev/null 2>&1 &";
     let (status, body) = meg
         .post(
             "/api/v1/containers/burner/exec",
-            json!({"command": ["python3", "-c", send]}),
+            json!({"command": ["sh", "-c", listen]}),
         )
         .await;
     assert_eq!(
@@ -520,7 +510,34 @@ async fn metered_cpu_in_the_invoice(server: Server) {
         (StatusCode::OK, Some(0)),
         "{body}"
     );
-    assert_eq!(reader.join().unwrap(), 300_000);
+    let mut conn = None;
+    for _ in 0..50 {
+        if let Ok(c) = std::net::TcpStream::connect((address.as_str(), 7373)) {
+            conn = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    {
+        use std::io::Write;
+        let mut conn = conn.expect("the host reaches the container");
+        conn.write_all(&vec![b'x'; 300_000]).unwrap();
+    }
+    let mut got = String::new();
+    for _ in 0..50 {
+        let (_, body) = meg
+            .post(
+                "/api/v1/containers/burner/exec",
+                json!({"command": ["cat", "/tmp/got"]}),
+            )
+            .await;
+        got = body["stdout"].as_str().unwrap_or("").to_string();
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, "300000");
     server.cli(&["meter", "sample"], "");
     // A second pass right away adds nothing (no double count).
     server.cli(&["meter", "sample"], "");

@@ -74,6 +74,9 @@ pub enum CtCmd {
     },
     /// An interactive login shell in a running container, as its root, on a terminal.
     Enter { name: String },
+    /// Public ports of the host that lead to the container.
+    #[command(subcommand)]
+    Forward(super::net::ForwardCmd),
     /// List containers with state, limits and usage.
     List,
     /// Show one container: state, limits and live usage.
@@ -290,6 +293,7 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
                 |_| println!("container {name} destroyed"),
             );
         }
+        CtCmd::Forward(cmd) => return super::net::run_forward(engine, out, cmd),
         CtCmd::Enter { name } => {
             return super::terminal::run(engine, &name, &[], &[]).or_else(|e| {
                 super::report(&e);

@@ -1,6 +1,7 @@
 //! `acetate net`: what Acetate adds to the host's network, and removing it all.
 
-use acetate_engine::{firewall, Engine, Error, Result, State};
+use acetate_engine::forward::Forward;
+use acetate_engine::{firewall, network, Engine, Error, Result, State};
 use clap::Subcommand;
 
 use super::output::Output;
@@ -40,7 +41,14 @@ pub fn run(engine: &Engine, out: &Output, cmd: NetCmd) -> Result<i32> {
             let busy: Vec<String> = engine
                 .list()?
                 .into_iter()
-                .filter(|c| c.state == State::Running && c.network.is_some())
+                // Those attached to this network namespace's bridge (their host end is
+                // here), whichever namespace the engine's other containers use.
+                .filter(|c| {
+                    c.state == State::Running
+                        && c.network
+                            .as_ref()
+                            .is_some_and(|n| network::link_exists(&n.host_interface))
+                })
                 .map(|c| c.name)
                 .collect();
             if !busy.is_empty() {
@@ -60,6 +68,41 @@ pub fn run(engine: &Engine, out: &Output, cmd: NetCmd) -> Result<i32> {
                 }
             });
         }
+    }
+    Ok(0)
+}
+
+/// `acetate ct forward ...`
+#[derive(Debug, Subcommand)]
+pub enum ForwardCmd {
+    /// Forward a public port of the host to a port of the container, as `8022:22/tcp`
+    /// (kept across restarts; the port can be given only once).
+    Add { name: String, forward: Forward },
+    /// The container's forwards.
+    List { name: String },
+    /// Remove the forward of a public port, as `8022/tcp` (or `8022`).
+    Remove {
+        name: String,
+        public: firewall::HostPort,
+    },
+}
+
+pub fn run_forward(engine: &Engine, out: &Output, cmd: ForwardCmd) -> Result<i32> {
+    let show = |list: &Vec<Forward>| {
+        if list.is_empty() {
+            println!("no forwards");
+        }
+        for f in list {
+            println!("{f}");
+        }
+    };
+    match cmd {
+        ForwardCmd::Add { name, forward } => out.print(&engine.add_forward(&name, forward)?, show),
+        ForwardCmd::List { name } => out.print(&engine.forwards(&name)?, show),
+        ForwardCmd::Remove { name, public } => out.print(
+            &engine.remove_forward(&name, public.port, public.udp)?,
+            show,
+        ),
     }
     Ok(0)
 }
