@@ -14,6 +14,7 @@ mod audit;
 pub mod billing;
 mod containers;
 pub mod faults;
+pub mod forwards;
 pub mod keys;
 mod logins;
 pub mod metering;

@@ -131,6 +131,23 @@ impl Runtime for EngineRuntime {
         ))
     }
 
+    fn add_forward(
+        &self,
+        name: &str,
+        f: acetate_engine::forward::Forward,
+    ) -> Result<Vec<acetate_engine::forward::Forward>> {
+        self.0.add_forward(name, f)
+    }
+
+    fn remove_forward(
+        &self,
+        name: &str,
+        public: u16,
+        udp: bool,
+    ) -> Result<Vec<acetate_engine::forward::Forward>> {
+        self.0.remove_forward(name, public, udp)
+    }
+
     fn run_command(
         &self,
         name: &str,

@@ -16,11 +16,13 @@ use acetate_engine::{
     ContainerInfo, ContainerSpec, Error, LimitsUpdate, Result, State, TemplateInfo, Usage,
 };
 
-use super::{CommandOutcome, CommandRun, Exclusive, Runtime};
+use acetate_engine::forward::Forward;
+
+use super::{CommandRun, Exclusive, Runtime};
 
 #[derive(Debug, Default)]
-struct Inner {
-    containers: BTreeMap<String, ContainerInfo>,
+pub(super) struct Inner {
+    pub(super) containers: BTreeMap<String, ContainerInfo>,
     templates: BTreeMap<String, TemplateInfo>,
     /// operation -> how many more calls fail.
     failures: HashMap<&'static str, usize>,
@@ -29,6 +31,8 @@ struct Inner {
     next_pid: i32,
     snapshots: BTreeMap<String, Vec<SnapshotInfo>>,
     backups: Vec<BackupInfo>,
+    /// container -> its forwards.
+    pub(super) forwards: BTreeMap<String, Vec<Forward>>,
 }
 
 /// The in-memory engine. Clones share their containers.
@@ -93,12 +97,12 @@ impl FakeRuntime {
         self.lock().containers.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("fake runtime lock")
     }
 
     /// Waits as told for `op`, then fails if told to.
-    fn enter(&self, op: &'static str) -> Result<()> {
+    pub(super) fn enter(&self, op: &'static str) -> Result<()> {
         let delay = self.lock().delays.get(op).copied();
         if let Some(d) = delay {
             std::thread::sleep(d);
@@ -207,6 +211,7 @@ impl Runtime for FakeRuntime {
     fn destroy(&self, name: &str, _timeout: Duration) -> Result<()> {
         self.enter("destroy")?;
         self.lock().containers.remove(name);
+        self.lock().forwards.remove(name);
         Ok(())
     }
 
@@ -344,52 +349,31 @@ impl Runtime for FakeRuntime {
         self.uploads.clone()
     }
 
-    /// The fake engine runs no processes: interactive sessions need the real one.
     fn open_session(
         &self,
         name: &str,
-        _req: super::interactive::SessionRequest,
+        req: super::interactive::SessionRequest,
     ) -> super::SessionOpen {
-        let exists = self.lock().containers.contains_key(name);
-        let name = name.to_string();
-        Box::pin(async move {
-            if !exists {
-                return Err(Error::NoSuchContainer(name).into());
-            }
-            Err(Error::Unsupported("interactive sessions need the real engine".into()).into())
-        })
+        self.fake_session(name, req)
     }
 
-    /// Echoes the command: `echo` prints its arguments, `false` exits 1, anything else
-    /// prints the command line.
     fn run_command(
         &self,
         name: &str,
         argv: Vec<String>,
-        _timeout: Duration,
+        timeout: Duration,
         max_output: usize,
     ) -> CommandRun {
-        let exists = self.lock().containers.contains_key(name);
-        let name = name.to_string();
-        Box::pin(async move {
-            if !exists {
-                return Err(Error::NoSuchContainer(name).into());
-            }
-            let (exit_code, mut stdout) = match argv.first().map(String::as_str) {
-                Some("echo") => (0, format!("{}\n", argv[1..].join(" "))),
-                Some("false") => (1, String::new()),
-                _ => (0, format!("{}\n", argv.join(" "))),
-            };
-            let truncated = stdout.len() > max_output;
-            stdout.truncate(max_output);
-            Ok(CommandOutcome {
-                exit_code,
-                stdout,
-                stderr: String::new(),
-                truncated,
-                timed_out: false,
-            })
-        })
+        self.fake_command(name, argv, timeout, max_output)
+    }
+
+    fn add_forward(&self, name: &str, f: Forward) -> Result<Vec<Forward>> {
+        self.enter("forward")?;
+        self.fake_add_forward(name, f)
+    }
+
+    fn remove_forward(&self, name: &str, public: u16, udp: bool) -> Result<Vec<Forward>> {
+        self.fake_remove_forward(name, public, udp)
     }
 
     fn exclusive_metering(&self) -> Result<Exclusive> {

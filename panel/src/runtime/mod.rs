@@ -19,6 +19,7 @@ use acetate_engine::{ContainerInfo, ContainerSpec, LimitsUpdate, Result, Templat
 mod command;
 mod engine;
 pub mod fake;
+mod fake_io;
 pub mod interactive;
 
 pub use engine::EngineRuntime;
@@ -106,6 +107,20 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     /// Starts an interactive process (a shell or a command, with or without a terminal)
     /// in running container `name`.
     fn open_session(&self, name: &str, req: interactive::SessionRequest) -> SessionOpen;
+
+    /// Forwards a public port of the host to a port of container `name` (kept by the
+    /// engine across restarts); the container's forwards after.
+    fn add_forward(
+        &self,
+        name: &str,
+        f: acetate_engine::forward::Forward,
+    ) -> Result<Vec<acetate_engine::forward::Forward>>;
+    fn remove_forward(
+        &self,
+        name: &str,
+        public: u16,
+        udp: bool,
+    ) -> Result<Vec<acetate_engine::forward::Forward>>;
 
     fn exclusive_metering(&self) -> Result<Exclusive>;
 

@@ -24,6 +24,7 @@ pub mod closing;
 pub mod containers;
 pub mod exec;
 pub mod faults;
+pub mod forwards;
 pub mod hooks;
 pub mod host;
 pub mod keys;

@@ -7,6 +7,7 @@ mod audit;
 mod billing;
 mod capacity;
 mod copies;
+mod forwards;
 mod hooks;
 mod layers;
 mod metrics;

@@ -45,6 +45,12 @@ async fn the_openapi_document_is_generated_from_the_handlers_and_valid() {
         ("/api/v1/containers/{name}/exec", &["post"]),
         ("/api/v1/containers/{name}/exec/stream", &["get"]),
         ("/api/v1/ssh-keys", &["get", "post"]),
+        ("/api/v1/containers/{name}/forwards", &["get", "post"]),
+        (
+            "/api/v1/containers/{name}/forwards/{proto}/{port}",
+            &["delete"],
+        ),
+        ("/api/v1/resellers/{name}/ports", &["get", "put"]),
         ("/api/v1/ssh-keys/{id}", &["delete"]),
         ("/api/v1/shells", &["get"]),
         ("/api/v1/shells/{id}", &["delete"]),

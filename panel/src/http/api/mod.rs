@@ -11,6 +11,7 @@ pub mod closing;
 pub mod containers;
 pub mod copies;
 pub mod faults;
+pub mod forwards;
 pub mod openapi;
 pub mod operations;
 pub mod plugins;
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .merge(billing::router())
         .merge(operations::router())
         .merge(faults::router())
+        .merge(forwards::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that their own (larger) limits apply to uploads.
         .merge(plugins::router())

@@ -120,6 +120,8 @@ struct ContainerPage {
     snapshots: Vec<(String, String, String, &'static str)>,
     /// Backups: (id, short id, taken, size, added), oldest first.
     backups: Vec<(String, String, String, String, String)>,
+    /// Public ports of the host that lead to it.
+    forwards: Vec<crate::db::forwards::ForwardRow>,
     csrf: String,
     command: String,
     output: Option<CommandOutcome>,
@@ -196,6 +198,10 @@ async fn render_container(
         Ok(c) => c,
         Err(e) => return PageError(e).into_response(),
     };
+    let forwards = match crate::service::forwards::list(st, &session.user, name, t.owner()).await {
+        Ok(f) => f,
+        Err(e) => return PageError(e).into_response(),
+    };
     let graphs = match graphs(st, row.id).await {
         Ok(g) => g,
         Err(e) => return PageError(e).into_response(),
@@ -224,6 +230,7 @@ async fn render_container(
         fault_totals,
         snapshots,
         backups,
+        forwards,
         csrf: session.csrf.clone(),
         command,
         output,

@@ -7,6 +7,7 @@ mod audit;
 mod closing;
 mod container;
 mod dashboard;
+mod forwards;
 mod graph;
 mod invoices;
 mod operations;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(dashboard::router())
         .merge(container::router())
         .merge(terminal::router())
+        .merge(forwards::router())
         .merge(account::router())
         .merge(access::router())
         .merge(reseller::router())

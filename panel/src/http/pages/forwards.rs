@@ -1,0 +1,99 @@
+//! The container page's forms for public ports: add a forward, remove one.
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::http::error::PageError;
+use crate::http::extract::OwnerQuery;
+use crate::http::render::page_error;
+use crate::http::session::{CsrfForm, Session};
+use crate::service::forwards::{self, ForwardRequest};
+use crate::service::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/containers/{name}/forwards", post(add))
+        .route(
+            "/containers/{name}/forwards/{proto}/{port}/delete",
+            post(remove),
+        )
+}
+
+#[derive(Deserialize)]
+struct ForwardForm {
+    csrf: String,
+    public_port: String,
+    private_port: String,
+    proto: String,
+}
+
+fn back(name: &str, owner: &Option<String>) -> Response {
+    let q = owner
+        .as_deref()
+        .map_or(String::new(), |o| format!("?owner={o}"));
+    Redirect::to(&format!("/containers/{name}{q}#forwards")).into_response()
+}
+
+fn refused(e: AppError) -> Response {
+    match e {
+        AppError::Unprocessable(m) | AppError::Conflict(m) => page_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not forwarded",
+            &format!("{m}. Nothing changed."),
+        ),
+        e => PageError(e).into_response(),
+    }
+}
+
+async fn add(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+    Form(f): Form<ForwardForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let number = |what: &str, v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| AppError::Unprocessable(format!("{what}: {v:?} is not a port number")))
+    };
+    let req = match (
+        number("public_port", &f.public_port),
+        number("private_port", &f.private_port),
+    ) {
+        (Ok(public_port), Ok(private_port)) => ForwardRequest {
+            public_port,
+            private_port,
+            proto: Some(f.proto),
+        },
+        (Err(e), _) | (_, Err(e)) => return refused(e),
+    };
+    match forwards::add(&st, &session.user, &name, q.owner.as_deref(), &req).await {
+        Ok(_) => back(&name, &q.owner),
+        Err(e) => refused(e),
+    }
+}
+
+async fn remove(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path((name, proto, port)): Path<(String, String, i64)>,
+    Query(q): Query<OwnerQuery>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match forwards::remove(&st, &session.user, &name, q.owner.as_deref(), port, &proto).await {
+        Ok(_) => back(&name, &q.owner),
+        Err(e) => refused(e),
+    }
+}

@@ -1,0 +1,96 @@
+//! The fake engine's commands, sessions and port forwards (see [`super::fake`]).
+
+use std::time::Duration;
+
+use acetate_engine::forward::Forward;
+use acetate_engine::{Error, Result};
+
+use super::fake::FakeRuntime;
+use super::{CommandOutcome, CommandRun, SessionOpen};
+
+impl FakeRuntime {
+    /// The fake engine runs no processes: interactive sessions need the real one.
+    pub(super) fn fake_session(
+        &self,
+        name: &str,
+        _req: super::interactive::SessionRequest,
+    ) -> SessionOpen {
+        let exists = self.lock().containers.contains_key(name);
+        let name = name.to_string();
+        Box::pin(async move {
+            if !exists {
+                return Err(Error::NoSuchContainer(name).into());
+            }
+            Err(Error::Unsupported("interactive sessions need the real engine".into()).into())
+        })
+    }
+
+    /// Echoes the command: `echo` prints its arguments, `false` exits 1, anything else
+    /// prints the command line.
+    pub(super) fn fake_command(
+        &self,
+        name: &str,
+        argv: Vec<String>,
+        _timeout: Duration,
+        max_output: usize,
+    ) -> CommandRun {
+        let exists = self.lock().containers.contains_key(name);
+        let name = name.to_string();
+        Box::pin(async move {
+            if !exists {
+                return Err(Error::NoSuchContainer(name).into());
+            }
+            let (exit_code, mut stdout) = match argv.first().map(String::as_str) {
+                Some("echo") => (0, format!("{}\n", argv[1..].join(" "))),
+                Some("false") => (1, String::new()),
+                _ => (0, format!("{}\n", argv.join(" "))),
+            };
+            let truncated = stdout.len() > max_output;
+            stdout.truncate(max_output);
+            Ok(CommandOutcome {
+                exit_code,
+                stdout,
+                stderr: String::new(),
+                truncated,
+                timed_out: false,
+            })
+        })
+    }
+
+    /// The engine's rules: a public port leads to one container; the same forward again
+    /// changes nothing.
+    pub(super) fn fake_add_forward(&self, name: &str, f: Forward) -> Result<Vec<Forward>> {
+        let mut inner = self.lock();
+        if !inner.containers.contains_key(name) {
+            return Err(Error::NoSuchContainer(name.to_string()));
+        }
+        let taken = inner.forwards.iter().any(|(ct, list)| {
+            list.iter()
+                .any(|x| x.public == f.public && x.udp == f.udp && (ct != name || *x != f))
+        });
+        if taken {
+            return Err(Error::InvalidLimit {
+                what: "forward",
+                msg: format!("public port {} is already forwarded", f.public),
+            });
+        }
+        let list = inner.forwards.entry(name.to_string()).or_default();
+        if !list.contains(&f) {
+            list.push(f);
+            list.sort();
+        }
+        Ok(list.clone())
+    }
+
+    pub(super) fn fake_remove_forward(
+        &self,
+        name: &str,
+        public: u16,
+        udp: bool,
+    ) -> Result<Vec<Forward>> {
+        let mut inner = self.lock();
+        let list = inner.forwards.entry(name.to_string()).or_default();
+        list.retain(|f| !(f.public == public && f.udp == udp));
+        Ok(list.clone())
+    }
+}

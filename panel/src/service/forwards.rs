@@ -1,0 +1,216 @@
+//! Port forwards: the provider gives each reseller a range of the host's public ports; a
+//! customer forwards a port of that range to a port of its container. A public port is
+//! given once (the database's unique key, and the engine's map); forwards survive restarts
+//! (the engine keeps them) and go with the container (the rows cascade, the engine removes
+//! its entries).
+
+use acetate_engine::forward::Forward;
+
+use super::containers::{active_owner_of, resolve};
+use super::{require, AppState};
+use crate::db::forwards::{ForwardRow, PortRange};
+use crate::domain::{Role, User};
+use crate::error::{AppError, AppResult};
+
+/// A forward as asked for.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRequest {
+    /// The host's public port, within the reseller's range.
+    pub public_port: i64,
+    /// The container's port.
+    pub private_port: i64,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub proto: Option<String>,
+}
+
+fn port(what: &str, p: i64) -> AppResult<u16> {
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| AppError::Unprocessable(format!("{what}: {p} is not a port (1-65535)")))
+}
+
+fn proto(p: Option<&str>) -> AppResult<bool> {
+    match p.unwrap_or("tcp") {
+        "tcp" => Ok(false),
+        "udp" => Ok(true),
+        other => Err(AppError::Unprocessable(format!(
+            "proto: {other:?} is neither tcp nor udp"
+        ))),
+    }
+}
+
+/// The reseller above the container's owner, whose range the forward must be in.
+async fn range_of(st: &AppState, owner: &User) -> AppResult<PortRange> {
+    let reseller = owner.reseller_id.ok_or_else(|| {
+        AppError::Unprocessable("public_port: this account has no reseller to give ports".into())
+    })?;
+    st.db.port_range(reseller).await?.ok_or_else(|| {
+        AppError::Unprocessable(
+            "public_port: your reseller has no public ports to give yet (the provider sets \
+             a range for it)"
+                .into(),
+        )
+    })
+}
+
+pub async fn list(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+) -> AppResult<Vec<ForwardRow>> {
+    let row = resolve(st, caller, name, owner).await?;
+    st.db.forwards_of(row.id).await
+}
+
+/// Forwards a public port to the container; the container's forwards after.
+pub async fn add(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+    req: &ForwardRequest,
+) -> AppResult<Vec<ForwardRow>> {
+    let row = resolve(st, caller, name, owner).await?;
+    let owner_user = active_owner_of(st, &row).await?;
+    let public = port("public_port", req.public_port)?;
+    let private = port("private_port", req.private_port)?;
+    let udp = proto(req.proto.as_deref())?;
+    let range = range_of(st, &owner_user).await?;
+    if req.public_port < range.first_port || req.public_port > range.last_port {
+        return Err(AppError::Unprocessable(format!(
+            "public_port: {public} is outside the range you may use ({}-{})",
+            range.first_port, range.last_port
+        )));
+    }
+    let proto_name = if udp { "udp" } else { "tcp" };
+    st.db
+        .add_forward(row.id, req.public_port, proto_name, req.private_port)
+        .await?;
+    let f = Forward {
+        public,
+        private,
+        udp,
+    };
+    let engine_name = row.engine_name.clone();
+    let added = st
+        .change(&row.engine_name, move |rt| rt.add_forward(&engine_name, f))
+        .await;
+    if let Err(e) = added {
+        st.db
+            .delete_forward(row.id, req.public_port, proto_name)
+            .await?;
+        return Err(e);
+    }
+    st.db
+        .audit(
+            Some(caller),
+            "container.forward.add",
+            &format!("{}/{}", row.owner, row.name),
+            &f.to_string(),
+        )
+        .await?;
+    st.db.forwards_of(row.id).await
+}
+
+/// Removes the forward of `public`/`proto` from the container.
+pub async fn remove(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+    public: i64,
+    proto_name: &str,
+) -> AppResult<Vec<ForwardRow>> {
+    let row = resolve(st, caller, name, owner).await?;
+    let udp = proto(Some(proto_name))?;
+    let public = port("public_port", public)?;
+    if !st
+        .db
+        .delete_forward(row.id, public.into(), proto_name)
+        .await?
+    {
+        return Err(AppError::NotFound);
+    }
+    let engine_name = row.engine_name.clone();
+    st.change(&row.engine_name, move |rt| {
+        rt.remove_forward(&engine_name, public, udp)
+    })
+    .await?;
+    st.db
+        .audit(
+            Some(caller),
+            "container.forward.remove",
+            &format!("{}/{}", row.owner, row.name),
+            &format!("{public}/{proto_name}"),
+        )
+        .await?;
+    st.db.forwards_of(row.id).await
+}
+
+/// A reseller's range (the provider, or the reseller itself).
+pub async fn port_range(st: &AppState, caller: &User, reseller: &str) -> AppResult<PortRange> {
+    let r = st
+        .db
+        .user_by_name(reseller)
+        .await?
+        .filter(|u| u.role() == Role::Reseller)
+        .filter(|u| u.id == caller.id || caller.role() == Role::Provider)
+        .ok_or(AppError::NotFound)?;
+    st.db.port_range(r.id).await?.ok_or(AppError::NotFound)
+}
+
+/// Gives reseller `reseller` the public ports `range` (provider only). Ranges of two
+/// resellers never overlap; a range that would leave a customer's forward outside is
+/// refused with the ports.
+pub async fn set_port_range(
+    st: &AppState,
+    caller: &User,
+    reseller: &str,
+    range: PortRange,
+) -> AppResult<PortRange> {
+    require(caller, Role::Provider)?;
+    let r = st
+        .db
+        .user_by_name(reseller)
+        .await?
+        .filter(|u| u.role() == Role::Reseller)
+        .ok_or(AppError::NotFound)?;
+    port("first_port", range.first_port)?;
+    port("last_port", range.last_port)?;
+    if range.first_port > range.last_port {
+        return Err(AppError::Unprocessable(format!(
+            "first_port: {} is above last_port {}",
+            range.first_port, range.last_port
+        )));
+    }
+    if let Some((other, a, b)) = st.db.overlapping_ranges(r.id, range).await?.first() {
+        return Err(AppError::Conflict(format!(
+            "first_port: {}-{} overlaps {other}'s range {a}-{b}",
+            range.first_port, range.last_port
+        )));
+    }
+    let outside = st.db.forwards_outside(r.id, range).await?;
+    if !outside.is_empty() {
+        let list: Vec<String> = outside.iter().map(i64::to_string).collect();
+        return Err(AppError::Unprocessable(format!(
+            "first_port: customers forward ports outside {}-{}: {}; they must remove them first",
+            range.first_port,
+            range.last_port,
+            list.join(", ")
+        )));
+    }
+    st.db.set_port_range(r.id, range).await?;
+    st.db
+        .audit(
+            Some(caller),
+            "reseller.ports",
+            reseller,
+            &format!("{}-{}", range.first_port, range.last_port),
+        )
+        .await?;
+    Ok(range)
+}

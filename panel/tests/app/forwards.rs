@@ -1,0 +1,194 @@
+//! Public port forwards: the provider's ranges per reseller (never overlapping), customers'
+//! forwards within their reseller's range, one public port once, scope, removal with the
+//! container.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{assert_error, plan, pool, spawn_app};
+
+#[tokio::test]
+async fn forwards_stay_in_the_resellers_range_and_take_a_port_once() {
+    let app = spawn_app().await;
+    let provider = app.api("admin").await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let other = app.reseller("other", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let bob = app.customer(&acme, "bob", "basic").await;
+    let zed = app.customer(&other, "zed", "basic").await;
+    for api in [&alice, &bob, &zed] {
+        let (status, body) = api.create(json!({"name": "web"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let forward =
+        |public: i64, private: i64| json!({"public_port": public, "private_port": private});
+
+    // Before the provider gives ports, there are none to forward.
+    let (status, body) = alice
+        .post("/api/v1/containers/web/forwards", forward(20001, 22))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("no public ports"), "{body}");
+
+    let range = |a: i64, b: i64| json!({"first_port": a, "last_port": b});
+    let (status, body) = provider
+        .call(
+            Method::PUT,
+            "/api/v1/resellers/acme/ports",
+            Some(range(20000, 20099)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = provider
+        .call(
+            Method::PUT,
+            "/api/v1/resellers/other/ports",
+            Some(range(20050, 20150)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("acme"), "{body}");
+    for bad in [range(30000, 29000), range(0, 10), range(60000, 70000)] {
+        let (status, body) = provider
+            .call(
+                Method::PUT,
+                "/api/v1/resellers/other/ports",
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let (status, _) = acme
+        .call(
+            Method::PUT,
+            "/api/v1/resellers/acme/ports",
+            Some(range(1, 65535)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, mine) = acme.get("/api/v1/resellers/acme/ports").await;
+    assert_eq!((status, mine), (StatusCode::OK, range(20000, 20099)));
+    let (status, _) = other.get("/api/v1/resellers/acme/ports").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, list) = alice
+        .post("/api/v1/containers/web/forwards", forward(20001, 22))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{list}");
+    assert_eq!(list[0]["public_port"], 20001);
+    assert_eq!(list[0]["private_port"], 22);
+    assert_eq!(list[0]["proto"], "tcp");
+    // The same port cannot be given twice, to another customer or the same one.
+    let (status, body) = bob
+        .post("/api/v1/containers/web/forwards", forward(20001, 80))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_error(&body, "conflict");
+    // UDP is another port.
+    let udp = json!({"public_port": 20001, "private_port": 53, "proto": "udp"});
+    let (status, body) = bob.post("/api/v1/containers/web/forwards", udp).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (bad, why) in [
+        (forward(20100, 22), "outside the range"),
+        (forward(20002, 0), "not a port"),
+        (forward(20002, 70000), "not a port"),
+        (
+            json!({"public_port": 20002, "private_port": 22, "proto": "sctp"}),
+            "tcp nor udp",
+        ),
+    ] {
+        let (status, body) = alice
+            .post("/api/v1/containers/web/forwards", bad.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body.to_string().contains(why), "{bad}: {body}");
+    }
+    // Another reseller's customer gets nothing from acme's range.
+    let (status, body) = zed
+        .post("/api/v1/containers/web/forwards", forward(20003, 22))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // Scope: bob sees and removes none of alice's; her reseller does.
+    let (status, _) = bob.get("/api/v1/containers/web/forwards?owner=alice").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, list) = acme
+        .get("/api/v1/containers/web/forwards?owner=alice")
+        .await;
+    assert_eq!(
+        (status, list.as_array().unwrap().len()),
+        (StatusCode::OK, 1)
+    );
+    let (status, _) = bob
+        .call(
+            Method::DELETE,
+            "/api/v1/containers/web/forwards/tcp/20001?owner=alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A range that would leave a forward outside is refused, naming the port.
+    let (status, body) = provider
+        .call(
+            Method::PUT,
+            "/api/v1/resellers/acme/ports",
+            Some(range(20050, 20099)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("20001"), "{body}");
+
+    // Removed, the port is free again; the container's destruction frees its ports too.
+    let (status, _) = alice
+        .call(
+            Method::DELETE,
+            "/api/v1/containers/web/forwards/tcp/20001",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = alice
+        .call(
+            Method::DELETE,
+            "/api/v1/containers/web/forwards/tcp/20001",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = bob
+        .post("/api/v1/containers/web/forwards", forward(20001, 80))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = bob
+        .call(Method::DELETE, "/api/v1/containers/web", None)
+        .await;
+    assert!(status.is_success(), "{status}");
+    let mut freed = false;
+    for _ in 0..50 {
+        let (status, _) = alice
+            .post("/api/v1/containers/web/forwards", forward(20001, 22))
+            .await;
+        if status == StatusCode::CREATED {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(freed, "a destroyed container kept its public port");
+
+    let (_, audit) = provider.get("/api/v1/audit?limit=1000").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "reseller.ports",
+        "container.forward.add",
+        "container.forward.remove",
+    ] {
+        assert!(actions.contains(&a), "{a}: {audit}");
+    }
+}
