@@ -27,6 +27,9 @@ pub struct TemplateInfo {
     /// Containers using it (filled in by the engine).
     #[serde(default)]
     pub containers: usize,
+    /// The system inside, from its `/etc/os-release` (`Debian GNU/Linux 12 (bookworm)`).
+    #[serde(default)]
+    pub os: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +290,7 @@ fn install(
             entries: counts.done.entries,
             bytes: counts.done.bytes,
             containers: 0,
+            os: os_of(&scratch.join("rootfs")),
         };
         write_json(&scratch.join("template.json"), &info)?;
         fs::rename(&scratch, &final_dir).ctx("move template into place", &final_dir)?;
@@ -296,6 +300,36 @@ fn install(
         let _ = fs::remove_dir_all(&scratch);
     }
     result
+}
+
+/// The `PRETTY_NAME` of the tree's `os-release`, resolved inside the tree (it is often a
+/// link into `/usr/lib`; a link cannot lead out of the tree).
+fn os_of(rootfs: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let root =
+        crate::unpack::openat2(libc::AT_FDCWD, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).ok()?;
+    let file = crate::unpack::openat2(
+        root.as_raw_fd(),
+        Path::new("etc/os-release"),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+    .ok()?;
+    let mut text = String::new();
+    fs::File::from(file)
+        .take(64 << 10)
+        .read_to_string(&mut text)
+        .ok()?;
+    pretty_name(&text)
+}
+
+fn pretty_name(os_release: &str) -> Option<String> {
+    os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
 }
 
 /// Builds the `host` template from the host's own OS (no download).
@@ -389,6 +423,16 @@ pub fn list(layout: &Layout) -> Result<Vec<TemplateInfo>> {
 }
 
 /// Whether template `name` is installed.
+/// Records where template `name` came from.
+pub(crate) fn set_source(layout: &Layout, name: &str, source: &str) -> Result<()> {
+    let path = layout.template(name).join("template.json");
+    let Some(mut info) = read_json::<TemplateInfo>(&path)? else {
+        return Err(Error::NoSuchTemplate(name.to_string()));
+    };
+    info.source = source.to_string();
+    write_json(&path, &info)
+}
+
 pub fn exists(layout: &Layout, name: &str) -> bool {
     layout.template(name).join("template.json").is_file()
 }

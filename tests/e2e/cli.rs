@@ -555,3 +555,115 @@ fn containers_that_should_run_come_back_after_a_reboot() {
         ok(&state, &["ct", "destroy", name]);
     }
 }
+
+#[test]
+fn a_debian_template_is_built_with_debians_own_tools_and_boots() {
+    let test = "a_debian_template_is_built_with_debians_own_tools_and_boots";
+    let Some(state) = state_dir(test) else {
+        return;
+    };
+    if !Path::new("/usr/bin/mmdebstrap").exists() {
+        assert!(
+            !acetate_engine::testing::in_ci(),
+            "{test} needs mmdebstrap: scripts/setup installs it"
+        );
+        eprintln!("SKIPPED {test}: mmdebstrap is not installed");
+        return;
+    }
+    let templates = Layout::new(&state).templates();
+    let builds = || {
+        std::fs::read_dir(&templates)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".debian-build"))
+            .count()
+    };
+    // Bad input is refused before anything is fetched, and leaves nothing.
+    let tmpl = unique_name("deb");
+    let (_, err) = fails(
+        &state,
+        &[
+            "template",
+            "build",
+            "debian",
+            "--suite=--keyring=/x",
+            "--name",
+            &tmpl,
+        ],
+    );
+    assert!(err.contains("suite"), "{err}");
+    let (_, err) = fails(
+        &state,
+        &[
+            "template",
+            "build",
+            "debian",
+            "--mirror",
+            "file:///etc",
+            "--name",
+            &tmpl,
+        ],
+    );
+    assert!(err.contains("mirror"), "{err}");
+
+    let built: Value = serde_json::from_str(&ok(
+        &state,
+        &[
+            "template", "build", "debian", "--suite", "bookworm", "--name", &tmpl, "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(built["os"], "Debian GNU/Linux 12 (bookworm)", "{built}");
+    assert!(
+        built["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("debian bookworm"),
+        "{built}"
+    );
+    assert_eq!(builds(), 0, "the build's scratch directory is gone");
+    let listed = ok(&state, &["template", "list"]);
+    assert!(
+        listed.contains(&tmpl) && listed.contains("Debian GNU/Linux 12"),
+        "{listed}"
+    );
+
+    let name = unique_name("deb-ct");
+    ok(
+        &state,
+        &[
+            "ct",
+            "create",
+            &name,
+            "--template",
+            &tmpl,
+            "--memory",
+            "256M",
+            "--disk",
+            "512M",
+        ],
+    );
+    ok(&state, &["ct", "start", &name]);
+    let version = ok(
+        &state,
+        &["ct", "exec", &name, "--", "cat", "/etc/debian_version"],
+    );
+    assert!(version.starts_with("12."), "{version}");
+    // What a hosting customer needs is there; Debian's set-uid programs keep their bits.
+    let out = ok(
+        &state,
+        &[
+            "ct",
+            "exec",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "test -x /usr/lib/openssh/sftp-server && stat -c %a /usr/bin/su && command -v ps nano",
+        ],
+    );
+    assert!(out.starts_with("4755\n"), "{out}");
+    ok(&state, &["ct", "destroy", &name]);
+    ok(&state, &["template", "delete", &tmpl]);
+    assert!(!ok(&state, &["template", "list"]).contains(&tmpl));
+}

@@ -662,15 +662,15 @@ async fn metered_cpu_in_the_invoice(server: Server) {
         .iter()
         .map(|p| p["cpu_us"].as_i64().unwrap())
         .sum();
-    let sent: i64 = series["points"]
+    let received: i64 = series["points"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["net_tx"].as_i64().unwrap())
+        .map(|p| p["net_rx"].as_i64().unwrap())
         .sum();
     assert!(
-        (300_000..400_000).contains(&sent),
-        "metered {sent} bytes sent"
+        (300_000..400_000).contains(&received),
+        "metered {received} bytes received"
     );
     assert_eq!(cpu_us / 1000, billed_ms as i64, "{series}");
     let (status, _) = meg

@@ -33,6 +33,22 @@ pub enum TemplateCmd {
 pub enum BuildCmd {
     /// Build `host` from this machine's own OS (no download).
     Host,
+    /// Build a Debian template with mmdebstrap from the Debian archive the host uses.
+    Debian {
+        /// The suite: bookworm, trixie...
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        /// The template's name (default: debian-SUITE).
+        #[arg(long)]
+        name: Option<String>,
+        /// The archive (default: the host's own Debian source).
+        #[arg(long)]
+        mirror: Option<String>,
+        /// Packages beyond the minimal base (comma-separated; default: ca-certificates,
+        /// openssh-sftp-server, procps, iproute2, less, nano).
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
+    },
 }
 
 fn print_one(out: &Output, t: &TemplateInfo) {
@@ -56,6 +72,7 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
                     .map(|t| {
                         vec![
                             t.name.clone(),
+                            t.os.clone().unwrap_or_else(|| "-".into()),
                             t.source.clone(),
                             t.entries.to_string(),
                             format_bytes(t.bytes),
@@ -63,10 +80,27 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
                         ]
                     })
                     .collect();
-                table(&["NAME", "SOURCE", "ENTRIES", "SIZE", "CONTAINERS"], &rows);
+                table(
+                    &["NAME", "OS", "SOURCE", "ENTRIES", "SIZE", "CONTAINERS"],
+                    &rows,
+                );
             });
         }
         TemplateCmd::Build(BuildCmd::Host) => print_one(out, &engine.build_host_template()?),
+        TemplateCmd::Build(BuildCmd::Debian {
+            suite,
+            name,
+            mirror,
+            include,
+        }) => {
+            let name = name.unwrap_or_else(|| format!("debian-{suite}"));
+            let build = acetate_engine::debian::DebianBuild {
+                suite,
+                mirror,
+                include,
+            };
+            print_one(out, &engine.build_debian(&name, &build)?)
+        }
         TemplateCmd::Import {
             name,
             path,

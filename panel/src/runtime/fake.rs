@@ -63,6 +63,7 @@ impl FakeRuntime {
                 entries: 1,
                 bytes: 0,
                 containers: 0,
+                os: None,
             },
         );
     }

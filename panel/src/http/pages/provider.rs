@@ -77,7 +77,8 @@ struct ProviderPage {
     user: String,
     csrf: String,
     host: HostOverview,
-    templates: Vec<(String, String, usize)>,
+    /// (name, OS, source, size, made, containers)
+    templates: Vec<(String, String, String, String, String, usize)>,
     resellers: Vec<ResellerRow>,
     error: Option<String>,
     /// A one-time password just made, shown this once: (reseller, password).
@@ -119,7 +120,16 @@ async fn render_page_with(
         host: host::overview(st).await,
         templates: templates
             .into_iter()
-            .map(|t| (t.name, t.source, t.containers))
+            .map(|t| {
+                (
+                    t.name,
+                    t.os.unwrap_or_else(|| "-".into()),
+                    t.source,
+                    format_bytes(t.bytes),
+                    super::human_time(t.created_at as i64),
+                    t.containers,
+                )
+            })
             .collect(),
         resellers: resellers
             .into_iter()
