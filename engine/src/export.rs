@@ -107,6 +107,7 @@ impl Engine {
             owner: None,
             network: source.network,
             hostname: source.hostname.clone(),
+            no_egress: source.no_egress,
         };
         self.create(&spec)?;
         let mark = importing_mark(self, &name);

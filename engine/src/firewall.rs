@@ -117,6 +117,9 @@ pub fn script(policy: &NetPolicy) -> String {
             out.push_str(&format!("add element {t} {set} {{ {elements} }}\n"));
         }
     }
+    // Containers whose traffic to the outside is refused (kept across installs, like
+    // the maps: each container's start puts its address in or takes it out).
+    out.push_str(&format!("add set {t} no_egress {{ type ipv4_addr; }}\n"));
     for map in ["fwd_tcp", "fwd_udp"] {
         out.push_str(&format!(
             "add map {t} {map} {{ type inet_service : ipv4_addr . inet_service; }}\n"
@@ -149,6 +152,9 @@ pub fn script(policy: &NetPolicy) -> String {
         format!("{to} ct status dnat accept"),
         format!("{to} drop"),
     ];
+    forward.push(format!(
+        "{from} ip saddr @no_egress reject with icmpx type admin-prohibited"
+    ));
     if !policy.allow_smtp {
         forward.push(format!("{from} tcp dport 25 reject with tcp reset"));
     }
@@ -184,6 +190,39 @@ pub fn script(policy: &NetPolicy) -> String {
         ],
     );
     out
+}
+
+/// Puts `address` in the `no_egress` set (`refused`) or takes it out; idempotent.
+pub(crate) fn set_egress(address: std::net::Ipv4Addr, refused: bool) -> Result<()> {
+    if refused {
+        crate::network::run(
+            "nft",
+            &[
+                "add",
+                "element",
+                "inet",
+                "acetate",
+                "no_egress",
+                &format!("{{ {address} }}"),
+            ],
+            None,
+        )
+    } else {
+        // Deleting what is not there fails: nothing to do then.
+        let _ = crate::network::run(
+            "nft",
+            &[
+                "delete",
+                "element",
+                "inet",
+                "acetate",
+                "no_egress",
+                &format!("{{ {address} }}"),
+            ],
+            None,
+        );
+        Ok(())
+    }
 }
 
 /// This process's network namespace, by its cookie (`SO_NETNS_COOKIE`: unique for the

@@ -181,6 +181,21 @@ impl Engine {
         Ok(cfg.forwards)
     }
 
+    /// Lets container `name` reach the outside, or refuses its traffic beyond the host
+    /// (the host's open ports, forwards to it and answers to the host still work); live,
+    /// and kept for its next starts.
+    pub fn set_egress(&self, name: &str, allowed: bool) -> Result<()> {
+        require_root("change containers")?;
+        let (_lock, mut cfg) = self.lock(name)?;
+        cfg.no_egress = !allowed;
+        crate::store::write_json(&self.layout.config(name), &cfg)?;
+        if cfg.network && self.run_state(name)?.is_some() {
+            crate::firewall::ensure(&self.net_policy)?;
+            crate::firewall::set_egress(network::info_for(cfg.id_base).address, !allowed)?;
+        }
+        Ok(())
+    }
+
     /// Removes the forward of public port `public` (`udp` or TCP) from container `name`.
     pub fn remove_forward(&self, name: &str, public: u16, udp: bool) -> Result<Vec<Forward>> {
         require_root("forward ports")?;

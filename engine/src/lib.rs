@@ -459,7 +459,9 @@ impl Engine {
                 network::ensure_filter(self.identity.id_base(), identity::CONTAINERS_PER_SLOT)
                     .and_then(|()| firewall::ensure(&self.net_policy))
                     .and_then(|()| {
-                        forward::install(&cfg.forwards, &network::info_for(cfg.id_base))
+                        let net = network::info_for(cfg.id_base);
+                        firewall::set_egress(net.address, cfg.no_egress)?;
+                        forward::install(&cfg.forwards, &net)
                     });
             if let Err(e) = installed {
                 let _ = cgroup.delete();
@@ -602,6 +604,9 @@ impl Engine {
         storage::unmount_all(&self.layout, name)?;
         let dir = self.layout.container(name);
         forward::uninstall(&cfg.forwards, &network::info_for(cfg.id_base));
+        if cfg.no_egress {
+            let _ = firewall::set_egress(network::info_for(cfg.id_base).address, false);
+        }
         // The config goes first: a crash from here on leaves a directory that is not a
         // container and is swept by the next destroy of the same name or by create.
         fs::remove_file(self.layout.config(name)).ctx("remove", self.layout.config(name))?;

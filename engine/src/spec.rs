@@ -341,6 +341,9 @@ pub struct ContainerSpec {
     /// by default.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Refuse its traffic to the outside (the host's open ports and forwards still work).
+    #[serde(default)]
+    pub no_egress: bool,
 }
 
 impl ContainerSpec {
@@ -354,6 +357,7 @@ impl ContainerSpec {
                 owner: None,
                 network: false,
                 hostname: None,
+                no_egress: false,
             },
             inodes_set: false,
         }
@@ -455,6 +459,11 @@ impl ContainerSpecBuilder {
     /// A network interface on the host bridge.
     pub fn network(mut self, on: bool) -> Self {
         self.spec.network = on;
+        self
+    }
+    /// Keep it from reaching the outside.
+    pub fn no_egress(mut self, off: bool) -> Self {
+        self.spec.no_egress = off;
         self
     }
     pub fn owner(mut self, owner: Option<String>) -> Self {

@@ -185,6 +185,9 @@ pub struct ContainerConfig {
     /// Public ports of the host that lead to it.
     #[serde(default)]
     pub forwards: Vec<crate::forward::Forward>,
+    /// Its traffic to the outside is refused.
+    #[serde(default)]
+    pub no_egress: bool,
 }
 
 impl ContainerConfig {
@@ -211,6 +214,7 @@ impl ContainerConfig {
             network: spec.network || spec.limits.net_rate.is_some(),
             hostname: spec.hostname.clone(),
             forwards: Vec::new(),
+            no_egress: spec.no_egress,
         }
     }
 }

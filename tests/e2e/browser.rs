@@ -234,10 +234,11 @@ async fn a_customer_uses_the_panel_in_headless_chromium() {
     driver
         .type_into(
             ".xterm-helper-textarea",
-            "echo term-$((6*7)); stty size\u{E007}",
+            "echo term-$((6*7)); stty size; echo sz-$((2+3))\u{E007}",
         )
         .await;
-    let screen = driver.wait_terminal("term-42").await;
+    let screen = driver.wait_terminal("sz-5").await;
+    assert!(screen.contains("term-42"), "{screen}");
     let size_of = |screen: &str| -> (u32, u32) {
         let line = screen
             .lines()

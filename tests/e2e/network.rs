@@ -287,6 +287,52 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
     assert_eq!(from_peer(8023), "ConnectionRefusedError");
     ok_in(&host, &state, &["ct", "stop", &other]);
 
+    // A container made without egress (a plan can say so) reaches nothing outside, until
+    // it is let out, live.
+    let closed = unique_name("egress-c");
+    ok_in(
+        &host,
+        &state,
+        &[
+            "ct",
+            "create",
+            &closed,
+            "--net",
+            "--no-egress",
+            "--memory",
+            "128M",
+            "--disk",
+            "128M",
+        ],
+    );
+    let _closed_guard = scopeguard(&host, &state, &closed);
+    ok_in(&host, &state, &["ct", "start", &closed]);
+    assert_ne!(
+        connect_from(&host, &state, &closed, "198.51.100.10", 80),
+        "hello"
+    );
+    assert_eq!(
+        lines(&web_log).len(),
+        1,
+        "the peer heard from a container without egress"
+    );
+    // The host's open ports and forwards still work for it.
+    assert_eq!(
+        connect_from(&host, &state, &closed, "203.0.113.1", 8022),
+        "from-ct"
+    );
+    ok_in(&host, &state, &["ct", "egress", &closed, "on"]);
+    assert_eq!(
+        connect_from(&host, &state, &closed, "198.51.100.10", 80),
+        "hello"
+    );
+    ok_in(&host, &state, &["ct", "egress", &closed, "off"]);
+    assert_ne!(
+        connect_from(&host, &state, &closed, "198.51.100.10", 80),
+        "hello"
+    );
+    ok_in(&host, &state, &["ct", "stop", &closed]);
+
     // The provider's settings open what it chooses; a start applies them.
     ok_in(
         &host,

@@ -74,6 +74,13 @@ pub enum CtCmd {
     },
     /// An interactive login shell in a running container, as its root, on a terminal.
     Enter { name: String },
+    /// Let the container reach the outside (`on`) or refuse its traffic beyond the host
+    /// (`off`); live, and kept.
+    Egress {
+        name: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Public ports of the host that lead to the container.
     #[command(subcommand)]
     Forward(super::net::ForwardCmd),
@@ -125,6 +132,9 @@ pub struct CreateArgs {
     /// Network rate limit each way (e.g. 100mbit); implies --net.
     #[arg(long, value_parser = rate)]
     net_rate: Option<u64>,
+    /// Refuse its traffic to the outside (the host's open ports and forwards still work).
+    #[arg(long)]
+    no_egress: bool,
     #[command(flatten)]
     io: IoArgs,
     /// Free-form owner label.
@@ -204,6 +214,7 @@ fn build_spec(a: CreateArgs) -> Result<ContainerSpec> {
         .template(a.template)
         .owner(a.owner)
         .network(a.net)
+        .no_egress(a.no_egress)
         .net_rate(a.net_rate)
         .io(a.io.limits());
     if let Some(v) = a.memory {
@@ -294,6 +305,13 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
             );
         }
         CtCmd::Forward(cmd) => return super::net::run_forward(engine, out, cmd),
+        CtCmd::Egress { name, state } => {
+            engine.set_egress(&name, state == "on")?;
+            out.print(
+                &serde_json::json!({ "name": name, "egress": state }),
+                |_| println!("container {name}: egress {state}"),
+            );
+        }
         CtCmd::Enter { name } => {
             return super::terminal::run(engine, &name, &[], &[]).or_else(|e| {
                 super::report(&e);

@@ -47,6 +47,8 @@ pub struct Plan {
     pub backup_keep_daily: i64,
     pub backup_keep_weekly: i64,
     pub backup_keep_monthly: i64,
+    /// 1: its containers reach the outside; 0: only the host's open ports and forwards.
+    pub egress: i64,
 }
 
 impl Plan {

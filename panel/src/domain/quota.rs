@@ -288,6 +288,7 @@ mod tests {
             ct_io_write_iops: 0,
             templates: String::new(),
             max_snapshots: 5,
+            egress: 1,
             backup_every_hours: 0,
             backup_keep_last: 7,
             backup_keep_daily: 0,

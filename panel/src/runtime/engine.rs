@@ -148,6 +148,10 @@ impl Runtime for EngineRuntime {
         self.0.remove_forward(name, public, udp)
     }
 
+    fn set_egress(&self, name: &str, allowed: bool) -> Result<()> {
+        self.0.set_egress(name, allowed)
+    }
+
     fn run_command(
         &self,
         name: &str,

@@ -33,6 +33,8 @@ pub(super) struct Inner {
     backups: Vec<BackupInfo>,
     /// container -> its forwards.
     pub(super) forwards: BTreeMap<String, Vec<Forward>>,
+    /// Containers whose traffic to the outside is refused.
+    pub(super) no_egress: std::collections::BTreeSet<String>,
 }
 
 /// The in-memory engine. Clones share their containers.
@@ -174,6 +176,9 @@ impl Runtime for FakeRuntime {
         };
         Self::run(&mut info, pid);
         inner.containers.insert(spec.name.clone(), info.clone());
+        if spec.no_egress {
+            inner.no_egress.insert(spec.name.clone());
+        }
         Ok(info)
     }
 
@@ -375,6 +380,10 @@ impl Runtime for FakeRuntime {
 
     fn remove_forward(&self, name: &str, public: u16, udp: bool) -> Result<Vec<Forward>> {
         self.fake_remove_forward(name, public, udp)
+    }
+
+    fn set_egress(&self, name: &str, allowed: bool) -> Result<()> {
+        self.fake_set_egress(name, allowed)
     }
 
     fn exclusive_metering(&self) -> Result<Exclusive> {

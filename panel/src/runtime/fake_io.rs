@@ -93,4 +93,22 @@ impl FakeRuntime {
         list.retain(|f| !(f.public == public && f.udp == udp));
         Ok(list.clone())
     }
+
+    pub(super) fn fake_set_egress(&self, name: &str, allowed: bool) -> Result<()> {
+        let mut inner = self.lock();
+        if !inner.containers.contains_key(name) {
+            return Err(Error::NoSuchContainer(name.to_string()));
+        }
+        if allowed {
+            inner.no_egress.remove(name);
+        } else {
+            inner.no_egress.insert(name.to_string());
+        }
+        Ok(())
+    }
+
+    /// Whether container `name` may reach the outside (for tests).
+    pub fn egress_of(&self, name: &str) -> bool {
+        !self.lock().no_egress.contains(name)
+    }
 }

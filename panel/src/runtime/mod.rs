@@ -121,6 +121,8 @@ pub trait Runtime: Send + Sync + Debug + 'static {
         public: u16,
         udp: bool,
     ) -> Result<Vec<acetate_engine::forward::Forward>>;
+    /// Lets container `name` reach the outside or not, live and for its next starts.
+    fn set_egress(&self, name: &str, allowed: bool) -> Result<()>;
 
     fn exclusive_metering(&self) -> Result<Exclusive>;
 

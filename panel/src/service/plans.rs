@@ -28,6 +28,8 @@ pub struct NewPlan {
     pub templates: Vec<String>,
     /// Snapshots and backups of each container.
     pub copies: Copies,
+    /// Its containers may reach the outside.
+    pub egress: bool,
 }
 
 /// What a plan gives each container in snapshots and backups.
@@ -150,6 +152,7 @@ async fn checked_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<Pla
         backup_keep_daily: c.keep_daily,
         backup_keep_weekly: c.keep_weekly,
         backup_keep_monthly: c.keep_monthly,
+        egress: i64::from(p.egress),
     };
     plan.check().map_err(AppError::Unprocessable)?;
     Ok(plan)
@@ -211,6 +214,9 @@ pub async fn update_plan(
     plan.id = old.id;
     plan.created_at = old.created_at;
     st.db.update_plan(&plan).await?;
+    if plan.egress != old.egress {
+        apply_egress(st, &plan).await?;
+    }
     let mut over = Vec::new();
     for customer in st.db.customers_on_plan(plan.id).await? {
         let reasons = over_plan(st, &customer, &plan).await?;
@@ -231,6 +237,18 @@ pub async fn update_plan(
         .audit(Some(caller), "plan.update", &plan.name, &outcome)
         .await?;
     Ok(PlanChange { plan, over })
+}
+
+/// Gives every container of the plan's customers the plan's egress, live.
+async fn apply_egress(st: &AppState, plan: &Plan) -> AppResult<()> {
+    let allowed = plan.egress != 0;
+    for customer in st.db.customers_on_plan(plan.id).await? {
+        for row in st.db.containers_visible_to(&customer).await? {
+            let name = row.engine_name.clone();
+            st.engine(move |rt| rt.set_egress(&name, allowed)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes a plan no customer is on.

@@ -192,3 +192,38 @@ async fn forwards_stay_in_the_resellers_range_and_take_a_port_once() {
         assert!(actions.contains(&a), "{a}: {audit}");
     }
 }
+
+#[tokio::test]
+async fn a_plan_without_egress_closes_its_containers_and_a_change_applies_live() {
+    use acetate::runtime::Runtime;
+    let app = spawn_app().await;
+    let mut closed = plan("closed", 5);
+    closed["egress"] = json!(false);
+    let acme = app.reseller("acme", closed.clone(), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "closed").await;
+    let (status, body) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let engine_name = app.engine.list().unwrap()[0].name.clone();
+    assert!(
+        !app.engine.egress_of(&engine_name),
+        "made with the plan's egress off"
+    );
+    let (_, plans) = acme.get("/api/v1/plans").await;
+    assert_eq!(plans[0]["egress"], 0, "{plans}");
+    // Opening the plan opens its customers' containers at once.
+    closed["egress"] = json!(true);
+    let (status, body) = acme
+        .call(Method::PUT, "/api/v1/plans/closed", Some(closed.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(app.engine.egress_of(&engine_name));
+    closed["egress"] = json!("maybe");
+    let (status, _) = acme
+        .call(Method::PUT, "/api/v1/plans/closed", Some(closed))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        app.engine.egress_of(&engine_name),
+        "a refused change changes nothing"
+    );
+}

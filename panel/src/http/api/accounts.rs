@@ -121,6 +121,10 @@ struct PlanRequest {
     /// the last 7, by default).
     #[serde(default)]
     copies: Copies,
+    /// Whether its containers reach the outside (default true; false: only the host's
+    /// open ports and forwards to them).
+    #[serde(default = "yes")]
+    egress: bool,
 }
 
 /// Disk I/O caps: bandwidth as bytes or text ("20M" per second), operations per second.
@@ -170,6 +174,10 @@ struct CustomerLimits {
     disk: Size,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl PlanRequest {
     fn parse(self) -> AppResult<NewPlan> {
         let cpus = |c: &Cpus, what: &str| c.milli(what).map(i64::from);
@@ -187,6 +195,7 @@ impl PlanRequest {
             io: self.io.unwrap_or_default().parse()?,
             templates: self.templates,
             copies: self.copies,
+            egress: self.egress,
             name: self.name,
         })
     }

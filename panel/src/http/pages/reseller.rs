@@ -114,6 +114,7 @@ async fn new_plan(
             },
             templates: Vec::new(),
             copies: Default::default(),
+            egress: true,
         })
     })();
     let created = match parsed {

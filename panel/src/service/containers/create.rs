@@ -59,6 +59,7 @@ impl NewContainer {
             )
             .owner(Some(format!("panel:{}", owner.name)))
             .network(true)
+            .no_egress(plan.egress == 0)
             .memory(self.memory.unwrap_or(cap(defaults.memory, plan.ct_memory)))
             .cpus_milli(
                 self.cpus_milli
