@@ -1,7 +1,8 @@
 //! Container networking: a veth pair per running container, its host end a port of the
 //! `acetate0` bridge (10.88.0.1/16), its container end `eth0` with an address derived from
 //! the container's id range. Bridge ports are isolated from each other, so tenants reach
-//! the host (their gateway) but not each other's containers at layer 2. An optional rate
+//! their gateway but not each other's containers at layer 2 (what they may do beyond the
+//! bridge is [`crate::firewall`]'s table). An optional rate
 //! limit is a token bucket on both ends: the host end shapes what the container receives,
 //! the container end (which the tenant cannot change: containers have no CAP_NET_ADMIN)
 //! shapes what it sends.

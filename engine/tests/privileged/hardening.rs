@@ -613,8 +613,9 @@ fn a_tenant_cannot_forge_addresses_on_the_bridge() {
         "the gateway's MAC does not move with its ports"
     );
     // The host knows the victim's MAC (it talks to it first), long enough ago for an
-    // unsolicited ARP reply to be allowed to override it.
-    let udp = std::net::UdpSocket::bind((ia.gateway, 0)).unwrap();
+    // unsolicited ARP reply to be allowed to override it. The host listens on its DNS
+    // port, the one it opens to containers by default (nothing else of it answers them).
+    let udp = std::net::UdpSocket::bind((ia.gateway, 53)).unwrap();
     udp.set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();
     let port = udp.local_addr().unwrap().port();
