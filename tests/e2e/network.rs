@@ -429,3 +429,78 @@ impl Drop for Guard<'_> {
         let _ = acetate_in(self.ns, self.state, &["net", "teardown"]);
     }
 }
+
+#[test]
+fn two_engines_side_by_side_share_no_ids_cgroups_interfaces_or_addresses() {
+    let test = "two_engines_side_by_side_share_no_ids_cgroups_interfaces_or_addresses";
+    let Some(first) = state_dir(test) else { return };
+    // A second engine: a state dir of its own on the same host, as a second panel would
+    // have.
+    let second_dir = tempfile::Builder::new()
+        .prefix("acetate-second-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let second = second_dir.path().to_path_buf();
+    let run = |state: &Path, args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_acetate"))
+            .arg("--state-dir")
+            .arg(state)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "acetate {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&second, &["template", "build", "host"]);
+    let name = unique_name("side");
+    let mut shown = Vec::new();
+    for state in [first.as_path(), second.as_path()] {
+        run(
+            state,
+            &[
+                "ct", "create", &name, "--net", "--memory", "128M", "--disk", "128M",
+            ],
+        );
+        run(state, &["ct", "start", &name]);
+        let v: serde_json::Value =
+            serde_json::from_str(&run(state, &["--json", "ct", "show", &name])).unwrap();
+        shown.push(v);
+    }
+    let destroy = || {
+        for state in [first.as_path(), second.as_path()] {
+            let _ = Command::new(env!("CARGO_BIN_EXE_acetate"))
+                .arg("--state-dir")
+                .arg(state)
+                .args(["ct", "destroy", &name])
+                .output();
+        }
+    };
+    let (a, b) = (&shown[0], &shown[1]);
+    let uid = |v: &serde_json::Value| v["host_uid"].as_u64().unwrap();
+    let (ua, ub) = (uid(a), uid(b));
+    let apart = ua.abs_diff(ub) >= 65536;
+    let net = |v: &serde_json::Value, k: &str| v["network"][k].as_str().unwrap().to_string();
+    let cgroup = |v: &serde_json::Value| {
+        let pid = v["pid"].as_i64().unwrap();
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap()
+            .lines()
+            .find(|l| l.contains(":memory:"))
+            .unwrap_or("")
+            .to_string()
+    };
+    let (ca, cb) = (cgroup(a), cgroup(b));
+    let checks = (
+        apart,
+        net(a, "address") != net(b, "address"),
+        net(a, "host_interface") != net(b, "host_interface"),
+        net(a, "mac") != net(b, "mac"),
+        ca != cb && !ca.is_empty() && !cb.is_empty(),
+    );
+    destroy();
+    assert_eq!(
+        checks,
+        (true, true, true, true, true),
+        "ids {ua}/{ub}, {a} / {b}, cgroups {ca} / {cb}"
+    );
+}
