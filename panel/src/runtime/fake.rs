@@ -171,7 +171,10 @@ impl Runtime for FakeRuntime {
             started_at: None,
             host_uid: 100_000,
             limits: spec.limits.clone(),
-            network: None,
+            // Networked containers get the address their id range would give them.
+            network: spec.network.then(|| {
+                acetate_engine::network::info_for((1 << 20) + (pid as u32 % 4096) * 65536)
+            }),
             usage: Usage::default(),
         };
         Self::run(&mut info, pid);

@@ -227,3 +227,122 @@ async fn a_plan_without_egress_closes_its_containers_and_a_change_applies_live()
         "a refused change changes nothing"
     );
 }
+
+#[tokio::test]
+async fn the_provider_sets_port_ranges_and_customers_forward_from_the_pages() {
+    use crate::support::{csrf_of, login, page, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, body) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let admin = login(&app, "admin", "provider-password-1").await;
+    let (_, html) = page(&app, &admin, "/account").await;
+    // The first provider's password was chosen for it: change it first.
+    let csrf = csrf_of(&html);
+    let resp = http
+        .post(format!("{}/account/password", app.base))
+        .header("cookie", &admin)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", "provider-password-1"),
+            ("new", "a brand new password"),
+            ("repeat", "a brand new password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success() || resp.status().is_redirection(),
+        "{}",
+        resp.status()
+    );
+    let admin = login(&app, "admin", "a brand new password").await;
+    let (status, html) = page(&app, &admin, "/provider").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("action=\"/resellers/acme/ports\""), "{html}");
+    let csrf = csrf_of(&html);
+    let post = |cookie: &str, path: &str, form: Vec<(&str, &str)>| {
+        http.post(format!("{}{path}", app.base))
+            .header("cookie", cookie.to_string())
+            .form(&form)
+            .send()
+    };
+    let resp = post(
+        &admin,
+        "/resellers/acme/ports",
+        vec![
+            ("csrf", &csrf),
+            ("first_port", "20000"),
+            ("last_port", "nope"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let resp = post(
+        &admin,
+        "/resellers/acme/ports",
+        vec![
+            ("csrf", &csrf),
+            ("first_port", "20000"),
+            ("last_port", "20099"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = page(&app, &admin, "/provider").await;
+    assert!(html.contains("value=\"20099\""), "{html}");
+
+    let cookie = login(&app, "alice", PASSWORD).await;
+    let (_, html) = page(&app, &cookie, "/containers/web").await;
+    let csrf = csrf_of(&html);
+    assert!(html.contains("id=\"forwards\""), "{html}");
+    let resp = post(
+        &cookie,
+        "/containers/web/forwards",
+        vec![
+            ("csrf", &csrf),
+            ("public_port", "20080"),
+            ("private_port", "80"),
+            ("proto", "tcp"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = page(&app, &cookie, "/containers/web").await;
+    assert!(
+        html.contains("/containers/web/forwards/tcp/20080/delete"),
+        "{html}"
+    );
+    let resp = post(
+        &cookie,
+        "/containers/web/forwards",
+        vec![
+            ("csrf", &csrf),
+            ("public_port", "30000"),
+            ("private_port", "80"),
+            ("proto", "tcp"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.unwrap().contains("outside the range"));
+    let resp = post(
+        &cookie,
+        "/containers/web/forwards/tcp/20080/delete",
+        vec![("csrf", &csrf)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, list) = alice.get("/api/v1/containers/web/forwards").await;
+    assert_eq!(list, json!([]));
+}

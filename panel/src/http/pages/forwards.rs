@@ -17,6 +17,7 @@ use crate::service::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/resellers/{name}/ports", post(set_ports))
         .route("/containers/{name}/forwards", post(add))
         .route(
             "/containers/{name}/forwards/{proto}/{port}/delete",
@@ -39,15 +40,19 @@ fn back(name: &str, owner: &Option<String>) -> Response {
     Redirect::to(&format!("/containers/{name}{q}#forwards")).into_response()
 }
 
-fn refused(e: AppError) -> Response {
+fn refused_as(title: &str, e: AppError) -> Response {
     match e {
         AppError::Unprocessable(m) | AppError::Conflict(m) => page_error(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Not forwarded",
+            title,
             &format!("{m}. Nothing changed."),
         ),
         e => PageError(e).into_response(),
     }
+}
+
+fn refused(e: AppError) -> Response {
+    refused_as("Not forwarded", e)
 }
 
 async fn add(
@@ -95,5 +100,43 @@ async fn remove(
     match forwards::remove(&st, &session.user, &name, q.owner.as_deref(), port, &proto).await {
         Ok(_) => back(&name, &q.owner),
         Err(e) => refused(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PortsForm {
+    csrf: String,
+    first_port: String,
+    last_port: String,
+}
+
+/// The provider gives a reseller its range of public ports.
+async fn set_ports(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<PortsForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let number = |what: &str, v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| AppError::Unprocessable(format!("{what}: {v:?} is not a port number")))
+    };
+    let range = match (
+        number("first_port", &f.first_port),
+        number("last_port", &f.last_port),
+    ) {
+        (Ok(first_port), Ok(last_port)) => crate::db::forwards::PortRange {
+            first_port,
+            last_port,
+        },
+        (Err(e), _) | (_, Err(e)) => return refused_as("Ports not set", e),
+    };
+    match forwards::set_port_range(&st, &session.user, &name, range).await {
+        Ok(_) => Redirect::to(&format!("/provider#reseller-{name}")).into_response(),
+        Err(e) => refused_as("Ports not set", e),
     }
 }

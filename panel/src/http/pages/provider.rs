@@ -69,6 +69,8 @@ struct ResellerRow {
     customers: usize,
     used: String,
     pool: Option<(String, String, String, i64)>,
+    /// Its range of public ports, if given.
+    ports: Option<(i64, i64)>,
 }
 
 #[derive(Template)]
@@ -112,6 +114,12 @@ async fn render_page_with(
         Ok(t) => t,
         Err(e) => return PageError(e).into_response(),
     };
+    let mut ranges = std::collections::HashMap::new();
+    for r in &resellers {
+        if let Ok(p) = crate::service::forwards::port_range(st, &session.user, &r.name).await {
+            ranges.insert(r.name.clone(), (p.first_port, p.last_port));
+        }
+    }
     let b = |v: i64| format_bytes(v.max(0) as u64);
     let c = |v: i64| format_cpus(v.clamp(0, i64::from(u32::MAX)) as u32);
     let page = ProviderPage {
@@ -134,6 +142,7 @@ async fn render_page_with(
         resellers: resellers
             .into_iter()
             .map(|r| ResellerRow {
+                ports: ranges.get(&r.name).copied(),
                 used: format!(
                     "{} containers, {} RAM, {} CPU, {} disk",
                     r.used.containers,
