@@ -582,3 +582,86 @@ async fn the_first_providers_generated_password_must_be_changed() {
     let admin = state.db.user_by_name("admin").await.unwrap().unwrap();
     assert_eq!(admin.must_change_password, 1);
 }
+
+#[tokio::test]
+async fn a_plan_is_edited_on_its_own_page_and_names_who_is_over() {
+    use crate::support::{csrf_of, login, page, PASSWORD};
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, body) = alice.create(json!({"name": "web", "memory": "1G"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let cookie = login(&app, "acme", PASSWORD).await;
+    let (status, html) = page(&app, &cookie, "/reseller/plans/basic").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("value=\"1G\"") && html.contains("value=\"5.00\""),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+    let http = reqwest::Client::new();
+    let form = |ct_memory: &'static str, egress: bool| {
+        let mut f = vec![
+            ("csrf", csrf.clone()),
+            ("name", "basic".to_string()),
+            ("has_egress", "1".to_string()),
+            ("price", "7.50".to_string()),
+            ("currency", "EUR".to_string()),
+            ("ct_memory", ct_memory.to_string()),
+            ("ct_cpus", "2".to_string()),
+            ("ct_disk", "1G".to_string()),
+            ("ct_procs", "512".to_string()),
+            ("containers", "5".to_string()),
+            ("memory", "4G".to_string()),
+            ("cpus", "4".to_string()),
+            ("disk", "4G".to_string()),
+            ("templates", "".to_string()),
+            ("max_snapshots", "3".to_string()),
+            ("backup_every_hours", "0".to_string()),
+            ("keep_last", "7".to_string()),
+        ];
+        if egress {
+            f.push(("egress", "1".to_string()));
+        }
+        f
+    };
+    let send = |f: Vec<(&'static str, String)>| {
+        http.post(format!("{}/reseller/plans/basic", app.base))
+            .header("cookie", cookie.clone())
+            .form(&f)
+            .send()
+    };
+    // A nonsense value changes nothing and says why.
+    let resp = send(form("lots", true)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.unwrap().contains("Nothing was changed"));
+    let (_, plans) = acme.get("/api/v1/plans").await;
+    assert_eq!(plans[0]["price_minor"], 500, "{plans}");
+    // A smaller container limit is saved and names the customer now over it; egress off.
+    let resp = send(form("512M", false)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("Plan saved") && html.contains("alice is over"),
+        "{html}"
+    );
+    let (_, plans) = acme.get("/api/v1/plans").await;
+    let p = &plans[0];
+    assert_eq!(
+        (
+            p["price_minor"].as_i64(),
+            p["ct_memory"].as_i64(),
+            p["egress"].as_i64(),
+            p["max_snapshots"].as_i64()
+        ),
+        (Some(750), Some(512 << 20), Some(0), Some(3)),
+        "{p}"
+    );
+    let engine_name = acetate::runtime::Runtime::list(&app.engine).unwrap()[0]
+        .name
+        .clone();
+    assert!(
+        !app.engine.egress_of(&engine_name),
+        "the change applied to alice's container"
+    );
+}

@@ -11,6 +11,7 @@ mod forwards;
 mod graph;
 mod invoices;
 mod operations;
+mod plan;
 mod plugins;
 mod provider;
 mod reseller;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .merge(account::router())
         .merge(access::router())
         .merge(reseller::router())
+        .merge(plan::router())
         .merge(provider::router())
         .merge(audit::router())
         .merge(closing::router())

@@ -47,10 +47,12 @@ async fn with_error(st: &AppState, session: &Session, e: AppError, what: &str) -
     }
 }
 
+/// The plan form of the reseller's page and of a plan's own page (which adds the
+/// templates, copies and egress; absent fields keep their defaults).
 #[derive(Deserialize)]
-struct PlanForm {
-    csrf: String,
-    name: String,
+pub(super) struct PlanForm {
+    pub(super) csrf: String,
+    pub(super) name: String,
     price: String,
     currency: String,
     ct_memory: String,
@@ -65,6 +67,74 @@ struct PlanForm {
     memory: String,
     cpus: String,
     disk: String,
+    /// Template names, comma-separated (empty: every one).
+    #[serde(default)]
+    templates: String,
+    #[serde(default)]
+    max_snapshots: Option<String>,
+    #[serde(default)]
+    backup_every_hours: Option<String>,
+    #[serde(default)]
+    keep_last: Option<String>,
+    /// Present (a ticked box) on the plan's page: egress on; absent there: off.
+    #[serde(default)]
+    egress: Option<String>,
+    /// Whether the form had the egress box (the plan's page has it; the short form not).
+    #[serde(default)]
+    has_egress: Option<String>,
+}
+
+impl PlanForm {
+    /// The plan the form describes; each refusal names its field.
+    pub(super) fn parse(&self) -> AppResult<NewPlan> {
+        let f = self;
+        let whole = |v: &str, what: &str| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| AppError::Unprocessable(format!("{what}: give a whole number")))
+        };
+        let size = |v: &str, what: &str| Size::Text(v.trim().to_string()).bytes_i64(what);
+        let cpus =
+            |v: &str, what: &str| Cpus::Text(v.trim().to_string()).milli(what).map(i64::from);
+        let currency = Currency::parse(&f.currency)?;
+        let mut copies = plans::Copies::default();
+        if let Some(v) = &f.max_snapshots {
+            copies.max_snapshots = whole(v, "max_snapshots")?;
+        }
+        if let Some(v) = &f.backup_every_hours {
+            copies.backup_every_hours = whole(v, "backup_every_hours")?;
+        }
+        if let Some(v) = &f.keep_last {
+            copies.keep_last = whole(v, "keep_last")?;
+        }
+        Ok(NewPlan {
+            name: f.name.trim().to_string(),
+            ct_memory: size(&f.ct_memory, "container memory")?,
+            ct_cpus_milli: cpus(&f.ct_cpus, "container cpus")?,
+            ct_disk: size(&f.ct_disk, "container disk")?,
+            ct_procs: whole(&f.ct_procs, "processes")?,
+            max_containers: whole(&f.containers, "containers")?,
+            total_memory: size(&f.memory, "customer memory")?,
+            total_cpus_milli: cpus(&f.cpus, "customer cpus")?,
+            total_disk: size(&f.disk, "customer disk")?,
+            price_minor: currency.parse_amount(&f.price)?,
+            currency,
+            io: acetate_engine::IoLimits {
+                read_bps: optional_size(&f.ct_io_read, "disk reads")?,
+                write_bps: optional_size(&f.ct_io_write, "disk writes")?,
+                ..Default::default()
+            },
+            templates: f
+                .templates
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            copies,
+            egress: f.has_egress.is_none() || f.egress.is_some(),
+        })
+    }
 }
 
 /// An optional size field: empty means none.
@@ -85,38 +155,7 @@ async fn new_plan(
         return r;
     }
     let what = format!("Could not create plan {:?}", f.name.trim());
-    let parsed = (|| {
-        let whole = |v: &str, what: &str| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| AppError::Unprocessable(format!("{what}: give a whole number")))
-        };
-        let size = |v: &str, what: &str| Size::Text(v.trim().to_string()).bytes_i64(what);
-        let cpus =
-            |v: &str, what: &str| Cpus::Text(v.trim().to_string()).milli(what).map(i64::from);
-        let currency = Currency::parse(&f.currency)?;
-        Ok::<_, AppError>(NewPlan {
-            name: f.name.trim().to_string(),
-            ct_memory: size(&f.ct_memory, "container memory")?,
-            ct_cpus_milli: cpus(&f.ct_cpus, "container cpus")?,
-            ct_disk: size(&f.ct_disk, "container disk")?,
-            ct_procs: whole(&f.ct_procs, "processes")?,
-            max_containers: whole(&f.containers, "containers")?,
-            total_memory: size(&f.memory, "customer memory")?,
-            total_cpus_milli: cpus(&f.cpus, "customer cpus")?,
-            total_disk: size(&f.disk, "customer disk")?,
-            price_minor: currency.parse_amount(&f.price)?,
-            currency,
-            io: acetate_engine::IoLimits {
-                read_bps: optional_size(&f.ct_io_read, "disk reads")?,
-                write_bps: optional_size(&f.ct_io_write, "disk writes")?,
-                ..Default::default()
-            },
-            templates: Vec::new(),
-            copies: Default::default(),
-            egress: true,
-        })
-    })();
+    let parsed = f.parse();
     let created = match parsed {
         Ok(plan) => plans::create_plan(&st, &session.user, plan).await,
         Err(e) => Err(e),
