@@ -716,3 +716,70 @@ async fn term_until(ws: &mut Socket, text: &str) {
         }
     }
 }
+
+#[tokio::test]
+async fn idle_ssh_sessions_end_and_busy_ones_do_not() {
+    let test = "idle_ssh_sessions_end_and_busy_ones_do_not";
+    let Some(state) = state_dir(test) else { return };
+    if !need_tools(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/panel.db?mode=rwc", dir.path().display());
+    let server = Server::start_with(
+        &state,
+        &db,
+        "127.0.0.1:0",
+        &[("ACETATE_SESSION_IDLE", "10")],
+    );
+    let http = Client::new();
+    let (_provider, reseller) =
+        reseller_with_plan(&server, &http, "idle-res", roomy_plan(), roomy_pool()).await;
+    let carl = customer(&server, &http, &reseller, "idle-carl").await;
+    let (status, body) = carl
+        .post("/api/v1/containers", json!({"name": "web"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let keys = tempfile::tempdir().unwrap();
+    let key = keygen(keys.path(), "carl");
+    let line = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (status, body) = carl
+        .post("/api/v1/ssh-keys", json!({"public_key": line}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ssh = Ssh::new(&server);
+    let started = Instant::now();
+    let spawn = |cmd: &str| {
+        ssh.command(&key, "web")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Output every 2 s keeps a 14 s command alive past the 10 s idle time; silence ends
+    // the other.
+    let busy = spawn("for i in 1 2 3 4 5 6 7; do echo tick; sleep 2; done");
+    let quiet = spawn("sleep 60");
+    let quiet = quiet.wait_with_output().unwrap();
+    let quiet_took = started.elapsed();
+    let busy = busy.wait_with_output().unwrap();
+    assert!(
+        quiet_took >= Duration::from_secs(9) && quiet_took < Duration::from_secs(30),
+        "the quiet session ended after {quiet_took:?}"
+    );
+    assert_ne!(quiet.status.code(), Some(0), "{quiet:?}");
+    assert!(
+        String::from_utf8_lossy(&quiet.stderr).contains("idle"),
+        "{quiet:?}"
+    );
+    assert_eq!(busy.status.code(), Some(0), "{busy:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&busy.stdout)
+            .matches("tick")
+            .count(),
+        7
+    );
+    server.stop();
+}

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,18 +96,26 @@ pub async fn serve(
         auth_rejection_time: Duration::from_millis(500),
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![key],
-        inactivity_timeout: Some(settings.idle),
+        // Idle sessions are ended by the gateway itself, counting traffic both ways (a
+        // client answers keepalives, so russh's own inactivity timer would never fire for
+        // a live one); keepalives find dead peers.
+        inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(60)),
+        keepalive_max: 3,
         nodelay: true,
         ..Default::default()
     });
-    let mut server = Gateway { st };
+    let mut server = Gateway {
+        st,
+        idle: settings.idle,
+    };
     use russh::server::Server as _;
     server.run_on_socket(config, &listener).await
 }
 
 struct Gateway {
     st: AppState,
+    idle: Duration,
 }
 
 impl russh::server::Server for Gateway {
@@ -115,6 +124,7 @@ impl russh::server::Server for Gateway {
     fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
         Connection {
             st: self.st.clone(),
+            idle: self.idle,
             peer,
             login: None,
             channels: HashMap::new(),
@@ -139,6 +149,8 @@ struct Login {
 
 struct Connection {
     st: AppState,
+    /// Sessions with no traffic either way for this long are ended.
+    idle: Duration,
     peer: Option<SocketAddr>,
     login: Option<Login>,
     channels: HashMap<ChannelId, Pending>,
@@ -204,7 +216,7 @@ impl Connection {
         let channel = pending.channel;
         match opened {
             Ok(open) => {
-                tokio::spawn(pump(channel, open, tty.is_some()));
+                tokio::spawn(pump(channel, open, tty.is_some(), self.idle));
             }
             Err(e) => {
                 let msg = match e {
@@ -369,34 +381,78 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// How long a hung-up session may take to end before it is killed.
 const HANG_UP_GRACE: Duration = Duration::from_secs(1);
 
+/// Records activity now.
+fn note(last: &AtomicU64, started: tokio::time::Instant) {
+    last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+}
+
+/// Copies a process's output to the channel, noting each chunk as activity.
+async fn copy_noting(
+    from: crate::runtime::interactive::Reader,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    last: Arc<AtomicU64>,
+    started: tokio::time::Instant,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut from = BufReader::with_capacity(32 << 10, from);
+    let mut buf = vec![0u8; 32 << 10];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                note(&last, started);
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.flush().await;
+}
+
 /// Moves bytes between a channel and its process until either ends, then reports the
 /// exit status and closes the channel. A closed channel (the client went away) ends the
 /// process with every process of its group.
-async fn pump(mut channel: Channel<Msg>, open: OpenSession, tty: bool) {
+async fn pump(mut channel: Channel<Msg>, open: OpenSession, tty: bool, idle: Duration) {
     let OpenSession { io, mut ticket } = open;
     let process = io.process;
     let mut stdin = Some(io.stdin);
-    let out = {
-        let mut w = channel.make_writer();
-        let mut r = BufReader::with_capacity(32 << 10, io.stdout);
-        tokio::spawn(async move {
-            let _ = tokio::io::copy_buf(&mut r, &mut w).await;
-            let _ = w.flush().await;
-        })
-    };
+    let started = tokio::time::Instant::now();
+    // Milliseconds since `started` of the last byte either way.
+    let last = Arc::new(AtomicU64::new(0));
+    let out = tokio::spawn(copy_noting(
+        io.stdout,
+        channel.make_writer(),
+        last.clone(),
+        started,
+    ));
     let err = io.stderr.map(|stderr| {
-        let mut w = channel.make_writer_ext(Some(1));
-        let mut r = BufReader::with_capacity(32 << 10, stderr);
-        tokio::spawn(async move {
-            let _ = tokio::io::copy_buf(&mut r, &mut w).await;
-            let _ = w.flush().await;
-        })
+        tokio::spawn(copy_noting(
+            stderr,
+            channel.make_writer_ext(Some(1)),
+            last.clone(),
+            started,
+        ))
     });
     let mut ended_by = None;
     loop {
+        let quiet_until = started + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
         tokio::select! {
+            _ = tokio::time::sleep_until(quiet_until) => {
+                // Output may have come meanwhile: the deadline moves with it.
+                let now = started + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
+                if now <= tokio::time::Instant::now() {
+                    let _ = channel
+                        .extended_data_bytes(1, b"\r\nacetate: idle for too long, session ended\r\n".to_vec())
+                        .await;
+                    process.hang_up(HANG_UP_GRACE).await;
+                    ended_by = Some("idle");
+                    break;
+                }
+            }
             msg = channel.wait() => match msg {
                 Some(ChannelMsg::Data { data }) => {
+                    note(&last, started);
                     if let Some(w) = stdin.as_mut() {
                         if w.write_all(&data).await.is_err() {
                             stdin = None;
