@@ -203,8 +203,8 @@ fn encode(families: &[prometheus::proto::MetricFamily]) -> AppResult<String> {
     String::from_utf8(buf).map_err(|e| AppError::Internal(e.to_string()))
 }
 
-/// Figures every panel on the database shares: plugin calls and failures, operations
-/// under way.
+/// Figures every panel on the database shares (plugin calls and failures, operations
+/// under way), and this panel's open interactive sessions.
 async fn database_figures(st: &AppState) -> AppResult<String> {
     let registry = Registry::new();
     let calls = GaugeVec::new(
@@ -229,8 +229,22 @@ async fn database_figures(st: &AppState) -> AppResult<String> {
     for op in st.db.running_operations().await? {
         running.with_label_values(&[op.kind.as_str()]).inc();
     }
+    let sessions = GaugeVec::new(
+        Opts::new(
+            "acetate_sessions_open",
+            "Interactive sessions (SSH, browser terminals, streamed exec) open on this panel",
+        ),
+        &["kind"],
+    )
+    .map_err(metric_error)?;
+    for (kind, n) in st.shells.counts() {
+        sessions.with_label_values(&[kind]).set(n as f64);
+    }
     registry.register(Box::new(calls)).map_err(metric_error)?;
     registry.register(Box::new(running)).map_err(metric_error)?;
+    registry
+        .register(Box::new(sessions))
+        .map_err(metric_error)?;
     encode(&registry.gather())
 }
 

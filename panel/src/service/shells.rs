@@ -126,6 +126,20 @@ impl Sessions {
         self.ssh_port
     }
 
+    /// Open sessions by kind (`ssh`, `terminal`, `exec`), each kind listed.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        let open = self.lock();
+        [SessionKind::Ssh, SessionKind::Terminal, SessionKind::Exec]
+            .into_iter()
+            .map(|k| {
+                (
+                    k.as_str(),
+                    open.values().filter(|e| e.info.kind == k).count(),
+                )
+            })
+            .collect()
+    }
+
     /// Whether session `id` is still open.
     pub fn is_open(&self, id: u64) -> bool {
         self.lock().contains_key(&id)

@@ -70,6 +70,10 @@ async fn metrics_are_for_the_provider_or_a_private_address_and_promtool_accepts_
         text.contains("acetate_http_requests_total{code=\"201\",method=\"POST\"}"),
         "{text}"
     );
+    assert!(
+        text.contains("acetate_sessions_open{kind=\"ssh\"} 0"),
+        "{text}"
+    );
     // Operation counters are the process's (like Prometheus's default registry), and the
     // app tests share one process: at least this test's create is counted.
     let creates = text
