@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(session::strict_transport))
         // What every answer tells the browser: scripts, styles and images from the panel
         // itself only, never inside a frame (clickjacking), no content-type guessing, no
         // full URLs in the Referer sent elsewhere.

@@ -162,6 +162,36 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// Whether the request reached the panel over HTTPS: a proxy on this host (the only one
+/// trusted) says so in `X-Forwarded-Proto`.
+pub fn behind_tls(extensions: &axum::http::Extensions, headers: &HeaderMap) -> bool {
+    let from_local_proxy = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|c| c.0.ip().is_loopback());
+    from_local_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+/// Over HTTPS, every answer tells the browser to come back only over HTTPS (HSTS, a
+/// year).
+pub async fn strict_transport(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let tls = behind_tls(req.extensions(), req.headers());
+    let mut resp = next.run(req).await;
+    if tls {
+        resp.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    resp
+}
+
 /// The client's address: the peer, or (only when the peer is a proxy on this host) the
 /// last address a proxy added to `X-Forwarded-For`.
 fn client_address(extensions: &axum::http::Extensions, headers: &HeaderMap) -> String {

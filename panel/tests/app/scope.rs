@@ -153,6 +153,20 @@ async fn pages_and_answers_carry_security_headers() {
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        // Plain HTTP gets no HSTS; behind a TLS proxy on this host every answer has it.
+        assert!(h.get("strict-transport-security").is_none(), "{path}");
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()["strict-transport-security"],
+            "max-age=31536000; includeSubDomains",
+            "{path}"
+        );
     }
 }
 
