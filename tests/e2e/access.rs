@@ -388,7 +388,8 @@ async fn ssh_gateway_gives_customers_their_containers() {
         let out = ssh.run(key, login, "true", b"");
         assert_eq!(out.status.code(), Some(255), "{login}: {out:?}");
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            // Only keys are offered: password logins are off unless the provider enables them.
+            String::from_utf8_lossy(&out.stderr).contains("Permission denied (publickey)."),
             "{out:?}"
         );
     }
@@ -579,10 +580,37 @@ async fn ssh_gateway_gives_customers_their_containers() {
         String::from_utf8_lossy(&out.stderr).contains("web is not running"),
         "{out:?}"
     );
+    // A suspension ends the customer's open sessions, and refuses new ones.
+    let open = ssh
+        .command(&b_key, "db")
+        .arg("sleep 301")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shells(&bob)
+        .await
+        .iter()
+        .any(|s| s["command"] == "sleep 301")
+    {
+        assert!(Instant::now() < deadline, "bob's session is not listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (status, body) = reseller
         .post("/api/v1/customers/ssh-bob/suspend", json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let ended = open.wait_with_output().unwrap();
+    assert_ne!(ended.status.code(), Some(0), "{ended:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shells(&bob).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a suspended customer keeps a session"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let out = ssh.run(&b_key, "db", "true", b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(
