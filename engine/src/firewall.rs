@@ -192,6 +192,35 @@ pub fn script(policy: &NetPolicy) -> String {
     out
 }
 
+impl crate::Engine {
+    /// Everything a networked container needs beyond its own links before it starts: the
+    /// bridge filter for this engine's range, the table with the provider's policy, its
+    /// address refused egress if it must be, its forwards (the maps are empty after a boot).
+    pub(crate) fn ready_network(&self, cfg: &crate::store::ContainerConfig) -> Result<()> {
+        crate::network::ensure_filter(
+            self.identity().id_base(),
+            crate::identity::CONTAINERS_PER_SLOT,
+        )?;
+        ensure(&self.net_policy)?;
+        let net = crate::network::info_for(cfg.id_base);
+        // Only a refusal is put in: a container let out again was taken out at once (or
+        // at its destruction), so there is nothing to delete on every start.
+        if cfg.no_egress {
+            set_egress(net.address, true)?;
+        }
+        crate::forward::install(&cfg.forwards, &net)
+    }
+
+    /// Takes a destroyed container's entries out of the table.
+    pub(crate) fn release_network(&self, cfg: &crate::store::ContainerConfig) {
+        let net = crate::network::info_for(cfg.id_base);
+        crate::forward::uninstall(&cfg.forwards, &net);
+        if cfg.no_egress {
+            let _ = set_egress(net.address, false);
+        }
+    }
+}
+
 /// Puts `address` in the `no_egress` set (`refused`) or takes it out; idempotent.
 pub(crate) fn set_egress(address: std::net::Ipv4Addr, refused: bool) -> Result<()> {
     if refused {

@@ -142,37 +142,6 @@ pub struct Engine {
     fail_point: Option<&'static str>,
 }
 
-/// Removes a container's directory. Right after its mounts were detached the kernel may
-/// still be letting go of them, so a directory that is not empty or busy yet is tried again
-/// for a moment; a failure names what was left.
-fn remove_tree(dir: &Path) -> Result<()> {
-    let mut attempts = 0;
-    loop {
-        match fs::remove_dir_all(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e)
-                if attempts < 40
-                    && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EBUSY)) =>
-            {
-                attempts += 1;
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            Err(e) => {
-                let left: Vec<String> = fs::read_dir(dir)
-                    .map(|d| {
-                        d.flatten()
-                            .map(|e| e.file_name().to_string_lossy().into_owned())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let e = std::io::Error::new(e.kind(), format!("{e} (left: {})", left.join(", ")));
-                return Err(Error::io("remove", dir, e));
-            }
-        }
-    }
-}
-
 fn euid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
@@ -455,15 +424,7 @@ impl Engine {
         let rootfs = self.layout.rootfs(name);
         let net = cfg.network.then(|| network::info_for(cfg.id_base));
         if net.is_some() {
-            let installed =
-                network::ensure_filter(self.identity.id_base(), identity::CONTAINERS_PER_SLOT)
-                    .and_then(|()| firewall::ensure(&self.net_policy))
-                    .and_then(|()| {
-                        let net = network::info_for(cfg.id_base);
-                        firewall::set_egress(net.address, cfg.no_egress)?;
-                        forward::install(&cfg.forwards, &net)
-                    });
-            if let Err(e) = installed {
+            if let Err(e) = self.ready_network(cfg) {
                 let _ = cgroup.delete();
                 return Err(e);
             }
@@ -603,13 +564,10 @@ impl Engine {
         self.stop_locked(cfg, timeout)?;
         storage::unmount_all(&self.layout, name)?;
         let dir = self.layout.container(name);
-        forward::uninstall(&cfg.forwards, &network::info_for(cfg.id_base));
-        if cfg.no_egress {
-            let _ = firewall::set_egress(network::info_for(cfg.id_base).address, false);
-        }
+        self.release_network(cfg);
         // The config goes first: a crash from here on leaves a directory that is not a
         // container and is swept by the next destroy of the same name or by create.
         fs::remove_file(self.layout.config(name)).ctx("remove", self.layout.config(name))?;
-        remove_tree(&dir)
+        store::remove_tree(&dir)
     }
 }

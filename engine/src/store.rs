@@ -328,3 +328,34 @@ mod layout_tests {
         }
     }
 }
+
+/// Removes a container's directory. Right after its mounts were detached the kernel may
+/// still be letting go of them, so a directory that is not empty or busy yet is tried again
+/// for a moment; a failure names what was left.
+pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if attempts < 40
+                    && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EBUSY)) =>
+            {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(e) => {
+                let left: Vec<String> = fs::read_dir(dir)
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let e = std::io::Error::new(e.kind(), format!("{e} (left: {})", left.join(", ")));
+                return Err(Error::io("remove", dir, e));
+            }
+        }
+    }
+}

@@ -19,16 +19,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::runtime::interactive::Reader;
+use crate::runtime::interactive::{Reader, DRAIN, HANG_UP_GRACE};
 use crate::service::shells::OpenSession;
 
 /// Stream ids of output frames.
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
-/// How long output is still sent after the process ended.
-const DRAIN: Duration = Duration::from_secs(2);
-/// How long a hung-up session may take to end before it is killed.
-const HANG_UP_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]

@@ -13,6 +13,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{AppError, AppResult};
 
+/// How long output is still passed on after the process ended (a background process it
+/// left may hold its streams open).
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a hung-up session may take to end before it is killed.
+pub const HANG_UP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What to start: a command, its environment, and a terminal of `(cols, rows)` if any.
 #[derive(Debug, Clone, Default)]
 pub struct SessionRequest {

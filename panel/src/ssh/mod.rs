@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::domain::User;
 use crate::error::AppError;
-use crate::runtime::interactive::SessionRequest;
+use crate::runtime::interactive::{SessionRequest, DRAIN, HANG_UP_GRACE};
 use crate::service::shells::{self, OpenSession, SessionKind};
 use crate::service::{keys, sessions, AppState};
 
@@ -373,13 +373,6 @@ impl russh::server::Handler for Connection {
         self.start(id, argv, Some("sftp"), session).await
     }
 }
-
-/// How long output is still sent after the process ended (a background process it left
-/// may hold its streams open).
-const DRAIN: Duration = Duration::from_secs(2);
-
-/// How long a hung-up session may take to end before it is killed.
-const HANG_UP_GRACE: Duration = Duration::from_secs(1);
 
 /// Records activity now.
 fn note(last: &AtomicU64, started: tokio::time::Instant) {

@@ -33,6 +33,13 @@ struct ForwardForm {
     proto: String,
 }
 
+/// A port typed into a form.
+fn port_number(what: &str, v: &str) -> Result<i64, AppError> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| AppError::Unprocessable(format!("{what}: {v:?} is not a port number")))
+}
+
 fn back(name: &str, owner: &Option<String>) -> Response {
     let q = owner
         .as_deref()
@@ -65,14 +72,9 @@ async fn add(
     if let Some(r) = session.reject_forged(&f.csrf) {
         return r;
     }
-    let number = |what: &str, v: &str| {
-        v.trim()
-            .parse::<i64>()
-            .map_err(|_| AppError::Unprocessable(format!("{what}: {v:?} is not a port number")))
-    };
     let req = match (
-        number("public_port", &f.public_port),
-        number("private_port", &f.private_port),
+        port_number("public_port", &f.public_port),
+        port_number("private_port", &f.private_port),
     ) {
         (Ok(public_port), Ok(private_port)) => ForwardRequest {
             public_port,
@@ -120,14 +122,9 @@ async fn set_ports(
     if let Some(r) = session.reject_forged(&f.csrf) {
         return r;
     }
-    let number = |what: &str, v: &str| {
-        v.trim()
-            .parse::<i64>()
-            .map_err(|_| AppError::Unprocessable(format!("{what}: {v:?} is not a port number")))
-    };
     let range = match (
-        number("first_port", &f.first_port),
-        number("last_port", &f.last_port),
+        port_number("first_port", &f.first_port),
+        port_number("last_port", &f.last_port),
     ) {
         (Ok(first_port), Ok(last_port)) => crate::db::forwards::PortRange {
             first_port,
