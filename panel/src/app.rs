@@ -34,6 +34,14 @@ pub struct Config {
     /// The SSH gateway's address (`None`: no gateway) and settings.
     pub ssh_listen: Option<String>,
     pub ssh: crate::ssh::SshSettings,
+    /// The front door's addresses; `front_optional` says a taken default port only turns
+    /// it off (with a warning) rather than failing the start.
+    pub front: crate::front::FrontSettings,
+    pub front_optional: bool,
+    /// Where its certificates come from.
+    pub acme: crate::service::certs::AcmeSettings,
+    /// The panel's own hostnames, which no customer may attach.
+    pub panel_hosts: Vec<String>,
 }
 
 /// A built app, listening, not yet serving.
@@ -46,6 +54,8 @@ pub struct App {
         russh::keys::PrivateKey,
         crate::ssh::SshSettings,
     )>,
+    front: crate::front::Listeners,
+    acme: crate::service::certs::AcmeSettings,
     state: AppState,
     meter_interval: std::time::Duration,
 }
@@ -93,12 +103,23 @@ impl App {
                 ..Default::default()
             })
             .with_ssh_port(ssh_port);
+        let front = match crate::front::Listeners::bind(&config.front).await {
+            Ok(l) => l,
+            Err(e) if config.front_optional => {
+                tracing::warn!(error = %e, "the front door is off");
+                crate::front::Listeners::default()
+            }
+            Err(e) => return Err(e),
+        };
+        state.front = crate::service::domains::Front::new(config.panel_hosts.clone());
         let first = App::prepare(&state, config.admin_password).await?;
         Ok((
             App {
                 listener,
                 metrics,
                 ssh,
+                front,
+                acme: config.acme,
                 state,
                 meter_interval: config.meter_interval,
             },
@@ -115,6 +136,11 @@ impl App {
     /// The address of the separate metrics listener, if there is one.
     pub fn ssh_addr(&self) -> Option<SocketAddr> {
         self.ssh.as_ref().and_then(|(l, _, _)| l.local_addr().ok())
+    }
+
+    /// The front door's HTTP and HTTPS addresses, where it listens.
+    pub fn front_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        (self.front.http_addr(), self.front.https_addr())
     }
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
@@ -162,6 +188,15 @@ impl App {
                     tracing::error!(error = %e, "the SSH gateway stopped");
                 }
             });
+        }
+        if self.front.http.is_some() || self.front.https.is_some() {
+            st.front.reload(&st.db).await;
+            st.front
+                .spawn_reloader(st.db.clone(), std::time::Duration::from_secs(10));
+            if self.front.https.is_some() {
+                crate::service::certs::spawn_issuer(st.clone(), self.acme.clone());
+            }
+            crate::front::serve(self.front, st.clone())?;
         }
         if let Some(listener) = self.metrics {
             let router = http::metrics::open_router(self.state.clone());

@@ -6,6 +6,7 @@ mod api;
 mod browser;
 mod cli;
 mod copies;
+mod domains;
 mod hardening;
 mod limits;
 mod network;

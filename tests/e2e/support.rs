@@ -74,6 +74,9 @@ impl Server {
             .env("ACETATE_ADMIN_PASSWORD", "provider-password-1")
             // Never the default 0.0.0.0:2222: tests run beside each other and a real panel.
             .env("ACETATE_SSH_LISTEN", "127.0.0.1:0")
+            // Nor ports 80 and 443: the front door's test turns it on in its own namespace.
+            .env("ACETATE_FRONT_HTTP", "off")
+            .env("ACETATE_FRONT_HTTPS", "off")
             // Quiet unless asked: `serve` logs every request at info.
             .env(
                 "RUST_LOG",

@@ -84,6 +84,9 @@ pub enum CtCmd {
     /// Public ports of the host that lead to the container.
     #[command(subcommand)]
     Forward(super::net::ForwardCmd),
+    /// Domains served by the front door with automatic TLS (panel containers).
+    #[command(subcommand)]
+    Domain(super::domains::DomainCmd),
     /// List containers with state, limits and usage.
     List,
     /// Show one container: state, limits and live usage.
@@ -305,6 +308,12 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
             );
         }
         CtCmd::Forward(cmd) => return super::net::run_forward(engine, out, cmd),
+        // `cli::run` sends `ct domain` to the database; the engine alone has no domains.
+        CtCmd::Domain(_) => {
+            return Err(Error::Unsupported(
+                "ct domain works on the panel's database".into(),
+            ))
+        }
         CtCmd::Egress { name, state } => {
             engine.set_egress(&name, state == "on")?;
             out.print(

@@ -5,6 +5,7 @@ mod bill;
 mod copies;
 mod ct;
 mod ct_view;
+mod domains;
 mod net;
 mod output;
 mod plugin;
@@ -74,6 +75,15 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub host_ports: Vec<acetate_engine::firewall::HostPort>,
+    /// A hostname of the panel itself (repeat, or comma-separated in the environment): no
+    /// customer may attach it or a name under it.
+    #[arg(
+        long = "panel-host",
+        global = true,
+        env = "ACETATE_PANEL_HOSTS",
+        value_delimiter = ','
+    )]
+    pub panel_hosts: Vec<String>,
     /// Log what the engine does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -208,7 +218,19 @@ pub fn run(cli: Cli) -> i32 {
         .unwrap_or_else(|| crate::db::default_url(&cli.state_dir));
     let out = output::Output { json: cli.json };
     match cli.command {
-        Command::Serve(args) => finish(serve::run(&cli.state_dir, &database, settings, args)),
+        Command::Serve(args) => finish(serve::run(
+            &cli.state_dir,
+            &database,
+            settings,
+            panel_hosts(&cli.panel_hosts),
+            args,
+        )),
+        Command::Ct(ct::CtCmd::Domain(cmd)) => finish(domains::run(
+            &database,
+            &panel_hosts(&cli.panel_hosts),
+            &out,
+            cmd,
+        )),
         Command::User(cmd) => finish(users::run_user(&database, cmd)),
         Command::Token(cmd) => finish(users::run_token(&database, &out, cmd)),
         Command::Plugin(cmd) => finish_code(plugin::run(&out, cmd)),
@@ -222,6 +244,15 @@ pub fn run(cli: Cli) -> i32 {
         Command::Ct(cmd) => with_engine(&cli.state_dir, &settings, |e| ct::run(e, &out, cmd)),
         Command::Net(cmd) => with_engine(&cli.state_dir, &settings, |e| net::run(e, &out, cmd)),
     }
+}
+
+/// The panel's hostnames in the form domains are kept in.
+fn panel_hosts(hosts: &[String]) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect()
 }
 
 fn finish(result: anyhow::Result<()>) -> i32 {

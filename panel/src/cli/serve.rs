@@ -30,6 +30,33 @@ pub struct ServeArgs {
     /// Seconds of silence after which an SSH connection or terminal is closed.
     #[arg(long, default_value_t = 1800, env = "ACETATE_SESSION_IDLE", value_parser = clap::value_parser!(u64).range(10..=86400))]
     pub session_idle: u64,
+    /// The front door's HTTP address (domains customers attach; ACME HTTP-01), `off` when
+    /// another proxy serves port 80. Default 0.0.0.0:80, left off with a warning when taken.
+    #[arg(long, env = "ACETATE_FRONT_HTTP")]
+    pub front_http: Option<String>,
+    /// The front door's HTTPS address, `off` for none. Default 0.0.0.0:443, left off with
+    /// a warning when taken.
+    #[arg(long, env = "ACETATE_FRONT_HTTPS")]
+    pub front_https: Option<String>,
+    /// The ACME directory certificates come from.
+    #[arg(long, env = "ACETATE_ACME_DIRECTORY", default_value = crate::service::certs::LETS_ENCRYPT)]
+    pub acme_directory: String,
+    /// A contact address for the ACME account (expiry notices).
+    #[arg(long, env = "ACETATE_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// Trust this root certificate (PEM) for the ACME directory instead of the system's
+    /// (a private authority).
+    #[arg(long, env = "ACETATE_ACME_CA_ROOT")]
+    pub acme_ca_root: Option<std::path::PathBuf>,
+}
+
+/// `off` is none; no value is the default address, optional.
+fn front_addr(value: Option<String>, default: &str) -> (Option<String>, bool) {
+    match value.as_deref() {
+        Some("off") => (None, false),
+        Some(a) => (Some(a.to_string()), false),
+        None => (Some(default.to_string()), true),
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -42,8 +69,11 @@ pub fn run(
     state_dir: &Path,
     database: &str,
     engine: super::EngineSettings,
+    panel_hosts: Vec<String>,
     args: ServeArgs,
 ) -> anyhow::Result<()> {
+    let (http, http_default) = front_addr(args.front_http, "0.0.0.0:80");
+    let (https, https_default) = front_addr(args.front_https, "0.0.0.0:443");
     let config = Config {
         engine,
         listen: args.listen,
@@ -57,6 +87,15 @@ pub fn run(
             password_auth: args.ssh_password_auth,
             idle: std::time::Duration::from_secs(args.session_idle),
         },
+        front: crate::front::FrontSettings { http, https },
+        front_optional: http_default && https_default,
+        acme: crate::service::certs::AcmeSettings {
+            directory: args.acme_directory,
+            email: args.acme_email,
+            ca_root: args.acme_ca_root,
+            state_dir: state_dir.to_path_buf(),
+        },
+        panel_hosts,
     };
     runtime()?.block_on(async {
         let (app, first) = App::build(config).await?;
@@ -73,6 +112,14 @@ pub fn run(
                     first.user
                 ),
             }
+        }
+        match app.front_addrs() {
+            (None, None) => {}
+            (h, s) => println!(
+                "acetate: front door on {} and {}",
+                h.map_or("no HTTP".into(), |a| format!("http://{a}")),
+                s.map_or("no HTTPS".into(), |a| format!("https://{a}"))
+            ),
         }
         if let Some(s) = app.ssh_addr() {
             println!("acetate: ssh on {s}");

@@ -91,6 +91,16 @@ impl Db {
         .await?)
     }
 
+    pub async fn container_by_engine_name(&self, engine: &str) -> AppResult<Option<ContainerRow>> {
+        Ok(sqlx::query_as::<_, ContainerRow>(&format!(
+            "SELECT {CONTAINER_COLS} FROM containers c JOIN users u ON u.id = c.owner_id \
+             WHERE c.engine_name = $1"
+        ))
+        .bind(engine)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Rows left in a transitional state by a crash.
     pub async fn unfinished_containers(&self) -> AppResult<Vec<ContainerRow>> {
         Ok(sqlx::query_as::<_, ContainerRow>(&format!(

@@ -13,6 +13,7 @@ use crate::error::{AppError, AppResult};
 mod audit;
 pub mod billing;
 mod containers;
+pub mod domains;
 pub mod faults;
 pub mod forwards;
 pub mod keys;

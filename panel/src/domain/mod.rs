@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod faults;
+pub mod hostnames;
 pub mod money;
 pub mod names;
 pub mod period;

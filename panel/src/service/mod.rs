@@ -20,8 +20,10 @@ pub(crate) fn require(
 }
 pub mod auth;
 pub mod billing;
+pub mod certs;
 pub mod closing;
 pub mod containers;
+pub mod domains;
 pub mod exec;
 pub mod faults;
 pub mod forwards;
@@ -67,6 +69,8 @@ pub struct AppState {
     pub metrics_cache: metrics::MetricsCache,
     /// Open interactive sessions (SSH, terminal, streamed exec).
     pub shells: shells::Sessions,
+    /// The front door's routes, certificates and ACME challenges.
+    pub front: domains::Front,
 }
 
 /// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
@@ -92,6 +96,7 @@ impl AppState {
             exec: exec::ExecGate::default(),
             metrics_cache: metrics::MetricsCache::default(),
             shells: shells::Sessions::default(),
+            front: domains::Front::default(),
         }
     }
 

@@ -126,6 +126,7 @@ fn layers_point_one_way() {
             &["http", "service", "domain", "db", "runtime", "error"],
         ),
         ("ssh", &["ssh", "service", "domain", "runtime", "error"]),
+        ("front", &["front", "service"]),
     ]);
     let mut wrong = Vec::new();
     for (module, deps) in &edges {

@@ -7,6 +7,7 @@ mod audit;
 mod billing;
 mod capacity;
 mod copies;
+mod domains;
 mod forwards;
 mod hooks;
 mod layers;

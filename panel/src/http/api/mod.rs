@@ -10,6 +10,7 @@ pub mod billing;
 pub mod closing;
 pub mod containers;
 pub mod copies;
+pub mod domains;
 pub mod faults;
 pub mod forwards;
 pub mod openapi;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(operations::router())
         .merge(faults::router())
         .merge(forwards::router())
+        .merge(domains::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that their own (larger) limits apply to uploads.
         .merge(plugins::router())

@@ -122,6 +122,8 @@ struct ContainerPage {
     backups: Vec<(String, String, String, String, String)>,
     /// Public ports of the host that lead to it.
     forwards: Vec<crate::db::forwards::ForwardRow>,
+    /// Domains served from it: (domain, port, certificate).
+    domains: Vec<(String, i64, String)>,
     csrf: String,
     command: String,
     output: Option<CommandOutcome>,
@@ -202,6 +204,13 @@ async fn render_container(
         Ok(f) => f,
         Err(e) => return PageError(e).into_response(),
     };
+    let domains = match st.db.domains_of(row.id).await {
+        Ok(d) => d
+            .iter()
+            .map(|d| (d.domain.clone(), d.port, d.certificate_state()))
+            .collect(),
+        Err(e) => return PageError(e).into_response(),
+    };
     let graphs = match graphs(st, row.id).await {
         Ok(g) => g,
         Err(e) => return PageError(e).into_response(),
@@ -231,6 +240,7 @@ async fn render_container(
         snapshots,
         backups,
         forwards,
+        domains,
         csrf: session.csrf.clone(),
         command,
         output,

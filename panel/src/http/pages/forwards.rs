@@ -1,4 +1,5 @@
-//! The container page's forms for public ports: add a forward, remove one.
+//! The container page's forms for publishing: add or remove a forward or a domain; the
+//! provider's form for a reseller's ports.
 
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
@@ -12,6 +13,7 @@ use crate::http::error::PageError;
 use crate::http::extract::OwnerQuery;
 use crate::http::render::page_error;
 use crate::http::session::{CsrfForm, Session};
+use crate::service::domains::{self, DomainRequest};
 use crate::service::forwards::{self, ForwardRequest};
 use crate::service::AppState;
 
@@ -22,6 +24,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/containers/{name}/forwards/{proto}/{port}/delete",
             post(remove),
+        )
+        .route("/containers/{name}/domains", post(add_domain))
+        .route(
+            "/containers/{name}/domains/{domain}/delete",
+            post(remove_domain),
         )
 }
 
@@ -41,10 +48,14 @@ fn port_number(what: &str, v: &str) -> Result<i64, AppError> {
 }
 
 fn back(name: &str, owner: &Option<String>) -> Response {
+    back_to(name, owner, "forwards")
+}
+
+fn back_to(name: &str, owner: &Option<String>, section: &str) -> Response {
     let q = owner
         .as_deref()
         .map_or(String::new(), |o| format!("?owner={o}"));
-    Redirect::to(&format!("/containers/{name}{q}#forwards")).into_response()
+    Redirect::to(&format!("/containers/{name}{q}#{section}")).into_response()
 }
 
 fn refused_as(title: &str, e: AppError) -> Response {
@@ -135,5 +146,51 @@ async fn set_ports(
     match forwards::set_port_range(&st, &session.user, &name, range).await {
         Ok(_) => Redirect::to(&format!("/provider#reseller-{name}")).into_response(),
         Err(e) => refused_as("Ports not set", e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DomainForm {
+    csrf: String,
+    domain: String,
+    port: String,
+}
+
+async fn add_domain(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(q): Query<OwnerQuery>,
+    Form(f): Form<DomainForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let req = match port_number("port", &f.port) {
+        Ok(port) => DomainRequest {
+            domain: f.domain,
+            port: Some(port),
+        },
+        Err(e) => return refused_as("Domain not added", e),
+    };
+    match domains::add(&st, &session.user, &name, q.owner.as_deref(), &req).await {
+        Ok(_) => back_to(&name, &q.owner, "domains"),
+        Err(e) => refused_as("Domain not added", e),
+    }
+}
+
+async fn remove_domain(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path((name, domain)): Path<(String, String)>,
+    Query(q): Query<OwnerQuery>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match domains::remove(&st, &session.user, &name, q.owner.as_deref(), &domain).await {
+        Ok(_) => back_to(&name, &q.owner, "domains"),
+        Err(e) => refused_as("Domain not removed", e),
     }
 }

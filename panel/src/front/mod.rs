@@ -1,0 +1,364 @@
+//! The front door (`acetate serve`, ports 80 and 443 by default; `off` when the provider
+//! runs its own proxy): HTTP and HTTPS for the domains customers attached, sent by Host
+//! (and SNI) to their containers' ports. It answers ACME HTTP-01 challenges itself, serves
+//! each domain's issued certificate (self-signed until then), passes WebSockets and
+//! streamed bodies through, and tells the container who asked (X-Forwarded-For, -Proto,
+//! -Host). HTTP/1.1 on both sides.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::service::domains::Front;
+use crate::service::AppState;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Where the front door listens (`None`: not at all).
+#[derive(Debug, Clone, Default)]
+pub struct FrontSettings {
+    pub http: Option<String>,
+    pub https: Option<String>,
+}
+
+/// The front door's bound sockets.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub http: Option<TcpListener>,
+    pub https: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(settings: &FrontSettings) -> anyhow::Result<Listeners> {
+        async fn one(addr: &Option<String>, what: &str) -> anyhow::Result<Option<TcpListener>> {
+            match addr {
+                Some(a) => Ok(Some(TcpListener::bind(a).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "front door: listen for {what} on {a}: {e} (another web server? \
+                         set --front-{what} off, or another address)"
+                    )
+                })?)),
+                None => Ok(None),
+            }
+        }
+        Ok(Listeners {
+            http: one(&settings.http, "http").await?,
+            https: one(&settings.https, "https").await?,
+        })
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// Picks the certificate by SNI.
+#[derive(Debug)]
+struct BySni(Front);
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = hello.server_name()?.to_ascii_lowercase();
+        self.0.certificate(&name)
+    }
+}
+
+#[derive(Clone)]
+struct Door {
+    st: AppState,
+    client: Client<HttpConnector, Incoming>,
+}
+
+/// Serves the bound listeners until the process ends.
+pub fn serve(listeners: Listeners, st: AppState) -> anyhow::Result<()> {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector);
+    let door = Door { st, client };
+    if let Some(l) = listeners.http {
+        tokio::spawn(accept(l, door.clone(), None));
+    }
+    if let Some(l) = listeners.https {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(BySni(door.st.front.clone())));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tls = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        tokio::spawn(accept(l, door, Some(tls)));
+    }
+    Ok(())
+}
+
+async fn accept(listener: TcpListener, door: Door, tls: Option<tokio_rustls::TlsAcceptor>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "front door: accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let door = door.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => connection(stream, peer, door, false).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(s)) => connection(s, peer, door, true).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "front door: TLS"),
+                        Err(_) => tracing::debug!(%peer, "front door: TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn connection<S>(stream: S, peer: SocketAddr, door: Door, tls: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let door = door.clone();
+        async move { Ok::<_, Infallible>(handle(&door, req, peer, tls).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "front door: connection");
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// The name asked for: the absolute URI's host, else the Host header's, lower case and
+/// without its port.
+fn host_of(req: &Request<Incoming>) -> Option<String> {
+    let raw = match req.uri().host() {
+        Some(h) => h.to_string(),
+        None => {
+            let h = req.headers().get(header::HOST)?.to_str().ok()?;
+            match h.rsplit_once(':') {
+                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+                _ => h,
+            }
+            .to_string()
+        }
+    };
+    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+}
+
+async fn handle(
+    door: &Door,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+) -> Response<Body> {
+    let Some(host) = host_of(&req) else {
+        return text(StatusCode::BAD_REQUEST, "no Host header\n".into());
+    };
+    if let Some(token) = req
+        .uri()
+        .path()
+        .strip_prefix("/.well-known/acme-challenge/")
+    {
+        if let Some(answer) = door.st.front.challenge(token) {
+            return text(StatusCode::OK, answer);
+        }
+    }
+    let Some(route) = door.st.front.route(&host) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("No site is published at {host} on this host.\n"),
+        );
+    };
+    let address = door
+        .st
+        .snapshot
+        .get(&route.engine_name)
+        .filter(|i| i.state == acetate_engine::State::Running)
+        .and_then(|i| i.network.as_ref().map(|n| n.address));
+    let Some(address) = address else {
+        return text(
+            StatusCode::BAD_GATEWAY,
+            format!("The container serving {host} is not running.\n"),
+        );
+    };
+    let backend = SocketAddr::from((address, route.port));
+    match forward(door, req, backend, &host, peer, tls).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::debug!(%host, %backend, error = %e, "front door: upstream");
+            text(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "The container serving {host} did not answer on port {}.\n",
+                    route.port
+                ),
+            )
+        }
+    }
+}
+
+/// Headers that belong to one connection, not the request.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+async fn forward(
+    door: &Door,
+    mut req: Request<Incoming>,
+    backend: SocketAddr,
+    host: &str,
+    peer: SocketAddr,
+    tls: bool,
+) -> anyhow::Result<Response<Body>> {
+    let upgrade = wants_upgrade(req.headers());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *req.uri_mut() = format!("http://{backend}{path}").parse()?;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers, upgrade);
+    if !headers.contains_key(header::HOST) {
+        headers.insert(header::HOST, HeaderValue::from_str(host)?);
+    }
+    headers.insert(
+        "x-forwarded-for",
+        HeaderValue::from_str(&peer.ip().to_string())?,
+    );
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    headers.insert("x-forwarded-host", HeaderValue::from_str(host)?);
+    if upgrade {
+        return forward_upgrade(req, backend).await;
+    }
+    let mut resp = door.client.request(req).await?;
+    strip_hop_by_hop(resp.headers_mut(), false);
+    Ok(resp.map(|b| b.boxed()))
+}
+
+/// A request that asks to switch protocols (WebSocket) gets a connection of its own; on
+/// `101` both sides are joined byte for byte until either closes.
+async fn forward_upgrade(
+    mut req: Request<Incoming>,
+    backend: SocketAddr,
+) -> anyhow::Result<Response<Body>> {
+    let client_side = hyper::upgrade::on(&mut req);
+    // A connection of our own sends the origin form (`/path?query`), as servers expect.
+    let origin = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *req.uri_mut() = origin.parse()?;
+    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(backend))
+        .await
+        .map_err(|_| anyhow::anyhow!("connect: timed out"))??;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "front door: upgraded upstream");
+        }
+    });
+    let mut resp = sender.send_request(req).await?;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let backend_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let (Ok(a), Ok(b)) = tokio::join!(client_side, backend_side) else {
+                return;
+            };
+            let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
+            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        });
+    } else {
+        strip_hop_by_hop(resp.headers_mut(), false);
+    }
+    Ok(resp.map(|b| b.boxed()))
+}
