@@ -81,39 +81,59 @@ impl ResolvesServerCert for BySni {
     }
 }
 
-#[derive(Clone)]
 struct Door {
     st: AppState,
     client: Client<HttpConnector, Incoming>,
 }
 
-/// Serves the bound listeners until the process ends.
+/// Serves the bound listeners until the process ends, on a thread of its own with its own
+/// single-threaded runtime: a request and its upstream exchange never hop between threads
+/// (measured with `scripts/bench-front`: cross-thread wake-ups cost more than the proxying).
 pub fn serve(listeners: Listeners, st: AppState) -> anyhow::Result<()> {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector);
-    let door = Door { st, client };
-    if let Some(l) = listeners.http {
-        tokio::spawn(accept(l, door.clone(), None));
-    }
-    if let Some(l) = listeners.https {
+    let mut tls = None;
+    if listeners.https.is_some() {
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni(door.st.front.clone())));
+        .with_cert_resolver(Arc::new(BySni(st.front.clone())));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let tls = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        tokio::spawn(accept(l, door, Some(tls)));
+        tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
     }
+    let http = listeners.http.map(|l| l.into_std()).transpose()?;
+    let https = listeners.https.map(|l| l.into_std()).transpose()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("front-door".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(Duration::from_secs(5)));
+                connector.set_nodelay(true);
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .build(connector);
+                let door = Arc::new(Door { st, client });
+                let mut tasks = Vec::new();
+                for (listener, tls) in [(http, None), (https, tls)] {
+                    let Some(l) = listener else { continue };
+                    match TcpListener::from_std(l) {
+                        Ok(l) => tasks.push(tokio::spawn(accept(l, door.clone(), tls))),
+                        Err(e) => tracing::error!(error = %e, "front door: listener"),
+                    }
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            })
+        })?;
     Ok(())
 }
 
-async fn accept(listener: TcpListener, door: Door, tls: Option<tokio_rustls::TlsAcceptor>) {
+async fn accept(listener: TcpListener, door: Arc<Door>, tls: Option<tokio_rustls::TlsAcceptor>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -143,7 +163,7 @@ async fn accept(listener: TcpListener, door: Door, tls: Option<tokio_rustls::Tls
     }
 }
 
-async fn connection<S>(stream: S, peer: SocketAddr, door: Door, tls: bool)
+async fn connection<S>(stream: S, peer: SocketAddr, door: Arc<Door>, tls: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
