@@ -40,8 +40,12 @@ pub struct Config {
     pub front_optional: bool,
     /// Where its certificates come from.
     pub acme: crate::service::certs::AcmeSettings,
-    /// The panel's own hostnames, which no customer may attach.
+    /// The panel's own hostnames, which no customer may attach; the front door serves the
+    /// panel under them over HTTPS.
     pub panel_hosts: Vec<String>,
+    /// The provider's certificate and key (PEM files) for those names; without them the
+    /// certificates come over ACME.
+    pub panel_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// A built app, listening, not yet serving.
@@ -111,7 +115,7 @@ impl App {
             }
             Err(e) => return Err(e),
         };
-        state.front = crate::service::domains::Front::new(config.panel_hosts.clone());
+        state.front = panel_front(&state, &config, &listener, &front).await?;
         let first = App::prepare(&state, config.admin_password).await?;
         Ok((
             App {
@@ -215,6 +219,45 @@ impl App {
         .await?;
         Ok(())
     }
+}
+
+/// The front door's state: the panel's hostnames reserved and, when it serves HTTPS,
+/// served in front of the panel's own listener with the provider's certificate files or
+/// ACME's.
+async fn panel_front(
+    state: &AppState,
+    config: &Config,
+    listener: &TcpListener,
+    front: &crate::front::Listeners,
+) -> anyhow::Result<crate::service::domains::Front> {
+    let hosts = config.panel_hosts.clone();
+    let mut f = crate::service::domains::Front::new(hosts.clone());
+    let mut acme_hosts = Vec::new();
+    if front.https.is_some() && !hosts.is_empty() {
+        let mut backend = listener.local_addr()?;
+        if backend.ip().is_unspecified() {
+            backend.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let files = match &config.panel_cert {
+            Some((cert, key)) => {
+                let read = |p: &PathBuf| {
+                    std::fs::read_to_string(p).map_err(|e| {
+                        anyhow::anyhow!("--panel-cert/--panel-key {}: {e}", p.display())
+                    })
+                };
+                let c = crate::service::certs::certified_key(&read(cert)?, &read(key)?)
+                    .map_err(|e| e.context("--panel-cert/--panel-key"))?;
+                Some(c)
+            }
+            None => {
+                acme_hosts = hosts.clone();
+                None
+            }
+        };
+        f = f.serving_panel(backend, files);
+    }
+    state.db.set_panel_hosts(&acme_hosts).await?;
+    Ok(f)
 }
 
 /// Starts every container that should run and does not (after a host reboot), four at a

@@ -4,7 +4,8 @@
 //! over HTTPS on loopback) that checks HTTP-01 through the front door, after asking a DNS
 //! server the test runs; the host reaches the site over HTTPS with that certificate and
 //! over HTTP, with the forwarding headers, a streamed body and a protocol upgrade passed
-//! through; other tenants cannot take the name, a name above or below it, or the panel's.
+//! through; other tenants cannot take the name, a name above or below it, or the panel's,
+//! which the front door serves over HTTPS in front of the panel with its own certificate.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
@@ -315,6 +316,45 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
             body.contains("No site is published at nowhere.example.test"),
             "{body}"
         );
+
+        // The panel itself under its hostname: HTTPS with a certificate from the same
+        // authority (HSTS from the panel behind it), plain HTTP sent there.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = Command::new("curl")
+                .args(["-sS", "-m", "5", "-D", "-", "-o", "/dev/null", "--cacert"])
+                .arg(&ca)
+                .args(["--resolve", "panel.example.test:443:127.0.0.1"])
+                .arg("https://panel.example.test/login")
+                .output()
+                .unwrap();
+            let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+            if out.status.success() {
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                assert!(head.contains("strict-transport-security"), "{head}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the panel has no certificate: {out:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let out = must(
+            Command::new("curl")
+                .args([
+                    "-sS",
+                    "-m",
+                    "5",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{redirect_url}",
+                ])
+                .args(["--resolve", "panel.example.test:80:127.0.0.1"])
+                .arg("http://panel.example.test/login"),
+        );
+        assert_eq!(out, "308 https://panel.example.test/login");
 
         // The host's root sees and manages domains from the CLI, under the same rules; the
         // running front door picks its changes up.

@@ -48,6 +48,13 @@ pub struct ServeArgs {
     /// (a private authority).
     #[arg(long, env = "ACETATE_ACME_CA_ROOT")]
     pub acme_ca_root: Option<std::path::PathBuf>,
+    /// The certificate chain (PEM) the front door serves for the panel's hostnames
+    /// (`--panel-host`) instead of getting one over ACME; with `--panel-key`.
+    #[arg(long, env = "ACETATE_PANEL_CERT", requires = "panel_key")]
+    pub panel_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `--panel-cert`.
+    #[arg(long, env = "ACETATE_PANEL_KEY", requires = "panel_cert")]
+    pub panel_key: Option<std::path::PathBuf>,
 }
 
 /// `off` is none; no value is the default address, optional.
@@ -96,6 +103,7 @@ pub fn run(
             state_dir: state_dir.to_path_buf(),
         },
         panel_hosts,
+        panel_cert: args.panel_cert.zip(args.panel_key),
     };
     runtime()?.block_on(async {
         let (app, first) = App::build(config).await?;

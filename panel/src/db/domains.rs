@@ -47,6 +47,16 @@ pub struct RouteRow {
     pub cert_not_after: Option<i64>,
 }
 
+/// One of the panel's own hostnames and its certificate.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PanelCertRow {
+    pub domain: String,
+    pub cert_chain: Option<String>,
+    pub cert_key: Option<String>,
+    pub cert_not_after: Option<i64>,
+    pub cert_error: Option<String>,
+}
+
 /// A domain held by another account that conflicts with one asked for.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HeldDomain {
@@ -136,6 +146,8 @@ impl Db {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT domain FROM domains \
              WHERE (cert_not_after IS NULL OR cert_not_after < $1) AND cert_next_try <= $2 \
+             UNION SELECT domain FROM panel_certificates \
+             WHERE (cert_not_after IS NULL OR cert_not_after < $1) AND cert_next_try <= $2 \
              ORDER BY domain",
         )
         .bind(renew_before)
@@ -145,6 +157,7 @@ impl Db {
         Ok(rows.into_iter().map(|(d,)| d).collect())
     }
 
+    /// Stores an issued certificate on the domain (a customer's, or one of the panel's).
     pub async fn store_certificate(
         &self,
         domain: &str,
@@ -152,27 +165,66 @@ impl Db {
         key: &str,
         not_after: i64,
     ) -> AppResult<()> {
-        sqlx::query(
-            "UPDATE domains SET cert_chain = $1, cert_key = $2, cert_not_after = $3, \
-             cert_error = NULL, cert_next_try = 0 WHERE domain = $4",
-        )
-        .bind(chain)
-        .bind(key)
-        .bind(not_after)
-        .bind(domain)
-        .execute(&self.pool)
-        .await?;
+        for table in ["domains", "panel_certificates"] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET cert_chain = $1, cert_key = $2, cert_not_after = $3, \
+                 cert_error = NULL, cert_next_try = 0 WHERE domain = $4"
+            ))
+            .bind(chain)
+            .bind(key)
+            .bind(not_after)
+            .bind(domain)
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 
     pub async fn certificate_failed(&self, domain: &str, why: &str, next: i64) -> AppResult<()> {
-        sqlx::query("UPDATE domains SET cert_error = $1, cert_next_try = $2 WHERE domain = $3")
+        for table in ["domains", "panel_certificates"] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET cert_error = $1, cert_next_try = $2 WHERE domain = $3"
+            ))
             .bind(why)
             .bind(next)
             .bind(domain)
             .execute(&self.pool)
             .await?;
+        }
         Ok(())
+    }
+
+    /// The panel's hostnames become exactly `hosts` (certificates of names kept are kept).
+    pub async fn set_panel_hosts(&self, hosts: &[String]) -> AppResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let held: Vec<(String,)> = sqlx::query_as("SELECT domain FROM panel_certificates")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (d,) in held.iter().filter(|(d,)| !hosts.contains(d)) {
+            sqlx::query("DELETE FROM panel_certificates WHERE domain = $1")
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for h in hosts.iter().filter(|h| !held.iter().any(|(d,)| d == *h)) {
+            sqlx::query("INSERT INTO panel_certificates (domain) VALUES ($1)")
+                .bind(h)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The panel's hostnames with their issued certificates, if any:
+    /// (domain, chain, key, not_after).
+    pub async fn panel_certificates(&self) -> AppResult<Vec<PanelCertRow>> {
+        Ok(sqlx::query_as(
+            "SELECT domain, cert_chain, cert_key, cert_not_after, cert_error \
+             FROM panel_certificates ORDER BY domain",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The suffixes reseller `reseller_id` allows its customers (none: any domain).

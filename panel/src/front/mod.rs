@@ -83,6 +83,8 @@ impl ResolvesServerCert for BySni {
 
 struct Door {
     st: AppState,
+    /// Whether HTTPS is served too (the panel's names are then redirected to it).
+    https: bool,
     client: Client<HttpConnector, Incoming>,
 }
 
@@ -101,6 +103,7 @@ pub fn serve(listeners: Listeners, st: AppState) -> anyhow::Result<()> {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
     }
+    let https_on = listeners.https.is_some();
     let http = listeners.http.map(|l| l.into_std()).transpose()?;
     let https = listeners.https.map(|l| l.into_std()).transpose()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -116,7 +119,11 @@ pub fn serve(listeners: Listeners, st: AppState) -> anyhow::Result<()> {
                 let client = Client::builder(TokioExecutor::new())
                     .pool_idle_timeout(Duration::from_secs(30))
                     .build(connector);
-                let door = Arc::new(Door { st, client });
+                let door = Arc::new(Door {
+                    st,
+                    https: https_on,
+                    client,
+                });
                 let mut tasks = Vec::new();
                 for (listener, tls) in [(http, None), (https, tls)] {
                     let Some(l) = listener else { continue };
@@ -225,6 +232,29 @@ async fn handle(
         if let Some(answer) = door.st.front.challenge(token) {
             return text(StatusCode::OK, answer);
         }
+    }
+    if let Some(panel) = door.st.front.panel_backend(&host) {
+        if !tls && door.https {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let mut resp = text(
+                StatusCode::PERMANENT_REDIRECT,
+                format!("https://{host}{path}\n"),
+            );
+            if let Ok(to) = HeaderValue::from_str(&format!("https://{host}{path}")) {
+                resp.headers_mut().insert(header::LOCATION, to);
+            }
+            return resp;
+        }
+        return match forward(door, req, panel, &host, peer, tls).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::warn!(error = %e, "front door: the panel did not answer");
+                text(
+                    StatusCode::BAD_GATEWAY,
+                    "The panel did not answer.\n".into(),
+                )
+            }
+        };
     }
     let Some(route) = door.st.front.route(&host) else {
         return text(

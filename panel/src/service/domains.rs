@@ -38,13 +38,16 @@ pub struct DomainSuffixes {
     pub suffixes: Vec<String>,
 }
 
+/// A certificate ready to serve, with its expiry (seconds since the epoch).
+pub type Served = (Arc<CertifiedKey>, i64);
+
 /// Where the front door sends one domain.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub engine_name: String,
     pub port: u16,
     /// The issued certificate, and its expiry; `None` until issued.
-    pub cert: Option<(Arc<CertifiedKey>, i64)>,
+    pub cert: Option<Served>,
 }
 
 /// What the front door serves: the routes (reloaded from the database when they change
@@ -60,6 +63,11 @@ pub struct Front {
     failures: Arc<AtomicBool>,
     /// Names that belong to the panel itself (its `--panel-host`s).
     pub reserved: Arc<Vec<String>>,
+    /// The panel's own certificates: issued ones by name, or the provider's files for all.
+    panel_certs: Arc<RwLock<HashMap<String, Served>>>,
+    panel_file_cert: Option<Arc<CertifiedKey>>,
+    /// Where the front door sends the panel's hostnames (the panel's own listener).
+    panel_backend: Option<std::net::SocketAddr>,
 }
 
 impl Front {
@@ -70,6 +78,30 @@ impl Front {
         }
     }
 
+    /// The front door serves the panel's hostnames from `backend` (over HTTPS, HTTP
+    /// redirected), with `certificate` (the provider's files) or one got over ACME.
+    pub fn serving_panel(
+        mut self,
+        backend: std::net::SocketAddr,
+        certificate: Option<Arc<CertifiedKey>>,
+    ) -> Front {
+        self.panel_backend = Some(backend);
+        self.panel_file_cert = certificate;
+        self
+    }
+
+    /// Where requests for the panel's hostname `host` go, if it is one and the front door
+    /// serves the panel.
+    pub fn panel_backend(&self, host: &str) -> Option<std::net::SocketAddr> {
+        self.panel_backend
+            .filter(|_| self.reserved.iter().any(|r| r == host))
+    }
+
+    /// Whether the panel's certificates come from the provider's files (no ACME for them).
+    pub fn panel_uses_files(&self) -> bool {
+        self.panel_file_cert.is_some()
+    }
+
     /// The route of `host`, if a container serves it.
     pub fn route(&self, host: &str) -> Option<Route> {
         self.routes.read().ok()?.get(host).cloned()
@@ -78,9 +110,21 @@ impl Front {
     /// The certificate to present for `host`: the issued one, else a self-signed one
     /// (made once); `None` for names no container serves.
     pub fn certificate(&self, host: &str) -> Option<Arc<CertifiedKey>> {
-        let route = self.route(host)?;
-        if let Some((cert, _)) = route.cert {
-            return Some(cert);
+        match self.route(host) {
+            Some(route) => {
+                if let Some((cert, _)) = route.cert {
+                    return Some(cert);
+                }
+            }
+            None => {
+                self.panel_backend(host)?;
+                if let Some(c) = &self.panel_file_cert {
+                    return Some(c.clone());
+                }
+                if let Some((c, _)) = self.panel_certs.read().ok()?.get(host) {
+                    return Some(c.clone());
+                }
+            }
         }
         let mut made = self.self_signed.lock().ok()?;
         if let Some(c) = made.get(host) {
@@ -162,8 +206,37 @@ impl Front {
                 },
             );
         }
+        let mut panel = HashMap::new();
+        if !self.panel_uses_files() {
+            match db.panel_certificates().await {
+                Ok(rows) => {
+                    for r in rows {
+                        let (Some(chain), Some(key), Some(exp)) =
+                            (r.cert_chain, r.cert_key, r.cert_not_after)
+                        else {
+                            continue;
+                        };
+                        match super::certs::certified_key(&chain, &key) {
+                            Ok(c) => {
+                                panel.insert(r.domain, (c, exp));
+                            }
+                            Err(e) => {
+                                tracing::warn!(domain = %r.domain, error = %e, "the panel's certificate")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the panel's certificates"),
+            }
+        }
         if let Ok(mut s) = self.self_signed.lock() {
-            s.retain(|d, _| new.get(d).is_some_and(|r| r.cert.is_none()));
+            s.retain(|d, _| {
+                new.get(d).is_some_and(|r| r.cert.is_none())
+                    || (self.reserved.contains(d) && !panel.contains_key(d))
+            });
+        }
+        if let Ok(mut p) = self.panel_certs.write() {
+            *p = panel;
         }
         if let Ok(mut r) = self.routes.write() {
             *r = Arc::new(new);

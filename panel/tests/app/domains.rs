@@ -379,3 +379,89 @@ async fn the_front_door_routes_by_name_and_serves_a_self_signed_certificate_unti
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(handshake(https_addr, "shop.example.com").await.is_err());
 }
+
+/// An HTTPS GET through the front door for `name`, as raw HTTP/1.1: the answer's head.
+async fn https_head(addr: std::net::SocketAddr, name: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let keep = Arc::new(Keep::default());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(keep)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    text.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_front_door_serves_the_panel_over_https_under_its_hostnames() {
+    let app = spawn_app_named(&["panel.example.com"]).await;
+    let panel: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let listeners = acetate::front::Listeners::bind(&acetate::front::FrontSettings {
+        http: Some("127.0.0.1:0".into()),
+        https: Some("127.0.0.1:0".into()),
+    })
+    .await
+    .unwrap();
+    let (http_addr, https_addr) = (
+        listeners.http_addr().unwrap(),
+        listeners.https_addr().unwrap(),
+    );
+    let mut st = app.state.clone();
+    st.front = acetate::service::domains::Front::new(vec!["panel.example.com".into()])
+        .serving_panel(panel, None);
+    acetate::front::serve(listeners, st).unwrap();
+
+    // Plain HTTP is sent to HTTPS, path and query kept.
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://{http_addr}/login?next=%2Fprovider"))
+        .header("host", "panel.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        resp.headers()["location"],
+        "https://panel.example.com/login?next=%2Fprovider"
+    );
+    // Over HTTPS (self-signed until ACME issues one), the panel itself answers and knows it
+    // is behind TLS (HSTS, its login cookie Secure).
+    let der = handshake(https_addr, "panel.example.com").await.unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert!(format!(
+        "{:?}",
+        cert.subject_alternative_name().unwrap().unwrap().value
+    )
+    .contains("panel.example.com"));
+    let head = https_head(https_addr, "panel.example.com", "/login").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("strict-transport-security: max-age="),
+        "{head}"
+    );
+    // Other names are not the panel.
+    assert!(handshake(https_addr, "other.example.com").await.is_err());
+}
