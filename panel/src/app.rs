@@ -46,6 +46,8 @@ pub struct Config {
     /// The provider's certificate and key (PEM files) for those names; without them the
     /// certificates come over ACME.
     pub panel_cert: Option<(PathBuf, PathBuf)>,
+    /// Roles whose accounts must set up a second factor before using the pages.
+    pub second_factor_roles: Vec<Role>,
 }
 
 /// A built app, listening, not yet serving.
@@ -116,6 +118,7 @@ impl App {
             Err(e) => return Err(e),
         };
         state.front = panel_front(&state, &config, &listener, &front).await?;
+        state.second_factor_roles = Arc::new(config.second_factor_roles.clone());
         let first = App::prepare(&state, config.admin_password).await?;
         Ok((
             App {

@@ -55,6 +55,14 @@ pub struct ServeArgs {
     /// The private key (PEM) of `--panel-cert`.
     #[arg(long, env = "ACETATE_PANEL_KEY", requires = "panel_cert")]
     pub panel_key: Option<std::path::PathBuf>,
+    /// Accounts of this role (provider, reseller, customer; repeat, or comma-separated in
+    /// the environment) must set up a second factor (TOTP) before using the pages.
+    #[arg(
+        long = "require-second-factor",
+        env = "ACETATE_REQUIRE_SECOND_FACTOR",
+        value_delimiter = ','
+    )]
+    pub require_second_factor: Vec<crate::domain::Role>,
 }
 
 /// `off` is none; no value is the default address, optional.
@@ -104,6 +112,7 @@ pub fn run(
         },
         panel_hosts,
         panel_cert: args.panel_cert.zip(args.panel_key),
+        second_factor_roles: args.require_second_factor,
     };
     runtime()?.block_on(async {
         let (app, first) = App::build(config).await?;

@@ -23,6 +23,7 @@ pub mod operations;
 mod plans;
 pub mod plugins;
 mod sessions;
+pub mod totp;
 mod users;
 
 pub use audit::AuditRow;

@@ -49,6 +49,8 @@ pub struct User {
     /// 1 while the password is one someone else chose (generated or reset): the holder is
     /// sent to their account page to change it.
     pub must_change_password: i64,
+    /// 1 when logging in to the pages also takes a TOTP code.
+    pub totp_enabled: i64,
 }
 
 impl User {
@@ -88,6 +90,7 @@ mod tests {
             created_at: 0,
             plan_id: None,
             must_change_password: 0,
+            totp_enabled: 0,
         }
     }
 

@@ -17,7 +17,7 @@ use super::error::{status, PageError};
 use super::render::{page_error, render};
 use crate::domain::User;
 use crate::service::auth::{Locked, Secret};
-use crate::service::sessions::{self, LoginRefused, SESSION_TTL};
+use crate::service::sessions::{self, LoginRefused, LoginStep, SESSION_TTL};
 use crate::service::AppState;
 
 const SESSION_COOKIE: &str = "acetate_session";
@@ -26,6 +26,7 @@ const LOGIN_COOKIE: &str = "acetate_login";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login))
+        .route("/login/code", post(login_code))
         .route("/logout", post(logout))
 }
 
@@ -79,6 +80,15 @@ impl FromRequestParts<AppState> for Session {
                     ) =>
             {
                 Err(Redirect::to("/account").into_response())
+            }
+            // The provider requires a second factor of this role: set it up first.
+            Ok(Some((user, _)))
+                if user.totp_enabled == 0
+                    && st.second_factor_roles.contains(&user.role())
+                    && !parts.uri.path().starts_with("/account/totp")
+                    && !matches!(parts.uri.path(), "/logout") =>
+            {
+                Err(Redirect::to("/account/totp").into_response())
             }
             Ok(Some((user, csrf))) => Ok(Session { user, csrf }),
             Ok(None) => Err(to_login()),
@@ -134,6 +144,34 @@ fn login_form(
         render(&page),
     )
         .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login_code.html")]
+struct CodePage {
+    csrf: String,
+    challenge: String,
+    name: String,
+    error: Option<String>,
+}
+
+/// The second step: a code for the challenge the password gave (the login form's CSRF
+/// cookie stays).
+fn code_form(
+    headers: &HeaderMap,
+    status: StatusCode,
+    challenge: String,
+    name: String,
+    error: Option<String>,
+) -> Response {
+    let csrf = cookie(headers, LOGIN_COOKIE).unwrap_or_default();
+    let page = CodePage {
+        csrf,
+        challenge,
+        name,
+        error,
+    };
+    (status, render(&page)).into_response()
 }
 
 async fn login_page(headers: HeaderMap) -> Response {
@@ -230,9 +268,67 @@ async fn login(
     }
     let old = cookie(&headers, SESSION_COOKIE).map(|id| crate::service::auth::token_hash(&id));
     let result = sessions::login(&st, &f.name, Secret(f.password), &address, old.as_deref()).await;
-    let new = match result {
-        Ok(new) => new,
-        Err(LoginRefused::Locked(why)) => {
+    match result {
+        Ok(LoginStep::Session(new)) => logged_in(&headers, &new),
+        Ok(LoginStep::Code { challenge, user }) => {
+            code_form(&headers, StatusCode::OK, challenge.0, user, None)
+        }
+        Err(refused) => match refusal(refused, "Wrong name or password.") {
+            Ok((status, msg)) => login_form(&headers, status, f.name, Some(msg)),
+            Err(e) => PageError(e).into_response(),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    csrf: String,
+    challenge: String,
+    code: String,
+}
+
+async fn login_code(
+    AxState(st): AxState<AppState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let address = client_address(&extensions, &headers);
+    if cookie(&headers, LOGIN_COOKIE).is_none_or(|c| c != f.csrf) {
+        return login_form(
+            &headers,
+            StatusCode::FORBIDDEN,
+            String::new(),
+            Some("The form expired; please try again.".into()),
+        );
+    }
+    let old = cookie(&headers, SESSION_COOKIE).map(|id| crate::service::auth::token_hash(&id));
+    match sessions::login_code(&st, &f.challenge, &f.code, &address, old.as_deref()).await {
+        Ok(new) => logged_in(&headers, &new),
+        Err(LoginRefused::Expired) => login_form(
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            String::new(),
+            Some(
+                "This login expired or took too many codes: enter your name and password again."
+                    .into(),
+            ),
+        ),
+        Err(refused) => match refusal(refused, "That code is not right (or was used already).") {
+            Ok((status, msg)) => code_form(&headers, status, f.challenge, String::new(), Some(msg)),
+            Err(e) => PageError(e).into_response(),
+        },
+    }
+}
+
+/// The status and sentence for a refused login (`wrong`: what a wrong secret is called),
+/// or the internal error behind it.
+fn refusal(
+    refused: LoginRefused,
+    wrong: &str,
+) -> Result<(StatusCode, String), crate::error::AppError> {
+    Ok(match refused {
+        LoginRefused::Locked(why) => {
             let msg = match why {
                 Locked::Address(left) => format!(
                     "Too many failed logins from your address: try again in {} minute(s).",
@@ -244,32 +340,31 @@ async fn login(
                     left.as_secs().div_ceil(60)
                 ),
             };
-            return login_form(&headers, StatusCode::TOO_MANY_REQUESTS, f.name, Some(msg));
+            (StatusCode::TOO_MANY_REQUESTS, msg)
         }
-        Err(LoginRefused::Wrong { now_locked }) => {
-            let (status, msg) = if now_locked {
-                (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many failed logins: this account is locked for 15 minutes.",
-                )
-            } else {
-                (StatusCode::UNAUTHORIZED, "Wrong name or password.")
-            };
-            return login_form(&headers, status, f.name, Some(msg.into()));
-        }
-        Err(LoginRefused::Error(e)) if e.is_internal() => return PageError(e).into_response(),
-        Err(LoginRefused::Error(e)) => {
-            let msg = e.to_string();
-            return login_form(&headers, status(&e), f.name, Some(msg));
-        }
-    };
+        LoginRefused::Wrong { now_locked: true } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed logins: this account is locked for 15 minutes.".into(),
+        ),
+        LoginRefused::Wrong { now_locked: false } => (StatusCode::UNAUTHORIZED, wrong.into()),
+        LoginRefused::Expired => (
+            StatusCode::UNAUTHORIZED,
+            "This login expired: enter your name and password again.".into(),
+        ),
+        LoginRefused::Error(e) if e.is_internal() => return Err(e),
+        LoginRefused::Error(e) => (status(&e), e.to_string()),
+    })
+}
+
+/// The session cookie of a new login, and on to the landing page.
+fn logged_in(headers: &HeaderMap, new: &sessions::NewSession) -> Response {
     (
         AppendHeaders([
             (
                 SET_COOKIE,
-                set_cookie(&headers, SESSION_COOKIE, &new.id.0, SESSION_TTL),
+                set_cookie(headers, SESSION_COOKIE, &new.id.0, SESSION_TTL),
             ),
-            (SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0)),
+            (SET_COOKIE, set_cookie(headers, LOGIN_COOKIE, "", 0)),
         ]),
         Redirect::to("/"),
     )

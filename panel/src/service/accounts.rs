@@ -341,3 +341,12 @@ pub async fn reset_password(st: &AppState, caller: &User, name: &str) -> AppResu
         .await?;
     Ok(password)
 }
+
+/// Removes the second factor of an account the caller manages (its holder lost the phone
+/// and the recovery codes), ending its sessions.
+pub async fn reset_second_factor(st: &AppState, caller: &User, name: &str) -> AppResult<()> {
+    let user = managed_account(st, caller, name).await?;
+    super::totp::reset(st, caller, &user).await?;
+    st.db.delete_sessions_of(user.id).await?;
+    Ok(())
+}

@@ -39,6 +39,7 @@ pub mod sessions;
 pub mod shells;
 pub mod snapshot;
 pub mod templates;
+pub mod totp;
 
 use std::sync::Arc;
 
@@ -71,6 +72,9 @@ pub struct AppState {
     pub shells: shells::Sessions,
     /// The front door's routes, certificates and ACME challenges.
     pub front: domains::Front,
+    /// Roles whose accounts must have a second factor before they do anything on the pages
+    /// (the provider's setting).
+    pub second_factor_roles: Arc<Vec<crate::domain::Role>>,
 }
 
 /// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
@@ -97,6 +101,7 @@ impl AppState {
             metrics_cache: metrics::MetricsCache::default(),
             shells: shells::Sessions::default(),
             front: domains::Front::default(),
+            second_factor_roles: Arc::default(),
         }
     }
 

@@ -24,6 +24,8 @@ pub enum LoginRefused {
         now_locked: bool,
     },
     Error(AppError),
+    /// The login waiting for a code expired or took too many codes.
+    Expired,
 }
 
 impl From<AppError> for LoginRefused {
@@ -58,6 +60,39 @@ pub async fn check_password(
     password: Secret,
     address: &str,
 ) -> Result<User, LoginRefused> {
+    let user = password_right(st, name, password, address).await?;
+    if user.totp_enabled != 0 {
+        // A password alone does not open an account with a second factor (the SSH
+        // gateway's password logins): keys do, or the pages with a code.
+        let now_locked = st
+            .logins
+            .failed(name, address, crate::domain::now())
+            .await?;
+        let _ = st
+            .db
+            .audit(
+                None,
+                "login",
+                name,
+                "refused: the account needs a second factor",
+            )
+            .await;
+        return Err(LoginRefused::Wrong { now_locked });
+    }
+    st.logins
+        .succeeded(name, address, crate::domain::now())
+        .await?;
+    Ok(user)
+}
+
+/// The account if `password` is its password and no lock holds; failures are counted.
+/// A success does not clear the counters: the second factor may still fail.
+async fn password_right(
+    st: &AppState,
+    name: &str,
+    password: Secret,
+    address: &str,
+) -> Result<User, LoginRefused> {
     let now = crate::domain::now();
     if let Err(why) = st.logins.check(name, address, now).await? {
         return Err(LoginRefused::Locked(why));
@@ -70,20 +105,89 @@ pub async fn check_password(
         let _ = st.db.audit(None, "login", name, "failed").await;
         return Err(LoginRefused::Wrong { now_locked });
     };
-    st.logins.succeeded(name, address, now).await?;
     Ok(user)
 }
 
+/// What a right password leads to: a session, or (with a second factor) a challenge that
+/// a code completes within [`CHALLENGE_TTL`].
+#[derive(Debug)]
+pub enum LoginStep {
+    Session(NewSession),
+    Code { challenge: Secret, user: String },
+}
+
+/// How long a login waits for its code.
+pub const CHALLENGE_TTL: i64 = 300;
+/// Codes one challenge takes (the login limiter counts them too).
+const CHALLENGE_ATTEMPTS: i64 = 5;
+
 /// Checks a login from `address`; on success a new session replaces `old_session` (the
-/// id hash the browser had, if any).
+/// id hash the browser had, if any), or a second factor is asked for.
 pub async fn login(
     st: &AppState,
     name: &str,
     password: Secret,
     address: &str,
     old_session: Option<&str>,
+) -> Result<LoginStep, LoginRefused> {
+    let user = password_right(st, name, password, address).await?;
+    if user.totp_enabled != 0 {
+        let challenge = random_hex();
+        st.db
+            .create_login_challenge(&auth::token_hash(&challenge), user.id, CHALLENGE_TTL)
+            .await?;
+        return Ok(LoginStep::Code {
+            challenge: Secret(challenge),
+            user: user.name,
+        });
+    }
+    st.logins
+        .succeeded(name, address, crate::domain::now())
+        .await?;
+    Ok(LoginStep::Session(
+        open_session(st, user, old_session).await?,
+    ))
+}
+
+/// The second step of a login: `code` (from the app, or a recovery code) for the
+/// challenge the password step gave.
+pub async fn login_code(
+    st: &AppState,
+    challenge: &str,
+    code: &str,
+    address: &str,
+    old_session: Option<&str>,
 ) -> Result<NewSession, LoginRefused> {
-    let user = check_password(st, name, password, address).await?;
+    let hash = auth::token_hash(challenge);
+    let expired = || LoginRefused::Expired;
+    let user_id = st
+        .db
+        .attempt_login_challenge(&hash, CHALLENGE_ATTEMPTS)
+        .await?
+        .ok_or_else(expired)?;
+    let user = st.db.user_by_id(user_id).await?.ok_or_else(expired)?;
+    let now = crate::domain::now();
+    if let Err(why) = st.logins.check(&user.name, address, now).await? {
+        return Err(LoginRefused::Locked(why));
+    }
+    if !super::totp::verify(st, &user, code).await? {
+        let now_locked = st.logins.failed(&user.name, address, now).await?;
+        let _ = st
+            .db
+            .audit(None, "login", &user.name, "failed: wrong code")
+            .await;
+        return Err(LoginRefused::Wrong { now_locked });
+    }
+    st.db.delete_login_challenge(&hash).await?;
+    st.logins.succeeded(&user.name, address, now).await?;
+    Ok(open_session(st, user, old_session).await?)
+}
+
+async fn open_session(
+    st: &AppState,
+    user: User,
+    old_session: Option<&str>,
+) -> AppResult<NewSession> {
     if let Some(old) = old_session {
         let _ = st.db.delete_session(old).await;
     }

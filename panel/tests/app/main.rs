@@ -17,3 +17,4 @@ mod operations;
 mod plans;
 mod scope;
 mod support;
+mod totp;

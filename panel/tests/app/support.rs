@@ -29,34 +29,39 @@ pub async fn spawn_app() -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let url = acetate::db::default_url(dir.path());
     let engine = FakeRuntime::new(dir.path().join("uploads"));
-    spawn_on(&url, dir, engine, Vec::new()).await
+    spawn_on(&url, dir, engine, |_| {}).await
+}
+
+/// An app whose state `configure` adjusts before it serves (the provider's settings).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut AppState)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let url = acetate::db::default_url(dir.path());
+    let engine = FakeRuntime::new(dir.path().join("uploads"));
+    spawn_on(&url, dir, engine, configure).await
 }
 
 /// An app whose panel answers to `hosts` (names no customer may attach).
 pub async fn spawn_app_named(hosts: &[&str]) -> TestApp {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let url = acetate::db::default_url(dir.path());
-    let engine = FakeRuntime::new(dir.path().join("uploads"));
-    let hosts = hosts.iter().map(|h| h.to_string()).collect();
-    spawn_on(&url, dir, engine, hosts).await
+    let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    spawn_app_with(|st| st.front = acetate::service::domains::Front::new(hosts)).await
 }
 
 /// Another panel on the same database and host (a second panel process).
 pub async fn spawn_beside(app: &TestApp) -> TestApp {
-    spawn_on(&app.url, app._dir.clone(), app.engine.clone(), Vec::new()).await
+    spawn_on(&app.url, app._dir.clone(), app.engine.clone(), |_| {}).await
 }
 
 async fn spawn_on(
     url: &str,
     dir: Arc<tempfile::TempDir>,
     engine: FakeRuntime,
-    panel_hosts: Vec<String>,
+    configure: impl FnOnce(&mut AppState),
 ) -> TestApp {
     let db = Db::connect(url).await.unwrap();
     let plugins =
         Arc::new(acetate_plugins::Host::new(None, acetate_plugins::Budget::default()).unwrap());
     let mut state = AppState::new(db, Arc::new(engine.clone()), plugins);
-    state.front = acetate::service::domains::Front::new(panel_hosts);
+    configure(&mut state);
     App::prepare(&state, Some(Secret("provider-password-1".into())))
         .await
         .unwrap();

@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unsuspend))
         .routes(routes!(unlock))
         .routes(routes!(reset_password))
+        .routes(routes!(reset_second_factor))
 }
 
 #[utoipa::path(get, operation_id = "accounts_list_resellers", path = "/api/v1/resellers", tag = "accounts",
@@ -376,4 +377,19 @@ async fn reset_password(
     Ok(Json(OneTimePassword {
         password: password.0,
     }))
+}
+
+#[utoipa::path(post, operation_id = "accounts_reset_second_factor", path = "/api/v1/users/{name}/totp-reset",
+    tag = "accounts",
+    summary = "Remove the second factor of an account below the caller (a lost phone without recovery codes); its sessions end",
+    params(("name" = String, Path, description = "the account")),
+    responses((status = 204, description = "removed (or there was none)"),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
+async fn reset_second_factor(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    accounts::reset_second_factor(&st, &caller.0, &name).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

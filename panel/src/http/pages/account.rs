@@ -40,6 +40,8 @@ struct AccountPage {
     error: Option<String>,
     /// The password was chosen by someone else: change it before anything else.
     must_change: bool,
+    /// A second factor is on.
+    totp: bool,
 }
 
 async fn show(
@@ -72,6 +74,7 @@ async fn show(
     let must_change = session.user.must_change_password != 0;
     let page = AccountPage {
         must_change,
+        totp: session.user.totp_enabled != 0,
         sessions,
         user: session.user.name.clone(),
         csrf: session.csrf.clone(),

@@ -16,6 +16,7 @@ mod plugins;
 mod provider;
 mod reseller;
 mod terminal;
+mod totp;
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(terminal::router())
         .merge(forwards::router())
         .merge(account::router())
+        .merge(totp::router())
         .merge(access::router())
         .merge(reseller::router())
         .merge(plan::router())
