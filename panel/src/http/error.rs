@@ -64,6 +64,7 @@ impl IntoResponse for ApiError {
 #[derive(Template)]
 #[template(path = "message.html")]
 pub(crate) struct Message<'a> {
+    pub nav: Option<crate::http::nav::Nav>,
     pub title: &'a str,
     pub text: &'a str,
     pub back: &'a str,
@@ -92,6 +93,7 @@ impl IntoResponse for PageError {
             ref e => message(e),
         };
         let page = Message {
+            nav: None,
             title,
             text: &text,
             back: "/",

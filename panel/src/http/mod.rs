@@ -6,6 +6,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod nav;
 pub mod pages;
 pub mod render;
 pub mod session;

@@ -47,6 +47,7 @@ pub fn page_error(status: StatusCode, title: &str, text: &str) -> Response {
     (
         status,
         render(&Message {
+            nav: None,
             title,
             text,
             back: "/",

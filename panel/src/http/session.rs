@@ -98,6 +98,11 @@ impl FromRequestParts<AppState> for Session {
 }
 
 impl Session {
+    /// The navigation for this account's pages, `here` being the section of the page.
+    pub fn nav(&self, here: &'static str) -> Option<crate::http::nav::Nav> {
+        crate::http::nav::Nav::of(&self.user, &self.csrf, here)
+    }
+
     /// The refusal of a form whose CSRF token is not this session's; `None` if it is.
     pub fn reject_forged(&self, token: &str) -> Option<Response> {
         if token.is_empty() || token != self.csrf {
@@ -120,6 +125,7 @@ pub struct CsrfForm {
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
+    nav: Option<crate::http::nav::Nav>,
     csrf: String,
     name: String,
     error: Option<String>,
@@ -134,6 +140,7 @@ fn login_form(
 ) -> Response {
     let csrf = sessions::form_token();
     let page = LoginPage {
+        nav: None,
         csrf: csrf.clone(),
         name,
         error,
@@ -149,6 +156,7 @@ fn login_form(
 #[derive(Template)]
 #[template(path = "login_code.html")]
 struct CodePage {
+    nav: Option<crate::http::nav::Nav>,
     csrf: String,
     challenge: String,
     name: String,
@@ -166,6 +174,7 @@ fn code_form(
 ) -> Response {
     let csrf = cookie(headers, LOGIN_COOKIE).unwrap_or_default();
     let page = CodePage {
+        nav: None,
         csrf,
         challenge,
         name,
@@ -356,8 +365,14 @@ fn refusal(
     })
 }
 
-/// The session cookie of a new login, and on to the landing page.
+/// The session cookie of a new login, and on to the role's landing page (the provider's
+/// host page, the reseller's customers and plans, the customer's containers).
 fn logged_in(headers: &HeaderMap, new: &sessions::NewSession) -> Response {
+    let landing = match new.user.role() {
+        crate::domain::Role::Provider => "/provider",
+        crate::domain::Role::Reseller => "/reseller",
+        crate::domain::Role::Customer => "/",
+    };
     (
         AppendHeaders([
             (
@@ -366,7 +381,7 @@ fn logged_in(headers: &HeaderMap, new: &sessions::NewSession) -> Response {
             ),
             (SET_COOKIE, set_cookie(headers, LOGIN_COOKIE, "", 0)),
         ]),
-        Redirect::to("/"),
+        Redirect::to(landing),
     )
         .into_response()
 }

@@ -12,6 +12,7 @@ mod forwards;
 mod hooks;
 mod layers;
 mod metrics;
+mod navigation;
 mod openapi;
 mod operations;
 mod plans;

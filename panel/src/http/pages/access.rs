@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
 #[derive(askama::Template)]
 #[template(path = "access.html")]
 struct AccessPage {
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     csrf: String,
     /// Each key with when it was added and last used.
     keys: Vec<(SshKey, String, String)>,
@@ -87,6 +89,7 @@ async fn show(
         Err(e) => return PageError(e).into_response(),
     };
     let page = AccessPage {
+        nav: session.nav("/access"),
         csrf: session.csrf.clone(),
         keys,
         shells,

@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
 #[derive(askama::Template)]
 #[template(path = "account.html")]
 struct AccountPage {
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     user: String,
     csrf: String,
     /// Each token with its end as a date ("no end" without one).
@@ -73,6 +75,7 @@ async fn show(
     };
     let must_change = session.user.must_change_password != 0;
     let page = AccountPage {
+        nav: session.nav("/account"),
         must_change,
         totp: session.user.totp_enabled != 0,
         sessions,

@@ -25,7 +25,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "audit.html")]
 struct AuditPage {
-    user: String,
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     reseller: bool,
     /// (when, entry).
     rows: Vec<(String, AuditRow)>,
@@ -54,7 +55,7 @@ async fn audit_page(
                 .then(|| rows.last().map(|r| r.id))
                 .flatten();
             render(&AuditPage {
-                user: me.name.clone(),
+                nav: session.nav("/audit"),
                 reseller: me.role() == Role::Reseller,
                 rows: rows
                     .into_iter()

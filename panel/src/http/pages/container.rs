@@ -102,6 +102,8 @@ async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError
 #[derive(Template)]
 #[template(path = "container.html")]
 struct ContainerPage {
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     c: Row,
     /// `?owner=NAME` when the provider or a reseller looks at a customer's container.
     owner_q: String,
@@ -228,6 +230,7 @@ async fn render_container(
         .as_ref()
         .map(|n| (n.address.to_string(), n.gateway.to_string()));
     let page = ContainerPage {
+        nav: session.nav("/"),
         owner_q: t.query(),
         c: dashboard::row(&view),
         limits,

@@ -81,8 +81,8 @@ pub(super) fn row(c: &ContainerView) -> Row {
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
-    user: String,
-    role: &'static str,
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     customer: bool,
     csrf: String,
     empty: bool,
@@ -154,9 +154,8 @@ pub(super) async fn dashboard_page(
         Vec::new()
     };
     let page = Dashboard {
+        nav: session.nav("/"),
         templates,
-        user: session.user.name.clone(),
-        role: session.user.role().as_str(),
         customer: session.user.role() == Role::Customer,
         csrf: session.csrf.clone(),
         empty,

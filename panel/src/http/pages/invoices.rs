@@ -25,7 +25,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "invoices.html")]
 struct InvoicesPage {
-    user: String,
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     customer: bool,
     invoices: Vec<(Invoice, String)>,
     revenue: Vec<(Revenue, String)>,
@@ -45,7 +46,7 @@ async fn invoices_page(AxState(st): AxState<AppState>, session: Session) -> Resp
     .await;
     match built {
         Ok((invoices, revenue)) => render(&InvoicesPage {
-            user: me.name.clone(),
+            nav: session.nav("/invoices"),
             customer: me.role() == Role::Customer,
             invoices: invoices
                 .into_iter()
@@ -69,7 +70,8 @@ async fn invoices_page(AxState(st): AxState<AppState>, session: Session) -> Resp
 #[derive(Template)]
 #[template(path = "invoice.html")]
 struct InvoicePage {
-    user: String,
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     i: Invoice,
     total: String,
     lines: Vec<(Line, String, String)>,
@@ -82,7 +84,7 @@ async fn invoice_page(
 ) -> Response {
     match billing::invoice(&st, &session.user, id).await {
         Ok((i, lines)) => render(&InvoicePage {
-            user: session.user.name.clone(),
+            nav: session.nav("/invoices"),
             total: Money::amount_in(i.total, &i.currency),
             lines: lines
                 .into_iter()

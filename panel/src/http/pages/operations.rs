@@ -101,6 +101,8 @@ async fn import_form(
 #[derive(Template)]
 #[template(path = "job.html")]
 struct OperationPage {
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     what: String,
     running: bool,
     message: String,
@@ -139,6 +141,7 @@ async fn page(AxState(st): AxState<AppState>, session: Session, Path(id): Path<i
         _ => (false, false, op.message.clone()),
     };
     render(&OperationPage {
+        nav: session.nav("/provider"),
         what: what(&op),
         running,
         message,

@@ -72,6 +72,8 @@ impl Fields {
 #[derive(askama::Template)]
 #[template(path = "plan.html")]
 struct PlanPage {
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     name: String,
     csrf: String,
     f: Fields,
@@ -97,6 +99,7 @@ async fn show(
         return not_found("plan");
     };
     let page = PlanPage {
+        nav: session.nav("/reseller"),
         name: plan.name.clone(),
         csrf: session.csrf.clone(),
         f: Fields::of(&plan),

@@ -51,7 +51,8 @@ fn shown(e: AppError) -> Result<String, AppError> {
 #[derive(Template)]
 #[template(path = "plugins.html")]
 struct PluginsPage {
-    user: String,
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     csrf: String,
     plugins: Vec<PluginRow>,
     error: Option<String>,
@@ -70,7 +71,7 @@ async fn plugins_list(
         Ok(plugins) => (
             status,
             render(&PluginsPage {
-                user: session.user.name.clone(),
+                nav: session.nav("/plugins"),
                 csrf: session.csrf.clone(),
                 plugins,
                 error,
@@ -171,7 +172,8 @@ async fn switch(
 #[derive(Template)]
 #[template(path = "plugin.html")]
 struct PluginPage {
-    user: String,
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     csrf: String,
     p: PluginRow,
     calls: Vec<CallView>,
@@ -286,7 +288,7 @@ async fn plugin_view(
         Ok((p, calls, events, customers)) => (
             status,
             render(&PluginPage {
-                user: me.name.clone(),
+                nav: session.nav("/plugins"),
                 csrf: session.csrf.clone(),
                 p,
                 calls,

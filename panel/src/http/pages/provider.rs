@@ -76,7 +76,8 @@ struct ResellerRow {
 #[derive(Template)]
 #[template(path = "provider.html")]
 struct ProviderPage {
-    user: String,
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     csrf: String,
     host: HostOverview,
     /// (name, OS, source, size, made, containers)
@@ -123,7 +124,7 @@ async fn render_page_with(
     let b = |v: i64| format_bytes(v.max(0) as u64);
     let c = |v: i64| format_cpus(v.clamp(0, i64::from(u32::MAX)) as u32);
     let page = ProviderPage {
-        user: session.user.name.clone(),
+        nav: session.nav("/provider"),
         csrf: session.csrf.clone(),
         host: host::overview(st).await,
         templates: templates

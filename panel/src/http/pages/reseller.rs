@@ -206,7 +206,8 @@ struct CustomerRow {
 #[derive(askama::Template)]
 #[template(path = "reseller.html")]
 struct ResellerPage {
-    user: String,
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     csrf: String,
     pool: Vec<(&'static str, String, String)>,
     customers: Vec<CustomerRow>,
@@ -282,7 +283,7 @@ async fn build(st: &AppState, session: &Session, error: Option<String>) -> AppRe
         })
         .collect();
     Ok(ResellerPage {
-        user: me.name.clone(),
+        nav: session.nav("/reseller"),
         csrf: session.csrf.clone(),
         pool: pool_rows,
         customers,

@@ -76,6 +76,8 @@ struct TerminalQuery {
 #[derive(Template)]
 #[template(path = "terminal.html")]
 struct TerminalPage {
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     name: String,
     owner_q: String,
     login: String,
@@ -102,6 +104,7 @@ async fn page(
         _ => name.clone(),
     };
     let page = TerminalPage {
+        nav: session.nav("/"),
         owner_q: q.owner.map_or(String::new(), |o| format!("?owner={o}")),
         name,
         login,

@@ -31,6 +31,8 @@ pub fn router() -> Router<AppState> {
 #[derive(askama::Template)]
 #[template(path = "totp.html")]
 struct TotpPage {
+    /// The sections of the role, the account and log out.
+    nav: Option<crate::http::nav::Nav>,
     csrf: String,
     enabled: bool,
     codes_left: i64,
@@ -68,6 +70,7 @@ async fn show(
         }
     };
     let page = TotpPage {
+        nav: session.nav("/account"),
         csrf: session.csrf.clone(),
         enabled: state.enabled,
         codes_left: state.codes_left,
