@@ -48,6 +48,8 @@ pub struct Config {
     pub panel_cert: Option<(PathBuf, PathBuf)>,
     /// Roles whose accounts must set up a second factor before using the pages.
     pub second_factor_roles: Vec<Role>,
+    /// Proxies (besides this host's) whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A built app, listening, not yet serving.
@@ -119,6 +121,7 @@ impl App {
         };
         state.front = panel_front(&state, &config, &listener, &front).await?;
         state.second_factor_roles = Arc::new(config.second_factor_roles.clone());
+        state.trusted_proxies = Arc::new(config.trusted_proxies.clone());
         let first = App::prepare(&state, config.admin_password).await?;
         Ok((
             App {

@@ -63,6 +63,17 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub require_second_factor: Vec<crate::domain::Role>,
+    /// A proxy in front of the panel (an address or network, such as 192.0.2.10 or
+    /// 10.0.0.0/8; repeat, or comma-separated in the environment) whose X-Forwarded-For
+    /// and X-Forwarded-Proto are believed. Proxies on this host always are.
+    #[arg(long = "trusted-proxy", env = "ACETATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an address nor a network (such as 10.0.0.0/8)"))
 }
 
 /// `off` is none; no value is the default address, optional.
@@ -113,6 +124,7 @@ pub fn run(
         panel_hosts,
         panel_cert: args.panel_cert.zip(args.panel_key),
         second_factor_roles: args.require_second_factor,
+        trusted_proxies: args.trusted_proxies,
     };
     runtime()?.block_on(async {
         let (app, first) = App::build(config).await?;

@@ -30,6 +30,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole panel: pages, API, static files; logged per request.
 pub fn router(state: AppState) -> Router {
+    let proxies = session::TrustedProxies(state.trusted_proxies.clone());
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<_>| {
             let id = req
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(session::strict_transport))
+        .layer(axum::Extension(proxies))
         // What every answer tells the browser: scripts, styles and images from the panel
         // itself only, never inside a frame (clickjacking), no content-type guessing, no
         // full URLs in the Referer sent elsewhere.

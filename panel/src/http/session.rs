@@ -209,13 +209,34 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-/// Whether the request reached the panel over HTTPS: a proxy on this host (the only one
-/// trusted) says so in `X-Forwarded-Proto`.
-pub fn behind_tls(extensions: &axum::http::Extensions, headers: &HeaderMap) -> bool {
-    let from_local_proxy = extensions
+/// Proxies whose forwarding headers are believed besides this host's own (loopback).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub std::sync::Arc<Vec<ipnet::IpNet>>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        ip.is_loopback() || self.0.iter().any(|n| n.contains(&ip))
+    }
+}
+
+fn peer_and_proxies(
+    extensions: &axum::http::Extensions,
+) -> (Option<std::net::IpAddr>, TrustedProxies) {
+    let peer = extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .is_some_and(|c| c.0.ip().is_loopback());
-    from_local_proxy
+        .map(|c| c.0.ip());
+    let proxies = extensions
+        .get::<TrustedProxies>()
+        .cloned()
+        .unwrap_or_default();
+    (peer, proxies)
+}
+
+/// Whether the request reached the panel over HTTPS: a trusted proxy (one on this host,
+/// or one the provider lists with `--trusted-proxy`) says so in `X-Forwarded-Proto`.
+pub fn behind_tls(extensions: &axum::http::Extensions, headers: &HeaderMap) -> bool {
+    let (peer, proxies) = peer_and_proxies(extensions);
+    peer.is_some_and(|p| proxies.trusts(p))
         && headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -239,25 +260,40 @@ pub async fn strict_transport(
     resp
 }
 
-/// The client's address: the peer, or (only when the peer is a proxy on this host) the
-/// last address a proxy added to `X-Forwarded-For`.
+/// The client's address: the peer, or, when the peer is a trusted proxy, the last
+/// address in `X-Forwarded-For` that is not a trusted proxy itself (each proxy appends the
+/// address it was reached from; only the trusted end of the list is believed).
 fn client_address(extensions: &axum::http::Extensions, headers: &HeaderMap) -> String {
-    let peer = extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let forwarded = || {
-        headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|v| v.trim().to_string())
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-    };
+    let (peer, proxies) = peer_and_proxies(extensions);
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
     match peer {
-        Some(ip) if ip.is_loopback() => forwarded().unwrap_or_else(|| ip.to_string()),
-        Some(ip) => ip.to_string(),
+        Some(ip) => client_of(ip, &forwarded, &proxies).to_string(),
         None => "unknown".into(),
     }
+}
+
+fn client_of(
+    peer: std::net::IpAddr,
+    forwarded: &[&str],
+    proxies: &TrustedProxies,
+) -> std::net::IpAddr {
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        if !proxies.trusts(client) {
+            break;
+        }
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => client = ip,
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 async fn login(
@@ -403,4 +439,45 @@ async fn logout(
         Redirect::to("/login"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_trusted_proxies_are_believed_and_only_their_end_of_the_list() {
+        let none = TrustedProxies::default();
+        let lan = TrustedProxies(std::sync::Arc::new(vec!["10.0.0.0/8".parse().unwrap()]));
+        // A client talking directly is itself, whatever it claims.
+        assert_eq!(
+            client_of(ip("198.51.100.7"), &["192.0.2.1"], &lan),
+            ip("198.51.100.7")
+        );
+        // A proxy on this host: the address it appended.
+        assert_eq!(
+            client_of(ip("127.0.0.1"), &["203.0.113.5"], &none),
+            ip("203.0.113.5")
+        );
+        // Behind a listed proxy which itself forwarded for a client: the client; a forged
+        // entry further left is not reached.
+        let chain = ["192.0.2.66", "203.0.113.5", "10.1.2.3"];
+        assert_eq!(client_of(ip("127.0.0.1"), &chain, &lan), ip("203.0.113.5"));
+        assert_eq!(
+            client_of(ip("10.9.9.9"), &["203.0.113.5"], &lan),
+            ip("203.0.113.5")
+        );
+        // Without the setting, the unlisted proxy is the client.
+        assert_eq!(client_of(ip("127.0.0.1"), &chain, &none), ip("10.1.2.3"));
+        assert_eq!(
+            client_of(ip("10.9.9.9"), &["203.0.113.5"], &none),
+            ip("10.9.9.9")
+        );
+        // Garbage stops the walk at the last address believed.
+        assert_eq!(client_of(ip("127.0.0.1"), &["x"], &none), ip("127.0.0.1"));
+    }
 }

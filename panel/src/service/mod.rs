@@ -75,6 +75,9 @@ pub struct AppState {
     /// Roles whose accounts must have a second factor before they do anything on the pages
     /// (the provider's setting).
     pub second_factor_roles: Arc<Vec<crate::domain::Role>>,
+    /// Proxies besides this host's own whose `X-Forwarded-For`/`-Proto` are believed (the
+    /// provider's setting).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// session CSRF token -> ((rows generation, snapshot generation), no rows, HTML).
@@ -102,6 +105,7 @@ impl AppState {
             shells: shells::Sessions::default(),
             front: domains::Front::default(),
             second_factor_roles: Arc::default(),
+            trusted_proxies: Arc::default(),
         }
     }
 
