@@ -26,7 +26,7 @@ mod sessions;
 pub mod totp;
 mod users;
 
-pub use audit::AuditRow;
+pub use audit::{AuditFilter, AuditRow};
 pub use containers::ContainerRow;
 pub use users::TokenRow;
 

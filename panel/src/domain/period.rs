@@ -36,6 +36,22 @@ pub fn human(t: i64) -> String {
     )
 }
 
+/// The start (00:00 UTC) of the day `s` names as `YYYY-MM-DD`; `what` names the field.
+pub fn day_start(what: &str, s: &str) -> AppResult<i64> {
+    let bad = || AppError::Unprocessable(format!("{what}: {s:?} is not a date such as 2026-11-26"));
+    let mut parts = s.trim().splitn(3, '-');
+    let mut next = |len: usize| -> AppResult<i64> {
+        let p = parts.next().filter(|p| p.len() == len).ok_or_else(bad)?;
+        p.parse().map_err(|_| bad())
+    };
+    let (y, m, d) = (next(4)?, next(2)?, next(2)?);
+    let days = days_from_civil(y, m, d);
+    if !(1..=12).contains(&m) || civil(days) != (y, m, d) {
+        return Err(bad());
+    }
+    Ok(days * 86_400)
+}
+
 /// (year, month, day) of a day count since 1970-01-01.
 pub fn civil(days: i64) -> (i64, i64, i64) {
     let (y, m) = civil_from_days(days);

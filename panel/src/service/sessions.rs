@@ -3,7 +3,7 @@
 
 use super::auth::{self, Locked, Secret};
 use super::AppState;
-use crate::db::{AuditRow, TokenRow};
+use crate::db::{AuditFilter, AuditRow, TokenRow};
 use crate::domain::scopes::Scopes;
 use crate::domain::{Role, User};
 use crate::error::{AppError, AppResult};
@@ -328,23 +328,23 @@ pub async fn revoke_token(st: &AppState, user: &User, id: i64) -> AppResult<()> 
 }
 
 /// The audit entries `user` may read, newest first (providers and resellers).
-pub async fn audit(st: &AppState, user: &User, limit: Option<i64>) -> AppResult<Vec<AuditRow>> {
-    if user.role() == Role::Customer {
-        return Err(AppError::Forbidden(
-            "the audit log is for providers and resellers".into(),
-        ));
-    }
-    let limit = limit.unwrap_or(100).clamp(1, 1000);
-    st.db.audit_visible_to(user, limit).await
+pub async fn audit(
+    st: &AppState,
+    user: &User,
+    limit: Option<i64>,
+    filter: &AuditFilter,
+) -> AppResult<Vec<AuditRow>> {
+    audit_page(st, user, None, limit.unwrap_or(100), filter).await
 }
 
 /// One page of the audit log as the caller may see it: `limit` entries older than
-/// `before` (the newest without it).
+/// `before` (the newest without it), narrowed by `filter`.
 pub async fn audit_page(
     st: &AppState,
     user: &User,
     before: Option<i64>,
     limit: i64,
+    filter: &AuditFilter,
 ) -> AppResult<Vec<AuditRow>> {
     if user.role() == Role::Customer {
         return Err(AppError::Forbidden(
@@ -352,8 +352,26 @@ pub async fn audit_page(
         ));
     }
     st.db
-        .audit_visible_before(user, before, limit.clamp(1, 1000))
+        .audit_visible_before(user, before, limit.clamp(1, 1000), filter)
         .await
+}
+
+/// An audit filter with its dates (`since` and `until`, `YYYY-MM-DD`, the latter
+/// included) checked.
+pub fn audit_filter(
+    mut filter: AuditFilter,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> AppResult<AuditFilter> {
+    let day = |what: &str, s: Option<&str>| -> AppResult<Option<i64>> {
+        match s.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Ok(Some(crate::domain::period::day_start(what, s)?)),
+            None => Ok(None),
+        }
+    };
+    filter.since = day("since", since)?;
+    filter.until = day("until", until)?.map(|d| d + 86_400);
+    Ok(filter)
 }
 
 /// A new API token for the account named `user`, from the host's command line.

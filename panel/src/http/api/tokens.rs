@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::db::{AuditRow, TokenRow};
+use crate::db::{AuditFilter, AuditRow, TokenRow};
 use crate::domain::scopes::Scopes;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Caller};
@@ -91,16 +91,24 @@ async fn revoke(
 struct AuditQuery {
     /// Entries at most (100 by default, 1000 at most).
     limit: Option<i64>,
+    /// From this day on (`YYYY-MM-DD`, UTC).
+    since: Option<String>,
+    /// Up to this day, included (`YYYY-MM-DD`, UTC).
+    until: Option<String>,
 }
 
 #[utoipa::path(get, operation_id = "tokens_audit", path = "/api/v1/audit", tag = "tokens",
-    summary = "Audit log: everything (provider), own and customers' (reseller)",
-    params(AuditQuery),
+    summary = "Audit log: everything (provider), own and customers' (reseller); narrowed by who, what (an action or its start), on (an account with its containers, or a container) and days",
+    params(AuditQuery, AuditFilter),
     responses((status = 200, description = "ok", body = [AuditRow]), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody)))]
 async fn audit(
     AxState(st): AxState<AppState>,
     caller: Caller,
     Query(q): Query<AuditQuery>,
+    Query(f): Query<AuditFilter>,
 ) -> ApiResult<Json<Vec<AuditRow>>> {
-    Ok(Json(sessions::audit(&st, &caller.0, q.limit).await?))
+    let filter = sessions::audit_filter(f, q.since.as_deref(), q.until.as_deref())?;
+    Ok(Json(
+        sessions::audit(&st, &caller.0, q.limit, &filter).await?,
+    ))
 }

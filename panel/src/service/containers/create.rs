@@ -203,7 +203,7 @@ pub async fn create(st: &AppState, user: &User, req: NewContainer) -> AppResult<
         )
         .await?;
     let target = format!("{}/{}", user.name, name);
-    let (st2, user2) = (st.clone(), user.clone());
+    let (st2, user2, target2) = (st.clone(), user.clone(), target.clone());
     let work = async move {
         let en = engine_name.clone();
         let created = st2
@@ -223,7 +223,7 @@ pub async fn create(st: &AppState, user: &User, req: NewContainer) -> AppResult<
             .audit(
                 Some(&user2),
                 "container.create",
-                &name,
+                &target2,
                 &outcome_text(&created),
             )
             .await?;
