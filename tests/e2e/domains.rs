@@ -310,6 +310,30 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
             serde_json::from_str::<Value>(&body).unwrap()["proto"],
             "http"
         );
+        // "Force HTTPS" sends plain HTTP there.
+        let (status, body) = alice
+            .call(
+                Method::PATCH,
+                "/api/v1/containers/web/domains/shop.example.test",
+                Some(json!({"https_only": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let out = must(
+            Command::new("curl")
+                .args([
+                    "-sS",
+                    "-m",
+                    "5",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{redirect_url}",
+                ])
+                .args(["--resolve", "shop.example.test:80:127.0.0.1"])
+                .arg("http://shop.example.test/headers?x=1"),
+        );
+        assert_eq!(out, "308 https://shop.example.test/headers?x=1");
         let (code, body) = curl("http://nowhere.example.test/", &ca);
         assert_eq!(code, "404");
         assert!(

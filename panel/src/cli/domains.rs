@@ -19,6 +19,9 @@ pub enum DomainCmd {
         /// The container's port.
         #[arg(long, default_value_t = 80)]
         port: u16,
+        /// Send plain HTTP to HTTPS.
+        #[arg(long)]
+        https_only: bool,
     },
     /// The container's domains and their certificates.
     List { name: String },
@@ -57,7 +60,12 @@ pub fn run(
         };
         let row = container(&db, &name).await?;
         match cmd {
-            DomainCmd::Add { domain, port, .. } => {
+            DomainCmd::Add {
+                domain,
+                port,
+                https_only,
+                ..
+            } => {
                 let owner = db
                     .user_by_id(row.owner_id)
                     .await?
@@ -65,6 +73,7 @@ pub fn run(
                 let req = DomainRequest {
                     domain,
                     port: Some(port.into()),
+                    https_only: Some(https_only),
                 };
                 let d = domains::attach(&db, None, &owner, &row, &req, panel_hosts).await?;
                 println!("{d} -> {}/{}:{port} (a certificate follows once the domain points at this host)", row.owner, row.name);

@@ -22,6 +22,14 @@ pub struct DomainRow {
     pub cert_error: Option<String>,
     /// When the next attempt is due, after a failure.
     pub cert_next_try: i64,
+    /// Plain HTTP is sent to HTTPS ("Force HTTPS").
+    #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
+    pub https_only: i64,
+}
+
+fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(*v != 0)
 }
 
 impl DomainRow {
@@ -45,6 +53,7 @@ pub struct RouteRow {
     pub cert_chain: Option<String>,
     pub cert_key: Option<String>,
     pub cert_not_after: Option<i64>,
+    pub https_only: i64,
 }
 
 /// One of the panel's own hostnames and its certificate.
@@ -64,8 +73,8 @@ pub struct HeldDomain {
     pub owner_id: i64,
 }
 
-const DOMAIN_COLS: &str =
-    "id, container_id, domain, port, created_at, cert_not_after, cert_error, cert_next_try";
+const DOMAIN_COLS: &str = "id, container_id, domain, port, created_at, cert_not_after, \
+                           cert_error, cert_next_try, https_only";
 
 impl Db {
     pub async fn domains_of(&self, container_id: i64) -> AppResult<Vec<DomainRow>> {
@@ -102,14 +111,22 @@ impl Db {
         Ok(query.fetch_all(&self.pool).await?)
     }
 
-    pub async fn add_domain(&self, container_id: i64, domain: &str, port: i64) -> AppResult<()> {
+    pub async fn add_domain(
+        &self,
+        container_id: i64,
+        domain: &str,
+        port: i64,
+        https_only: bool,
+    ) -> AppResult<()> {
         sqlx::query(
-            "INSERT INTO domains (container_id, domain, port, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO domains (container_id, domain, port, created_at, https_only) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(container_id)
         .bind(domain)
         .bind(port)
         .bind(now())
+        .bind(i64::from(https_only))
         .execute(&self.pool)
         .await
         .map_err(conflict(format!("domain: {domain} is already attached")))?;
@@ -125,12 +142,31 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Turns "Force HTTPS" of the container's `domain` on or off; false if there is no
+    /// such domain on it.
+    pub async fn set_https_only(
+        &self,
+        container_id: i64,
+        domain: &str,
+        on: bool,
+    ) -> AppResult<bool> {
+        let done = sqlx::query(
+            "UPDATE domains SET https_only = $1 WHERE container_id = $2 AND domain = $3",
+        )
+        .bind(i64::from(on))
+        .bind(container_id)
+        .bind(domain)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Every domain of a container that is ready, for the front door.
     pub async fn routes(&self) -> AppResult<Vec<RouteRow>> {
         Ok(sqlx::query_as(
             "SELECT d.domain, c.engine_name, d.port, c.owner_id, d.cert_chain, d.cert_key, \
-             d.cert_not_after FROM domains d JOIN containers c ON c.id = d.container_id \
-             WHERE c.state = 'ready'",
+             d.cert_not_after, d.https_only FROM domains d \
+             JOIN containers c ON c.id = d.container_id WHERE c.state = 'ready'",
         )
         .fetch_all(&self.pool)
         .await?)

@@ -235,15 +235,7 @@ async fn handle(
     }
     if let Some(panel) = door.st.front.panel_backend(&host) {
         if !tls && door.https {
-            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            let mut resp = text(
-                StatusCode::PERMANENT_REDIRECT,
-                format!("https://{host}{path}\n"),
-            );
-            if let Ok(to) = HeaderValue::from_str(&format!("https://{host}{path}")) {
-                resp.headers_mut().insert(header::LOCATION, to);
-            }
-            return resp;
+            return to_https(&host, &req);
         }
         return match forward(door, req, panel, &host, peer, tls).await {
             Ok(resp) => resp,
@@ -262,6 +254,9 @@ async fn handle(
             format!("No site is published at {host} on this host.\n"),
         );
     };
+    if route.https_only && !tls && door.https {
+        return to_https(&host, &req);
+    }
     let address = door
         .st
         .snapshot
@@ -288,6 +283,17 @@ async fn handle(
             )
         }
     }
+}
+
+/// A permanent redirect to the same path and query over HTTPS.
+fn to_https(host: &str, req: &Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let to = format!("https://{host}{path}");
+    let mut resp = text(StatusCode::PERMANENT_REDIRECT, format!("{to}\n"));
+    if let Ok(v) = HeaderValue::from_str(&to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
 }
 
 /// Headers that belong to one connection, not the request.

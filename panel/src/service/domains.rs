@@ -29,6 +29,17 @@ pub struct DomainRequest {
     /// The container's port HTTP goes to (default 80).
     #[serde(default)]
     pub port: Option<i64>,
+    /// Send plain HTTP to HTTPS ("Force HTTPS"; default off).
+    #[serde(default)]
+    pub https_only: Option<bool>,
+}
+
+/// A change to an attached domain.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainChange {
+    /// Send plain HTTP to HTTPS ("Force HTTPS").
+    pub https_only: bool,
 }
 
 /// The suffixes a reseller's customers may attach domains under (empty: any).
@@ -46,6 +57,8 @@ pub type Served = (Arc<CertifiedKey>, i64);
 pub struct Route {
     pub engine_name: String,
     pub port: u16,
+    /// Plain HTTP is sent to HTTPS.
+    pub https_only: bool,
     /// The issued certificate, and its expiry; `None` until issued.
     pub cert: Option<Served>,
 }
@@ -202,6 +215,7 @@ impl Front {
                 Route {
                     engine_name: r.engine_name,
                     port,
+                    https_only: r.https_only != 0,
                     cert,
                 },
             );
@@ -343,15 +357,52 @@ pub async fn attach(
         };
         return Err(AppError::Conflict(format!("domain: {domain} {how}")));
     }
-    db.add_domain(row.id, domain.as_str(), port).await?;
+    let https_only = req.https_only.unwrap_or(false);
+    db.add_domain(row.id, domain.as_str(), port, https_only)
+        .await?;
+    let forced = if https_only { ", HTTPS only" } else { "" };
     db.audit(
         actor,
         "container.domain.add",
         &format!("{}/{}", row.owner, row.name),
-        &format!("{domain} -> port {port}"),
+        &format!("{domain} -> port {port}{forced}"),
     )
     .await?;
     Ok(domain)
+}
+
+/// Turns "Force HTTPS" of one of the container's domains on or off; its domains after.
+pub async fn change(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+    domain: &str,
+    req: &DomainChange,
+) -> AppResult<Vec<DomainRow>> {
+    let row = resolve(st, caller, name, owner).await?;
+    active_owner_of(st, &row).await?;
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if !st
+        .db
+        .set_https_only(row.id, &domain, req.https_only)
+        .await?
+    {
+        return Err(AppError::NotFound);
+    }
+    st.db
+        .audit(
+            Some(caller),
+            "container.domain.https",
+            &format!("{}/{}", row.owner, row.name),
+            &format!(
+                "{domain}: HTTPS only {}",
+                if req.https_only { "on" } else { "off" }
+            ),
+        )
+        .await?;
+    st.front.reload(&st.db).await;
+    st.db.domains_of(row.id).await
 }
 
 /// Detaches `domain` from the container; its domains after.

@@ -10,13 +10,13 @@ use utoipa_axum::routes;
 use crate::db::domains::DomainRow;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Caller, OwnerQuery};
-use crate::service::domains::{self, DomainRequest, DomainSuffixes};
+use crate::service::domains::{self, DomainChange, DomainRequest, DomainSuffixes};
 use crate::service::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, add))
-        .routes(routes!(remove))
+        .routes(routes!(remove, change))
         .routes(routes!(get_suffixes, set_suffixes))
 }
 
@@ -70,6 +70,26 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     domains::remove(&st, &caller.0, &name, q.owner.as_deref(), &domain).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(patch, operation_id = "domains_change", path = "/api/v1/containers/{name}/domains/{domain}", tag = "containers",
+    summary = "Send the domain's plain HTTP to HTTPS, or stop doing so",
+    params(("name" = String, Path, description = "the owner's name for the container"),
+        ("domain" = String, Path, description = "the domain"), OwnerQuery),
+    request_body = DomainChange,
+    responses((status = 200, description = "the container's domains", body = [DomainRow]),
+        (status = 403, description = "the owner is suspended", body = ErrorBody),
+        (status = 404, description = "no such domain on the container, or outside the caller's scope", body = ErrorBody)))]
+async fn change(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path((name, domain)): Path<(String, String)>,
+    Query(q): Query<OwnerQuery>,
+    ApiJson(req): ApiJson<DomainChange>,
+) -> ApiResult<Json<Vec<DomainRow>>> {
+    Ok(Json(
+        domains::change(&st, &caller.0, &name, q.owner.as_deref(), &domain, &req).await?,
+    ))
 }
 
 #[utoipa::path(get, operation_id = "resellers_domains", path = "/api/v1/resellers/{name}/domains", tag = "accounts",

@@ -124,8 +124,8 @@ struct ContainerPage {
     backups: Vec<(String, String, String, String, String)>,
     /// Public ports of the host that lead to it.
     forwards: Vec<crate::db::forwards::ForwardRow>,
-    /// Domains served from it: (domain, port, certificate).
-    domains: Vec<(String, i64, String)>,
+    /// Domains served from it.
+    domains: Vec<crate::db::domains::DomainRow>,
     csrf: String,
     command: String,
     output: Option<CommandOutcome>,
@@ -207,10 +207,7 @@ async fn render_container(
         Err(e) => return PageError(e).into_response(),
     };
     let domains = match st.db.domains_of(row.id).await {
-        Ok(d) => d
-            .iter()
-            .map(|d| (d.domain.clone(), d.port, d.certificate_state()))
-            .collect(),
+        Ok(d) => d,
         Err(e) => return PageError(e).into_response(),
     };
     let graphs = match graphs(st, row.id).await {

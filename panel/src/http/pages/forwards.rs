@@ -13,7 +13,7 @@ use crate::http::error::PageError;
 use crate::http::extract::OwnerQuery;
 use crate::http::render::page_error;
 use crate::http::session::{CsrfForm, Session};
-use crate::service::domains::{self, DomainRequest};
+use crate::service::domains::{self, DomainChange, DomainRequest};
 use crate::service::forwards::{self, ForwardRequest};
 use crate::service::AppState;
 
@@ -29,6 +29,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/containers/{name}/domains/{domain}/delete",
             post(remove_domain),
+        )
+        .route(
+            "/containers/{name}/domains/{domain}/https",
+            post(https_domain),
         )
 }
 
@@ -154,6 +158,16 @@ struct DomainForm {
     csrf: String,
     domain: String,
     port: String,
+    /// A checkbox: present ("on") when ticked.
+    #[serde(default)]
+    https_only: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HttpsForm {
+    csrf: String,
+    /// "on" or "off".
+    https_only: String,
 }
 
 async fn add_domain(
@@ -170,6 +184,7 @@ async fn add_domain(
         Ok(port) => DomainRequest {
             domain: f.domain,
             port: Some(port),
+            https_only: Some(f.https_only.is_some()),
         },
         Err(e) => return refused_as("Domain not added", e),
     };
@@ -192,5 +207,24 @@ async fn remove_domain(
     match domains::remove(&st, &session.user, &name, q.owner.as_deref(), &domain).await {
         Ok(_) => back_to(&name, &q.owner, "domains"),
         Err(e) => refused_as("Domain not removed", e),
+    }
+}
+
+async fn https_domain(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path((name, domain)): Path<(String, String)>,
+    Query(q): Query<OwnerQuery>,
+    Form(f): Form<HttpsForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    let req = DomainChange {
+        https_only: f.https_only == "on",
+    };
+    match domains::change(&st, &session.user, &name, q.owner.as_deref(), &domain, &req).await {
+        Ok(_) => back_to(&name, &q.owner, "domains"),
+        Err(e) => refused_as("Domain not changed", e),
     }
 }
