@@ -338,6 +338,7 @@ fn proc_shows_the_containers_own_limits_through_lxcfs() {
     let views = |ct: &Ct| {
         let (code, out, err) = ct.sh(
             "cat /proc/meminfo; echo online $(getconf _NPROCESSORS_ONLN); \
+             echo nproc $(nproc); \
              echo cpuinfo $(grep -c ^processor /proc/cpuinfo); cat /proc/uptime",
         );
         assert_eq!(code, 0, "{err}");
@@ -351,6 +352,8 @@ fn proc_shows_the_containers_own_limits_through_lxcfs() {
         "half a CPU rounds up to one: {out}"
     );
     assert_eq!(field(&out, "cpuinfo"), 1, "{out}");
+    // sched_getaffinity too: the container is pinned to as many CPUs as its quota.
+    assert_eq!(field(&out, "nproc"), 1, "{out}");
     let uptime: f64 = out
         .lines()
         .last()
@@ -363,6 +366,17 @@ fn proc_shows_the_containers_own_limits_through_lxcfs() {
     );
     let (_, free, _) = ct.sh("free -m");
     assert!(free.contains("256"), "{free}");
+    // A live resize moves the pinning with the quota.
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    for (milli, want) in [(2000, host_cpus.min(2)), (500, 1)] {
+        let update = acetate_engine::LimitsUpdate {
+            cpus_milli: Some(milli),
+            ..Default::default()
+        };
+        engine.set(&ct.name, &update).unwrap();
+        let (_, out, _) = ct.sh("echo nproc $(nproc)");
+        assert_eq!(field(&out, "nproc"), want, "{milli} mCPU: {out}");
+    }
 
     // lxcfs dies: the container runs on, and gets its views back once it is supervised.
     let status = std::process::Command::new("pkill")
