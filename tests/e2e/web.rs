@@ -1319,3 +1319,91 @@ async fn the_provider_imports_a_template_as_a_background_job() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     server.stop();
 }
+
+/// The code an authenticator app shows for `secret`, `ahead` steps from now.
+fn totp_code(secret: &str, ahead: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string())
+        .to_bytes()
+        .unwrap();
+    let t = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    t.generate((now / 30 + ahead) * 30)
+}
+
+fn between<'h>(html: &'h str, start: &str, end: &str) -> &'h str {
+    let i = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} in {html}"))
+        + start.len();
+    html[i..].split(end).next().unwrap()
+}
+
+#[tokio::test]
+async fn a_customer_turns_on_a_second_factor_and_logs_in_with_a_code() {
+    let Some(state) = state_dir("a_customer_turns_on_a_second_factor_and_logs_in_with_a_code")
+    else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-2fa", roomy_plan(), roomy_pool()).await;
+    customer(&server, &http, &reseller, "tess").await;
+
+    // Set up from the page, with the code an app computes from the key shown.
+    let mut b = logged_in(&http, &server.base, "tess", "a long enough password").await;
+    let token = csrf(&b.get("/account/totp").await.body);
+    let page = b.post("/account/totp/setup", &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let secret = between(&page.body, "<code id=\"totp-secret\">", "<").to_string();
+    let code = totp_code(&secret, 0);
+    let page = b
+        .post(
+            "/account/totp/confirm",
+            &[("csrf", &token), ("code", &code)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("id=\"recovery-codes\""), "{}", page.body);
+    let page = b.post("/logout", &[("csrf", &token)]).await;
+    assert_eq!(page.location.as_deref(), Some("/login"));
+
+    // The password opens nothing by itself; the code does.
+    let mut fresh = Browser {
+        http: http.clone(),
+        base: &server.base,
+        cookies: Vec::new(),
+    };
+    let page = fresh.login("tess", "a long enough password").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        fresh.cookie("acetate_session").is_none(),
+        "no session before the code"
+    );
+    let challenge = between(&page.body, "name=\"challenge\" value=\"", "\"").to_string();
+    let form_token = csrf(&page.body);
+    let next = totp_code(&secret, 1);
+    let page = fresh
+        .post(
+            "/login/code",
+            &[
+                ("csrf", &form_token),
+                ("challenge", &challenge),
+                ("code", &next),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/")),
+        "{}",
+        page.body
+    );
+    let page = fresh.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Your containers"), "{}", page.body);
+    server.stop();
+}
