@@ -301,3 +301,54 @@ async fn an_account_whose_role_requires_a_second_factor_sets_one_up_first() {
     .await;
     assert_ne!(status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn the_second_factor_is_managed_through_the_api_too() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, body) = alice.get("/api/v1/account/totp").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"enabled": false, "recovery_codes_left": 0}));
+    let (status, key) = alice.post("/api/v1/account/totp", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let secret = key["secret"].as_str().unwrap().to_string();
+    assert!(key["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/Acetate%3Aalice?secret="));
+    let (status, body) = alice
+        .post("/api/v1/account/totp/confirm", json!({"code": "12"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = alice
+        .post(
+            "/api/v1/account/totp/confirm",
+            json!({"code": code(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
+    let (_, body) = alice.get("/api/v1/account/totp").await;
+    assert_eq!(body, json!({"enabled": true, "recovery_codes_left": 10}));
+    let (status, _) = alice.post("/api/v1/account/totp", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "already on");
+    let (status, fresh) = alice
+        .post(
+            "/api/v1/account/totp/recovery-codes",
+            json!({"code": code(&secret, 1)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    let one = fresh["recovery_codes"][0].as_str().unwrap().to_string();
+    let (status, body) = alice
+        .call(
+            Method::DELETE,
+            "/api/v1/account/totp",
+            Some(json!({"password": PASSWORD, "code": one})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, body) = alice.get("/api/v1/account/totp").await;
+    assert_eq!(body["enabled"], false);
+}

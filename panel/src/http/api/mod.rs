@@ -18,6 +18,7 @@ pub mod operations;
 pub mod plugins;
 pub mod templates;
 pub mod tokens;
+pub mod totp;
 
 use axum::extract::DefaultBodyLimit;
 use axum::{Json, Router};
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(accounts::router())
         .merge(closing::router())
         .merge(tokens::router())
+        .merge(totp::router())
         .merge(access::router())
         .merge(billing::router())
         .merge(operations::router())
