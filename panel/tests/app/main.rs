@@ -16,6 +16,7 @@ mod navigation;
 mod openapi;
 mod operations;
 mod plans;
+mod schemathesis;
 mod scope;
 mod support;
 mod totp;
