@@ -26,8 +26,12 @@ async fn generated_requests_meet_no_server_error_and_no_answer_outside_the_docum
     assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
     let schema = format!("{}/api/v1/openapi.json", app.base);
     let (base, token) = (app.base.clone(), alice.token.clone());
+    // Its cache (`.schemathesis/`) goes to a directory of its own, not into the tree.
+    let work = tempfile::tempdir().unwrap();
+    let cwd = work.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(TOOL)
+            .current_dir(&cwd)
             .args(["run", &schema, "--url", &base])
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .args([
