@@ -22,6 +22,7 @@ use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::{Cgroup, Controllers, Hierarchy, MaxValue, Subsystem};
 use serde::{Deserialize, Serialize};
 
+use crate::cpuset;
 use crate::devices;
 use crate::error::{Error, Result};
 use crate::spec::{Limits, CFS_PERIOD_US};
@@ -441,18 +442,15 @@ impl ContainerCgroup {
         };
         let available = fs::read_to_string(parent.join(effective))
             .or_else(|_| fs::read_to_string(parent.join("cpuset.cpus")))
-            .map(|s| parse_cpu_list(&s))
+            .map(|s| cpuset::parse_cpu_list(&s))
             .unwrap_or_default();
         if available.is_empty() {
             return Ok(());
         }
-        let want = (cpus_milli as usize).div_ceil(1000).max(1);
-        let seed = self.rel.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        let chosen = pick_cpus(&available, want, seed);
+        let chosen = cpuset::for_quota(&available, cpus_milli, &self.rel);
         let file = dir.join("cpuset.cpus");
-        fs::write(&file, format_cpu_list(&chosen)).map_err(|e| Error::io("pin the CPUs", &file, e))
+        fs::write(&file, cpuset::format_cpu_list(&chosen))
+            .map_err(|e| Error::io("pin the CPUs", &file, e))
     }
 
     fn dir_of(&self, controller: &str) -> Option<PathBuf> {
@@ -578,63 +576,5 @@ impl ContainerCgroup {
     /// The relative path of this cgroup in every hierarchy (`acetate/<name>`).
     pub fn relative_path(&self) -> &str {
         &self.rel
-    }
-}
-
-/// CPU numbers of a cpuset list such as `0-3,6,8-9`.
-fn parse_cpu_list(s: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
-                    out.extend(a..=b);
-                }
-            }
-            None => {
-                if let Ok(c) = part.trim().parse() {
-                    out.push(c);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn format_cpu_list(cpus: &[u32]) -> String {
-    cpus.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// `want` of `available` (all if it has no more), consecutive from an offset that `seed`
-/// picks, in order.
-fn pick_cpus(available: &[u32], want: usize, seed: u64) -> Vec<u32> {
-    if want >= available.len() {
-        return available.to_vec();
-    }
-    let start = (seed % available.len() as u64) as usize;
-    let mut chosen: Vec<u32> = (0..want)
-        .map(|j| available[(start + j) % available.len()])
-        .collect();
-    chosen.sort_unstable();
-    chosen
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_lists_are_read_and_a_quota_picks_that_many_cpus() {
-        assert_eq!(parse_cpu_list("0-3,6,8-9\n"), vec![0, 1, 2, 3, 6, 8, 9]);
-        assert_eq!(parse_cpu_list(""), Vec::<u32>::new());
-        assert_eq!(format_cpu_list(&[0, 2, 5]), "0,2,5");
-        let cpus = [0, 1, 2, 3];
-        assert_eq!(pick_cpus(&cpus, 1, 6), vec![2]);
-        assert_eq!(pick_cpus(&cpus, 2, 3), vec![0, 3]);
-        assert_eq!(pick_cpus(&cpus, 4, 9), vec![0, 1, 2, 3]);
-        assert_eq!(pick_cpus(&cpus, 7, 9), vec![0, 1, 2, 3]);
     }
 }

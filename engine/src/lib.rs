@@ -11,6 +11,7 @@
 pub mod backup;
 pub mod capacity;
 pub mod cgroup;
+mod cpuset;
 pub mod debian;
 pub mod devices;
 pub mod error;

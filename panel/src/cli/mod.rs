@@ -250,7 +250,7 @@ pub fn run(cli: Cli) -> i32 {
 fn panel_hosts(hosts: &[String]) -> Vec<String> {
     hosts
         .iter()
-        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .map(|h| crate::domain::hostnames::normalise(h))
         .filter(|h| !h.is_empty())
         .collect()
 }

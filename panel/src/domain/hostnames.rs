@@ -24,7 +24,7 @@ impl DomainName {
 
     fn parse_labels(what: &str, text: &str, min_labels: usize) -> AppResult<DomainName> {
         let bad = |why: &str| AppError::Unprocessable(format!("{what}: {text:?} {why}"));
-        let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+        let name = normalise(text);
         if name.is_empty() {
             return Err(bad("is empty"));
         }
@@ -74,12 +74,22 @@ impl DomainName {
 
     /// `self` is `other` or a subdomain of it.
     pub fn is_within(&self, other: &str) -> bool {
-        self.0 == other
-            || self
-                .0
-                .strip_suffix(other)
-                .is_some_and(|head| head.ends_with('.'))
+        within(&self.0, other)
     }
+}
+
+/// `text` in the form names are kept in (trimmed, lower case, no trailing dot), unchecked:
+/// for looking up a name as typed.
+pub fn normalise(text: &str) -> String {
+    text.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `name` is `other` or a name under it (both in the kept form).
+pub fn within(name: &str, other: &str) -> bool {
+    name == other
+        || name
+            .strip_suffix(other)
+            .is_some_and(|head| head.ends_with('.'))
 }
 
 impl fmt::Display for DomainName {

@@ -356,7 +356,6 @@ async fn forward(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    *req.uri_mut() = format!("http://{backend}{path}").parse()?;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers, upgrade);
     if !headers.contains_key(header::HOST) {
@@ -372,8 +371,12 @@ async fn forward(
     );
     headers.insert("x-forwarded-host", HeaderValue::from_str(host)?);
     if upgrade {
+        // A connection of its own takes the origin form (`/path?query`).
+        *req.uri_mut() = path.parse()?;
         return forward_upgrade(req, backend).await;
     }
+    // The pooled client takes the absolute form, and connects where it says.
+    *req.uri_mut() = format!("http://{backend}{path}").parse()?;
     let mut resp = door.client.request(req).await?;
     strip_hop_by_hop(resp.headers_mut(), false);
     Ok(resp.map(|b| b.boxed()))
@@ -386,13 +389,6 @@ async fn forward_upgrade(
     backend: SocketAddr,
 ) -> anyhow::Result<Response<Body>> {
     let client_side = hyper::upgrade::on(&mut req);
-    // A connection of our own sends the origin form (`/path?query`), as servers expect.
-    let origin = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    *req.uri_mut() = origin.parse()?;
     let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(backend))
         .await
         .map_err(|_| anyhow::anyhow!("connect: timed out"))??;

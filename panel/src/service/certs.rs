@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use acetate_engine::store;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
     NewOrder, OrderStatus, RetryPolicy,
@@ -36,9 +37,9 @@ pub struct AcmeSettings {
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// Renew this long before expiry.
-const RENEW_BEFORE: i64 = 30 * 86400;
+pub const RENEW_BEFORE: i64 = 30 * 86400;
 /// After a failure, try again this much later.
-const RETRY_AFTER: i64 = 600;
+pub const RETRY_AFTER: i64 = 600;
 /// One issuance may take this long at most.
 const ISSUE_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -80,16 +81,18 @@ pub fn self_signed(domain: &str) -> anyhow::Result<Arc<CertifiedKey>> {
     certified_key(&cert.pem(), &key.serialize_pem())
 }
 
+/// The names due a certificate at `at`: none yet, or one expiring within
+/// [`RENEW_BEFORE`], unless a failure put the next attempt later.
+pub async fn due(db: &crate::db::Db, at: i64) -> crate::error::AppResult<Vec<String>> {
+    db.domains_needing_certificates(at + RENEW_BEFORE, at).await
+}
+
 /// Runs the issuer until the process ends.
 pub fn spawn_issuer(st: AppState, settings: AcmeSettings) {
     tokio::spawn(async move {
         let mut account: Option<Account> = None;
         loop {
-            let due = match st
-                .db
-                .domains_needing_certificates(now() + RENEW_BEFORE, now())
-                .await
-            {
+            let due = match due(&st.db, now()).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "listing domains due a certificate");
@@ -201,12 +204,10 @@ async fn open_account(settings: &AcmeSettings, fresh: bool) -> anyhow::Result<Ac
     };
     let dir = settings.state_dir.join("acme");
     let path = dir.join("account.json");
-    let stored = match fresh {
-        true => None,
-        false => std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Stored>(&t).ok()),
-    };
+    // An unreadable file is as good as none: a new account is made.
+    let stored = (!fresh)
+        .then(|| store::read_json::<Stored>(&path).ok().flatten())
+        .flatten();
     if let Some(stored) = stored.filter(|s| s.directory == settings.directory) {
         return Ok(builder()?.from_credentials(stored.credentials).await?);
     }
@@ -228,27 +229,12 @@ async fn open_account(settings: &AcmeSettings, fresh: bool) -> anyhow::Result<Ac
         )
         .await?;
     std::fs::create_dir_all(&dir)?;
-    let text = serde_json::to_string(&Stored {
+    let stored = Stored {
         directory: settings.directory.clone(),
         credentials,
-    })?;
-    write_private(&path, text.as_bytes())?;
+    };
+    store::write_json(&path, &stored)?;
     Ok(account)
-}
-
-fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("new");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Orders a certificate for `domain`, answers its HTTP-01 challenge through the front

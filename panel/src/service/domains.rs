@@ -16,7 +16,7 @@ use super::containers::{active_owner_of, resolve};
 use super::{require, AppState};
 use crate::db::domains::DomainRow;
 use crate::db::{ContainerRow, Db};
-use crate::domain::hostnames::DomainName;
+use crate::domain::hostnames::{self, DomainName};
 use crate::domain::{Role, User};
 use crate::error::{AppError, AppResult};
 
@@ -221,7 +221,9 @@ impl Front {
             );
         }
         let mut panel = HashMap::new();
-        if !self.panel_uses_files() {
+        // The panel's own certificates are read only where the front door serves the
+        // panel with ACME's (every few seconds otherwise for nothing).
+        if self.panel_backend.is_some() && !self.panel_uses_files() {
             match db.panel_certificates().await {
                 Ok(rows) => {
                     for r in rows {
@@ -382,7 +384,7 @@ pub async fn change(
 ) -> AppResult<Vec<DomainRow>> {
     let row = resolve(st, caller, name, owner).await?;
     active_owner_of(st, &row).await?;
-    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let domain = hostnames::normalise(domain);
     if !st
         .db
         .set_https_only(row.id, &domain, req.https_only)
@@ -425,7 +427,7 @@ pub async fn detach(
     row: &ContainerRow,
     domain: &str,
 ) -> AppResult<()> {
-    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let domain = hostnames::normalise(domain);
     if !db.delete_domain(row.id, &domain).await? {
         return Err(AppError::NotFound);
     }
@@ -480,11 +482,7 @@ pub async fn set_suffixes(
             .domains_under_reseller(r.id)
             .await?
             .into_iter()
-            .filter(|d| {
-                !suffixes
-                    .iter()
-                    .any(|s| d == s || d.strip_suffix(s.as_str()).is_some_and(|h| h.ends_with('.')))
-            })
+            .filter(|d| !suffixes.iter().any(|s| hostnames::within(d, s)))
             .collect();
         if !outside.is_empty() {
             return Err(AppError::Unprocessable(format!(

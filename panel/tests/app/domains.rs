@@ -277,17 +277,20 @@ impl rustls::client::danger::ServerCertVerifier for Keep {
     }
 }
 
+/// A client configuration that takes any certificate and keeps it in `keep`.
+fn accepting(keep: Arc<Keep>) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(keep)
+        .with_no_client_auth()
+}
+
 /// A TLS handshake with the front door for `name`: the certificate it showed, or why not.
 async fn handshake(addr: std::net::SocketAddr, name: &str) -> Result<Vec<u8>, String> {
     let keep = Arc::new(Keep::default());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(keep.clone())
-    .with_no_client_auth();
+    let config = accepting(keep.clone());
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -384,14 +387,7 @@ async fn the_front_door_routes_by_name_and_serves_a_self_signed_certificate_unti
 async fn https_head(addr: std::net::SocketAddr, name: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let keep = Arc::new(Keep::default());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(keep)
-    .with_no_client_auth();
+    let config = accepting(keep);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -464,4 +460,56 @@ async fn the_front_door_serves_the_panel_over_https_under_its_hostnames() {
     );
     // Other names are not the panel.
     assert!(handshake(https_addr, "other.example.com").await.is_err());
+}
+
+#[tokio::test]
+async fn certificates_are_due_when_missing_or_expiring_and_a_failure_waits_its_turn() {
+    use acetate::service::certs::{due, RENEW_BEFORE, RETRY_AFTER};
+    let app = spawn_app_named(&[]).await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, body) = alice.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for d in ["a.example.com", "b.example.com"] {
+        let (status, body) = alice
+            .post("/api/v1/containers/web/domains", json!({"domain": d}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let db = &app.state.db;
+    let now = acetate::domain::now();
+    assert_eq!(
+        due(db, now).await.unwrap(),
+        ["a.example.com", "b.example.com"]
+    );
+
+    // Issued with 60 days left: not due; with less than the renewal window left: due.
+    db.store_certificate("a.example.com", "chain", "key", now + 60 * 86400)
+        .await
+        .unwrap();
+    assert_eq!(due(db, now).await.unwrap(), ["b.example.com"]);
+    db.store_certificate("a.example.com", "chain", "key", now + RENEW_BEFORE - 86400)
+        .await
+        .unwrap();
+    assert_eq!(
+        due(db, now).await.unwrap(),
+        ["a.example.com", "b.example.com"]
+    );
+
+    // A failure is shown with its reason and tried again only when its turn comes.
+    db.certificate_failed(
+        "b.example.com",
+        "the domain does not point here",
+        now + RETRY_AFTER,
+    )
+    .await
+    .unwrap();
+    assert_eq!(due(db, now).await.unwrap(), ["a.example.com"]);
+    assert_eq!(
+        due(db, now + RETRY_AFTER).await.unwrap(),
+        ["a.example.com", "b.example.com"]
+    );
+    let (_, list) = alice.get("/api/v1/containers/web/domains").await;
+    assert_eq!(list[1]["cert_error"], "the domain does not point here");
+    assert!(list[1]["cert_not_after"].is_null());
 }

@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 
-use crate::support::{login, page, plan, pool, spawn_app, PASSWORD};
+use crate::support::{login, login_answer, page, plan, pool, spawn_app, PASSWORD};
 
 /// The hrefs of the page's navigation, in order.
 fn nav_links(html: &str) -> Vec<String> {
@@ -98,7 +98,10 @@ async fn every_page_carries_the_roles_sections_and_log_out() {
     ];
     for (name, password, landing, links, pages) in cases {
         let cookie = login(&app, name, password).await;
-        let landed = login_location(&app, name, password).await;
+        let landed = login_answer(&app, name, password)
+            .await
+            .location
+            .unwrap_or_default();
         assert_eq!(landed, landing, "{name} lands on its own page");
         for path in pages {
             let (status, html) = page(&app, &cookie, path).await;
@@ -121,37 +124,4 @@ async fn every_page_carries_the_roles_sections_and_log_out() {
             );
         }
     }
-}
-
-/// Where a fresh login as `name` is sent.
-async fn login_location(app: &crate::support::TestApp, name: &str, password: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = http
-        .get(format!("{}/login", app.base))
-        .send()
-        .await
-        .unwrap();
-    let login_cookie = resp.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = crate::support::csrf_of(&resp.text().await.unwrap());
-    let resp = http
-        .post(format!("{}/login", app.base))
-        .header("cookie", login_cookie)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("name", name),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    resp.headers()["location"].to_str().unwrap().to_string()
 }

@@ -284,6 +284,21 @@ pub async fn login(app: &TestApp, name: &str, password: &str) -> String {
 
 /// Tries to log in through the login form: the status and the session cookie, if any.
 pub async fn try_login(app: &TestApp, name: &str, password: &str) -> (StatusCode, Option<String>) {
+    let answer = login_answer(app, name, password).await;
+    (answer.status, answer.cookie)
+}
+
+/// What the login form answers.
+pub struct LoginAnswer {
+    pub status: StatusCode,
+    /// The session cookie, if one was set.
+    pub cookie: Option<String>,
+    /// Where it sends the browser.
+    pub location: Option<String>,
+}
+
+/// Logs in through the login form as a fresh browser (its CSRF cookie first).
+pub async fn login_answer(app: &TestApp, name: &str, password: &str) -> LoginAnswer {
     let http = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -301,8 +316,7 @@ pub async fn try_login(app: &TestApp, name: &str, password: &str) -> (StatusCode
         .unwrap()
         .to_string();
     let html = resp.text().await.unwrap();
-    let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[start..].split('"').next().unwrap().to_string();
+    let csrf = csrf_of(&html);
     let resp = http
         .post(format!("{}/login", app.base))
         .header("cookie", login_cookie)
@@ -322,7 +336,15 @@ pub async fn try_login(app: &TestApp, name: &str, password: &str) -> (StatusCode
         .map(|v| v.to_str().unwrap())
         .find(|v| v.starts_with("acetate_session="))
         .map(|v| v.split(';').next().unwrap().to_string());
-    (status, cookie)
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    LoginAnswer {
+        status,
+        cookie,
+        location,
+    }
 }
 
 /// A page as the browser with `cookie` gets it: status and body.

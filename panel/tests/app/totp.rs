@@ -37,13 +37,9 @@ fn client() -> Client {
         .unwrap()
 }
 
-/// Logs in with the password, then `code` on the second page: the status of the last
-/// answer, the session cookie if one came, and the page.
-async fn login_with_code(
-    base: &str,
-    name: &str,
-    code: &str,
-) -> (StatusCode, Option<String>, String) {
+/// The password step of a login as `name`: the client, its login cookie, the form's CSRF
+/// token and the challenge the code page carries.
+async fn password_step(base: &str, name: &str) -> (Client, String, String, String) {
     let http = client();
     let resp = http.get(format!("{base}/login")).send().await.unwrap();
     let login_cookie = resp.headers()["set-cookie"]
@@ -73,9 +69,18 @@ async fn login_with_code(
     let html = resp.text().await.unwrap();
     assert!(html.contains("Second factor"), "{html}");
     let challenge = between(&html, "name=\"challenge\" value=\"", "\"").to_string();
+    (http, login_cookie, csrf, challenge)
+}
+
+/// The code step: the status, the session cookie if one came, and the page.
+async fn code_step(
+    base: &str,
+    (http, login_cookie, csrf, challenge): &(Client, String, String, String),
+    code: &str,
+) -> (StatusCode, Option<String>, String) {
     let resp = http
         .post(format!("{base}/login/code"))
-        .header("cookie", &login_cookie)
+        .header("cookie", login_cookie)
         .form(&[
             ("csrf", csrf.as_str()),
             ("challenge", challenge.as_str()),
@@ -93,6 +98,16 @@ async fn login_with_code(
         .find(|v| v.starts_with("acetate_session=") && !v.starts_with("acetate_session=;"))
         .map(|v| v.split(';').next().unwrap().to_string());
     (status, cookie, resp.text().await.unwrap())
+}
+
+/// Logs in with the password, then `code` on the second page.
+async fn login_with_code(
+    base: &str,
+    name: &str,
+    code: &str,
+) -> (StatusCode, Option<String>, String) {
+    let step = password_step(base, name).await;
+    code_step(base, &step, code).await
 }
 
 async fn post(base: &str, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
@@ -351,4 +366,37 @@ async fn the_second_factor_is_managed_through_the_api_too() {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (_, body) = alice.get("/api/v1/account/totp").await;
     assert_eq!(body["enabled"], false);
+}
+
+#[tokio::test]
+async fn a_login_waiting_for_its_code_takes_five_codes_at_most() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (_, key) = alice.post("/api/v1/account/totp", json!({})).await;
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let (status, _) = alice
+        .post(
+            "/api/v1/account/totp/confirm",
+            json!({"code": code(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let step = password_step(&app.base, "alice").await;
+    let right = code(&secret, 1);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for n in 1..=5 {
+        let (status, session, _) = code_step(&app.base, &step, wrong).await;
+        assert!(session.is_none(), "attempt {n}");
+        assert!(status.is_client_error(), "attempt {n}: {status}");
+    }
+    // The sixth, even right, finds the login over: the password is asked again.
+    let (status, session, html) = code_step(&app.base, &step, &right).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{html}");
+    assert!(session.is_none());
+    assert!(html.contains("took too many codes"), "{html}");
 }
