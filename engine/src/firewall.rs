@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::netconf::Network;
+use crate::network::NetInfo;
 
 /// A port of the host opened to containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,12 +83,13 @@ impl Default for NetPolicy {
     }
 }
 
-/// The containers' network (every engine's addresses lie in it).
-pub const SUBNET: &str = "10.88.0.0/16";
 /// Where the marks of installed tables live (cleared at boot, like the rules).
 const MARKS: &str = "/run/acetate/net";
 const FORWARDING: &str = "/proc/sys/net/ipv4/ip_forward";
+const FORWARDING6: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
 const BRIDGE_NF: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+/// The table every engine's forwards share.
+const SHARED: &str = "inet acetate";
 
 fn ports(policy: &NetPolicy, udp: bool) -> String {
     let mut list: Vec<u16> = policy
@@ -101,12 +104,57 @@ fn ports(policy: &NetPolicy, udp: bool) -> String {
     list.join(", ")
 }
 
-/// The `inet acetate` table for `policy`: sets and chains are (re)made and filled in one
-/// transaction; the forward maps are made if missing and kept (they hold every engine's
-/// forwards).
-pub fn script(policy: &NetPolicy) -> String {
-    let bridge = crate::network::BRIDGE;
-    let t = "inet acetate";
+/// The shared table `inet acetate`: the forward maps (made if missing and kept: they hold
+/// every engine's forwards, so a public port is in them at most once) and the chains that
+/// DNAT to them. What an earlier version kept here per network is taken out (each network
+/// has its own table now).
+pub fn shared_script() -> String {
+    let t = SHARED;
+    let mut out = format!("add table {t}\n");
+    for chain in ["input", "forward", "postrouting"] {
+        out.push_str(&format!(
+            "add chain {t} {chain}\nflush chain {t} {chain}\ndelete chain {t} {chain}\n"
+        ));
+    }
+    for (set, kind) in [
+        ("host_tcp", "inet_service"),
+        ("host_udp", "inet_service"),
+        ("no_egress", "ipv4_addr"),
+    ] {
+        out.push_str(&format!(
+            "add set {t} {set} {{ type {kind}; }}\ndelete set {t} {set}\n"
+        ));
+    }
+    for map in ["fwd_tcp", "fwd_udp"] {
+        out.push_str(&format!(
+            "add map {t} {map} {{ type inet_service : ipv4_addr . inet_service; }}\n"
+        ));
+    }
+    let dnat = [
+        "fib daddr type local dnat ip to tcp dport map @fwd_tcp",
+        "fib daddr type local dnat ip to udp dport map @fwd_udp",
+    ];
+    for (chain, hook) in [
+        ("prerouting", "type nat hook prerouting priority dstnat"),
+        ("output", "type nat hook output priority -100"),
+    ] {
+        out.push_str(&format!(
+            "add chain {t} {chain} {{ {hook}; policy accept; }}\nflush chain {t} {chain}\n"
+        ));
+        for r in dnat {
+            out.push_str(&format!("add rule {t} {chain} {r}\n"));
+        }
+    }
+    out
+}
+
+/// The table of one engine's network (`inet acetate_<bridge>`) with `policy`: sets and
+/// chains are (re)made and filled in one transaction; the sets of containers refused
+/// egress are kept (each container's start puts its addresses in).
+pub fn script(policy: &NetPolicy, net: &Network) -> String {
+    let bridge = net.bridge.as_str();
+    let subnet = net.subnet;
+    let t = format!("inet {}", net.table());
     let mut out = format!("add table {t}\n");
     for (set, udp) in [("host_tcp", false), ("host_udp", true)] {
         out.push_str(&format!(
@@ -117,14 +165,8 @@ pub fn script(policy: &NetPolicy) -> String {
             out.push_str(&format!("add element {t} {set} {{ {elements} }}\n"));
         }
     }
-    // Containers whose traffic to the outside is refused (kept across installs, like
-    // the maps: each container's start puts its address in or takes it out).
     out.push_str(&format!("add set {t} no_egress {{ type ipv4_addr; }}\n"));
-    for map in ["fwd_tcp", "fwd_udp"] {
-        out.push_str(&format!(
-            "add map {t} {map} {{ type inet_service : ipv4_addr . inet_service; }}\n"
-        ));
-    }
+    out.push_str(&format!("add set {t} no_egress6 {{ type ipv6_addr; }}\n"));
     let chain = |out: &mut String, name: &str, hook: &str, rules: &[String]| {
         out.push_str(&format!(
             "add chain {t} {name} {{ {hook}; policy accept; }}\nflush chain {t} {name}\n"
@@ -141,7 +183,7 @@ pub fn script(policy: &NetPolicy) -> String {
         "type filter hook input priority 0",
         &[
             format!("{from} ct state established,related accept"),
-            format!("{from} meta l4proto icmp accept"),
+            format!("{from} meta l4proto {{ icmp, ipv6-icmp }} accept"),
             format!("{from} tcp dport @host_tcp accept"),
             format!("{from} udp dport @host_udp accept"),
             format!("{from} drop"),
@@ -151,10 +193,9 @@ pub fn script(policy: &NetPolicy) -> String {
         format!("{to} ct state established,related accept"),
         format!("{to} ct status dnat accept"),
         format!("{to} drop"),
+        format!("{from} ip saddr @no_egress reject with icmpx type admin-prohibited"),
+        format!("{from} ip6 saddr @no_egress6 reject with icmpx type admin-prohibited"),
     ];
-    forward.push(format!(
-        "{from} ip saddr @no_egress reject with icmpx type admin-prohibited"
-    ));
     if !policy.allow_smtp {
         forward.push(format!("{from} tcp dport 25 reject with tcp reset"));
     }
@@ -164,29 +205,13 @@ pub fn script(policy: &NetPolicy) -> String {
         "type filter hook forward priority 0",
         &forward,
     );
-    let dnat = [
-        "fib daddr type local dnat ip to tcp dport map @fwd_tcp".to_string(),
-        "fib daddr type local dnat ip to udp dport map @fwd_udp".to_string(),
-    ];
-    chain(
-        &mut out,
-        "prerouting",
-        "type nat hook prerouting priority dstnat",
-        &dnat,
-    );
-    chain(
-        &mut out,
-        "output",
-        "type nat hook output priority -100",
-        &dnat,
-    );
     chain(
         &mut out,
         "postrouting",
         "type nat hook postrouting priority srcnat",
         &[
-            format!("ip saddr {SUBNET} {to} ct status dnat masquerade"),
-            format!("ip saddr {SUBNET} oifname != \"{bridge}\" masquerade"),
+            format!("ip saddr {subnet} {to} ct status dnat masquerade"),
+            format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"),
         ],
     );
     out
@@ -197,59 +222,48 @@ impl crate::Engine {
     /// bridge filter for this engine's range, the table with the provider's policy, its
     /// address refused egress if it must be, its forwards (the maps are empty after a boot).
     pub(crate) fn ready_network(&self, cfg: &crate::store::ContainerConfig) -> Result<()> {
-        crate::network::ensure_filter(
-            self.identity().id_base(),
-            crate::identity::CONTAINERS_PER_SLOT,
-        )?;
-        ensure(&self.net_policy)?;
-        let net = crate::network::info_for(cfg.id_base);
+        crate::network::ensure_filter(self.identity())?;
+        let network = self.identity().network();
+        ensure(&self.net_policy, &network)?;
+        let net = self.identity().net_info(cfg.id_base);
         // Only a refusal is put in: a container let out again was taken out at once (or
         // at its destruction), so there is nothing to delete on every start.
         if cfg.no_egress {
-            set_egress(net.address, true)?;
+            set_egress(&network, &net, true)?;
         }
         crate::forward::install(&cfg.forwards, &net)
     }
 
     /// Takes a destroyed container's entries out of the table.
     pub(crate) fn release_network(&self, cfg: &crate::store::ContainerConfig) {
-        let net = crate::network::info_for(cfg.id_base);
+        let net = self.identity().net_info(cfg.id_base);
         crate::forward::uninstall(&cfg.forwards, &net);
         if cfg.no_egress {
-            let _ = set_egress(net.address, false);
+            let _ = set_egress(&self.identity().network(), &net, false);
         }
     }
 }
 
-/// Puts `address` in the `no_egress` set (`refused`) or takes it out; idempotent.
-pub(crate) fn set_egress(address: std::net::Ipv4Addr, refused: bool) -> Result<()> {
+/// Puts the addresses of the container at `info` in its network's sets of containers
+/// refused egress (`refused`) or takes them out; idempotent.
+pub(crate) fn set_egress(net: &Network, info: &NetInfo, refused: bool) -> Result<()> {
+    let t = format!("inet {}", net.table());
+    let mut elements = vec![format!("{t} no_egress {{ {} }}", info.address)];
+    if let Some(a6) = info.address6 {
+        elements.push(format!("{t} no_egress6 {{ {a6} }}"));
+    }
     if refused {
-        crate::network::run(
-            "nft",
-            &[
-                "add",
-                "element",
-                "inet",
-                "acetate",
-                "no_egress",
-                &format!("{{ {address} }}"),
-            ],
-            None,
-        )
+        let script: String = elements
+            .iter()
+            .map(|e| format!("add element {e}\n"))
+            .collect();
+        crate::network::run("nft", &["-f", "-"], Some(&script))
     } else {
         // Deleting what is not there fails: nothing to do then.
-        let _ = crate::network::run(
-            "nft",
-            &[
-                "delete",
-                "element",
-                "inet",
-                "acetate",
-                "no_egress",
-                &format!("{{ {address} }}"),
-            ],
-            None,
-        );
+        for e in elements {
+            let _ =
+                crate::network::run("nft", &["-f", "-"], Some(&format!("delete element {e}\n")));
+        }
         Ok(())
     }
 }
@@ -292,37 +306,67 @@ pub(crate) fn marks_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn policy_mark(policy: &NetPolicy) -> String {
-    // FNV-1a of the script: a changed policy installs again.
+/// FNV-1a of a script: a changed script installs again.
+fn mark_of(prefix: &str, script: &str) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in script(policy).bytes() {
+    for b in script.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("inet-{h:016x}")
+    format!("{prefix}-{h:016x}")
 }
 
-/// Makes sure the table holds `policy` and forwarding is on (once per boot, namespace and
-/// policy).
-pub fn ensure(policy: &NetPolicy) -> Result<()> {
-    let marks = marks_dir()?;
-    let mark = marks.join(policy_mark(policy));
+/// Turns a forwarding switch on, remembering (by `mark`) that Acetate did.
+fn switch_on(path: &str, marks: &Path, mark: &str) -> Result<()> {
+    let now = std::fs::read_to_string(path).unwrap_or_default();
+    if now.trim() != "1" {
+        std::fs::write(path, "1").map_err(|e| Error::io("write", path, e))?;
+        let _ = std::fs::write(marks.join(mark), b"");
+    }
+    Ok(())
+}
+
+/// Installs `script` unless its mark (`<prefix>-<hash>`) says it is in; older marks of the
+/// same prefix go.
+fn install_once(marks: &Path, prefix: &str, script: &str, what: &str) -> Result<bool> {
+    let mark = marks.join(mark_of(prefix, script));
     if mark.exists() {
+        return Ok(false);
+    }
+    crate::network::run("nft", &["-f", "-"], Some(script))
+        .map_err(|e| Error::Unsupported(format!("install {what} (nftables): {e}")))?;
+    for old in std::fs::read_dir(marks).into_iter().flatten().flatten() {
+        if old
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{prefix}-"))
+        {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    std::fs::write(&mark, b"").map_err(|e| Error::io("write", &mark, e))?;
+    Ok(true)
+}
+
+/// Makes sure the shared table and `net`'s table hold `policy` and forwarding is on (once
+/// per boot, namespace and policy).
+pub fn ensure(policy: &NetPolicy, net: &Network) -> Result<()> {
+    let marks = marks_dir()?;
+    let own = script(policy, net);
+    let prefix = format!("net_{}", net.bridge);
+    if marks.join(mark_of(&prefix, &own)).exists() {
         return Ok(());
     }
     let _lock =
         crate::store::Lock::acquire(&marks.join(".lock"), std::time::Duration::from_secs(30))?;
-    if mark.exists() {
+    install_once(&marks, "shared", &shared_script(), "the forwards' table")?;
+    if !install_once(&marks, &prefix, &own, "the containers' firewall")? {
         return Ok(());
     }
-    crate::network::run("nft", &["-f", "-"], Some(&script(policy))).map_err(|e| {
-        Error::Unsupported(format!("install the containers' firewall (nftables): {e}"))
-    })?;
-    let forwarding = std::fs::read_to_string(FORWARDING).unwrap_or_default();
-    if forwarding.trim() != "1" {
-        std::fs::write(FORWARDING, "1").map_err(|e| Error::io("write", FORWARDING, e))?;
-        // Remembered, so that teardown gives the host back as it was.
-        let _ = std::fs::write(marks.join("forwarding-was-off"), b"");
+    switch_on(FORWARDING, &marks, "forwarding-was-off")?;
+    if net.ipv6_prefix.is_some() {
+        // Containers' IPv6 is routed (a provider's prefix is routed to the host).
+        switch_on(FORWARDING6, &marks, "forwarding6-was-off")?;
     }
     // With br_netfilter passing bridged frames to the IP hooks, a container's connection to
     // a forward of another container is DNATed at layer 2 and then dropped by the ports'
@@ -333,21 +377,31 @@ pub fn ensure(policy: &NetPolicy) -> Result<()> {
         std::fs::write(BRIDGE_NF, "0").map_err(|e| Error::io("write", BRIDGE_NF, e))?;
         let _ = std::fs::write(marks.join("bridge-nf-was-on"), b"");
     }
-    for old in std::fs::read_dir(&marks).into_iter().flatten().flatten() {
-        let name = old.file_name();
-        if name.to_string_lossy().starts_with("inet-") {
-            let _ = std::fs::remove_file(old.path());
-        }
-    }
-    std::fs::write(&mark, b"").map_err(|e| Error::io("write", &mark, e))
+    Ok(())
 }
 
-/// Removes everything Acetate added to this network namespace: both tables, the bridge,
-/// and forwarding if Acetate turned it on. Callers make sure no container uses them.
-pub fn teardown() -> Result<Vec<String>> {
+/// The `inet` tables of engine networks in this network namespace.
+fn network_tables() -> Vec<String> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables", "inet"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let text = out.map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("table inet "))
+        .filter(|t| t.starts_with("acetate_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes what Acetate added to this network namespace for `net`: its table and its
+/// bridge; with the last engine network gone, the shared tables too and forwarding if
+/// Acetate turned it on. Callers make sure no container uses them.
+pub fn teardown(net: &Network) -> Result<Vec<String>> {
     let marks = netns_marks()?;
     let mut done = Vec::new();
-    for table in ["inet acetate", "bridge acetate"] {
+    let delete = |done: &mut Vec<String>, table: &str| {
         let args: Vec<&str> = ["delete", "table"]
             .into_iter()
             .chain(table.split(' '))
@@ -355,10 +409,26 @@ pub fn teardown() -> Result<Vec<String>> {
         if crate::network::run("nft", &args, None).is_ok() {
             done.push(format!("nftables table {table}"));
         }
+    };
+    delete(&mut done, &format!("inet {}", net.table()));
+    if crate::network::link_exists(&net.bridge) {
+        crate::network::run("ip", &["link", "del", &net.bridge], None)?;
+        done.push(format!("bridge {}", net.bridge));
     }
-    if crate::network::link_exists(crate::network::BRIDGE) {
-        crate::network::run("ip", &["link", "del", crate::network::BRIDGE], None)?;
-        done.push(format!("bridge {}", crate::network::BRIDGE));
+    for old in std::fs::read_dir(&marks).into_iter().flatten().flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("net_{}-", net.bridge))
+            || name.starts_with(&format!("range-{}-", net.bridge))
+        {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    if !network_tables().is_empty() {
+        // Another engine's network is still here: the shared tables stay.
+        return Ok(done);
+    }
+    for table in [SHARED, "bridge acetate"] {
+        delete(&mut done, table);
     }
     if marks.join("bridge-nf-was-on").exists() {
         std::fs::write(BRIDGE_NF, "1").map_err(|e| Error::io("write", BRIDGE_NF, e))?;
@@ -367,6 +437,10 @@ pub fn teardown() -> Result<Vec<String>> {
     if marks.join("forwarding-was-off").exists() {
         std::fs::write(FORWARDING, "0").map_err(|e| Error::io("write", FORWARDING, e))?;
         done.push("IPv4 forwarding (turned off again)".into());
+    }
+    if marks.join("forwarding6-was-off").exists() {
+        std::fs::write(FORWARDING6, "0").map_err(|e| Error::io("write", FORWARDING6, e))?;
+        done.push("IPv6 forwarding (turned off again)".into());
     }
     if marks.exists() {
         std::fs::remove_dir_all(&marks).map_err(|e| Error::io("remove", &marks, e))?;
@@ -394,26 +468,37 @@ mod tests {
 
     #[test]
     fn the_table_blocks_smtp_unless_allowed_and_opens_only_listed_host_ports() {
-        let strict = script(&NetPolicy::default());
+        let net = Network::default();
+        let strict = script(&NetPolicy::default(), &net);
         assert!(strict.contains("tcp dport 25 reject"));
-        assert!(strict.contains("add element inet acetate host_udp { 53 }"));
-        assert!(strict.contains("masquerade"));
-        let open = script(&NetPolicy {
-            allow_smtp: true,
-            host_ports: vec!["8080/tcp".parse().unwrap(), "22".parse().unwrap()],
-        });
+        assert!(strict.contains("add element inet acetate_acetate0 host_udp { 53 }"));
+        assert!(strict.contains("ip saddr 10.88.0.0/16 oifname != \"acetate0\" masquerade"));
+        let open = script(
+            &NetPolicy {
+                allow_smtp: true,
+                host_ports: vec!["8080/tcp".parse().unwrap(), "22".parse().unwrap()],
+            },
+            &net,
+        );
         assert!(!open.contains("dport 25"));
         assert!(open.contains("host_tcp { 22, 8080 }"));
-        assert!(!open.contains("add element inet acetate host_udp"));
-        // The forward maps are kept across installs: made if missing, never flushed.
-        assert!(open.contains("add map inet acetate fwd_tcp"));
-        assert!(!open.contains("flush map"));
-        assert_ne!(
-            policy_mark(&NetPolicy::default()),
-            policy_mark(&NetPolicy {
-                allow_smtp: true,
-                ..NetPolicy::default()
-            })
-        );
+        assert!(!open.contains("add element inet acetate_acetate0 host_udp"));
+        assert_ne!(mark_of("net", &strict), mark_of("net", &open));
+        // Another network: its own table, bridge and subnet.
+        let own = Network {
+            bridge: "hosting1".into(),
+            subnet: "10.77.0.0/20".parse().unwrap(),
+            ipv6_prefix: Some("2001:db8:ac::/64".parse().unwrap()),
+        };
+        let theirs = script(&NetPolicy::default(), &own);
+        assert!(theirs.starts_with("add table inet acetate_hosting1\n"));
+        assert!(theirs.contains("iifname \"hosting1\" ip6 saddr @no_egress6 reject"));
+        assert!(!theirs.contains("acetate0") && !theirs.contains("10.88."));
+        // The forward maps are shared and kept across installs: made if missing, never
+        // flushed; what older versions kept in the shared table goes.
+        let shared = shared_script();
+        assert!(shared.contains("add map inet acetate fwd_tcp"));
+        assert!(!shared.contains("flush map"));
+        assert!(shared.contains("delete chain inet acetate forward"));
     }
 }

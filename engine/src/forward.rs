@@ -169,8 +169,8 @@ impl Engine {
                 });
             }
         }
-        let net = network::info_for(cfg.id_base);
-        crate::firewall::ensure(&self.net_policy)?;
+        let net = self.identity().net_info(cfg.id_base);
+        crate::firewall::ensure(&self.net_policy, &self.identity().network())?;
         install(&[f], &net)?;
         cfg.forwards.push(f);
         cfg.forwards.sort();
@@ -190,8 +190,13 @@ impl Engine {
         cfg.no_egress = !allowed;
         crate::store::write_json(&self.layout.config(name), &cfg)?;
         if cfg.network && self.run_state(name)?.is_some() {
-            crate::firewall::ensure(&self.net_policy)?;
-            crate::firewall::set_egress(network::info_for(cfg.id_base).address, !allowed)?;
+            let network = self.identity().network();
+            crate::firewall::ensure(&self.net_policy, &network)?;
+            crate::firewall::set_egress(
+                &network,
+                &self.identity().net_info(cfg.id_base),
+                !allowed,
+            )?;
         }
         Ok(())
     }
@@ -215,7 +220,7 @@ impl Engine {
         };
         let f = cfg.forwards.remove(i);
         crate::store::write_json(&self.layout.config(name), &cfg)?;
-        uninstall(&[f], &network::info_for(cfg.id_base));
+        uninstall(&[f], &self.identity().net_info(cfg.id_base));
         Ok(cfg.forwards)
     }
 }

@@ -21,12 +21,12 @@ impl Engine {
             started_at: st.map(|s| s.started_at),
             host_uid: cfg.id_base,
             limits: cfg.limits.clone(),
-            network: cfg.network.then(|| network::info_for(cfg.id_base)),
+            network: cfg.network.then(|| self.identity().net_info(cfg.id_base)),
             usage: Usage {
                 cgroup,
                 disk: storage::disk_usage(&self.layout, &cfg.name),
                 net: match (cfg.network, st) {
-                    (true, Some(_)) => network::counters(&network::info_for(cfg.id_base)),
+                    (true, Some(_)) => network::counters(&self.identity().net_info(cfg.id_base)),
                     _ => None,
                 },
             },

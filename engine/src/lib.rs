@@ -26,6 +26,7 @@ mod live;
 mod loopdev;
 pub mod lxcfs;
 pub mod mounts;
+pub mod netconf;
 pub mod network;
 mod recovery;
 pub mod runtime;
@@ -159,6 +160,14 @@ impl Engine {
     /// Opens the engine on `state_dir`, creating its layout. Reading (list, show) works
     /// without root on an existing state dir; everything that changes containers needs root.
     pub fn open(state_dir: impl Into<PathBuf>) -> Result<Engine> {
+        Engine::open_with(state_dir, &identity::Wanted::default())
+    }
+
+    /// Opens the engine on `state_dir` with the provider's settings for its ids, cgroup
+    /// parent and network (kept in the state dir; refused with a clear error, changing
+    /// nothing, if another live engine holds any of them or if containers were made under
+    /// others).
+    pub fn open_with(state_dir: impl Into<PathBuf>, wanted: &identity::Wanted) -> Result<Engine> {
         let layout = Layout::new(state_dir);
         storage::check_path_for_overlay(layout.root())?;
         if euid() == 0 {
@@ -169,7 +178,7 @@ impl Engine {
         let (init, identity) = if euid() == 0 {
             (
                 runtime::install_init(&layout)?,
-                identity::claim(layout.root())?,
+                identity::claim(layout.root(), wanted)?,
             )
         } else {
             (
@@ -293,13 +302,14 @@ impl Engine {
 
     fn next_id_base(&self, configs: &[ContainerConfig]) -> Result<u32> {
         let used: std::collections::HashSet<u32> = configs.iter().map(|c| c.id_base).collect();
-        (0..identity::CONTAINERS_PER_SLOT)
+        let capacity = self.identity.capacity();
+        (0..capacity)
             .map(|i| self.identity.container_base(i))
             .find(|b| !used.contains(b))
             .ok_or_else(|| {
                 Error::Unsupported(format!(
-                    "this engine holds {} containers, as many as its id range allows",
-                    identity::CONTAINERS_PER_SLOT
+                    "this engine holds {capacity} containers, as many as its id range and \
+                     subnet allow",
                 ))
             })
     }
@@ -423,7 +433,8 @@ impl Engine {
             }
         }
         let rootfs = self.layout.rootfs(name);
-        let net = cfg.network.then(|| network::info_for(cfg.id_base));
+        let net = cfg.network.then(|| self.identity.net_info(cfg.id_base));
+        let bridge = self.identity.network();
         if net.is_some() {
             if let Err(e) = self.ready_network(cfg) {
                 let _ = cgroup.delete();
@@ -438,7 +449,7 @@ impl Engine {
             id_base: cfg.id_base,
             cgroup: &cgroup,
             seccomp: &self.seccomp,
-            network: net.as_ref().map(|n| (n, cfg.limits.net_rate)),
+            network: net.as_ref().map(|n| (n, &bridge, cfg.limits.net_rate)),
         };
         let st = match runtime::start(&params) {
             Ok(st) => st,

@@ -113,7 +113,8 @@ impl Engine {
             }
         }
         if let (Some(st), true) = (&st, new.net_rate != old.net_rate) {
-            if let Err(e) = network::set_rate(st.pid, &network::info_for(cfg.id_base), new.net_rate)
+            if let Err(e) =
+                network::set_rate(st.pid, &self.identity().net_info(cfg.id_base), new.net_rate)
             {
                 let _ = cgroup.apply(&old);
                 return Err(e);

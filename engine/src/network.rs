@@ -1,19 +1,21 @@
 //! Container networking: a veth pair per running container, its host end a port of the
-//! `acetate0` bridge (10.88.0.1/16), its container end `eth0` with an address derived from
-//! the container's id range. Bridge ports are isolated from each other, so tenants reach
-//! their gateway but not each other's containers at layer 2 (what they may do beyond the
-//! bridge is [`crate::firewall`]'s table). An optional rate
+//! engine's bridge (by default `acetate0`, 10.88.0.1/16; see [`crate::netconf`]), its
+//! container end `eth0` with addresses derived from the container's id range (IPv4, and
+//! IPv6 when the engine's network has a prefix). Bridge ports are isolated from each
+//! other, so tenants reach their gateway but not each other's containers at layer 2 (what
+//! they may do beyond the bridge is [`crate::firewall`]'s table). An optional rate
 //! limit is a token bucket on both ends: the host end shapes what the container receives,
 //! the container end (which the tenant cannot change: containers have no CAP_NET_ADMIN)
 //! shapes what it sends.
 //!
 //! Every port is held to its own addresses: an nftables table `bridge acetate` drops
-//! frames entering from a port whose source MAC, source IPv4 or ARP sender is not that
-//! port's (so a tenant with raw sockets can neither forge its source address nor poison
-//! the host's ARP table or the bridge's forwarding table), and every other protocol
-//! (IPv6, and so router advertisements, among them); the bridge accepts no router
-//! advertisement either. Interface name, MAC and address all follow from the id range, so
-//! an engine installs its whole range's entries once (per boot), not one per start.
+//! frames entering from a port whose source MAC, source IPv4 or IPv6 (its global address
+//! and its link-local one) or ARP sender is not that port's (so a tenant with raw sockets
+//! can neither forge its source address nor poison the host's neighbour tables or the
+//! bridge's forwarding table), router advertisements and redirects, and every other
+//! protocol; the bridge accepts no router advertisement either. Interface name, MAC and
+//! addresses all follow from the id range, so an engine installs its whole range's
+//! entries once (per boot), not one per start.
 //!
 //! The links are made with `ip` and `tc` (iproute2) while the container's init waits to be
 //! released, so `eth0` is up before anything inside runs. They go away with the network
@@ -21,24 +23,38 @@
 //! finds its host end still there deletes it first).
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::store::{FIRST_ID_BASE, IDS_PER_CONTAINER};
+use crate::netconf::Network;
 
-/// The host bridge every container's host end is a port of.
-pub const BRIDGE: &str = "acetate0";
-/// The bridge's (the containers' gateway's) address.
-pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
-/// The bridge's own MAC. A bridge without one set takes the lowest MAC of its ports and
-/// changes it as containers come and go, leaving their ARP caches pointing nowhere.
-pub const BRIDGE_MAC: &str = "02:ac:ff:00:00:01";
-/// Prefix length of the containers' network.
-pub const PREFIX: u8 = 16;
+/// The MAC of bridge `name`. A bridge without one set takes the lowest MAC of its ports and
+/// changes it as containers come and go, leaving their ARP caches pointing nowhere. The
+/// shared bridge keeps the address it always had; others get one from their name.
+pub fn bridge_mac(name: &str) -> String {
+    if name == crate::netconf::DEFAULT_BRIDGE {
+        return "02:ac:ff:00:00:01".into();
+    }
+    let mut h: u32 = 0x811c9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    format!(
+        "02:ac:fe:{:02x}:{:02x}:{:02x}",
+        (h >> 16) & 0xff,
+        (h >> 8) & 0xff,
+        h & 0xff
+    )
+}
+
+fn default_prefix() -> u8 {
+    16
+}
 
 /// Where a container is on the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +66,41 @@ pub struct NetInfo {
     /// The MAC address of its `eth0` (locally administered, from the id range).
     #[serde(default)]
     pub mac: String,
+    /// Prefix length of its IPv4 network.
+    #[serde(default = "default_prefix")]
+    pub prefix: u8,
+    /// Its IPv6 address, when the engine's network has a prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix6: Option<u8>,
+}
+
+impl NetInfo {
+    /// The link-local address the kernel gives its `eth0` (EUI-64 of the MAC).
+    pub fn link_local(&self) -> Option<Ipv6Addr> {
+        let m: Vec<u8> = self
+            .mac
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16))
+            .collect::<std::result::Result<_, _>>()
+            .ok()?;
+        let [a, b, c, d, e, f] = m[..] else {
+            return None;
+        };
+        Some(Ipv6Addr::new(
+            0xfe80,
+            0,
+            0,
+            0,
+            u16::from_be_bytes([a ^ 0x02, b]),
+            u16::from_be_bytes([c, 0xff]),
+            u16::from_be_bytes([0xfe, d]),
+            u16::from_be_bytes([e, f]),
+        ))
+    }
 }
 
 /// Bytes through a container's interface, as the container sees them.
@@ -59,48 +110,30 @@ pub struct NetCounters {
     pub tx_bytes: u64,
 }
 
-/// The address and host interface of the container owning `id_base` (one per id range, so
-/// they never collide and need no allocation table).
-pub fn info_for(id_base: u32) -> NetInfo {
-    let index = id_base.saturating_sub(FIRST_ID_BASE) / IDS_PER_CONTAINER;
-    let host = 2 + index; // .0.0 is the network, .0.1 the gateway
-    NetInfo {
-        address: Ipv4Addr::new(10, 88, (host >> 8) as u8, (host & 0xff) as u8),
-        gateway: GATEWAY,
-        host_interface: format!("ac{index:x}"),
-        mac: format!(
-            "02:ac:00:{:02x}:{:02x}:{:02x}",
-            (index >> 16) & 0xff,
-            (index >> 8) & 0xff,
-            index & 0xff
-        ),
-    }
-}
-
 /// The rules of the `bridge acetate` table (idempotent: chains are flushed and filled in
 /// the same transaction; the sets, shared by every engine of the host, are kept).
 const FILTER_RULES: &str = "\
 add table bridge acetate
 add set bridge acetate ports_mac { type ifname . ether_addr; }
 add set bridge acetate ports4 { type ifname . ether_addr . ipv4_addr; }
+add set bridge acetate ports6 { type ifname . ether_addr . ipv6_addr; }
 add chain bridge acetate port
 flush chain bridge acetate port
 add rule bridge acetate port iifname . ether saddr != @ports_mac drop
 add rule bridge acetate port iifname . ether saddr . ip saddr @ports4 accept
 add rule bridge acetate port iifname . arp saddr ether . arp saddr ip @ports4 accept
+add rule bridge acetate port icmpv6 type { nd-router-advert, nd-redirect } drop
+add rule bridge acetate port iifname . ether saddr . ip6 saddr @ports6 accept
+add rule bridge acetate port ip6 saddr :: icmpv6 type nd-neighbor-solicit accept
 add rule bridge acetate port drop
 add chain bridge acetate prerouting { type filter hook prerouting priority -300; policy accept; }
 flush chain bridge acetate prerouting
 add rule bridge acetate prerouting iifname \"ac*\" jump port
 ";
 
-/// The nftables script that allows the `count` containers from `first_base` on their own
-/// addresses.
-fn filter_script(first_base: u32, count: u32) -> String {
+/// The nftables script that allows the containers `infos` on their own addresses.
+fn filter_script(infos: &[NetInfo]) -> String {
     let mut script = String::from(FILTER_RULES);
-    let infos: Vec<NetInfo> = (0..count)
-        .map(|i| info_for(first_base + i * IDS_PER_CONTAINER))
-        .collect();
     for chunk in infos.chunks(512) {
         let macs: Vec<String> = chunk
             .iter()
@@ -118,16 +151,35 @@ fn filter_script(first_base: u32, count: u32) -> String {
             "add element bridge acetate ports4 {{ {} }}\n",
             v4.join(", ")
         ));
+        let v6: Vec<String> = chunk
+            .iter()
+            .filter_map(|n| Some((n, n.address6?, n.link_local()?)))
+            .flat_map(|(n, global, local)| {
+                [global, local].map(|a| format!("\"{}\" . {} . {}", n.host_interface, n.mac, a))
+            })
+            .collect();
+        if !v6.is_empty() {
+            script.push_str(&format!(
+                "add element bridge acetate ports6 {{ {} }}\n",
+                v6.join(", ")
+            ));
+        }
     }
     script
 }
 
-/// Makes sure the bridge filter holds the `count` containers of the id range starting at
-/// `first_base` to their own addresses: once per boot and range (a mark in
-/// `/run/acetate/net`), in one nftables transaction.
-pub fn ensure_filter(first_base: u32, count: u32) -> Result<()> {
+/// Makes sure the engine's bridge is there with its addresses and the bridge filter holds
+/// every container of the engine's range to its own addresses: once per boot and
+/// identity (a mark in `/run/acetate/net`), in one nftables transaction.
+pub fn ensure_filter(identity: &crate::identity::Identity) -> Result<()> {
+    let net = identity.network();
     let marks = crate::firewall::marks_dir()?;
-    let mark = marks.join(format!("range-{first_base}-{count}"));
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in serde_json::to_vec(identity).unwrap_or_default() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let mark = marks.join(format!("range-{}-{h:016x}", net.bridge));
     if mark.exists() {
         return Ok(());
     }
@@ -136,27 +188,43 @@ pub fn ensure_filter(first_base: u32, count: u32) -> Result<()> {
     if mark.exists() {
         return Ok(());
     }
-    ensure_bridge()?;
+    ensure_bridge(&net)?;
+    let bridge = net.bridge.as_str();
     // A bridge made before the fixed MAC existed gets it (only then: setting an address
-    // flushes the host's neighbour entries on the bridge).
-    let current = std::fs::read_to_string(Path::new("/sys/class/net").join(BRIDGE).join("address"))
+    // flushes the host's neighbour entries on the bridge), and its addresses are put back
+    // as the settings say.
+    let current = std::fs::read_to_string(Path::new("/sys/class/net").join(bridge).join("address"))
         .unwrap_or_default();
-    if current.trim() != BRIDGE_MAC {
-        run("ip", &["link", "set", BRIDGE, "address", BRIDGE_MAC], None)?;
+    let mac = bridge_mac(bridge);
+    if current.trim() != mac {
+        run("ip", &["link", "set", bridge, "address", &mac], None)?;
     }
-    // No router advertisement is taken from the bridge (the port filter drops IPv6 from
+    let gateway = format!("{}/{}", net.gateway(), net.subnet.prefix_len());
+    run("ip", &["addr", "replace", &gateway, "dev", bridge], None)?;
+    if let (Some(gw6), Some(p)) = (net.gateway6(), net.ipv6_prefix) {
+        let gw6 = format!("{gw6}/{}", p.prefix_len());
+        run(
+            "ip",
+            &["addr", "replace", &gw6, "dev", bridge, "nodad"],
+            None,
+        )?;
+    }
+    // No router advertisement is taken from the bridge (the port filter drops those from
     // containers too).
-    let accept_ra = format!("/proc/sys/net/ipv6/conf/{BRIDGE}/accept_ra");
+    let accept_ra = format!("/proc/sys/net/ipv6/conf/{bridge}/accept_ra");
     if Path::new(&accept_ra).exists() {
         std::fs::write(&accept_ra, "0").map_err(|e| Error::io("write", &accept_ra, e))?;
         // Routes a tenant's advertisement already planted (before this filter) go too.
         run(
             "ip",
-            &["-6", "route", "flush", "dev", BRIDGE, "proto", "ra"],
+            &["-6", "route", "flush", "dev", bridge, "proto", "ra"],
             None,
         )?;
     }
-    run("nft", &["-f", "-"], Some(&filter_script(first_base, count)))
+    let infos: Vec<NetInfo> = (0..identity.capacity())
+        .map(|i| identity.net_info(identity.container_base(i)))
+        .collect();
+    run("nft", &["-f", "-"], Some(&filter_script(&infos)))
         .map_err(|e| Error::Unsupported(format!("install the bridge filter (nftables): {e}")))?;
     std::fs::write(&mark, b"").map_err(|e| Error::io("write", &mark, e))
 }
@@ -191,7 +259,6 @@ pub(crate) fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(
     )))
 }
 
-/// Creates the bridge if it is missing (idempotent; safe against a concurrent creator).
 /// Whether interface `name` exists in this process's network namespace (asked of the
 /// kernel, not of sysfs, which shows the namespace that mounted it).
 pub fn link_exists(name: &str) -> bool {
@@ -202,24 +269,26 @@ pub fn link_exists(name: &str) -> bool {
     unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
 }
 
-pub fn ensure_bridge() -> Result<()> {
-    let exists = || link_exists(BRIDGE);
+/// Creates the bridge of `net` if it is missing (idempotent; safe against a concurrent
+/// creator).
+pub fn ensure_bridge(net: &Network) -> Result<()> {
+    let bridge = net.bridge.as_str();
+    let exists = || link_exists(bridge);
     if exists() {
         return Ok(());
     }
-    let gateway = format!("{GATEWAY}/{PREFIX}");
+    let gateway = format!("{}/{}", net.gateway(), net.subnet.prefix_len());
+    let mac = bridge_mac(bridge);
     let made = run(
         "ip",
-        &[
-            "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge",
-        ],
+        &["link", "add", bridge, "address", &mac, "type", "bridge"],
         None,
     )
-    .and_then(|()| run("ip", &["addr", "add", &gateway, "dev", BRIDGE], None));
+    .and_then(|()| run("ip", &["addr", "add", &gateway, "dev", bridge], None));
     if made.is_err() && !exists() {
         return made;
     }
-    run("ip", &["link", "set", BRIDGE, "up"], None)
+    run("ip", &["link", "set", bridge, "up"], None)
 }
 
 fn tbf(rate: u64) -> Vec<String> {
@@ -241,8 +310,9 @@ fn tbf(rate: u64) -> Vec<String> {
 /// Connects the network namespace of `pid` (a container's init, not yet released) to the
 /// bridge, with `rate` bits per second each way if given. On error nothing is left: the
 /// host end is deleted (the container end goes with its namespace).
-pub fn attach(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
-    ensure_bridge()?;
+pub fn attach(pid: i32, net: &NetInfo, bridge: &Network, rate: Option<u64>) -> Result<()> {
+    ensure_bridge(bridge)?;
+    let bridge = bridge.bridge.as_str();
     let host_if = net.host_interface.as_str();
     // A host end left by a crash would block the name.
     if link_exists(host_if) {
@@ -252,17 +322,22 @@ pub fn attach(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
     let mac = &net.mac;
     let host = format!(
         "link add {host_if} type veth peer name eth0 address {mac} netns {pid}\n\
-         link set {host_if} master {BRIDGE}\n\
+         link set {host_if} master {bridge}\n\
          link set dev {host_if} type bridge_slave isolated on\n\
          link set {host_if} up\n"
     );
     let made = run("ip", &["-batch", "-"], Some(&host));
     let configured = made.and_then(|()| {
         let netns = format!("--net=/proc/{pid}/ns/net");
-        let inside = format!(
-            "addr add {}/{PREFIX} dev eth0\nlink set eth0 up\nroute add default via {}\n",
-            net.address, net.gateway
+        let mut inside = format!(
+            "addr add {}/{} dev eth0\nlink set eth0 up\nroute add default via {}\n",
+            net.address, net.prefix, net.gateway
         );
+        if let (Some(a), Some(p), Some(gw)) = (net.address6, net.prefix6, net.gateway6) {
+            inside.push_str(&format!(
+                "addr add {a}/{p} dev eth0 nodad\nroute add default via {gw}\n"
+            ));
+        }
         run("nsenter", &[&netns, "ip", "-batch", "-"], Some(&inside))?;
         if let Some(rate) = rate {
             let shape = tbf(rate);
@@ -335,32 +410,38 @@ pub fn counters(net: &NetInfo) -> Option<NetCounters> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{FIRST_ID_BASE, IDS_PER_CONTAINER};
 
     #[test]
-    fn addresses_follow_the_id_ranges() {
-        let first = info_for(FIRST_ID_BASE);
-        assert_eq!(first.address, Ipv4Addr::new(10, 88, 0, 2));
-        assert_eq!(first.host_interface, "ac0");
-        let later = info_for(FIRST_ID_BASE + 300 * IDS_PER_CONTAINER);
-        assert_eq!(later.address, Ipv4Addr::new(10, 88, 1, 46));
-        assert_eq!(later.host_interface, "ac12c");
-        assert!(later.host_interface.len() <= 15);
-        assert_eq!(first.mac, "02:ac:00:00:00:00");
-        assert_eq!(later.mac, "02:ac:00:00:01:2c");
-    }
-
-    #[test]
-    fn the_filter_lists_every_container_of_a_range_with_its_own_addresses() {
+    fn the_filter_lists_every_container_with_its_own_addresses() {
+        let net = Network {
+            bridge: "hosting1".into(),
+            subnet: "10.77.0.0/20".parse().unwrap(),
+            ipv6_prefix: Some("2001:db8:ac::/64".parse().unwrap()),
+        };
         let base = FIRST_ID_BASE + 2048 * IDS_PER_CONTAINER;
-        let script = filter_script(base, 1000);
-        let last = info_for(base + 999 * IDS_PER_CONTAINER);
+        let infos: Vec<NetInfo> = (0..1000)
+            .map(|i| net.info(base, base + i * IDS_PER_CONTAINER))
+            .collect();
+        let script = filter_script(&infos);
+        let last = &infos[999];
         assert!(script.contains(&format!(
             "\"{}\" . {} . {}",
             last.host_interface, last.mac, last.address
         )));
-        // Two element statements per 512 containers, after the rules.
-        assert_eq!(script.matches("add element").count(), 4);
+        // Its global IPv6 address and the link-local one the kernel derives from its MAC.
+        assert_eq!(last.address6.unwrap().to_string(), "2001:db8:ac::3e9");
+        assert_eq!(last.mac, "02:ac:00:00:0b:e7");
+        assert_eq!(
+            last.link_local().unwrap().to_string(),
+            "fe80::ac:ff:fe00:be7"
+        );
+        assert!(script.contains(&format!("{} . fe80::ac:ff:fe00:be7", last.mac)));
+        // Three element statements per 512 containers, after the rules.
+        assert_eq!(script.matches("add element").count(), 6);
         assert!(script.starts_with("add table bridge acetate"));
+        assert_eq!(bridge_mac("acetate0"), "02:ac:ff:00:00:01");
+        assert_ne!(bridge_mac("hosting1"), bridge_mac("hosting2"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod copies;
 mod domains;
+mod engines;
 mod hardening;
 mod limits;
 mod network;

@@ -15,24 +15,24 @@ use crate::support::state_dir;
 
 /// Two network namespaces joined by a veth pair; deleted (with everything in them) when
 /// dropped.
-struct Namespaces {
-    host: String,
-    peer: String,
+pub(crate) struct Namespaces {
+    pub(crate) host: String,
+    pub(crate) peer: String,
     servers: Vec<Child>,
 }
 
-fn sh(cmd: &str) -> Output {
+pub(crate) fn sh(cmd: &str) -> Output {
     Command::new("sh").args(["-c", cmd]).output().unwrap()
 }
 
-fn must(cmd: &str) -> String {
+pub(crate) fn must(cmd: &str) -> String {
     let out = sh(cmd);
     assert!(out.status.success(), "{cmd}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Namespaces {
-    fn new(tag: &str) -> Namespaces {
+    pub(crate) fn new(tag: &str) -> Namespaces {
         let host = format!("{tag}-h");
         let peer = format!("{tag}-p");
         let _ = sh(&format!("ip netns del {host}; ip netns del {peer}"));
@@ -63,12 +63,12 @@ impl Namespaces {
         }
     }
 
-    /// A TCP server in namespace `ns` on `addr:port` that answers `hello` and appends each
+    /// A TCP server in namespace `ns` on `addr:port` (IPv4 or IPv6) that answers `hello` and appends each
     /// client's address to `log`.
-    fn serve(&mut self, ns: &str, addr: &str, port: u16, log: &Path) {
+    pub(crate) fn serve(&mut self, ns: &str, addr: &str, port: u16, log: &Path) {
         let code = format!(
             "import socket\n\
-             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s = socket.socket(socket.AF_INET6 if ':' in '{addr}' else socket.AF_INET); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
              s.bind(('{addr}', {port})); s.listen()\n\
              while True:\n\
              \x20   c, a = s.accept()\n\
@@ -110,7 +110,7 @@ impl Drop for Namespaces {
 /// `acetate ARGS` run in namespace `ns` (the engine's host side there). `nsenter` joins
 /// the network namespace only (`ip netns exec` would also remount /sys, hiding the cgroup
 /// hierarchies).
-fn acetate_in(ns: &str, state: &Path, args: &[&str]) -> Output {
+pub(crate) fn acetate_in(ns: &str, state: &Path, args: &[&str]) -> Output {
     Command::new("nsenter")
         .arg(format!("--net=/run/netns/{ns}"))
         .arg(env!("CARGO_BIN_EXE_acetate"))
@@ -121,14 +121,14 @@ fn acetate_in(ns: &str, state: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok_in(ns: &str, state: &Path, args: &[&str]) -> String {
+pub(crate) fn ok_in(ns: &str, state: &Path, args: &[&str]) -> String {
     let out = acetate_in(ns, state, args);
     assert!(out.status.success(), "acetate {args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Connects from container `name` to `addr:port`: what it answered, or why it failed.
-fn connect_from(ns: &str, state: &Path, name: &str, addr: &str, port: u16) -> String {
+pub(crate) fn connect_from(ns: &str, state: &Path, name: &str, addr: &str, port: u16) -> String {
     let code = format!(
         "import socket\n\
          try:\n\
@@ -145,7 +145,7 @@ fn connect_from(ns: &str, state: &Path, name: &str, addr: &str, port: u16) -> St
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn lines(path: &PathBuf) -> Vec<String> {
+pub(crate) fn lines(path: &PathBuf) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -428,79 +428,4 @@ impl Drop for Guard<'_> {
         let _ = acetate_in(self.ns, self.state, &["ct", "destroy", self.name]);
         let _ = acetate_in(self.ns, self.state, &["net", "teardown"]);
     }
-}
-
-#[test]
-fn two_engines_side_by_side_share_no_ids_cgroups_interfaces_or_addresses() {
-    let test = "two_engines_side_by_side_share_no_ids_cgroups_interfaces_or_addresses";
-    let Some(first) = state_dir(test) else { return };
-    // A second engine: a state dir of its own on the same host, as a second panel would
-    // have.
-    let second_dir = tempfile::Builder::new()
-        .prefix("acetate-second-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let second = second_dir.path().to_path_buf();
-    let run = |state: &Path, args: &[&str]| -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_acetate"))
-            .arg("--state-dir")
-            .arg(state)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "acetate {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    run(&second, &["template", "build", "host"]);
-    let name = unique_name("side");
-    let mut shown = Vec::new();
-    for state in [first.as_path(), second.as_path()] {
-        run(
-            state,
-            &[
-                "ct", "create", &name, "--net", "--memory", "128M", "--disk", "128M",
-            ],
-        );
-        run(state, &["ct", "start", &name]);
-        let v: serde_json::Value =
-            serde_json::from_str(&run(state, &["--json", "ct", "show", &name])).unwrap();
-        shown.push(v);
-    }
-    let destroy = || {
-        for state in [first.as_path(), second.as_path()] {
-            let _ = Command::new(env!("CARGO_BIN_EXE_acetate"))
-                .arg("--state-dir")
-                .arg(state)
-                .args(["ct", "destroy", &name])
-                .output();
-        }
-    };
-    let (a, b) = (&shown[0], &shown[1]);
-    let uid = |v: &serde_json::Value| v["host_uid"].as_u64().unwrap();
-    let (ua, ub) = (uid(a), uid(b));
-    let apart = ua.abs_diff(ub) >= 65536;
-    let net = |v: &serde_json::Value, k: &str| v["network"][k].as_str().unwrap().to_string();
-    let cgroup = |v: &serde_json::Value| {
-        let pid = v["pid"].as_i64().unwrap();
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .unwrap()
-            .lines()
-            .find(|l| l.contains(":memory:"))
-            .unwrap_or("")
-            .to_string()
-    };
-    let (ca, cb) = (cgroup(a), cgroup(b));
-    let checks = (
-        apart,
-        net(a, "address") != net(b, "address"),
-        net(a, "host_interface") != net(b, "host_interface"),
-        net(a, "mac") != net(b, "mac"),
-        ca != cb && !ca.is_empty() && !cb.is_empty(),
-    );
-    destroy();
-    assert_eq!(
-        checks,
-        (true, true, true, true, true),
-        "ids {ua}/{ub}, {a} / {b}, cgroups {ca} / {cb}"
-    );
 }

@@ -236,7 +236,11 @@ pub struct StartParams<'a> {
     pub cgroup: &'a ContainerCgroup,
     pub seccomp: &'a SeccompPrograms,
     /// Connect to the host bridge, with this rate limit (bit/s) if any.
-    pub network: Option<(&'a crate::network::NetInfo, Option<u64>)>,
+    pub network: Option<(
+        &'a crate::network::NetInfo,
+        &'a crate::netconf::Network,
+        Option<u64>,
+    )>,
 }
 
 const NS_FLAGS: i32 = libc::CLONE_NEWUSER
@@ -350,8 +354,8 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         std::fs::write(&path, &map).map_err(|e| kill(Error::io("write", path, e)))?;
     }
     p.cgroup.add_process(pid).map_err(kill)?;
-    if let Some((net, rate)) = p.network {
-        crate::network::attach(pid, net, rate).map_err(kill)?;
+    if let Some((net, bridge, rate)) = p.network {
+        crate::network::attach(pid, net, bridge, rate).map_err(kill)?;
     }
     crate::testing::crash_point("start");
     // The init must survive an OOM inside its container; the hog is the one to go.

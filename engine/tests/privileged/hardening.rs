@@ -604,7 +604,7 @@ fn a_tenant_cannot_forge_addresses_on_the_bridge() {
     let ib = engine.show(&b.name).unwrap().network.unwrap();
     // Each container's eth0 has the MAC the filter expects.
     assert_eq!(a.sh("cat /sys/class/net/eth0/address").1.trim(), ia.mac);
-    let bridge_mac = acetate_engine::network::BRIDGE_MAC;
+    let bridge_mac = acetate_engine::network::bridge_mac("acetate0");
     assert_eq!(
         fs::read_to_string("/sys/class/net/acetate0/address")
             .unwrap()
@@ -635,7 +635,7 @@ fn a_tenant_cannot_forge_addresses_on_the_bridge() {
         &[
             "python3",
             "-",
-            bridge_mac,
+            &bridge_mac,
             &ia.gateway.to_string(),
             &ia.address.to_string(),
             &ib.address.to_string(),

@@ -129,7 +129,8 @@ pub struct CreateArgs {
     /// Relative block I/O weight, 10-1000.
     #[arg(long)]
     io_weight: Option<u32>,
-    /// A network interface on the host bridge (10.88.0.0/16), reachable from the host.
+    /// A network interface on the engine's bridge (default acetate0, 10.88.0.0/16),
+    /// reachable from the host.
     #[arg(long)]
     net: bool,
     /// Network rate limit each way (e.g. 100mbit); implies --net.

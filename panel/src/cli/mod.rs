@@ -2,6 +2,7 @@
 //! `--state-dir` (env `ACETATE_STATE_DIR`) and, where it prints data, `--json`.
 
 mod bill;
+pub mod config;
 mod copies;
 mod ct;
 mod ct_view;
@@ -84,6 +85,31 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub panel_hosts: Vec<String>,
+    /// The provider's config file: TOML whose keys are the long options that have an
+    /// ACETATE_* variable (default: /etc/acetate/acetate.toml when it exists; flags and
+    /// the environment win over it).
+    #[arg(long, global = true, env = "ACETATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The bridge this engine's containers are ports of (default: acetate0, which engines
+    /// on the default network share). Kept in the state dir with the other network and id
+    /// settings; they change only while it has no containers.
+    #[arg(long, global = true, env = "ACETATE_BRIDGE")]
+    pub bridge: Option<String>,
+    /// The IPv4 subnet of this engine's containers (default: 10.88.0.0/16, shared).
+    #[arg(long, global = true, env = "ACETATE_SUBNET")]
+    pub subnet: Option<ipnet::Ipv4Net>,
+    /// An IPv6 prefix routed to this host, for the containers' IPv6 addresses (default:
+    /// none, IPv4 only).
+    #[arg(long = "ipv6-prefix", global = true, env = "ACETATE_IPV6_PREFIX")]
+    pub ipv6_prefix: Option<ipnet::Ipv6Net>,
+    /// The first host uid/gid of this engine's containers (a multiple of 65536; it holds
+    /// 2048 containers of 65536 ids; default: a free range from 1048576).
+    #[arg(long = "id-base", global = true, env = "ACETATE_ID_BASE")]
+    pub id_base: Option<u32>,
+    /// The cgroup this engine's containers live under, in every hierarchy (default:
+    /// acetate, or acetate-N for a second engine).
+    #[arg(long = "cgroup-parent", global = true, env = "ACETATE_CGROUP_PARENT")]
+    pub cgroup_parent: Option<String>,
     /// Log what the engine does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -168,6 +194,13 @@ impl Cli {
             disk: self.disk_policy(),
             backup_repository: self.backup_repository.clone(),
             resolvers: self.resolvers.clone(),
+            identity: acetate_engine::identity::Wanted {
+                id_base: self.id_base,
+                cgroup_parent: self.cgroup_parent.clone(),
+                bridge: self.bridge.clone(),
+                subnet: self.subnet,
+                ipv6_prefix: self.ipv6_prefix,
+            },
             net_policy: {
                 let mut policy = acetate_engine::firewall::NetPolicy {
                     allow_smtp: self.allow_smtp,
@@ -182,7 +215,7 @@ impl Cli {
     }
 }
 
-/// What the provider sets for the engine: the disk policy and the backup repository.
+/// What the provider sets for the engine.
 #[derive(Debug, Clone, Default)]
 pub struct EngineSettings {
     pub disk: acetate_engine::capacity::DiskPolicy,
@@ -191,6 +224,8 @@ pub struct EngineSettings {
     pub resolvers: Vec<std::net::IpAddr>,
     /// What containers' traffic may do beyond the bridge.
     pub net_policy: acetate_engine::firewall::NetPolicy,
+    /// The engine's ids, cgroup parent and network, where the provider sets them.
+    pub identity: acetate_engine::identity::Wanted,
 }
 
 /// Opens the engine on `state_dir` with the provider's settings.
@@ -198,7 +233,8 @@ pub fn open_engine(
     state_dir: &std::path::Path,
     settings: &EngineSettings,
 ) -> acetate_engine::Result<Engine> {
-    let mut engine = Engine::open(state_dir)?.with_disk_policy(settings.disk)?;
+    let mut engine =
+        Engine::open_with(state_dir, &settings.identity)?.with_disk_policy(settings.disk)?;
     if !settings.resolvers.is_empty() {
         engine = engine.with_resolvers(settings.resolvers.clone());
     }

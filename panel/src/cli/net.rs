@@ -8,16 +8,73 @@ use super::output::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum NetCmd {
+    /// This engine's network and ranges: bridge, subnets, gateway, host ids, cgroup
+    /// parent (settings: `--bridge`, `--subnet`, `--ipv6-prefix`, `--id-base`,
+    /// `--cgroup-parent`, or the config file).
+    Show,
     /// The rules containers' traffic follows (SMTP, the host's open ports).
     Policy,
-    /// Remove the bridge, both nftables tables and (if Acetate turned it on) IPv4
-    /// forwarding from this host. Refused while a container with a network runs; the next
+    /// Remove this engine's bridge and nftables table from this host; with the last
+    /// engine network gone, the shared tables too and (if Acetate turned it on)
+    /// forwarding. Refused while a container with a network runs; the next
     /// start puts everything back.
     Teardown,
 }
 
+/// What `acetate net show` prints.
+#[derive(Debug, serde::Serialize)]
+struct NetShow {
+    bridge: String,
+    subnet: String,
+    gateway: String,
+    ipv6_prefix: Option<String>,
+    gateway6: Option<String>,
+    /// Whether this is the network engines share unless told otherwise.
+    shared: bool,
+    id_base: u32,
+    /// How many containers the id range and the subnet leave room for.
+    capacity: u32,
+    cgroup_parent: String,
+}
+
 pub fn run(engine: &Engine, out: &Output, cmd: NetCmd) -> Result<i32> {
     match cmd {
+        NetCmd::Show => {
+            let id = engine.identity();
+            let net = id.network();
+            let shown = NetShow {
+                bridge: net.bridge.clone(),
+                subnet: net.subnet.to_string(),
+                gateway: net.gateway().to_string(),
+                ipv6_prefix: net.ipv6_prefix.map(|p| p.to_string()),
+                gateway6: net.gateway6().map(|g| g.to_string()),
+                shared: net.is_shared(),
+                id_base: id.id_base(),
+                capacity: id.capacity(),
+                cgroup_parent: id.cgroup_parent(),
+            };
+            out.print(&shown, |s| {
+                println!(
+                    "bridge:         {}{}",
+                    s.bridge,
+                    if s.shared {
+                        " (shared by engines on their default network)"
+                    } else {
+                        ""
+                    }
+                );
+                println!("IPv4 subnet:    {} (gateway {})", s.subnet, s.gateway);
+                match (&s.ipv6_prefix, &s.gateway6) {
+                    (Some(p), Some(g)) => println!("IPv6 prefix:    {p} (gateway {g})"),
+                    _ => println!("IPv6 prefix:    none"),
+                }
+                println!(
+                    "host ids:       from {} ({} containers of 65536)",
+                    s.id_base, s.capacity
+                );
+                println!("cgroup parent:  {}", s.cgroup_parent);
+            });
+        }
         NetCmd::Policy => {
             let p = engine.net_policy();
             out.print(p, |p| {
@@ -58,7 +115,7 @@ pub fn run(engine: &Engine, out: &Output, cmd: NetCmd) -> Result<i32> {
                     busy.join(", ")
                 )));
             }
-            let done = firewall::teardown()?;
+            let done = firewall::teardown(&engine.identity().network())?;
             out.print(&done, |done| {
                 if done.is_empty() {
                     println!("nothing of Acetate's was on this host's network");

@@ -17,6 +17,7 @@ use acetate_engine::{
 };
 
 use acetate_engine::forward::Forward;
+use acetate_engine::netconf::Network;
 
 use super::{CommandRun, Exclusive, Runtime};
 
@@ -172,9 +173,9 @@ impl Runtime for FakeRuntime {
             host_uid: 100_000,
             limits: spec.limits.clone(),
             // Networked containers get the address their id range would give them.
-            network: spec.network.then(|| {
-                acetate_engine::network::info_for((1 << 20) + (pid as u32 % 4096) * 65536)
-            }),
+            network: spec
+                .network
+                .then(|| Network::default().info(1 << 20, (pid as u32 % 4096 + 16) << 16)),
             usage: Usage::default(),
         };
         Self::run(&mut info, pid);
