@@ -412,7 +412,7 @@ pub fn teardown(net: &Network) -> Result<Vec<String>> {
     };
     delete(&mut done, &format!("inet {}", net.table()));
     if crate::network::link_exists(&net.bridge) {
-        crate::network::run("ip", &["link", "del", &net.bridge], None)?;
+        crate::netlink::delete_link(&net.bridge)?;
         done.push(format!("bridge {}", net.bridge));
     }
     for old in std::fs::read_dir(&marks).into_iter().flatten().flatten() {

@@ -27,6 +27,7 @@ mod loopdev;
 pub mod lxcfs;
 pub mod mounts;
 pub mod netconf;
+mod netlink;
 pub mod network;
 mod recovery;
 pub mod runtime;

@@ -17,8 +17,8 @@
 //! addresses all follow from the id range, so an engine installs its whole range's
 //! entries once (per boot), not one per start.
 //!
-//! The links are made with `ip` and `tc` (iproute2) while the container's init waits to be
-//! released, so `eth0` is up before anything inside runs. They go away with the network
+//! The links, addresses and routes are made over netlink ([`crate::netlink`]; `tc` only
+//! for a rate limit) while the container's init waits to be released, so `eth0` is up before anything inside runs. They go away with the network
 //! namespace when the container stops (the kernel frees them shortly after; a start that
 //! finds its host end still there deletes it first).
 
@@ -193,21 +193,14 @@ pub fn ensure_filter(identity: &crate::identity::Identity) -> Result<()> {
     // A bridge made before the fixed MAC existed gets it (only then: setting an address
     // flushes the host's neighbour entries on the bridge), and its addresses are put back
     // as the settings say.
-    let current = std::fs::read_to_string(Path::new("/sys/class/net").join(bridge).join("address"))
-        .unwrap_or_default();
     let mac = bridge_mac(bridge);
-    if current.trim() != mac {
-        run("ip", &["link", "set", bridge, "address", &mac], None)?;
+    if crate::netlink::mac_of(bridge)?.as_deref() != Some(mac.as_str()) {
+        crate::netlink::set_mac(bridge, &mac)?;
     }
-    let gateway = format!("{}/{}", net.gateway(), net.subnet.prefix_len());
-    run("ip", &["addr", "replace", &gateway, "dev", bridge], None)?;
+    let gateway = std::net::IpAddr::V4(net.gateway());
+    crate::netlink::set_address(bridge, gateway, net.subnet.prefix_len())?;
     if let (Some(gw6), Some(p)) = (net.gateway6(), net.ipv6_prefix) {
-        let gw6 = format!("{gw6}/{}", p.prefix_len());
-        run(
-            "ip",
-            &["addr", "replace", &gw6, "dev", bridge, "nodad"],
-            None,
-        )?;
+        crate::netlink::set_address(bridge, std::net::IpAddr::V6(gw6), p.prefix_len())?;
     }
     // No router advertisement is taken from the bridge (the port filter drops those from
     // containers too).
@@ -272,23 +265,15 @@ pub fn link_exists(name: &str) -> bool {
 /// Creates the bridge of `net` if it is missing (idempotent; safe against a concurrent
 /// creator).
 pub fn ensure_bridge(net: &Network) -> Result<()> {
-    let bridge = net.bridge.as_str();
-    let exists = || link_exists(bridge);
-    if exists() {
+    if link_exists(&net.bridge) {
         return Ok(());
     }
-    let gateway = format!("{}/{}", net.gateway(), net.subnet.prefix_len());
-    let mac = bridge_mac(bridge);
-    let made = run(
-        "ip",
-        &["link", "add", bridge, "address", &mac, "type", "bridge"],
-        None,
+    crate::netlink::add_bridge(
+        &net.bridge,
+        &bridge_mac(&net.bridge),
+        net.gateway(),
+        net.subnet.prefix_len(),
     )
-    .and_then(|()| run("ip", &["addr", "add", &gateway, "dev", bridge], None));
-    if made.is_err() && !exists() {
-        return made;
-    }
-    run("ip", &["link", "set", bridge, "up"], None)
 }
 
 fn tbf(rate: u64) -> Vec<String> {
@@ -312,49 +297,27 @@ fn tbf(rate: u64) -> Vec<String> {
 /// host end is deleted (the container end goes with its namespace).
 pub fn attach(pid: i32, net: &NetInfo, bridge: &Network, rate: Option<u64>) -> Result<()> {
     ensure_bridge(bridge)?;
-    let bridge = bridge.bridge.as_str();
     let host_if = net.host_interface.as_str();
     // A host end left by a crash would block the name.
-    if link_exists(host_if) {
-        let _ = run("ip", &["link", "del", host_if], None);
-    }
-    // One `ip` for the host side, one inside the namespace: each process costs milliseconds.
-    let mac = &net.mac;
-    let host = format!(
-        "link add {host_if} type veth peer name eth0 address {mac} netns {pid}\n\
-         link set {host_if} master {bridge}\n\
-         link set dev {host_if} type bridge_slave isolated on\n\
-         link set {host_if} up\n"
-    );
-    let made = run("ip", &["-batch", "-"], Some(&host));
-    let configured = made.and_then(|()| {
-        let netns = format!("--net=/proc/{pid}/ns/net");
-        let mut inside = format!(
-            "addr add {}/{} dev eth0\nlink set eth0 up\nroute add default via {}\n",
-            net.address, net.prefix, net.gateway
-        );
-        if let (Some(a), Some(p), Some(gw)) = (net.address6, net.prefix6, net.gateway6) {
-            inside.push_str(&format!(
-                "addr add {a}/{p} dev eth0 nodad\nroute add default via {gw}\n"
-            ));
+    crate::netlink::delete_link(host_if)?;
+    let inside = crate::netlink::Inside {
+        mac: &net.mac,
+        v4: (net.address, net.prefix, net.gateway),
+        v6: match (net.address6, net.prefix6, net.gateway6) {
+            (Some(a), Some(p), Some(gw)) => Some((a, p, gw)),
+            _ => None,
+        },
+    };
+    crate::netlink::veth_into(pid, host_if, &bridge.bridge, inside)?;
+    if let Some(rate) = rate {
+        // rtnetlink has no builder for tc's token bucket: `tc`, only for limited
+        // containers.
+        if let Err(e) = set_rate(pid, net, Some(rate)) {
+            let _ = crate::netlink::delete_link(host_if);
+            return Err(e);
         }
-        run("nsenter", &[&netns, "ip", "-batch", "-"], Some(&inside))?;
-        if let Some(rate) = rate {
-            let shape = tbf(rate);
-            let shape: Vec<&str> = shape.iter().map(String::as_str).collect();
-            let mut host = vec!["qdisc", "replace", "dev", host_if];
-            host.extend(&shape);
-            run("tc", &host, None)?;
-            let mut inner = vec![netns.as_str(), "tc", "qdisc", "replace", "dev", "eth0"];
-            inner.extend(&shape);
-            run("nsenter", &inner, None)?;
-        }
-        Ok(())
-    });
-    if configured.is_err() {
-        let _ = run("ip", &["link", "del", host_if], None);
     }
-    configured
+    Ok(())
 }
 
 /// Changes the rate limit of a running container (`None` lifts it), both ends.

@@ -1,0 +1,269 @@
+//! Links, addresses and routes through rtnetlink, the kernel's own interface, instead of
+//! `ip` processes (each one costs milliseconds on a start). Every call runs its requests
+//! on a small single-threaded runtime of its own, so the engine stays synchronous; what
+//! must happen inside a container's network namespace runs on a thread that joined it
+//! (a netlink socket belongs to the namespace it was made in).
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use rtnetlink::RouteMessageBuilder;
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth};
+
+use crate::error::{Error, Result};
+
+fn failed(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Unsupported(format!("{what} (netlink): {e}"))
+}
+
+/// Runs `f` with a netlink handle of this thread's network namespace.
+fn with_handle<F, Fut, T>(f: F) -> Result<T>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| Error::sys("start a netlink runtime", e))?;
+    rt.block_on(async {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| Error::sys("open a netlink socket", e))?;
+        let conn = tokio::spawn(connection);
+        let out = f(handle).await;
+        conn.abort();
+        out
+    })
+}
+
+/// Runs `f` as [`with_handle`] does, in the network namespace of process `pid`.
+fn in_netns_of<F, Fut, T>(pid: i32, f: F) -> Result<T>
+where
+    F: FnOnce(Handle) -> Fut + Send,
+    Fut: Future<Output = Result<T>>,
+    T: Send,
+{
+    let path = format!("/proc/{pid}/ns/net");
+    let ns = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                Error::sys(
+                    "join the container's network namespace",
+                    std::io::Error::from(e),
+                )
+            })?;
+            with_handle(f)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Unsupported("the netlink thread panicked".into())))
+    })
+}
+
+/// The index of interface `name` in this process's network namespace.
+pub fn index_of(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+async fn index_in(handle: &Handle, name: &str) -> Result<u32> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(link.header.index),
+        Ok(None) => Err(failed(&format!("find {name}"), "no such interface")),
+        Err(e) => Err(failed(&format!("find {name}"), e)),
+    }
+}
+
+fn mac_bytes(mac: &str) -> Result<Vec<u8>> {
+    mac.split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .ok()
+        .filter(|b| b.len() == 6)
+        .ok_or_else(|| Error::Unsupported(format!("{mac:?} is not a MAC address")))
+}
+
+/// Deletes interface `name` of this namespace (nothing if it is not there).
+pub fn delete_link(name: &str) -> Result<()> {
+    let Some(index) = index_of(name) else {
+        return Ok(());
+    };
+    with_handle(|h| async move {
+        match h.link().del(index).execute().await {
+            Ok(()) => Ok(()),
+            // Gone meanwhile.
+            Err(_) if index_of(name).is_none() => Ok(()),
+            Err(e) => Err(failed(&format!("delete {name}"), e)),
+        }
+    })
+}
+
+/// Makes bridge `name` with `mac` and `gateway/prefix` and sets it up; one that is
+/// already there (another engine, a concurrent start) is fine.
+pub fn add_bridge(name: &str, mac: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
+    let mac = mac_bytes(mac)?;
+    with_handle(|h| async move {
+        let made = h
+            .link()
+            .add(LinkBridge::new(name).address(mac).build())
+            .execute()
+            .await;
+        if let Err(e) = made {
+            if index_of(name).is_none() {
+                return Err(failed(&format!("create bridge {name}"), e));
+            }
+        }
+        let index = index_in(&h, name).await?;
+        h.address()
+            .add(index, IpAddr::V4(gateway), prefix)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| failed(&format!("address {name}"), e))?;
+        h.link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| failed(&format!("set {name} up"), e))
+    })
+}
+
+/// The MAC of interface `name` (`None` if it has none or is not there).
+pub fn mac_of(name: &str) -> Result<Option<String>> {
+    if index_of(name).is_none() {
+        return Ok(None);
+    }
+    with_handle(|h| async move {
+        let mut links = h.link().get().match_name(name.to_string()).execute();
+        let link = links
+            .try_next()
+            .await
+            .map_err(|e| failed(&format!("read {name}"), e))?;
+        Ok(link.and_then(|l| {
+            l.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::Address(b) => Some(
+                    b.iter()
+                        .map(|x| format!("{x:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                ),
+                _ => None,
+            })
+        }))
+    })
+}
+
+/// Gives interface `name` the MAC `mac`.
+pub fn set_mac(name: &str, mac: &str) -> Result<()> {
+    let mac = mac_bytes(mac)?;
+    with_handle(|h| async move {
+        let index = index_in(&h, name).await?;
+        h.link()
+            .set(LinkUnspec::new_with_index(index).address(mac).build())
+            .execute()
+            .await
+            .map_err(|e| failed(&format!("set the MAC of {name}"), e))
+    })
+}
+
+/// Puts `address/prefix` on interface `name` (replacing it if there), without duplicate
+/// address detection for IPv6.
+pub fn set_address(name: &str, address: IpAddr, prefix: u8) -> Result<()> {
+    with_handle(|h| async move {
+        let index = index_in(&h, name).await?;
+        add_address(&h, index, address, prefix).await
+    })
+}
+
+async fn add_address(h: &Handle, index: u32, address: IpAddr, prefix: u8) -> Result<()> {
+    let mut req = h.address().add(index, address, prefix).replace();
+    if address.is_ipv6() {
+        let msg = req.message_mut();
+        msg.header.flags |= AddressHeaderFlags::Nodad;
+        msg.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    req.execute()
+        .await
+        .map_err(|e| failed(&format!("add address {address}"), e))
+}
+
+/// What the container end of a veth pair gets.
+#[derive(Debug, Clone, Copy)]
+pub struct Inside<'a> {
+    pub mac: &'a str,
+    pub v4: (Ipv4Addr, u8, Ipv4Addr),
+    pub v6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
+}
+
+/// Makes a veth pair: `host_if` an isolated port of bridge `bridge`, its peer `eth0` in
+/// the network namespace of `pid` with `inside`'s MAC, addresses and default routes, both
+/// up. On error the host end is deleted (the peer goes with it).
+pub fn veth_into(pid: i32, host_if: &str, bridge: &str, inside: Inside<'_>) -> Result<()> {
+    let bridge_index = index_of(bridge)
+        .ok_or_else(|| failed(&format!("find bridge {bridge}"), "no such interface"))?;
+    let mac = mac_bytes(inside.mac)?;
+    let made = with_handle(|h| async move {
+        let peer = LinkUnspec::new_with_name("eth0")
+            .address(mac)
+            .setns_by_pid(pid as u32)
+            .build();
+        let pair = LinkVeth::new(host_if, "eth0")
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .controller(bridge_index)
+            .build();
+        h.link()
+            .add(pair)
+            .execute()
+            .await
+            .map_err(|e| failed(&format!("create {host_if}"), e))?;
+        let index = index_in(&h, host_if).await?;
+        // Isolated before it is up: no frame passes to the other ports.
+        h.link()
+            .set_port(LinkBridgePort::new(index).isolated(true).build())
+            .execute()
+            .await
+            .map_err(|e| failed(&format!("isolate {host_if}"), e))?;
+        h.link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| failed(&format!("set {host_if} up"), e))
+    })
+    .and_then(|()| {
+        in_netns_of(pid, |h| async move {
+            let index = index_in(&h, "eth0").await?;
+            let (a, p, gw) = inside.v4;
+            add_address(&h, index, IpAddr::V4(a), p).await?;
+            h.link()
+                .set(LinkUnspec::new_with_index(index).up().build())
+                .execute()
+                .await
+                .map_err(|e| failed("set eth0 up", e))?;
+            h.route()
+                .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build())
+                .execute()
+                .await
+                .map_err(|e| failed("add the default route", e))?;
+            if let Some((a, p, gw)) = inside.v6 {
+                add_address(&h, index, IpAddr::V6(a), p).await?;
+                h.route()
+                    .add(RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).build())
+                    .execute()
+                    .await
+                    .map_err(|e| failed("add the IPv6 default route", e))?;
+            }
+            Ok(())
+        })
+    });
+    if made.is_err() {
+        let _ = delete_link(host_if);
+    }
+    made
+}
