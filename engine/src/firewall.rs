@@ -130,7 +130,15 @@ pub fn shared_script() -> String {
             "add map {t} {map} {{ type inet_service : ipv4_addr . inet_service; }}\n"
         ));
     }
+    // Forwards published on one address of the host; they come first.
+    for map in ["fwd4_tcp", "fwd4_udp"] {
+        out.push_str(&format!(
+            "add map {t} {map} {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n"
+        ));
+    }
     let dnat = [
+        "dnat ip to ip daddr . tcp dport map @fwd4_tcp",
+        "dnat ip to ip daddr . udp dport map @fwd4_udp",
         "fib daddr type local dnat ip to tcp dport map @fwd_tcp",
         "fib daddr type local dnat ip to udp dport map @fwd_udp",
     ];

@@ -9,6 +9,7 @@
 //! start (the maps are empty after a boot) and removed when it is destroyed.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -17,16 +18,25 @@ use crate::error::{Error, Result};
 use crate::network::{self, NetInfo};
 use crate::{require_root, Engine, LOCK_TIMEOUT};
 
-/// One forward: `public` on the host to `private` in the container.
+/// One forward: `public` on the host (on `address`, or every address of the host) to
+/// `private` in the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Forward {
     pub public: u16,
     pub private: u16,
     #[serde(default)]
     pub udp: bool,
+    /// The host address it is published on; `None`: every address of the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Addr>,
 }
 
 impl Forward {
+    /// Whether `other` takes the same public port (address, port, protocol).
+    pub fn same_public(&self, other: &Forward) -> bool {
+        self.public == other.public && self.udp == other.udp && self.address == other.address
+    }
+
     fn proto(&self) -> &'static str {
         if self.udp {
             "udp"
@@ -38,6 +48,9 @@ impl Forward {
 
 impl fmt::Display for Forward {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(a) = self.address {
+            write!(f, "{a}:")?;
+        }
         write!(f, "{}:{}/{}", self.public, self.private, self.proto())
     }
 }
@@ -45,7 +58,7 @@ impl fmt::Display for Forward {
 impl FromStr for Forward {
     type Err = String;
 
-    /// `8022:22/tcp`, `8022:22` (TCP), `5353:53/udp`.
+    /// `8022:22/tcp`, `8022:22` (TCP), `5353:53/udp`, `203.0.113.5:8022:22/tcp`.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let s = s.trim();
         let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
@@ -54,9 +67,19 @@ impl FromStr for Forward {
             "udp" => true,
             other => return Err(format!("{other:?} is not tcp or udp")),
         };
+        let (address, ports) = match ports.matches(':').count() {
+            2 => {
+                let (a, rest) = ports.split_once(':').unwrap_or_default();
+                let a: Ipv4Addr = a
+                    .parse()
+                    .map_err(|_| format!("{a:?} is not an IPv4 address of the host"))?;
+                (Some(a), rest)
+            }
+            _ => (None, ports),
+        };
         let Some((public, private)) = ports.split_once(':') else {
             return Err(format!(
-                "{s:?}: give PUBLIC:PRIVATE[/tcp|udp], as in 8022:22/tcp"
+                "{s:?}: give [ADDRESS:]PUBLIC:PRIVATE[/tcp|udp], as in 8022:22/tcp"
             ));
         };
         let port = |p: &str, what: &str| match p.parse::<u16>() {
@@ -67,18 +90,71 @@ impl FromStr for Forward {
             public: port(public, "public")?,
             private: port(private, "private")?,
             udp,
+            address,
+        })
+    }
+}
+
+/// A public port of the host: `[ADDRESS:]PORT[/tcp|udp]` (no address: the forward on every
+/// address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicPort {
+    pub address: Option<Ipv4Addr>,
+    pub port: u16,
+    pub udp: bool,
+}
+
+impl fmt::Display for PublicPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(a) = self.address {
+            write!(f, "{a}:")?;
+        }
+        write!(f, "{}/{}", self.port, if self.udp { "udp" } else { "tcp" })
+    }
+}
+
+impl FromStr for PublicPort {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        let (address, rest) = match s.rsplit_once(':') {
+            Some((a, rest)) => (
+                Some(
+                    a.parse::<Ipv4Addr>()
+                        .map_err(|_| format!("{a:?} is not an IPv4 address of the host"))?,
+                ),
+                rest,
+            ),
+            None => (None, s),
+        };
+        let p: crate::firewall::HostPort = rest.parse()?;
+        Ok(PublicPort {
+            address,
+            port: p.port,
+            udp: p.udp,
         })
     }
 }
 
 fn element(f: &Forward, net: &NetInfo) -> String {
-    format!(
-        "inet acetate fwd_{} {{ {} : {} . {} }}",
-        f.proto(),
-        f.public,
-        net.address,
-        f.private
-    )
+    match f.address {
+        // Published on one address of the host.
+        Some(a) => format!(
+            "inet acetate fwd4_{} {{ {a} . {} : {} . {} }}",
+            f.proto(),
+            f.public,
+            net.address,
+            f.private
+        ),
+        None => format!(
+            "inet acetate fwd_{} {{ {} : {} . {} }}",
+            f.proto(),
+            f.public,
+            net.address,
+            f.private
+        ),
+    }
 }
 
 /// Puts `forwards` of the container at `net` into the maps (idempotent), in one
@@ -138,11 +214,7 @@ impl Engine {
                 msg: format!("{name} has no network interface (create it with --net)"),
             });
         }
-        if let Some(same) = cfg
-            .forwards
-            .iter()
-            .find(|o| o.public == f.public && o.udp == f.udp)
-        {
+        if let Some(same) = cfg.forwards.iter().find(|o| o.same_public(&f)) {
             if *same == f {
                 return Ok(cfg.forwards);
             }
@@ -155,10 +227,7 @@ impl Engine {
             if o.name == name {
                 continue;
             }
-            if o.forwards
-                .iter()
-                .any(|x| x.public == f.public && x.udp == f.udp)
-            {
+            if o.forwards.iter().any(|x| x.same_public(&f)) {
                 return Err(Error::InvalidLimit {
                     what: "forward",
                     msg: format!(
@@ -202,20 +271,15 @@ impl Engine {
     }
 
     /// Removes the forward of public port `public` (`udp` or TCP) from container `name`.
-    pub fn remove_forward(&self, name: &str, public: u16, udp: bool) -> Result<Vec<Forward>> {
+    pub fn remove_forward(&self, name: &str, public: PublicPort) -> Result<Vec<Forward>> {
         require_root("forward ports")?;
         let (_lock, mut cfg) = self.lock(name)?;
-        let Some(i) = cfg
-            .forwards
-            .iter()
-            .position(|f| f.public == public && f.udp == udp)
-        else {
+        let Some(i) = cfg.forwards.iter().position(|f| {
+            f.public == public.port && f.udp == public.udp && f.address == public.address
+        }) else {
             return Err(Error::InvalidLimit {
                 what: "forward",
-                msg: format!(
-                    "{name} has no forward of public port {public}/{}",
-                    if udp { "udp" } else { "tcp" }
-                ),
+                msg: format!("{name} has no forward of public port {public}"),
             });
         };
         let f = cfg.forwards.remove(i);
@@ -246,6 +310,23 @@ mod tests {
             .unwrap_err()
             .contains("PUBLIC:PRIVATE"));
         assert!("0:22".parse::<Forward>().is_err());
+        let on = "203.0.113.5:8022:22/tcp".parse::<Forward>().unwrap();
+        assert_eq!(on.address, Some(Ipv4Addr::new(203, 0, 113, 5)));
+        assert_eq!(on.to_string(), "203.0.113.5:8022:22/tcp");
+        assert!(!on.same_public(&f));
+        assert!(element(
+            &on,
+            &crate::netconf::Network::default().info(1 << 20, 1 << 20)
+        )
+        .contains("fwd4_tcp { 203.0.113.5 . 8022 : 10.88.0.2 . 22 }"));
+        assert!("host:8022:22".parse::<Forward>().is_err());
+        let p: PublicPort = "203.0.113.5:8022/udp".parse().unwrap();
+        assert_eq!((p.address.is_some(), p.port, p.udp), (true, 8022, true));
+        assert_eq!(p.to_string(), "203.0.113.5:8022/udp");
+        assert_eq!(
+            "8022".parse::<PublicPort>().unwrap().to_string(),
+            "8022/tcp"
+        );
         assert!("80:22/sctp".parse::<Forward>().is_err());
     }
 }

@@ -251,6 +251,30 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         .to_string()
     };
     assert_eq!(from_peer(8022), "from-ct");
+    // A forward published on one address of the host only.
+    must(&format!("ip -n {host} addr add 203.0.113.3/24 dev uplink"));
+    let added = ok_in(
+        &host,
+        &state,
+        &["ct", "forward", "add", &name, "203.0.113.3:8024:7474/tcp"],
+    );
+    assert!(added.contains("203.0.113.3:8024:7474/tcp"), "{added}");
+    let from_peer_to = |addr: &str, port: u16| {
+        must(&format!(
+            "ip netns exec {} python3 -c \"import socket\ntry:\n  print(socket.create_connection(('{addr}', {port}), timeout=2).recv(16).decode())\nexcept Exception as e: print(type(e).__name__)\"",
+            ns.peer
+        ))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(from_peer_to("203.0.113.3", 8024), "from-ct");
+    assert_eq!(from_peer_to("203.0.113.1", 8024), "ConnectionRefusedError");
+    ok_in(
+        &host,
+        &state,
+        &["ct", "forward", "remove", &name, "203.0.113.3:8024/tcp"],
+    );
+    assert_eq!(from_peer_to("203.0.113.3", 8024), "ConnectionRefusedError");
     let from_host = must(&format!(
         "ip netns exec {host} python3 -c \"import socket; print(socket.create_connection(('203.0.113.1', 8022), timeout=2).recv(16).decode())\""
     ));

@@ -1,6 +1,6 @@
 //! `acetate net`: what Acetate adds to the host's network, and removing it all.
 
-use acetate_engine::forward::Forward;
+use acetate_engine::forward::{Forward, PublicPort};
 use acetate_engine::{firewall, network, Engine, Error, Result, State};
 use clap::Subcommand;
 
@@ -133,15 +133,14 @@ pub fn run(engine: &Engine, out: &Output, cmd: NetCmd) -> Result<i32> {
 #[derive(Debug, Subcommand)]
 pub enum ForwardCmd {
     /// Forward a public port of the host to a port of the container, as `8022:22/tcp`
-    /// (kept across restarts; the port can be given only once).
+    /// (every address of the host) or `203.0.113.5:8022:22/tcp` (that address only); kept
+    /// across restarts; the port can be given only once.
     Add { name: String, forward: Forward },
     /// The container's forwards.
     List { name: String },
-    /// Remove the forward of a public port, as `8022/tcp` (or `8022`).
-    Remove {
-        name: String,
-        public: firewall::HostPort,
-    },
+    /// Remove the forward of a public port, as `8022/tcp`, `8022` or
+    /// `203.0.113.5:8022/tcp`.
+    Remove { name: String, public: PublicPort },
 }
 
 pub fn run_forward(engine: &Engine, out: &Output, cmd: ForwardCmd) -> Result<i32> {
@@ -156,10 +155,9 @@ pub fn run_forward(engine: &Engine, out: &Output, cmd: ForwardCmd) -> Result<i32
     match cmd {
         ForwardCmd::Add { name, forward } => out.print(&engine.add_forward(&name, forward)?, show),
         ForwardCmd::List { name } => out.print(&engine.forwards(&name)?, show),
-        ForwardCmd::Remove { name, public } => out.print(
-            &engine.remove_forward(&name, public.port, public.udp)?,
-            show,
-        ),
+        ForwardCmd::Remove { name, public } => {
+            out.print(&engine.remove_forward(&name, public)?, show)
+        }
     }
     Ok(0)
 }

@@ -142,10 +142,9 @@ impl Runtime for EngineRuntime {
     fn remove_forward(
         &self,
         name: &str,
-        public: u16,
-        udp: bool,
+        public: acetate_engine::forward::PublicPort,
     ) -> Result<Vec<acetate_engine::forward::Forward>> {
-        self.0.remove_forward(name, public, udp)
+        self.0.remove_forward(name, public)
     }
 
     fn set_egress(&self, name: &str, allowed: bool) -> Result<()> {

@@ -16,7 +16,7 @@ use acetate_engine::{
     ContainerInfo, ContainerSpec, Error, LimitsUpdate, Result, State, TemplateInfo, Usage,
 };
 
-use acetate_engine::forward::Forward;
+use acetate_engine::forward::{Forward, PublicPort};
 use acetate_engine::netconf::Network;
 
 use super::{CommandRun, Exclusive, Runtime};
@@ -382,8 +382,8 @@ impl Runtime for FakeRuntime {
         self.fake_add_forward(name, f)
     }
 
-    fn remove_forward(&self, name: &str, public: u16, udp: bool) -> Result<Vec<Forward>> {
-        self.fake_remove_forward(name, public, udp)
+    fn remove_forward(&self, name: &str, public: PublicPort) -> Result<Vec<Forward>> {
+        self.fake_remove_forward(name, public)
     }
 
     fn set_egress(&self, name: &str, allowed: bool) -> Result<()> {

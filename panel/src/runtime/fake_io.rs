@@ -66,7 +66,7 @@ impl FakeRuntime {
         }
         let taken = inner.forwards.iter().any(|(ct, list)| {
             list.iter()
-                .any(|x| x.public == f.public && x.udp == f.udp && (ct != name || *x != f))
+                .any(|x| x.same_public(&f) && (ct != name || *x != f))
         });
         if taken {
             return Err(Error::InvalidLimit {
@@ -85,12 +85,11 @@ impl FakeRuntime {
     pub(super) fn fake_remove_forward(
         &self,
         name: &str,
-        public: u16,
-        udp: bool,
+        p: acetate_engine::forward::PublicPort,
     ) -> Result<Vec<Forward>> {
         let mut inner = self.lock();
         let list = inner.forwards.entry(name.to_string()).or_default();
-        list.retain(|f| !(f.public == public && f.udp == udp));
+        list.retain(|f| !(f.public == p.port && f.udp == p.udp && f.address == p.address));
         Ok(list.clone())
     }
 

@@ -118,8 +118,7 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     fn remove_forward(
         &self,
         name: &str,
-        public: u16,
-        udp: bool,
+        public: acetate_engine::forward::PublicPort,
     ) -> Result<Vec<acetate_engine::forward::Forward>>;
     /// Lets container `name` reach the outside or not, live and for its next starts.
     fn set_egress(&self, name: &str, allowed: bool) -> Result<()>;

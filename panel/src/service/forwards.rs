@@ -1,10 +1,11 @@
-//! Port forwards: the provider gives each reseller a range of the host's public ports; a
-//! customer forwards a port of that range to a port of its container. A public port is
+//! Port forwards: the provider gives each reseller ranges of the host's public ports, one
+//! per address of the host (or one on every address); a customer forwards a port of a
+//! range to a port of its container, published on that range's address. A public port is
 //! given once (the database's unique key, and the engine's map); forwards survive restarts
 //! (the engine keeps them) and go with the container (the rows cascade, the engine removes
 //! its entries).
 
-use acetate_engine::forward::Forward;
+use acetate_engine::forward::{Forward, PublicPort};
 
 use super::containers::{active_owner_of, resolve};
 use super::{require, AppState};
@@ -23,6 +24,29 @@ pub struct ForwardRequest {
     /// `tcp` (default) or `udp`.
     #[serde(default)]
     pub proto: Option<String>,
+    /// The host's IPv4 address to publish on, one of the reseller's ranges' (default: the
+    /// range on every address).
+    #[serde(default)]
+    pub public_address: Option<String>,
+}
+
+/// An address as a range or a forward keeps it: "" for every address of the host.
+fn address(what: &str, a: Option<&str>) -> AppResult<(String, Option<std::net::Ipv4Addr>)> {
+    match a.map(str::trim).filter(|a| !a.is_empty()) {
+        None => Ok((String::new(), None)),
+        Some(a) => a
+            .parse::<std::net::Ipv4Addr>()
+            .map(|ip| (ip.to_string(), Some(ip)))
+            .map_err(|_| AppError::Unprocessable(format!("{what}: {a:?} is not an IPv4 address"))),
+    }
+}
+
+fn on(address: &str) -> String {
+    if address.is_empty() {
+        "every address".into()
+    } else {
+        address.to_string()
+    }
 }
 
 fn port(what: &str, p: i64) -> AppResult<u16> {
@@ -42,18 +66,20 @@ fn proto(p: Option<&str>) -> AppResult<bool> {
     }
 }
 
-/// The reseller above the container's owner, whose range the forward must be in.
-async fn range_of(st: &AppState, owner: &User) -> AppResult<PortRange> {
+/// The ranges of the reseller above the container's owner; the forward must be in one.
+async fn ranges_of(st: &AppState, owner: &User) -> AppResult<Vec<PortRange>> {
     let reseller = owner.reseller_id.ok_or_else(|| {
         AppError::Unprocessable("public_port: this account has no reseller to give ports".into())
     })?;
-    st.db.port_range(reseller).await?.ok_or_else(|| {
-        AppError::Unprocessable(
+    let ranges = st.db.port_ranges(reseller).await?;
+    if ranges.is_empty() {
+        return Err(AppError::Unprocessable(
             "public_port: your reseller has no public ports to give yet (the provider sets \
              a range for it)"
                 .into(),
-        )
-    })
+        ));
+    }
+    Ok(ranges)
 }
 
 pub async fn list(
@@ -79,21 +105,31 @@ pub async fn add(
     let public = port("public_port", req.public_port)?;
     let private = port("private_port", req.private_port)?;
     let udp = proto(req.proto.as_deref())?;
-    let range = range_of(st, &owner_user).await?;
-    if req.public_port < range.first_port || req.public_port > range.last_port {
+    let (addr, ip) = address("public_address", req.public_address.as_deref())?;
+    let ranges = ranges_of(st, &owner_user).await?;
+    let inside = ranges.iter().any(|r| {
+        r.address == addr && req.public_port >= r.first_port && req.public_port <= r.last_port
+    });
+    if !inside {
+        let may: Vec<String> = ranges
+            .iter()
+            .map(|r| format!("{}-{} on {}", r.first_port, r.last_port, on(&r.address)))
+            .collect();
         return Err(AppError::Unprocessable(format!(
-            "public_port: {public} is outside the range you may use ({}-{})",
-            range.first_port, range.last_port
+            "public_port: {public} on {} is outside the ranges you may use ({})",
+            on(&addr),
+            may.join(", ")
         )));
     }
     let proto_name = if udp { "udp" } else { "tcp" };
     st.db
-        .add_forward(row.id, req.public_port, proto_name, req.private_port)
+        .add_forward(row.id, &addr, req.public_port, proto_name, req.private_port)
         .await?;
     let f = Forward {
         public,
         private,
         udp,
+        address: ip,
     };
     let engine_name = row.engine_name.clone();
     let added = st
@@ -101,7 +137,7 @@ pub async fn add(
         .await;
     if let Err(e) = added {
         st.db
-            .delete_forward(row.id, req.public_port, proto_name)
+            .delete_forward(row.id, &addr, req.public_port, proto_name)
             .await?;
         return Err(e);
     }
@@ -116,7 +152,8 @@ pub async fn add(
     st.db.forwards_of(row.id).await
 }
 
-/// Removes the forward of `public`/`proto` from the container.
+/// Removes the forward of `public`/`proto` (on `public_address`, or the one on every
+/// address) from the container.
 pub async fn remove(
     st: &AppState,
     caller: &User,
@@ -124,20 +161,27 @@ pub async fn remove(
     owner: Option<&str>,
     public: i64,
     proto_name: &str,
+    public_address: Option<&str>,
 ) -> AppResult<Vec<ForwardRow>> {
     let row = resolve(st, caller, name, owner).await?;
     let udp = proto(Some(proto_name))?;
     let public = port("public_port", public)?;
+    let (addr, ip) = address("public_address", public_address)?;
     if !st
         .db
-        .delete_forward(row.id, public.into(), proto_name)
+        .delete_forward(row.id, &addr, public.into(), proto_name)
         .await?
     {
         return Err(AppError::NotFound);
     }
     let engine_name = row.engine_name.clone();
+    let key = PublicPort {
+        address: ip,
+        port: public,
+        udp,
+    };
     st.change(&row.engine_name, move |rt| {
-        rt.remove_forward(&engine_name, public, udp)
+        rt.remove_forward(&engine_name, key)
     })
     .await?;
     st.db
@@ -145,14 +189,18 @@ pub async fn remove(
             Some(caller),
             "container.forward.remove",
             &format!("{}/{}", row.owner, row.name),
-            &format!("{public}/{proto_name}"),
+            &key.to_string(),
         )
         .await?;
     st.db.forwards_of(row.id).await
 }
 
-/// A reseller's range (the provider, or the reseller itself).
-pub async fn port_range(st: &AppState, caller: &User, reseller: &str) -> AppResult<PortRange> {
+/// A reseller's ranges (the provider, or the reseller itself).
+pub async fn port_ranges(
+    st: &AppState,
+    caller: &User,
+    reseller: &str,
+) -> AppResult<Vec<PortRange>> {
     let r = st
         .db
         .user_by_name(reseller)
@@ -160,17 +208,33 @@ pub async fn port_range(st: &AppState, caller: &User, reseller: &str) -> AppResu
         .filter(|u| u.role() == Role::Reseller)
         .filter(|u| u.id == caller.id || caller.role() == Role::Provider)
         .ok_or(AppError::NotFound)?;
-    st.db.port_range(r.id).await?.ok_or(AppError::NotFound)
+    st.db.port_ranges(r.id).await
 }
 
-/// Gives reseller `reseller` the public ports `range` (provider only). Ranges of two
-/// resellers never overlap; a range that would leave a customer's forward outside is
-/// refused with the ports.
+/// A reseller's range on `address` (none: on every address).
+pub async fn port_range(
+    st: &AppState,
+    caller: &User,
+    reseller: &str,
+    address: Option<&str>,
+) -> AppResult<PortRange> {
+    let (addr, _) = self::address("address", address)?;
+    port_ranges(st, caller, reseller)
+        .await?
+        .into_iter()
+        .find(|r| r.address == addr)
+        .ok_or(AppError::NotFound)
+}
+
+/// Gives reseller `reseller` the public ports `range` on its address (provider only;
+/// replaces its range there). Ranges of two resellers never overlap (on one address, or
+/// with a range on every address); a range that would leave a customer's forward outside
+/// is refused with the ports.
 pub async fn set_port_range(
     st: &AppState,
     caller: &User,
     reseller: &str,
-    range: PortRange,
+    mut range: PortRange,
 ) -> AppResult<PortRange> {
     require(caller, Role::Provider)?;
     let r = st
@@ -181,19 +245,23 @@ pub async fn set_port_range(
         .ok_or(AppError::NotFound)?;
     port("first_port", range.first_port)?;
     port("last_port", range.last_port)?;
+    range.address = address("address", Some(&range.address))?.0;
     if range.first_port > range.last_port {
         return Err(AppError::Unprocessable(format!(
             "first_port: {} is above last_port {}",
             range.first_port, range.last_port
         )));
     }
-    if let Some((other, a, b)) = st.db.overlapping_ranges(r.id, range).await?.first() {
+    if let Some((other, a, b, at)) = st.db.overlapping_ranges(r.id, &range).await?.first() {
         return Err(AppError::Conflict(format!(
-            "first_port: {}-{} overlaps {other}'s range {a}-{b}",
-            range.first_port, range.last_port
+            "first_port: {}-{} on {} overlaps {other}'s range {a}-{b} on {}",
+            range.first_port,
+            range.last_port,
+            on(&range.address),
+            on(at)
         )));
     }
-    let outside = st.db.forwards_outside(r.id, range).await?;
+    let outside = st.db.forwards_outside(r.id, &range).await?;
     if !outside.is_empty() {
         let list: Vec<String> = outside.iter().map(i64::to_string).collect();
         return Err(AppError::Unprocessable(format!(
@@ -203,13 +271,18 @@ pub async fn set_port_range(
             list.join(", ")
         )));
     }
-    st.db.set_port_range(r.id, range).await?;
+    st.db.set_port_range(r.id, &range).await?;
     st.db
         .audit(
             Some(caller),
             "reseller.ports",
             reseller,
-            &format!("{}-{}", range.first_port, range.last_port),
+            &format!(
+                "{}-{} on {}",
+                range.first_port,
+                range.last_port,
+                on(&range.address)
+            ),
         )
         .await?;
     Ok(range)

@@ -30,7 +30,7 @@ async fn forwards_stay_in_the_resellers_range_and_take_a_port_once() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.to_string().contains("no public ports"), "{body}");
 
-    let range = |a: i64, b: i64| json!({"first_port": a, "last_port": b});
+    let range = |a: i64, b: i64| json!({"first_port": a, "last_port": b, "address": ""});
     let (status, body) = provider
         .call(
             Method::PUT,
@@ -191,6 +191,109 @@ async fn forwards_stay_in_the_resellers_range_and_take_a_port_once() {
     ] {
         assert!(actions.contains(&a), "{a}: {audit}");
     }
+}
+
+#[tokio::test]
+async fn ranges_and_forwards_are_per_address_of_the_host() {
+    let app = spawn_app().await;
+    let provider = app.api("admin").await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let other = app.reseller("other", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let zed = app.customer(&other, "zed", "basic").await;
+    for api in [&alice, &zed] {
+        let (status, body) = api.create(json!({"name": "web"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let range = |a: i64, b: i64, at: &str| json!({"first_port": a, "last_port": b, "address": at});
+    let put = |who: &'static str, body: serde_json::Value| {
+        let provider = &provider;
+        async move {
+            provider
+                .call(
+                    Method::PUT,
+                    &format!("/api/v1/resellers/{who}/ports"),
+                    Some(body),
+                )
+                .await
+        }
+    };
+    // The same ports on two addresses go to two resellers; on every address they clash.
+    for (who, body) in [
+        ("acme", range(20000, 20099, "")),
+        ("acme", range(30000, 30099, "203.0.113.5")),
+        ("other", range(30000, 30099, "203.0.113.6")),
+    ] {
+        let (status, answer) = put(who, body.clone()).await;
+        assert_eq!((status, answer), (StatusCode::OK, body));
+    }
+    let (status, body) = put("other", range(30050, 30060, "")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("203.0.113.5"), "{body}");
+    let (status, body) = put("other", range(20050, 20060, "203.0.113.6")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = put("other", range(40000, 40010, "host.example")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, list) = acme.get("/api/v1/resellers/acme/port-ranges").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list,
+        json!([range(20000, 20099, ""), range(30000, 30099, "203.0.113.5")])
+    );
+    let (status, one) = acme
+        .get("/api/v1/resellers/acme/ports?address=203.0.113.5")
+        .await;
+    assert_eq!(
+        (status, one),
+        (StatusCode::OK, range(30000, 30099, "203.0.113.5"))
+    );
+
+    // Customers publish on their reseller's addresses only; one port on two addresses is
+    // two forwards.
+    let forward = |port: i64, at: &str| json!({"public_port": port, "private_port": 80, "public_address": at});
+    let (status, list) = alice
+        .post(
+            "/api/v1/containers/web/forwards",
+            forward(30001, "203.0.113.5"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{list}");
+    assert_eq!(list[0]["public_address"], "203.0.113.5");
+    let (status, body) = zed
+        .post(
+            "/api/v1/containers/web/forwards",
+            forward(30001, "203.0.113.6"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (bad, why) in [
+        (forward(30001, ""), "outside the ranges"),
+        (forward(30002, "203.0.113.6"), "outside the ranges"),
+        (forward(30002, "somewhere"), "not an IPv4 address"),
+    ] {
+        let (status, body) = alice
+            .post("/api/v1/containers/web/forwards", bad.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body.to_string().contains(why), "{bad}: {body}");
+    }
+    // A range change that would strand the forward is refused; removal names the address.
+    let (status, body) = put("acme", range(30050, 30099, "203.0.113.5")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let path = "/api/v1/containers/web/forwards/tcp/30001";
+    let (status, _) = alice.call(Method::DELETE, path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = alice
+        .call(Method::DELETE, &format!("{path}?address=203.0.113.5"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, list) = alice.get("/api/v1/containers/web/forwards").await;
+    assert_eq!(list, json!([]));
+    let (_, audit) = provider.get("/api/v1/audit?limit=1000").await;
+    assert!(
+        audit.to_string().contains("30000-30099 on 203.0.113.5"),
+        "{audit}"
+    );
 }
 
 #[tokio::test]

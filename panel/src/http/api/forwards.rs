@@ -1,5 +1,6 @@
 //! `/api/v1/containers/{name}/forwards` (public ports leading to a container) and
-//! `/api/v1/resellers/{name}/ports` (the range of public ports a reseller gives out).
+//! `/api/v1/resellers/{name}/ports` (the ranges of public ports a reseller gives out, one
+//! per address of the host).
 
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
@@ -18,6 +19,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, add))
         .routes(routes!(remove))
         .routes(routes!(get_ports, set_ports))
+        .routes(routes!(list_ports))
+}
+
+/// Which public port: the address it is published on (none: the forward or range on
+/// every address).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AddressQuery {
+    /// The host's IPv4 address; none: every address.
+    address: Option<String>,
+    /// The owner of the container, for the provider and resellers.
+    owner: Option<String>,
 }
 
 #[utoipa::path(get, operation_id = "forwards_list", path = "/api/v1/containers/{name}/forwards", tag = "containers",
@@ -59,40 +72,59 @@ async fn add(
     summary = "Remove the forward of a public port",
     params(("name" = String, Path, description = "the owner's name for the container"),
         ("proto" = String, Path, description = "tcp or udp"),
-        ("port" = i64, Path, description = "the public port"), OwnerQuery),
+        ("port" = i64, Path, description = "the public port"), AddressQuery),
     responses((status = 204, description = "removed"),
-        (status = 404, description = "no such forward, or outside the caller's scope", body = ErrorBody)))]
+        (status = 404, description = "no such forward, or outside the caller's scope", body = ErrorBody),
+        (status = 422, description = "not a port, protocol or address", body = ErrorBody)))]
 async fn remove(
     AxState(st): AxState<AppState>,
     caller: Caller,
     Path((name, proto, port)): Path<(String, String, i64)>,
-    Query(q): Query<OwnerQuery>,
+    Query(q): Query<AddressQuery>,
 ) -> ApiResult<StatusCode> {
-    forwards::remove(&st, &caller.0, &name, q.owner.as_deref(), port, &proto).await?;
+    let (owner, at) = (q.owner.as_deref(), q.address.as_deref());
+    forwards::remove(&st, &caller.0, &name, owner, port, &proto, at).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, operation_id = "resellers_ports", path = "/api/v1/resellers/{name}/ports", tag = "accounts",
-    summary = "A reseller's range of public ports (the provider, or the reseller itself)",
-    params(("name" = String, Path, description = "the reseller")),
+    summary = "A reseller's range of public ports on one address (none: on every address); the provider, or the reseller itself",
+    params(("name" = String, Path, description = "the reseller"), AddressQuery),
     responses((status = 200, description = "ok", body = PortRange),
-        (status = 404, description = "no range, or outside the caller's scope", body = ErrorBody)))]
+        (status = 404, description = "no range there, or outside the caller's scope", body = ErrorBody),
+        (status = 422, description = "not an IPv4 address", body = ErrorBody)))]
 async fn get_ports(
     AxState(st): AxState<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(q): Query<AddressQuery>,
 ) -> ApiResult<Json<PortRange>> {
-    Ok(Json(forwards::port_range(&st, &caller.0, &name).await?))
+    Ok(Json(
+        forwards::port_range(&st, &caller.0, &name, q.address.as_deref()).await?,
+    ))
+}
+
+#[utoipa::path(get, operation_id = "resellers_port_ranges", path = "/api/v1/resellers/{name}/port-ranges", tag = "accounts",
+    summary = "All of a reseller's ranges of public ports, by address (the provider, or the reseller itself)",
+    params(("name" = String, Path, description = "the reseller")),
+    responses((status = 200, description = "ok", body = [PortRange]),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody)))]
+async fn list_ports(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<PortRange>>> {
+    Ok(Json(forwards::port_ranges(&st, &caller.0, &name).await?))
 }
 
 #[utoipa::path(put, operation_id = "resellers_set_ports", path = "/api/v1/resellers/{name}/ports", tag = "accounts",
-    summary = "Give a reseller a range of the host's public ports for its customers' forwards (provider)",
+    summary = "Give a reseller a range of the host's public ports, on one address or on every address, for its customers' forwards (provider; replaces its range on that address)",
     params(("name" = String, Path, description = "the reseller")),
     request_body = PortRange,
     responses((status = 200, description = "ok", body = PortRange),
         (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
         (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody),
-        (status = 409, description = "overlaps another reseller's range", body = ErrorBody),
+        (status = 409, description = "overlaps another reseller's range on the same address (or on every address)", body = ErrorBody),
         (status = 422, description = "not a range of ports, or customers forward ports outside it", body = ErrorBody)))]
 async fn set_ports(
     AxState(st): AxState<AppState>,

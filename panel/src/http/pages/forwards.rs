@@ -42,6 +42,15 @@ struct ForwardForm {
     public_port: String,
     private_port: String,
     proto: String,
+    #[serde(default)]
+    public_address: String,
+}
+
+#[derive(Deserialize)]
+struct RemoveForm {
+    csrf: String,
+    #[serde(default)]
+    public_address: String,
 }
 
 /// A port typed into a form.
@@ -95,6 +104,7 @@ async fn add(
             public_port,
             private_port,
             proto: Some(f.proto),
+            public_address: Some(f.public_address),
         },
         (Err(e), _) | (_, Err(e)) => return refused(e),
     };
@@ -109,12 +119,23 @@ async fn remove(
     session: Session,
     Path((name, proto, port)): Path<(String, String, i64)>,
     Query(q): Query<OwnerQuery>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<RemoveForm>,
 ) -> Response {
     if let Some(r) = session.reject_forged(&f.csrf) {
         return r;
     }
-    match forwards::remove(&st, &session.user, &name, q.owner.as_deref(), port, &proto).await {
+    let at = Some(f.public_address.as_str());
+    match forwards::remove(
+        &st,
+        &session.user,
+        &name,
+        q.owner.as_deref(),
+        port,
+        &proto,
+        at,
+    )
+    .await
+    {
         Ok(_) => back(&name, &q.owner),
         Err(e) => refused(e),
     }
@@ -125,6 +146,8 @@ struct PortsForm {
     csrf: String,
     first_port: String,
     last_port: String,
+    #[serde(default)]
+    address: String,
 }
 
 /// The provider gives a reseller its range of public ports.
@@ -144,6 +167,7 @@ async fn set_ports(
         (Ok(first_port), Ok(last_port)) => crate::db::forwards::PortRange {
             first_port,
             last_port,
+            address: f.address,
         },
         (Err(e), _) | (_, Err(e)) => return refused_as("Ports not set", e),
     };

@@ -69,8 +69,8 @@ struct ResellerRow {
     customers: usize,
     used: String,
     pool: Option<(String, String, String, i64)>,
-    /// Its range of public ports, if given.
-    ports: Option<(i64, i64)>,
+    /// Its ranges of public ports: first, last, address ("" for every address).
+    ports: Vec<(i64, i64, String)>,
 }
 
 #[derive(Template)]
@@ -117,8 +117,12 @@ async fn render_page_with(
     };
     let mut ranges = std::collections::HashMap::new();
     for r in &resellers {
-        if let Ok(p) = crate::service::forwards::port_range(st, &session.user, &r.name).await {
-            ranges.insert(r.name.clone(), (p.first_port, p.last_port));
+        if let Ok(list) = crate::service::forwards::port_ranges(st, &session.user, &r.name).await {
+            let list: Vec<_> = list
+                .into_iter()
+                .map(|p| (p.first_port, p.last_port, p.address))
+                .collect();
+            ranges.insert(r.name.clone(), list);
         }
     }
     let b = |v: i64| format_bytes(v.max(0) as u64);
@@ -143,7 +147,7 @@ async fn render_page_with(
         resellers: resellers
             .into_iter()
             .map(|r| ResellerRow {
-                ports: ranges.get(&r.name).copied(),
+                ports: ranges.remove(&r.name).unwrap_or_default(),
                 used: format!(
                     "{} containers, {} RAM, {} CPU, {} disk",
                     r.used.containers,
