@@ -3,8 +3,28 @@
 use crate::store::{ContainerConfig, RunState};
 use crate::{network, storage, ContainerInfo, Engine, Result, State, Usage};
 
+/// Interface counters asked of the kernel (netlink, not sysfs: sysfs shows the network
+/// namespace that mounted it, not this process's).
+type Counted = std::collections::HashMap<String, (u64, u64)>;
+
 impl Engine {
     pub(crate) fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {
+        let counted = match (cfg.network, st) {
+            (true, Some(_)) => {
+                let net = self.identity().net_info(cfg.id_base);
+                crate::netlink::counters(Some(&net.host_interface)).unwrap_or_default()
+            }
+            _ => Counted::new(),
+        };
+        self.info_counted(cfg, st, &counted)
+    }
+
+    fn info_counted(
+        &self,
+        cfg: &ContainerConfig,
+        st: Option<RunState>,
+        counted: &Counted,
+    ) -> ContainerInfo {
         let cgroup = st.map(|_| self.cgroup(&cfg.name).usage());
         ContainerInfo {
             name: cfg.name.clone(),
@@ -26,7 +46,9 @@ impl Engine {
                 cgroup,
                 disk: storage::disk_usage(&self.layout, &cfg.name),
                 net: match (cfg.network, st) {
-                    (true, Some(_)) => network::counters(&self.identity().net_info(cfg.id_base)),
+                    (true, Some(_)) => {
+                        network::counters(&self.identity().net_info(cfg.id_base), counted)
+                    }
                     _ => None,
                 },
             },
@@ -40,11 +62,24 @@ impl Engine {
         Ok(self.info(&cfg, st))
     }
 
-    /// Every container on the host.
+    /// Every container on the host (the interfaces' counters read in one request).
     pub fn list(&self) -> Result<Vec<ContainerInfo>> {
-        self.configs()?
+        let all: Vec<(ContainerConfig, Option<RunState>)> = self
+            .configs()?
+            .into_iter()
+            .map(|cfg| {
+                let st = self.run_state(&cfg.name)?;
+                Ok((cfg, st))
+            })
+            .collect::<Result<_>>()?;
+        let counted = if all.iter().any(|(c, st)| c.network && st.is_some()) {
+            crate::netlink::counters(None).unwrap_or_default()
+        } else {
+            Counted::new()
+        };
+        Ok(all
             .iter()
-            .map(|cfg| Ok(self.info(cfg, self.run_state(&cfg.name)?)))
-            .collect()
+            .map(|(cfg, st)| self.info_counted(cfg, *st, &counted))
+            .collect())
     }
 }

@@ -159,6 +159,41 @@ pub fn mac_of(name: &str) -> Result<Option<String>> {
     })
 }
 
+/// Bytes received and sent by interfaces of this namespace (all of them, or `name`), as
+/// the kernel counts them: one request for every container of a listing.
+pub fn counters(name: Option<&str>) -> Result<std::collections::HashMap<String, (u64, u64)>> {
+    with_handle(|h| async move {
+        let mut req = h.link().get();
+        if let Some(n) = name {
+            req = req.match_name(n.to_string());
+        }
+        let mut links = req.execute();
+        let mut out = std::collections::HashMap::new();
+        loop {
+            let link = match links.try_next().await {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                // A link asked for by name and gone: no counters.
+                Err(_) if name.is_some() => break,
+                Err(e) => return Err(failed("read interface counters", e)),
+            };
+            let mut ifname = None;
+            let mut bytes = None;
+            for a in link.attributes {
+                match a {
+                    LinkAttribute::IfName(n) => ifname = Some(n),
+                    LinkAttribute::Stats64(s) => bytes = Some((s.rx_bytes, s.tx_bytes)),
+                    _ => {}
+                }
+            }
+            if let (Some(n), Some(b)) = (ifname, bytes) {
+                out.insert(n, b);
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// Gives interface `name` the MAC `mac`.
 pub fn set_mac(name: &str, mac: &str) -> Result<()> {
     let mac = mac_bytes(mac)?;

@@ -351,23 +351,20 @@ pub fn set_rate(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
     }
 }
 
-/// What went through the container's interface since it started (`None` while stopped).
-pub fn counters(net: &NetInfo) -> Option<NetCounters> {
-    let stats = Path::new("/sys/class/net")
-        .join(&net.host_interface)
-        .join("statistics");
-    let read = |f: &str| -> Option<u64> {
-        std::fs::read_to_string(stats.join(f))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    // The host end receives what the container sends, and the other way round.
-    Some(NetCounters {
-        rx_bytes: read("tx_bytes")?,
-        tx_bytes: read("rx_bytes")?,
-    })
+/// What went through the container's interface since it started (`None` while stopped),
+/// from `counted` (interface name to bytes received and sent by the host end, from
+/// [`crate::netlink::counters`]). The host end receives what the container sends, and
+/// the other way round.
+pub fn counters(
+    net: &NetInfo,
+    counted: &std::collections::HashMap<String, (u64, u64)>,
+) -> Option<NetCounters> {
+    counted
+        .get(&net.host_interface)
+        .map(|&(rx, tx)| NetCounters {
+            rx_bytes: tx,
+            tx_bytes: rx,
+        })
 }
 
 #[cfg(test)]

@@ -224,6 +224,13 @@ fn two_engines_with_their_own_settings_share_no_ids_cgroups_bridges_or_addresses
         "hello"
     );
     assert_eq!(lines(&v6_log), ["2001:db8:61::2"]);
+    // Its traffic is counted, from the kernel's counters of this namespace's interfaces.
+    let counted = a.show(&host, name)["usage"]["net"].clone();
+    assert!(
+        counted["tx_bytes"].as_u64().unwrap_or(0) > 0
+            && counted["rx_bytes"].as_u64().unwrap_or(0) > 0,
+        "{counted}"
+    );
     // A forged IPv6 source is dropped at the bridge; the container's own passes.
     let udp_log = logs.path().join("udp6");
     let mut listener = Command::new("ip")
