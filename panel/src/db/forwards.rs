@@ -84,6 +84,17 @@ impl Db {
         Ok(())
     }
 
+    /// Takes the reseller's range on `address` away; whether there was one.
+    pub async fn delete_port_range(&self, reseller_id: i64, address: &str) -> AppResult<bool> {
+        let done =
+            sqlx::query("DELETE FROM reseller_ports WHERE reseller_id = $1 AND address = $2")
+                .bind(reseller_id)
+                .bind(address)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Forwards of the reseller's customers on `range.address` outside its ports.
     pub async fn forwards_outside(
         &self,

@@ -211,6 +211,46 @@ pub async fn port_ranges(
     st.db.port_ranges(r.id).await
 }
 
+/// Takes reseller `reseller`'s range on `address` (none: the one on every address) away
+/// (provider only); refused while its customers forward ports of it.
+pub async fn remove_port_range(
+    st: &AppState,
+    caller: &User,
+    reseller: &str,
+    address: Option<&str>,
+) -> AppResult<()> {
+    require(caller, Role::Provider)?;
+    let r = st
+        .db
+        .user_by_name(reseller)
+        .await?
+        .filter(|u| u.role() == Role::Reseller)
+        .ok_or(AppError::NotFound)?;
+    let (addr, _) = self::address("address", address)?;
+    // No port is inside an empty range: every forward on the address is "outside".
+    let none = PortRange {
+        first_port: 1,
+        last_port: 0,
+        address: addr.clone(),
+    };
+    let used = st.db.forwards_outside(r.id, &none).await?;
+    if !used.is_empty() {
+        let list: Vec<String> = used.iter().map(i64::to_string).collect();
+        return Err(AppError::Unprocessable(format!(
+            "address: customers forward ports {} on {}; they must remove them first",
+            list.join(", "),
+            on(&addr)
+        )));
+    }
+    if !st.db.delete_port_range(r.id, &addr).await? {
+        return Err(AppError::NotFound);
+    }
+    st.db
+        .audit(Some(caller), "reseller.ports.remove", reseller, &on(&addr))
+        .await?;
+    Ok(())
+}
+
 /// A reseller's range on `address` (none: on every address).
 pub async fn port_range(
     st: &AppState,

@@ -289,6 +289,20 @@ async fn ranges_and_forwards_are_per_address_of_the_host() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, list) = alice.get("/api/v1/containers/web/forwards").await;
     assert_eq!(list, json!([]));
+    // A range is taken away only when nothing is forwarded from it.
+    let other_range = "/api/v1/resellers/other/ports?address=203.0.113.6";
+    let (status, body) = provider.call(Method::DELETE, other_range, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("30001"), "{body}");
+    let (status, _) = acme.call(Method::DELETE, other_range, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mine = "/api/v1/resellers/acme/ports?address=203.0.113.5";
+    let (status, _) = provider.call(Method::DELETE, mine, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = provider.call(Method::DELETE, mine, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = acme.get("/api/v1/resellers/acme/port-ranges").await;
+    assert_eq!(list, json!([range(20000, 20099, "")]));
     let (_, audit) = provider.get("/api/v1/audit?limit=1000").await;
     assert!(
         audit.to_string().contains("30000-30099 on 203.0.113.5"),
@@ -401,6 +415,26 @@ async fn the_provider_sets_port_ranges_and_customers_forward_from_the_pages() {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let (_, html) = page(&app, &admin, "/provider").await;
     assert!(html.contains("value=\"20099\""), "{html}");
+    // A range on one address of the host, then taken away, from the page.
+    let on_address = vec![
+        ("csrf", csrf.as_str()),
+        ("first_port", "30000"),
+        ("last_port", "30009"),
+        ("address", "203.0.113.7"),
+    ];
+    let resp = post(&admin, "/resellers/acme/ports", on_address)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = page(&app, &admin, "/provider").await;
+    assert!(html.contains("Public ports on 203.0.113.7"), "{html}");
+    let gone = vec![("csrf", csrf.as_str()), ("address", "203.0.113.7")];
+    let resp = post(&admin, "/resellers/acme/ports/delete", gone)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = page(&app, &admin, "/provider").await;
+    assert!(!html.contains("203.0.113.7"), "{html}");
 
     let cookie = login(&app, "alice", PASSWORD).await;
     let (_, html) = page(&app, &cookie, "/containers/web").await;

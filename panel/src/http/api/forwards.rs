@@ -18,7 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, add))
         .routes(routes!(remove))
-        .routes(routes!(get_ports, set_ports))
+        .routes(routes!(get_ports, set_ports, remove_ports))
         .routes(routes!(list_ports))
 }
 
@@ -102,6 +102,23 @@ async fn get_ports(
     Ok(Json(
         forwards::port_range(&st, &caller.0, &name, q.address.as_deref()).await?,
     ))
+}
+
+#[utoipa::path(delete, operation_id = "resellers_remove_ports", path = "/api/v1/resellers/{name}/ports", tag = "accounts",
+    summary = "Take a reseller's range of public ports on one address (none: on every address) away (provider); refused while customers forward ports of it",
+    params(("name" = String, Path, description = "the reseller"), AddressQuery),
+    responses((status = 204, description = "removed"),
+        (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 404, description = "no range there, or outside the caller's scope", body = ErrorBody),
+        (status = 422, description = "not an IPv4 address, or customers forward ports of it", body = ErrorBody)))]
+async fn remove_ports(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<AddressQuery>,
+) -> ApiResult<StatusCode> {
+    forwards::remove_port_range(&st, &caller.0, &name, q.address.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, operation_id = "resellers_port_ranges", path = "/api/v1/resellers/{name}/port-ranges", tag = "accounts",

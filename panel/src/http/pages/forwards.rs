@@ -20,6 +20,7 @@ use crate::service::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/resellers/{name}/ports", post(set_ports))
+        .route("/resellers/{name}/ports/delete", post(remove_ports))
         .route("/containers/{name}/forwards", post(add))
         .route(
             "/containers/{name}/forwards/{proto}/{port}/delete",
@@ -174,6 +175,29 @@ async fn set_ports(
     match forwards::set_port_range(&st, &session.user, &name, range).await {
         Ok(_) => Redirect::to(&format!("/provider#reseller-{name}")).into_response(),
         Err(e) => refused_as("Ports not set", e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RangeForm {
+    csrf: String,
+    #[serde(default)]
+    address: String,
+}
+
+/// The provider takes a reseller's range on one address away.
+async fn remove_ports(
+    AxState(st): AxState<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(f): Form<RangeForm>,
+) -> Response {
+    if let Some(r) = session.reject_forged(&f.csrf) {
+        return r;
+    }
+    match forwards::remove_port_range(&st, &session.user, &name, Some(&f.address)).await {
+        Ok(()) => Redirect::to(&format!("/provider#reseller-{name}")).into_response(),
+        Err(e) => refused_as("Ports not removed", e),
     }
 }
 
