@@ -304,6 +304,25 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
         assert_eq!(seen["for"], "127.0.0.1", "{seen}");
         assert_eq!(seen["proto"], "https", "{seen}");
         assert_eq!(seen["forwarded_host"], "shop.example.test", "{seen}");
+        // Over HTTP/2 as well (ALPN h2), to the container in HTTP/1.1.
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-m",
+                "20",
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                "--cacert",
+            ])
+            .arg(&ca)
+            .args(["--resolve", "shop.example.test:443:127.0.0.1"])
+            .arg("https://shop.example.test/headers")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200", "{out:?}");
         let (code, body) = curl("http://shop.example.test/headers", &ca);
         assert_eq!(code, "200");
         assert_eq!(
@@ -354,7 +373,8 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
                 .unwrap();
             let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
             if out.status.success() {
-                assert!(head.starts_with("http/1.1 200"), "{head}");
+                // curl offers HTTP/2 first, and gets it.
+                assert!(head.starts_with("http/2 200"), "{head}");
                 assert!(head.contains("strict-transport-security"), "{head}");
                 break;
             }

@@ -100,7 +100,10 @@ pub fn serve(listeners: Listeners, st: AppState) -> anyhow::Result<()> {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(BySni(st.front.clone())));
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 where the client offers it (browsers do), HTTP/1.1 otherwise (and for
+        // WebSockets, which browsers open over HTTP/1.1 unless the server offers extended
+        // CONNECT).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
     }
     let https_on = listeners.https.is_some();
@@ -160,6 +163,9 @@ async fn accept(listener: TcpListener, door: Arc<Door>, tls: Option<tokio_rustls
                     let handshake =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
                     match handshake.await {
+                        Ok(Ok(s)) if s.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                            connection_h2(s, peer, door).await
+                        }
                         Ok(Ok(s)) => connection(s, peer, door, true).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "front door: TLS"),
                         Err(_) => tracing::debug!(%peer, "front door: TLS handshake timed out"),
@@ -185,6 +191,24 @@ where
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(%peer, error = %e, "front door: connection");
+    }
+}
+
+/// An HTTP/2 connection (over TLS only): each stream a request, proxied like HTTP/1.1
+/// ones (upstream in HTTP/1.1).
+async fn connection_h2<S>(stream: S, peer: SocketAddr, door: Arc<Door>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let door = door.clone();
+        async move { Ok::<_, Infallible>(handle(&door, req, peer, true).await) }
+    });
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), svc);
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "front door: HTTP/2 connection");
     }
 }
 
@@ -375,8 +399,10 @@ async fn forward(
         *req.uri_mut() = path.parse()?;
         return forward_upgrade(req, backend).await;
     }
-    // The pooled client takes the absolute form, and connects where it says.
+    // The pooled client takes the absolute form, and connects where it says; it speaks
+    // HTTP/1.1 to containers whatever the client spoke.
     *req.uri_mut() = format!("http://{backend}{path}").parse()?;
+    *req.version_mut() = hyper::Version::HTTP_11;
     let mut resp = door.client.request(req).await?;
     strip_hop_by_hop(resp.headers_mut(), false);
     Ok(resp.map(|b| b.boxed()))

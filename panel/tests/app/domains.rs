@@ -408,6 +408,41 @@ async fn https_head(addr: std::net::SocketAddr, name: &str, path: &str) -> Strin
         .to_string()
 }
 
+/// An HTTPS GET through the front door for `name` over HTTP/2 (ALPN h2): the protocol
+/// negotiated, the status and the answer's HSTS header.
+async fn https_h2(
+    addr: std::net::SocketAddr,
+    name: &str,
+    path: &str,
+) -> (Option<Vec<u8>>, u16, Option<String>) {
+    let mut config = accepting(Arc::new(Keep::default()));
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .unwrap();
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get(format!("https://{name}{path}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let hsts = resp
+        .headers()
+        .get("strict-transport-security")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (alpn, resp.status().as_u16(), hsts)
+}
+
 #[tokio::test]
 async fn the_front_door_serves_the_panel_over_https_under_its_hostnames() {
     let app = spawn_app_named(&["panel.example.com"]).await;
@@ -458,6 +493,11 @@ async fn the_front_door_serves_the_panel_over_https_under_its_hostnames() {
         lower.contains("strict-transport-security: max-age="),
         "{head}"
     );
+    // Over HTTP/2 too (what browsers offer first).
+    let (alpn, status, hsts) = https_h2(https_addr, "panel.example.com", "/login").await;
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(status, 200);
+    assert!(hsts.is_some_and(|h| h.starts_with("max-age=")));
     // Other names are not the panel.
     assert!(handshake(https_addr, "other.example.com").await.is_err());
 }
