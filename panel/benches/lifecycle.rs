@@ -2,12 +2,14 @@
 //! through the engine in-process and through the `acetate` binary; host memory per idle
 //! running container; and the same lifecycle with runc, side by side.
 //!
-//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net]`
+//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net] [--settle MS]`
 //!
 //! `--net` adds the same engine lifecycle with a network interface (bridge port, addresses
 //! and routes over netlink, the firewall's entries), so that the cost of networking on a
 //! start is the difference of two columns of one run. The benchmark runs in a network
-//! namespace of its own, and removes what it added there.
+//! namespace of its own, and removes what it added there. `--settle MS` pauses (untimed)
+//! between lifecycles: back to back, a start waits for the kernel to finish tearing down
+//! the previous container's network namespace (its veth pair), which holds the RTNL lock.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -20,6 +22,8 @@ use acetate_engine::{ContainerSpec, Engine, ExecIo};
 struct Opts {
     /// Also the lifecycle of containers with a network interface.
     net: bool,
+    /// An untimed pause between lifecycles.
+    settle: Duration,
     count: usize,
     idle: usize,
     runc: bool,
@@ -29,6 +33,7 @@ struct Opts {
 fn opts() -> Opts {
     let mut o = Opts {
         net: false,
+        settle: Duration::ZERO,
         count: 50,
         idle: 200,
         runc: false,
@@ -41,6 +46,13 @@ fn opts() -> Opts {
             "--idle" => o.idle = args.next().and_then(|v| v.parse().ok()).expect("--idle N"),
             "--runc" => o.runc = true,
             "--net" => o.net = true,
+            "--settle" => {
+                let ms = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--settle MS");
+                o.settle = Duration::from_millis(ms);
+            }
             "--state-dir" => o.state = PathBuf::from(args.next().expect("--state-dir DIR")),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -124,7 +136,7 @@ fn devnull() -> File {
         .unwrap()
 }
 
-fn engine_lifecycle(engine: &Engine, count: usize, net: bool) -> Samples {
+fn engine_lifecycle(engine: &Engine, count: usize, net: bool, settle: Duration) -> Samples {
     let mut s = Samples::new(if net {
         "engine, with network"
     } else {
@@ -156,6 +168,7 @@ fn engine_lifecycle(engine: &Engine, count: usize, net: bool) -> Samples {
         s.time("destroy", || {
             engine.destroy(&name, Duration::from_secs(5)).unwrap()
         });
+        std::thread::sleep(settle);
     }
     s
 }
@@ -448,8 +461,10 @@ fn main() {
         "{} lifecycles each (create, start, exec true, stop, destroy)",
         o.count
     );
-    let ours = engine_lifecycle(&engine, o.count, false);
-    let networked = o.net.then(|| engine_lifecycle(&engine, o.count, true));
+    let ours = engine_lifecycle(&engine, o.count, false, o.settle);
+    let networked = o
+        .net
+        .then(|| engine_lifecycle(&engine, o.count, true, o.settle));
     let cli = cli_lifecycle(&o.state, o.count);
     let runc = if o.runc {
         runc_lifecycle(&engine.layout().template_rootfs("host"), o.count)
