@@ -238,7 +238,8 @@ fn claim_path(registry: &Path, me: &Path) -> PathBuf {
     registry.join(format!("engine-{h:016x}"))
 }
 
-/// The live engines other than `me`: every claim whose state dir still has its identity.
+/// The live engines other than `me`: every claim whose state dir still has its identity
+/// (claims of state dirs that are gone are removed).
 fn live_others(registry: &Path, me: &Path) -> Vec<(PathBuf, Identity)> {
     let mut out: Vec<(PathBuf, Identity)> = Vec::new();
     for entry in fs::read_dir(registry).into_iter().flatten().flatten() {
@@ -249,8 +250,14 @@ fn live_others(registry: &Path, me: &Path) -> Vec<(PathBuf, Identity)> {
         if holder == me || out.iter().any(|(h, _)| *h == holder) {
             continue;
         }
-        if let Ok(Some(id)) = store::read_json::<Identity>(&holder.join("engine.json")) {
-            out.push((holder, id));
+        match store::read_json::<Identity>(&holder.join("engine.json")) {
+            Ok(Some(id)) => out.push((holder, id)),
+            // Its state dir is gone: the claim is stale, and goes (the registry would
+            // otherwise grow with every state dir ever opened until a reboot).
+            Ok(None) => {
+                let _ = fs::remove_file(entry.path());
+            }
+            Err(_) => {}
         }
     }
     out
@@ -386,11 +393,14 @@ mod tests {
             .to_string();
         assert!(err.contains("already uses it"), "{err}");
         assert!(err.contains("host ids"), "{err}");
-        // Once a's state dir is gone, its slot is free again.
+        // Once a's state dir is gone, its slot is free again, and its claim goes.
         let a_path = a.path().to_path_buf();
+        let a_claim = claim_path(reg.path(), &fs::canonicalize(&a_path).unwrap());
+        assert!(a_claim.exists());
         drop(a);
         assert!(!a_path.exists());
         assert_eq!(claim_in(reg.path(), c.path(), &none).unwrap(), ia);
+        assert!(!a_claim.exists(), "a stale claim stays");
     }
 
     #[test]
