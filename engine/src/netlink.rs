@@ -19,8 +19,26 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Unsupported(format!("{what} (netlink): {e}"))
 }
 
-/// Runs `f` with a netlink handle of this thread's network namespace.
+/// Runs `f` with a netlink handle of this thread's network namespace. Callers inside an
+/// async runtime (the panel's) get a thread of their own for it: a runtime cannot be
+/// started from within another.
 fn with_handle<F, Fut, T>(f: F) -> Result<T>
+where
+    F: FnOnce(Handle) -> Fut + Send,
+    Fut: Future<Output = Result<T>>,
+    T: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return std::thread::scope(|s| {
+            s.spawn(|| on_this_thread(f))
+                .join()
+                .unwrap_or_else(|_| Err(Error::Unsupported("the netlink thread panicked".into())))
+        });
+    }
+    on_this_thread(f)
+}
+
+fn on_this_thread<F, Fut, T>(f: F) -> Result<T>
 where
     F: FnOnce(Handle) -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -56,7 +74,7 @@ where
                     std::io::Error::from(e),
                 )
             })?;
-            with_handle(f)
+            on_this_thread(f)
         })
         .join()
         .unwrap_or_else(|_| Err(Error::Unsupported("the netlink thread panicked".into())))
@@ -301,4 +319,19 @@ pub fn veth_into(pid: i32, host_if: &str, bridge: &str, inside: Inside<'_>) -> R
         let _ = delete_link(host_if);
     }
     made
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn netlink_works_from_inside_an_async_runtime_too() {
+        // The panel calls the engine from its runtime's threads.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let counted = rt.block_on(async { super::counters(Some("lo")) }).unwrap();
+        assert!(counted.contains_key("lo"), "{counted:?}");
+        // And from a plain thread.
+        assert!(super::counters(None).unwrap().contains_key("lo"));
+    }
 }

@@ -867,6 +867,11 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
         page.body
     );
     assert!(
+        page.body.contains("<th>Network</th><td>bridge ") && page.body.contains("host ids from "),
+        "the engine's network and ranges are shown: {}",
+        page.body
+    );
+    assert!(
         page.body.contains("<td>host</td>"),
         "the host template is listed: {}",
         page.body

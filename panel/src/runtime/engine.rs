@@ -111,6 +111,10 @@ impl Runtime for EngineRuntime {
         self.0.disk_policy().overcommit
     }
 
+    fn identity(&self) -> Option<acetate_engine::identity::Identity> {
+        Some(self.0.identity().clone())
+    }
+
     fn relieve_disk(&self) -> Result<bool> {
         self.0.relieve_disk()
     }

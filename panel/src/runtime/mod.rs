@@ -88,6 +88,10 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     fn disk_capacity(&self) -> Result<DiskCapacity>;
     /// The provider's over-commit ratio for that disk.
     fn disk_overcommit(&self) -> f64;
+    /// The engine's ids, cgroup parent and network (none where there is no engine).
+    fn identity(&self) -> Option<acetate_engine::identity::Identity> {
+        None
+    }
     /// Gives up (or takes back) the disk reserve; whether it was given up now.
     fn relieve_disk(&self) -> Result<bool>;
     /// Where the panel may keep uploads on their way into the engine.

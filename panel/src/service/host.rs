@@ -20,6 +20,27 @@ pub struct HostOverview {
     pub containers: usize,
     pub running: usize,
     pub committed_memory: String,
+    /// The engine's network and ranges (its settings), "-" without an engine.
+    pub network: String,
+}
+
+/// The engine's settings as the provider reads them.
+fn network_of(id: &acetate_engine::identity::Identity) -> String {
+    let net = id.network();
+    let v6 = match (net.ipv6_prefix, net.gateway6()) {
+        (Some(p), Some(g)) => format!("IPv6 {p} (gateway {g})"),
+        _ => "no IPv6".into(),
+    };
+    format!(
+        "bridge {}{}, {} (gateway {}), {v6}; host ids from {} ({} containers); cgroup {}",
+        net.bridge,
+        if net.is_shared() { " (shared)" } else { "" },
+        net.subnet,
+        net.gateway(),
+        id.id_base(),
+        id.capacity(),
+        id.cgroup_parent()
+    )
 }
 
 fn meminfo(key: &str) -> Option<u64> {
@@ -78,5 +99,22 @@ pub async fn overview(st: &AppState) -> HostOverview {
         containers: all.len(),
         running: all.iter().filter(|c| c.state == State::Running).count(),
         committed_memory: format_bytes(all.iter().map(|c| c.limits.memory).sum()),
+        network: st
+            .runtime
+            .identity()
+            .map_or_else(|| "-".into(), |id| network_of(&id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_engines_network_reads_in_one_line() {
+        let id = acetate_engine::identity::Identity::stored(std::path::Path::new("/nonexistent"));
+        assert_eq!(
+            super::network_of(&id),
+            "bridge acetate0 (shared), 10.88.0.0/16 (gateway 10.88.0.1), no IPv6; \
+             host ids from 1048576 (2048 containers); cgroup acetate"
+        );
     }
 }
