@@ -150,6 +150,34 @@ fn root_shell(passwd: &str) -> Option<&str> {
         .filter(|s| s.starts_with('/') && !s.contains(char::is_whitespace))
 }
 
+/// Hangs up the jobs of the command an exec helper (`helper`, host pid) runs: its
+/// children in process groups of their own (a shell with job control makes one per job)
+/// get the SIGHUP and SIGCONT that a hung-up shell would have passed on. A command about
+/// to be killed cannot pass them on itself; jobs started with nohup live on, as under
+/// sshd.
+pub(crate) fn hang_up_jobs(helper: i32) {
+    let kids = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .collect::<Vec<i32>>()
+    };
+    for cmd in kids(helper) {
+        for job in kids(cmd) {
+            // SAFETY: getpgid and kill(2) take no pointers.
+            let pg = unsafe { libc::getpgid(job) };
+            if pg > 0 && pg != cmd {
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(-pg, libc::SIGHUP);
+                    libc::kill(-pg, libc::SIGCONT);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::root_shell;

@@ -430,8 +430,10 @@ impl ExecChild {
         }
     }
 
-    /// Kills the command with every process of its process group, then its helper.
+    /// Kills the command with every process of its process group, then its helper; its
+    /// jobs are hung up first ([`crate::terminal::hang_up_jobs`]).
     pub fn kill(&self) {
+        crate::terminal::hang_up_jobs(self.pid);
         self.signal_group(libc::SIGKILL);
         let _ = pidfd_signal(&self.pidfd, libc::SIGKILL);
     }

@@ -68,6 +68,55 @@ fn stop_kills_what_ignores_sigterm_and_init_reaps_orphans() {
 }
 
 #[test]
+fn a_killed_shell_hangs_up_its_jobs_as_a_closed_terminal_would() {
+    let Some(engine) = engine("a_killed_shell_hangs_up_its_jobs_as_a_closed_terminal_would") else {
+        return;
+    };
+    let ct = Ct::started(engine, "life-jobs", |b| b);
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let io = {
+        use std::os::fd::AsRawFd;
+        acetate_engine::ExecIo {
+            stdin: Some(null.as_raw_fd()),
+            stdout: Some(null.as_raw_fd()),
+            stderr: Some(null.as_raw_fd()),
+            tty: false,
+        }
+    };
+    // A shell with job control that cannot answer a hang-up (stopped: it gets killed, as
+    // a shell too slow for the grace does): a job and a nohup job, each in a process
+    // group of its own.
+    let script = "set -m; sleep 782 & nohup sleep 783 >/dev/null 2>&1 & kill -STOP $$; wait";
+    let child = engine
+        .spawn_exec(
+            &ct.name,
+            &["bash".into(), "-c".into(), script.into()],
+            &[],
+            io,
+        )
+        .unwrap();
+    let running = |what: &str| ct.sh("ps -eo args").1.lines().any(|l| l == what);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(running("sleep 782") && running("sleep 783")) {
+        assert!(Instant::now() < deadline, "the jobs did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running("sleep 782") {
+        assert!(
+            Instant::now() < deadline,
+            "the killed shell's jobs live on: {}",
+            ct.sh("ps -eo pid,pgid,sid,args").1
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(running("sleep 783"), "a nohup job was hung up");
+    ct.sh("pkill -x sleep");
+}
+
+#[test]
 fn restart_gives_a_fresh_init_and_keeps_files() {
     let Some(engine) = engine("restart_gives_a_fresh_init_and_keeps_files") else {
         return;
