@@ -209,6 +209,16 @@ async fn tenants_see_and_touch_only_their_own_containers() {
         "{all:?}"
     );
 
+    // The engine's network and ranges, to the provider only.
+    let (status, net) = provider.get("/api/v1/host/network").await;
+    assert_eq!(status, StatusCode::OK, "{net}");
+    assert!(
+        net["bridge"].is_string() && net["subnet"].is_string() && net["id_base"].is_u64(),
+        "{net}"
+    );
+    let (status, _) = alice.get("/api/v1/host/network").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
     // The same name reaches each customer's own container.
     let (_, a) = alice
         .post(

@@ -21,38 +21,10 @@ pub enum NetCmd {
     Teardown,
 }
 
-/// What `acetate net show` prints.
-#[derive(Debug, serde::Serialize)]
-struct NetShow {
-    bridge: String,
-    subnet: String,
-    gateway: String,
-    ipv6_prefix: Option<String>,
-    gateway6: Option<String>,
-    /// Whether this is the network engines share unless told otherwise.
-    shared: bool,
-    id_base: u32,
-    /// How many containers the id range and the subnet leave room for.
-    capacity: u32,
-    cgroup_parent: String,
-}
-
 pub fn run(engine: &Engine, out: &Output, cmd: NetCmd) -> Result<i32> {
     match cmd {
         NetCmd::Show => {
-            let id = engine.identity();
-            let net = id.network();
-            let shown = NetShow {
-                bridge: net.bridge.clone(),
-                subnet: net.subnet.to_string(),
-                gateway: net.gateway().to_string(),
-                ipv6_prefix: net.ipv6_prefix.map(|p| p.to_string()),
-                gateway6: net.gateway6().map(|g| g.to_string()),
-                shared: net.is_shared(),
-                id_base: id.id_base(),
-                capacity: id.capacity(),
-                cgroup_parent: id.cgroup_parent(),
-            };
+            let shown = crate::service::host::HostNetwork::of(engine.identity());
             out.print(&shown, |s| {
                 println!(
                     "bridge:         {}{}",

@@ -24,6 +24,56 @@ pub struct HostOverview {
     pub network: String,
 }
 
+/// The engine's network and ranges, as the API and `acetate net show` give them.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct HostNetwork {
+    /// The bridge its containers are ports of.
+    pub bridge: String,
+    /// The containers' IPv4 subnet and its gateway (the bridge's address).
+    pub subnet: String,
+    pub gateway: String,
+    /// The IPv6 prefix routed to the host for containers, if any, and its gateway.
+    pub ipv6_prefix: Option<String>,
+    pub gateway6: Option<String>,
+    /// Whether this is the network engines share unless told otherwise.
+    pub shared: bool,
+    /// The first host uid/gid of the engine's containers.
+    pub id_base: u32,
+    /// How many containers its id range and subnet leave room for.
+    pub capacity: u32,
+    /// The cgroup its containers live under.
+    pub cgroup_parent: String,
+}
+
+impl HostNetwork {
+    pub fn of(id: &acetate_engine::identity::Identity) -> HostNetwork {
+        let net = id.network();
+        HostNetwork {
+            bridge: net.bridge.clone(),
+            subnet: net.subnet.to_string(),
+            gateway: net.gateway().to_string(),
+            ipv6_prefix: net.ipv6_prefix.map(|p| p.to_string()),
+            gateway6: net.gateway6().map(|g| g.to_string()),
+            shared: net.is_shared(),
+            id_base: id.id_base(),
+            capacity: id.capacity(),
+            cgroup_parent: id.cgroup_parent(),
+        }
+    }
+}
+
+/// The engine's network and ranges (provider only; 404 without an engine).
+pub fn network(
+    st: &AppState,
+    caller: &crate::domain::User,
+) -> crate::error::AppResult<HostNetwork> {
+    super::require(caller, crate::domain::Role::Provider)?;
+    st.runtime
+        .identity()
+        .map(|id| HostNetwork::of(&id))
+        .ok_or(crate::error::AppError::NotFound)
+}
+
 /// The engine's settings as the provider reads them.
 fn network_of(id: &acetate_engine::identity::Identity) -> String {
     let net = id.network();

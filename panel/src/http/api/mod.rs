@@ -13,6 +13,7 @@ pub mod copies;
 pub mod domains;
 pub mod faults;
 pub mod forwards;
+pub mod host;
 pub mod openapi;
 pub mod operations;
 pub mod plugins;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(operations::router())
         .merge(faults::router())
         .merge(forwards::router())
+        .merge(host::router())
         .merge(domains::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that their own (larger) limits apply to uploads.
