@@ -314,14 +314,9 @@ pub(crate) fn marks_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// FNV-1a of a script: a changed script installs again.
+/// The mark of a script: a changed script installs again.
 fn mark_of(prefix: &str, script: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in script.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{prefix}-{h:016x}")
+    format!("{prefix}-{:016x}", crate::store::fnv1a(script.as_bytes()))
 }
 
 /// Turns a forwarding switch on, remembering (by `mark`) that Acetate did.

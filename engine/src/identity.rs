@@ -229,12 +229,7 @@ impl Identity {
 
 /// The claim file of a state dir (named by its path, so one state dir has one).
 fn claim_path(registry: &Path, me: &Path) -> PathBuf {
-    // FNV-1a of the path.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in me.as_os_str().as_encoded_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
+    let h = store::fnv1a(me.as_os_str().as_encoded_bytes());
     registry.join(format!("engine-{h:016x}"))
 }
 
@@ -371,6 +366,17 @@ mod tests {
         assert_eq!(Identity::of_slot(0).cgroup_parent(), "acetate");
         assert_eq!(Identity::of_slot(3).cgroup_parent(), "acetate-3");
         assert_eq!(Identity::of_slot(3).capacity(), CONTAINERS_PER_SLOT);
+        // A small subnet of its own bounds the engine: a /28 has 13 container addresses.
+        let small = Identity::of_slot(3)
+            .with(&Wanted {
+                bridge: Some("small0".into()),
+                subnet: Some("10.99.0.0/28".parse().unwrap()),
+                ..Wanted::default()
+            })
+            .unwrap();
+        assert_eq!(small.capacity(), 13);
+        let last = small.net_info(small.container_base(12)).address;
+        assert_eq!(last.to_string(), "10.99.0.14");
     }
 
     #[test]

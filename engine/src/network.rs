@@ -174,11 +174,7 @@ fn filter_script(infos: &[NetInfo]) -> String {
 pub fn ensure_filter(identity: &crate::identity::Identity) -> Result<()> {
     let net = identity.network();
     let marks = crate::firewall::marks_dir()?;
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in serde_json::to_vec(identity).unwrap_or_default() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
+    let h = crate::store::fnv1a(&serde_json::to_vec(identity).unwrap_or_default());
     let mark = marks.join(format!("range-{}-{h:016x}", net.bridge));
     if mark.exists() {
         return Ok(());

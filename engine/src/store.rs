@@ -230,6 +230,14 @@ pub struct RunState {
     pub started_at: u64,
 }
 
+/// FNV-1a (64 bits) of `bytes`: a short stable name for a state (marks, claims), not a
+/// secret.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

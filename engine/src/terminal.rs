@@ -150,21 +150,23 @@ fn root_shell(passwd: &str) -> Option<&str> {
         .filter(|s| s.starts_with('/') && !s.contains(char::is_whitespace))
 }
 
+/// The children of process `pid` (host pids; those of its main thread).
+pub(crate) fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .collect()
+}
+
 /// Hangs up the jobs of the command an exec helper (`helper`, host pid) runs: its
 /// children in process groups of their own (a shell with job control makes one per job)
 /// get the SIGHUP and SIGCONT that a hung-up shell would have passed on. A command about
 /// to be killed cannot pass them on itself; jobs started with nohup live on, as under
 /// sshd.
 pub(crate) fn hang_up_jobs(helper: i32) {
-    let kids = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-            .collect::<Vec<i32>>()
-    };
-    for cmd in kids(helper) {
-        for job in kids(cmd) {
+    for cmd in children(helper) {
+        for job in children(cmd) {
             // SAFETY: getpgid and kill(2) take no pointers.
             let pg = unsafe { libc::getpgid(job) };
             if pg > 0 && pg != cmd {

@@ -419,12 +419,7 @@ impl ExecChild {
     /// Sends `sig` to the command's process group (the command leads it), not to its
     /// helper: SIGHUP lets a shell hang up its jobs as a closed terminal would.
     pub fn signal_group(&self, sig: i32) {
-        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
-            .unwrap_or_default();
-        for pid in children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
+        for pid in crate::terminal::children(self.pid) {
             // SAFETY: kill(2) takes no pointers; the command leads its own process group.
             unsafe { libc::kill(-pid, sig) };
         }
