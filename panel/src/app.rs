@@ -185,6 +185,7 @@ impl App {
         st.snapshot.spawn_refresher(st.runtime.clone());
         st.operations.spawn_heartbeat();
         crate::service::metering::spawn(st.db.clone(), st.runtime.clone(), self.meter_interval);
+        crate::service::overuse::spawn(st.clone());
         crate::service::billing::spawn_schedule(st.db.clone(), st.plugins.clone());
         spawn_disk_guard(st.runtime.clone());
         spawn_autostart(st.runtime.clone());

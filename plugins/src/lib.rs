@@ -21,10 +21,12 @@ use wasmtime::{Config, Engine, Store};
 
 mod outcome;
 mod output;
+mod overuse;
 mod sandbox;
 mod types;
 
 pub use outcome::{Call, Failure, Kind, Kv, KvChanges, LoadError, LogLevel, LogLine};
+pub use overuse::{FaultHit, OveruseAction, OveruseEvent, MAX_ACTIONS};
 pub use sandbox::{apply as apply_kv_changes, KV_MAX_BYTES, KV_MAX_KEY, KV_MAX_KEYS, KV_MAX_VALUE};
 pub use types::{
     BillingInput, ContainerSpec, ContainerUsage, Decision, Event, EventKind, InvoiceLine, Limits,
@@ -54,11 +56,23 @@ mod bindings {
             },
         });
     }
+    pub mod overuse {
+        wasmtime::component::bindgen!({
+            path: "wit",
+            world: "overuse-policy",
+            imports: { default: trappable },
+            with: {
+                "acetate:plugin/types": super::hook::acetate::plugin::types,
+                "acetate:plugin/log": super::hook::acetate::plugin::log,
+                "acetate:plugin/kv": super::hook::acetate::plugin::kv,
+            },
+        });
+    }
     pub use hook::acetate::plugin::{kv, log, types};
 }
 
 /// The version of the WIT package this host implements.
-pub const WIT_VERSION: &str = "1.1.0";
+pub const WIT_VERSION: &str = "1.2.0";
 /// The WIT package itself, for plugin authors (served by the panel, printed by the CLI).
 pub const WIT: &str = include_str!("../wit/acetate-plugin.wit");
 /// The billing rule used for resellers that have none: plan prices, prorated.
@@ -120,7 +134,11 @@ impl Default for Budget {
 }
 
 enum Pre {
-    Hook(bindings::hook::HookPluginPre<State>),
+    /// One of the reseller's hooks: provisioning events, limit hits, or both.
+    Hook {
+        events: Option<bindings::hook::HookPluginPre<State>>,
+        overuse: Option<bindings::overuse::OverusePolicyPre<State>>,
+    },
     Billing(bindings::billing::BillingRulePre<State>),
 }
 
@@ -148,6 +166,39 @@ impl Plugin {
     /// Hex SHA-256 of the component's bytes.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// Whether it decides on provisioning events (exports `hook`).
+    pub fn handles_events(&self) -> bool {
+        matches!(
+            &self.pre,
+            Pre::Hook {
+                events: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// Whether it acts on limit hits (exports `overuse`, WIT 1.2.0).
+    pub fn handles_overuse(&self) -> bool {
+        matches!(
+            &self.pre,
+            Pre::Hook {
+                overuse: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// What it exports, for people: "provisioning events", "limit hits",
+    /// "provisioning events and limit hits", "billing".
+    pub fn handles(&self) -> &'static str {
+        match (self.handles_events(), self.handles_overuse()) {
+            _ if self.kind == Kind::Billing => "billing",
+            (true, true) => "provisioning events and limit hits",
+            (false, true) => "limit hits",
+            _ => "provisioning events",
+        }
     }
 }
 
@@ -335,10 +386,11 @@ impl Host {
             .map(|(name, _)| name.to_string())
             .collect();
         let has = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
-        let kind = match (
+        let (events, overuse) = (
             has("acetate:plugin/hook@1."),
-            has("acetate:plugin/billing@1."),
-        ) {
+            has("acetate:plugin/overuse@1."),
+        );
+        let kind = match (events || overuse, has("acetate:plugin/billing@1.")) {
             (true, true) => return Err(LoadError::BothWorlds),
             (true, false) => Kind::Hook,
             (false, true) => Kind::Billing,
@@ -357,9 +409,16 @@ impl Host {
         };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(mismatch)?;
         let pre = match kind {
-            Kind::Hook => {
-                Pre::Hook(bindings::hook::HookPluginPre::new(instance_pre).map_err(mismatch)?)
-            }
+            Kind::Hook => Pre::Hook {
+                events: events
+                    .then(|| bindings::hook::HookPluginPre::new(instance_pre.clone()))
+                    .transpose()
+                    .map_err(mismatch)?,
+                overuse: overuse
+                    .then(|| bindings::overuse::OverusePolicyPre::new(instance_pre))
+                    .transpose()
+                    .map_err(mismatch)?,
+            },
             Kind::Billing => Pre::Billing(
                 bindings::billing::BillingRulePre::new(instance_pre).map_err(mismatch)?,
             ),
@@ -369,8 +428,11 @@ impl Host {
 
     /// Runs a provisioning hook on an event. `kv` is the plugin's store before the call.
     pub fn hook(&self, plugin: &Plugin, event: &Event, kv: Arc<Kv>) -> Call<Decision> {
-        let Pre::Hook(pre) = &plugin.pre else {
+        let Pre::Hook { events, .. } = &plugin.pre else {
             return self.refused(Failure::WrongKind(plugin.kind));
+        };
+        let Some(pre) = events else {
+            return self.refused(Failure::NotExported("hook".into()));
         };
         if let Err(failure) = self.check_input(event) {
             return self.refused(failure);
@@ -383,6 +445,33 @@ impl Host {
                 .call_handle(&mut *store, &input)
         })
         .and_then(|decision| check_decision(decision.into()))
+    }
+
+    /// Runs an overuse policy on a container's limit hits. `kv` is the plugin's store
+    /// before the call.
+    pub fn overuse(
+        &self,
+        plugin: &Plugin,
+        event: &OveruseEvent,
+        kv: Arc<Kv>,
+    ) -> Call<Vec<OveruseAction>> {
+        let Pre::Hook { overuse, .. } = &plugin.pre else {
+            return self.refused(Failure::WrongKind(plugin.kind));
+        };
+        let Some(pre) = overuse else {
+            return self.refused(Failure::NotExported("overuse".into()));
+        };
+        if let Err(failure) = self.check_input(event) {
+            return self.refused(failure);
+        }
+        let input = bindings::types::OveruseEvent::from(event);
+        self.run(kv, |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            instance
+                .acetate_plugin_overuse()
+                .call_handle(&mut *store, &input)
+        })
+        .and_then(|actions| overuse::check_actions(actions.into_iter().map(Into::into).collect()))
     }
 
     /// Runs a billing rule on a customer's usage.

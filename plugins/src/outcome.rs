@@ -48,8 +48,8 @@ pub enum LoadError {
     #[error("invalid WebAssembly component: {0}")]
     Invalid(String),
     #[error(
-        "the component exports neither acetate:plugin/hook@1 nor acetate:plugin/billing@1 \
-         (it exports: {0})"
+        "the component exports none of acetate:plugin/hook@1, acetate:plugin/overuse@1 and \
+         acetate:plugin/billing@1 (it exports: {0})"
     )]
     NoWorld(String),
     #[error("the component exports both a hook and a billing rule; upload them as two plugins")]
@@ -80,6 +80,8 @@ pub enum Failure {
     BadInput(String),
     #[error("is a {0} plugin, not the kind this call needs")]
     WrongKind(Kind),
+    #[error("does not export acetate:plugin/{0}, which this call needs")]
+    NotExported(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

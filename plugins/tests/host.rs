@@ -407,10 +407,11 @@ fn compiled_code_is_cached_in_memory_and_on_disk() {
 
 #[test]
 fn a_plugin_built_against_wit_1_0_0_runs_on_this_host() {
-    assert_eq!(acetate_plugins::WIT_VERSION, "1.1.0");
+    assert_eq!(acetate_plugins::WIT_VERSION, "1.2.0");
     let host = host();
     let legacy = host.load(&example("legacy_hook").unwrap()).unwrap();
     assert_eq!(legacy.kind(), Kind::Hook);
+    assert!(legacy.handles_events() && !legacy.handles_overuse());
     let call = host.hook(&legacy, &create("legacy-no", 1 << 30, "basic", 0), empty());
     assert_eq!(call.result, Ok(Decision::Deny("not with that name".into())));
     assert!(call.log[0].message.contains("1.0.0"));

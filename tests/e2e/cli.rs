@@ -297,7 +297,7 @@ fn plugin_check_and_run_for_plugin_authors() {
     let path = |name: &str| dir.join(format!("{name}.wasm")).display().to_string();
     let out = crate::support::ok(&state, &["plugin", "check", &path("naming_policy")]);
     assert!(
-        out.contains("a valid hook plugin (acetate:plugin@1.1.0)"),
+        out.contains("a valid hook plugin (acetate:plugin@1.2.0) for provisioning events,"),
         "{out}"
     );
     let out = crate::support::ok(
@@ -368,8 +368,40 @@ fn plugin_check_and_run_for_plugin_authors() {
     );
     let ran: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(ran["result"][0]["amount"]["amount"], 7200, "{ran}");
+    // An overuse policy on a limit hit: its actions, and the hook half on an event.
+    let out = crate::support::ok(&state, &["plugin", "check", &path("overuse_policy")]);
+    assert!(
+        out.contains("for provisioning events and limit hits"),
+        "{out}"
+    );
+    let hit = r#"{"at":1795000000,"tenant":{"reseller":"r","customer":"c"},
+        "container":{"name":"web"},"faults":[{"kind":"oom-kill","amount":2}],
+        "interval_seconds":60}"#;
+    let out = crate::support::ok(
+        &state,
+        &["plugin", "run", &path("overuse_policy"), "--event", hit],
+    );
+    assert!(
+        out.contains("action: notify: web ran into its limits (2 process(es) killed")
+            && out.contains("would store: strikes/c/web"),
+        "{out}"
+    );
+    let out = crate::support::ok(
+        &state,
+        &["plugin", "run", &path("overuse_policy"), "--event", event],
+    );
+    assert!(out.contains("decision: allow"), "{out}");
+    let out = crate::support::acetate(
+        &state,
+        &["plugin", "run", &path("naming_policy"), "--event", hit],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("does not export acetate:plugin/overuse"),
+        "{out:?}"
+    );
     let wit = crate::support::ok(&state, &["plugin", "wit"]);
-    assert!(wit.contains("package acetate:plugin@1.1.0;"));
+    assert!(wit.contains("package acetate:plugin@1.2.0;"));
 }
 
 #[test]

@@ -2,9 +2,9 @@
 //! leave a record that the API, the container's page and `ct faults` show.
 
 use reqwest::{Client, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::api::{customer, reseller_with_plan, roomy_plan, roomy_pool};
+use crate::api::{customer, reseller_with_plan, roomy_plan, roomy_pool, Api};
 use crate::support::{state_dir, Server};
 
 #[tokio::test]
@@ -161,4 +161,136 @@ async fn an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     server.stop();
+}
+
+/// The example overuse policy (WIT 1.2.0) on a real container: three fork bombs, each seen
+/// by its own metering sample, give a warning, then half the CPU (the engine's quota
+/// changes live), then the account's suspension (the container stops).
+#[tokio::test]
+async fn the_example_overuse_policy_warns_throttles_and_suspends_a_real_container() {
+    let test = "the_example_overuse_policy_warns_throttles_and_suspends_a_real_container";
+    let Some(state) = state_dir(test) else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::new();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-overuse", roomy_plan(), roomy_pool()).await;
+    let (status, body) = reseller
+        .post_bytes(
+            "/api/v1/plugins?name=policy",
+            acetate_plugins::example("overuse_policy").unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = reseller
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/plugins/policy",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ivy = customer(&server, &http, &reseller, "ivy-overuse").await;
+    let (status, body) = ivy
+        .post(
+            "/api/v1/containers",
+            json!({"name": "busy", "memory": "128M", "cpus": 1, "procs": 40, "disk": "64M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    server.cli(&["meter", "sample"], "");
+    let count = |n: &Value| n["notices"].as_array().map_or(0, Vec::len);
+    let (notices, _) = strike(&server, &ivy, &reseller, |n, _| count(n) >= 1).await;
+    assert!(
+        notices["notices"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("new process(es) refused"),
+        "{notices}"
+    );
+    let (_, shown) = strike(&server, &ivy, &reseller, |_, s| {
+        s["limits"]["cpus_milli"] == 500
+    })
+    .await;
+    assert_eq!(shown["state"], "running", "{shown}");
+    // The kernel's quota is the new one: 50 ms per 100 ms period.
+    let engine_name = {
+        let list = crate::support::ok(&state, &["ct", "list", "--json"]);
+        let list: Value = serde_json::from_str(&list).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["owner"] == "panel:ivy-overuse")
+            .expect("the engine has ivy's container")["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let engine: Value = serde_json::from_str(&crate::support::ok(
+        &state,
+        &["ct", "show", &engine_name, "--json"],
+    ))
+    .unwrap();
+    assert_eq!(engine["limits"]["cpus_milli"], 500, "{engine}");
+    let (notices, shown) = strike(&server, &ivy, &reseller, |_, s| s["state"] == "stopped").await;
+    assert!(
+        notices["notices"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 times within an hour"),
+        "{notices}"
+    );
+    assert_eq!(shown["state"], "stopped");
+    let (_, calls) = reseller.get("/api/v1/plugins/policy/calls").await;
+    let overuse_calls = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["event"] == "overuse")
+        .count();
+    assert_eq!(overuse_calls, 3, "{calls}");
+    let (status, body) = reseller
+        .post("/api/v1/customers/ivy-overuse/unsuspend", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = ivy
+        .call(reqwest::Method::DELETE, "/api/v1/containers/busy", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop();
+}
+
+/// One strike: forks refused at the process limit, then a metering sample; the panel's job
+/// hands it to the policy within seconds. Waits until `done(notices, container)` says the
+/// policy acted, and returns both.
+async fn strike(
+    server: &Server,
+    customer: &Api<'_>,
+    reseller: &Api<'_>,
+    done: impl Fn(&Value, &Value) -> bool,
+) -> (Value, Value) {
+    let (status, out) = customer
+        .post(
+            "/api/v1/containers/busy/exec",
+            json!({"command": ["sh", "-c",
+                "for i in $(seq 60); do sleep 2 & done 2>/dev/null; wait; true"],
+                "timeout_seconds": 30}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.cli(&["meter", "sample"], "");
+    for _ in 0..40 {
+        let (_, notices) = reseller.get("/api/v1/notices").await;
+        let (_, shown) = reseller
+            .get("/api/v1/containers/busy?owner=ivy-overuse")
+            .await;
+        if done(&notices, &shown) {
+            return (notices, shown);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let (_, calls) = reseller.get("/api/v1/plugins/policy/calls").await;
+    panic!("the policy did not act in 20 s: {calls}");
 }

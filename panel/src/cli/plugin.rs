@@ -4,7 +4,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use acetate_plugins::{BillingInput, Budget, Event, Host, Kind, LoadError};
+use acetate_plugins::{
+    BillingInput, Budget, Event, Host, Kind, LoadError, OveruseAction, OveruseEvent,
+};
 use clap::Subcommand;
 use serde::Serialize;
 
@@ -12,9 +14,10 @@ use super::output::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCmd {
-    /// Validate a component against the hook and billing-rule worlds.
+    /// Validate a component against the hook, overuse-policy and billing-rule worlds.
     Check { file: PathBuf },
-    /// Dry-run a plugin: a hook on an event, a billing rule on usage (JSON, `@FILE` or `-`).
+    /// Dry-run a plugin: a hook on an event or a limit hit (overuse event), a billing rule
+    /// on usage (JSON, `@FILE` or `-`).
     Run {
         file: PathBuf,
         #[arg(long)]
@@ -28,6 +31,8 @@ pub enum PluginCmd {
 struct Checked {
     file: String,
     kind: Kind,
+    /// What it acts on: "provisioning events", "limit hits", both, or "billing".
+    handles: &'static str,
     sha256: String,
     size: usize,
     wit_version: &'static str,
@@ -112,14 +117,15 @@ pub fn run(out: &Output, cmd: PluginCmd) -> anyhow::Result<i32> {
             let checked = Checked {
                 file: file.display().to_string(),
                 kind: plugin.kind(),
+                handles: plugin.handles(),
                 sha256: plugin.sha256().to_string(),
                 size: bytes.len(),
                 wit_version: acetate_plugins::WIT_VERSION,
             };
             out.print(&checked, |c| {
                 println!(
-                    "{}: a valid {} plugin (acetate:plugin@{}), {} bytes, sha256 {}",
-                    c.file, c.kind, c.wit_version, c.size, c.sha256
+                    "{}: a valid {} plugin (acetate:plugin@{}) for {}, {} bytes, sha256 {}",
+                    c.file, c.kind, c.wit_version, c.handles, c.size, c.sha256
                 )
             });
             Ok(0)
@@ -129,9 +135,36 @@ pub fn run(out: &Output, cmd: PluginCmd) -> anyhow::Result<i32> {
             let text = event_text(&event)?;
             let kv = Arc::default();
             let code = match plugin.kind() {
+                Kind::Hook if serde_json::from_str::<OveruseEvent>(&text).is_ok() => {
+                    let event: OveruseEvent = serde_json::from_str(&text)?;
+                    let (code, ran) = ran(Kind::Hook, host.overuse(&plugin, &event, kv));
+                    print_ran(out, &ran, |actions| {
+                        if actions.is_empty() {
+                            println!("actions: none");
+                        }
+                        for a in actions {
+                            match a {
+                                OveruseAction::Notify(m) => println!("action: notify: {m}"),
+                                OveruseAction::Suspend(m) => println!("action: suspend: {m}"),
+                                OveruseAction::Adjust {
+                                    limits,
+                                    for_seconds,
+                                } => println!(
+                                    "action: adjust to {}{}",
+                                    serde_json::to_string(limits).unwrap_or_default(),
+                                    for_seconds
+                                        .map(|s| format!(" for {s} s"))
+                                        .unwrap_or_default()
+                                ),
+                            }
+                        }
+                    });
+                    code
+                }
                 Kind::Hook => {
-                    let event: Event = serde_json::from_str(&text)
-                        .map_err(|e| anyhow::anyhow!("--event is not a hook event: {e}"))?;
+                    let event: Event = serde_json::from_str(&text).map_err(|e| {
+                        anyhow::anyhow!("--event is neither a hook event nor an overuse event: {e}")
+                    })?;
                     let (code, ran) = ran(Kind::Hook, host.hook(&plugin, &event, kv));
                     print_ran(out, &ran, |d| match d {
                         acetate_plugins::Decision::Allow => println!("decision: allow"),

@@ -192,8 +192,8 @@ impl Db {
             .await?;
             for f in &m.faults {
                 sqlx::query(
-                    "INSERT INTO faults (container_id, customer_id, container, at, kind, amount) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO faults (container_id, customer_id, container, at, kind, amount, \
+                     seconds) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(m.container.id)
                 .bind(m.container.owner_id)
@@ -201,6 +201,7 @@ impl Db {
                 .bind(now)
                 .bind(f.kind.as_str())
                 .bind(f.amount)
+                .bind(m.sample.seconds)
                 .execute(&mut *tx)
                 .await?;
             }

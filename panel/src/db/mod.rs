@@ -20,6 +20,7 @@ pub mod keys;
 mod logins;
 pub mod metering;
 pub mod operations;
+pub mod overuse;
 mod plans;
 pub mod plugins;
 mod sessions;

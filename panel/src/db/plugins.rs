@@ -75,9 +75,9 @@ pub struct EventRow {
 /// One call of a plugin, as recorded for its owner.
 #[derive(Debug, Clone, Copy)]
 pub struct CallRecord<'a> {
-    /// The event kind, or `billing`.
+    /// The event kind, `overuse` or `billing`.
     pub event: &'a str,
-    /// `allow`, `deny`, `amend`, `ok` or `failure`.
+    /// `allow`, `deny`, `amend`, `ok`, `actions`, `none` or `failure`.
     pub outcome: &'a str,
     pub detail: &'a str,
     pub fuel: u64,
@@ -85,6 +85,26 @@ pub struct CallRecord<'a> {
     pub log: &'a [acetate_plugins::LogLine],
     /// Dry runs are recorded but not counted.
     pub dry_run: bool,
+}
+
+impl<'a> CallRecord<'a> {
+    /// The record of a real (not dry) call: its fuel, time and log.
+    pub fn of<T>(
+        event: &'a str,
+        outcome: &'a str,
+        detail: &'a str,
+        call: &'a acetate_plugins::Call<T>,
+    ) -> Self {
+        CallRecord {
+            event,
+            outcome,
+            detail,
+            fuel: call.fuel_used,
+            micros: call.elapsed.as_micros(),
+            log: &call.log,
+            dry_run: false,
+        }
+    }
 }
 
 /// A valid plugin name: what a reseller calls it.

@@ -110,4 +110,15 @@ impl FakeRuntime {
     pub fn egress_of(&self, name: &str) -> bool {
         !self.lock().no_egress.contains(name)
     }
+
+    /// Adds OOM kills and refused forks to running container `name`'s counters, as the
+    /// kernel would (for tests of limit hits).
+    pub fn add_faults(&self, name: &str, oom_kills: u64, forks_refused: u64) {
+        let mut inner = self.lock();
+        let info = inner.containers.get_mut(name).expect("a fake container");
+        assert_eq!(info.state, acetate_engine::State::Running, "{name} runs");
+        let cg = info.usage.cgroup.get_or_insert_with(Default::default);
+        cg.oom_kills += oom_kills;
+        cg.pids_refused += forks_refused;
+    }
 }

@@ -187,19 +187,8 @@ async fn bill_customer(
                 format!("{} ({}): {f}", customer.name, period.label),
             ),
         };
-        db.record_call(
-            row.id,
-            CallRecord {
-                event: "billing",
-                outcome: &outcome,
-                detail: &detail,
-                fuel: call.fuel_used,
-                micros: call.elapsed.as_micros(),
-                log: &call.log,
-                dry_run: false,
-            },
-        )
-        .await?;
+        db.record_call(row.id, CallRecord::of("billing", &outcome, &detail, &call))
+            .await?;
     }
     let lines = match call.result {
         Ok(lines) => lines,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::containers::resolve;
 use super::AppState;
 use crate::db::faults::FaultRow;
+use crate::db::overuse::NoticeRow;
 use crate::domain::faults::FaultKind;
 use crate::domain::User;
 use crate::error::{AppError, AppResult};
@@ -60,6 +61,42 @@ pub async fn of_container(
 pub async fn in_scope(st: &AppState, caller: &User, days: Option<i64>) -> AppResult<FaultReport> {
     let since = since(days)?;
     Ok(report(since, st.db.faults_visible_to(caller, since).await?))
+}
+
+/// Messages to customers over a period (from their resellers' overuse policies).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Notices {
+    pub since: i64,
+    pub notices: Vec<NoticeRow>,
+}
+
+/// One container's notices over the last `days` (30 by default).
+pub async fn notices_of_container(
+    st: &AppState,
+    caller: &User,
+    name: &str,
+    owner: Option<&str>,
+    days: Option<i64>,
+) -> AppResult<Notices> {
+    let since = since(days)?;
+    let row = resolve(st, caller, name, owner).await?;
+    Ok(Notices {
+        since,
+        notices: st.db.notices_of(row.id, since).await?,
+    })
+}
+
+/// The notices of every customer in the caller's scope over the last `days`.
+pub async fn notices_in_scope(
+    st: &AppState,
+    caller: &User,
+    days: Option<i64>,
+) -> AppResult<Notices> {
+    let since = since(days)?;
+    Ok(Notices {
+        since,
+        notices: st.db.notices_visible_to(caller, since).await?,
+    })
 }
 
 /// A fault row for people: "3 process(es) killed: out of memory".

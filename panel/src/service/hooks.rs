@@ -130,15 +130,7 @@ async fn run_hooks_into(
         let (result, detail) = summary(&outcome, decision_summary);
         db.record_call(
             row.id,
-            CallRecord {
-                event: event.kind.as_str(),
-                outcome: &result,
-                detail: &detail,
-                fuel: outcome.fuel_used,
-                micros: outcome.elapsed.as_micros(),
-                log: &outcome.log,
-                dry_run: false,
-            },
+            CallRecord::of(event.kind.as_str(), &result, &detail, &outcome),
         )
         .await?;
         match outcome.result {

@@ -99,13 +99,16 @@ pub async fn delete(st: &AppState, me: &User, name: &str) -> AppResult<()> {
 }
 
 /// What to dry-run a plugin on: a recorded event (hooks), an event given in full (hooks),
-/// or a customer's real usage for a period (billing rules).
+/// a limit hit (`overuse`, for hooks that export the overuse policy of WIT 1.2.0), or a
+/// customer's real usage for a period (billing rules).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunRequest {
     pub event_id: Option<i64>,
     #[schema(value_type = Option<Object>)]
     pub event: Option<acetate_plugins::Event>,
+    #[schema(value_type = Option<Object>)]
+    pub overuse: Option<acetate_plugins::OveruseEvent>,
     pub customer: Option<String>,
     pub period: Option<String>,
 }
@@ -118,6 +121,10 @@ pub struct DryRunResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub lines: Option<Vec<InvoiceLine>>,
+    /// An overuse policy's actions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub actions: Option<Vec<acetate_plugins::OveruseAction>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub fuel_used: u64,
@@ -138,8 +145,27 @@ pub async fn try_plugin(
     let plugin = hooks::load(&st.db, &st.plugins, &row).await?;
     let kv = Arc::new(st.db.plugin_kv(row.id).await?);
     let host = st.plugins.clone();
-    let (label, result) = match plugin.kind() {
-        Kind::Hook => {
+    let (label, result) = match (plugin.kind(), req.overuse) {
+        (Kind::Hook, Some(event)) => {
+            let call = hooks::call(move || host.overuse(&plugin, &event, kv)).await?;
+            let (actions, failure) = match call.result {
+                Ok(a) => (Some(a), None),
+                Err(f) => (None, Some(f.to_string())),
+            };
+            (
+                "overuse",
+                DryRunResult {
+                    decision: None,
+                    lines: None,
+                    actions,
+                    failure,
+                    fuel_used: call.fuel_used,
+                    micros: call.elapsed.as_micros(),
+                    log: call.log,
+                },
+            )
+        }
+        (Kind::Hook, None) => {
             let event =
                 match (req.event_id, req.event) {
                     (Some(id), None) => st
@@ -164,6 +190,7 @@ pub async fn try_plugin(
                 DryRunResult {
                     decision,
                     lines: None,
+                    actions: None,
                     failure,
                     fuel_used: call.fuel_used,
                     micros: call.elapsed.as_micros(),
@@ -171,7 +198,7 @@ pub async fn try_plugin(
                 },
             )
         }
-        Kind::Billing => {
+        (Kind::Billing, _) => {
             let (Some(customer), Some(period)) = (req.customer, req.period) else {
                 return Err(AppError::Unprocessable(
                     "a billing rule is dry-run on a customer and a period (YYYY-MM)".into(),
@@ -195,6 +222,7 @@ pub async fn try_plugin(
                 DryRunResult {
                     decision: None,
                     lines,
+                    actions: None,
                     failure,
                     fuel_used: call.fuel_used,
                     micros: call.elapsed.as_micros(),
@@ -211,6 +239,10 @@ pub async fn try_plugin(
             ("amend".into(), serde_json::to_string(s).unwrap_or_default())
         }
         (None, None, Some(lines)) => ("ok".into(), format!("{} lines", lines.len())),
+        (None, None, None) if result.actions.is_some() => (
+            "actions".into(),
+            serde_json::to_string(&result.actions).unwrap_or_default(),
+        ),
         _ => ("ok".into(), String::new()),
     };
     st.db

@@ -15,6 +15,7 @@ mod metrics;
 mod navigation;
 mod openapi;
 mod operations;
+mod overuse;
 mod plans;
 mod schemathesis;
 mod scope;

@@ -199,6 +199,16 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Runs one statement on the panel's database (to move time in tests).
+    pub async fn exec(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
 pub fn plan(name: &str, containers: i64) -> Value {
     json!({"name": name, "price_minor": 500, "currency": "EUR",
            "container": {"memory": "1G", "cpus": 2, "disk": "1G", "procs": 512},

@@ -20,6 +20,10 @@
 //! ```
 //!
 //! A billing rule implements [`billing::Rule`] and is exported with [`export_billing!`].
+//! An overuse policy (WIT 1.2.0: what to do when a customer's container runs into its
+//! limits) implements [`overuse::Policy`] and is exported with [`export_overuse!`]; a
+//! plugin that is both a hook and an overuse policy implements both traits and is exported
+//! with [`export_hook_and_overuse!`] (the types are the same in [`hook`] and [`overuse`]).
 //! Build with `cargo build --release --target wasm32-wasip2` and upload the `.wasm` file.
 //! A small stack makes every call cheaper (the host resets the memory a call touched), so
 //! add to your project's `.cargo/config.toml`:
@@ -46,6 +50,22 @@ pub mod bindings {
             generate_all,
         });
     }
+    pub mod overuse_world {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "overuse-policy",
+            pub_export_macro: true,
+            export_macro_name: "export_overuse",
+            default_bindings_module: "acetate_plugin_sdk::bindings::overuse_world",
+            runtime_path: "acetate_plugin_sdk::bindings::rt",
+            // The same Rust types as a hook's, so that one plugin can be both.
+            with: {
+                "acetate:plugin/types@1.2.0": crate::bindings::hook_world::acetate::plugin::types,
+                "acetate:plugin/log@1.2.0": crate::bindings::hook_world::acetate::plugin::log,
+                "acetate:plugin/kv@1.2.0": crate::bindings::hook_world::acetate::plugin::kv,
+            },
+        });
+    }
     pub mod billing_world {
         wit_bindgen::generate!({
             path: "../wit",
@@ -64,6 +84,8 @@ pub mod bindings {
 pub use bindings::billing_world::export_billing;
 #[doc(inline)]
 pub use bindings::hook_world::export_hook;
+#[doc(inline)]
+pub use bindings::overuse_world::export_overuse;
 
 /// Provisioning hooks: an [`hook::Event`] in, a [`hook::Decision`] out.
 pub mod hook {
@@ -72,6 +94,37 @@ pub mod hook {
     };
     /// Implement this and export it with [`crate::export_hook!`].
     pub use crate::bindings::hook_world::exports::acetate::plugin::hook::Guest as Hook;
+}
+
+/// Overuse policies (WIT 1.2.0): a container's limit hits in, actions out (tell the
+/// customer, change its limits within the plan for a while, suspend the account).
+pub mod overuse {
+    pub use crate::bindings::hook_world::acetate::plugin::types::{
+        Adjustment, ContainerSpec, Fault, Limits, OveruseAction, OveruseEvent, Plan, Tenant,
+    };
+    /// Implement this and export it with [`crate::export_overuse!`].
+    pub use crate::bindings::overuse_world::exports::acetate::plugin::overuse::Guest as Policy;
+
+    /// The kinds of fault the host reports today (a later 1.x may add more).
+    pub mod kind {
+        pub const OOM_KILL: &str = "oom-kill";
+        pub const MEMORY_LIMIT: &str = "memory-limit";
+        pub const PROCESS_LIMIT: &str = "process-limit";
+        pub const CPU_THROTTLED: &str = "cpu-throttled";
+        pub const DISK_FULL: &str = "disk-full";
+        pub const INODES_FULL: &str = "inodes-full";
+    }
+}
+
+/// Exports a type that implements both [`hook::Hook`] and [`overuse::Policy`]: one plugin
+/// that decides on provisioning events and acts on limit hits (it can, say, refuse a resize
+/// that would undo its own throttle).
+#[macro_export]
+macro_rules! export_hook_and_overuse {
+    ($ty:ident) => {
+        $crate::export_hook!($ty);
+        $crate::export_overuse!($ty);
+    };
 }
 
 /// Billing rules: a customer's usage for a period in, invoice lines out.

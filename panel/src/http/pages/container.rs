@@ -13,7 +13,6 @@ use serde::Deserialize;
 use super::dashboard::{self, dashboard_page, opt, Row};
 use crate::db::metering::Point;
 use crate::db::operations::OperationRow;
-use crate::domain::faults::FaultKind;
 use crate::domain::size::{Cpus, Size};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
@@ -23,7 +22,7 @@ use crate::http::render::{not_found, page_error, render};
 use crate::http::session::Session;
 use crate::runtime::CommandOutcome;
 use crate::service::containers::{self, copies, Action, Resize};
-use crate::service::{faults, metering, AppState};
+use crate::service::{metering, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -115,9 +114,8 @@ struct ContainerPage {
     /// Templates the owner may reinstall from, and the container's own.
     templates: Vec<String>,
     c_template: Option<String>,
-    /// Limit hits: (when, what), newest first, and the sums per kind.
-    faults: Vec<(String, String)>,
-    fault_totals: Vec<String>,
+    /// Limit hits and the reseller's notices.
+    limit_hits: super::limits::LimitsView,
     /// Snapshots: (name, taken, size, "running"/"stopped"), oldest first.
     snapshots: Vec<(String, String, String, &'static str)>,
     /// Backups: (id, short id, taken, size, added), oldest first.
@@ -183,21 +181,10 @@ async fn render_container(
         Err(e) => return PageError(e).into_response(),
     };
     let c_template = view.template.clone();
-    let report = match faults::of_container(st, &session.user, name, t.owner(), None).await {
-        Ok(r) => r,
+    let limit_hits = match super::limits::of_container(st, &session.user, name, t.owner()).await {
+        Ok(l) => l,
         Err(e) => return PageError(e).into_response(),
     };
-    let fault_totals = report
-        .totals
-        .iter()
-        .filter_map(|(k, v)| FaultKind::parse(k).map(|k| k.describe(*v)))
-        .collect();
-    let faults = report
-        .faults
-        .iter()
-        .take(20)
-        .map(|f| (super::human_time(f.at), faults::describe(f)))
-        .collect();
     let (snapshots, backups) = match copies_of(st, session, t).await {
         Ok(c) => c,
         Err(e) => return PageError(e).into_response(),
@@ -235,8 +222,7 @@ async fn render_container(
         graphs,
         templates,
         c_template,
-        faults,
-        fault_totals,
+        limit_hits,
         snapshots,
         backups,
         forwards,

@@ -10,6 +10,7 @@ mod dashboard;
 mod forwards;
 mod graph;
 mod invoices;
+mod limits;
 mod operations;
 mod plan;
 mod plugins;

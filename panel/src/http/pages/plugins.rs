@@ -339,6 +339,7 @@ async fn dry_run(
     let req = DryRunRequest {
         event_id: f.event_id.trim().parse().ok(),
         event: None,
+        overuse: None,
         customer: Some(f.customer.trim().to_string()).filter(|c| !c.is_empty()),
         period: Some(f.period.trim().to_string()).filter(|p| !p.is_empty()),
     };

@@ -5,7 +5,7 @@ use acetate_engine::{Limits, LimitsUpdate};
 
 use super::{
     active_owner_of, amended_limits, as_json, customer_plan, final_sample, fits, outcome_text,
-    owner_of, plugin_spec, resolve, run_hooks, target, view,
+    owner_of, plugin_spec, reserve_limits, resolve, run_hooks, target, view,
 };
 use crate::db::operations::OperationRow;
 use crate::db::ContainerRow;
@@ -79,16 +79,7 @@ pub async fn resize(
         _ => update,
     };
     quota::check_io(&plan, &next.io).map_err(AppError::Quota)?;
-    let holds = Totals::of(&next);
-    st.db
-        .reserve_holds(
-            row.id,
-            owner.id,
-            owner.reseller_id.unwrap_or(-1),
-            &holds,
-            fits(&plan, &holds, next.procs),
-        )
-        .await?;
+    reserve_limits(st, &row, &owner, &plan, &next).await?;
     let (st2, caller2, row2) = (st.clone(), caller.clone(), row.clone());
     let work = async move {
         let engine_name = row2.engine_name.clone();
@@ -113,6 +104,8 @@ pub async fn resize(
             .await?;
         let info = result?;
         kv.commit(&st2.db).await?;
+        // Limits set on purpose replace a reseller policy's temporary ones for good.
+        st2.db.delete_revert(row2.id).await?;
         Ok(Done {
             message: format!("container {} resized", row2.name),
             result: as_json(&view(&row2, Some(&info))),

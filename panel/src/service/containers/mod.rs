@@ -214,7 +214,7 @@ pub async fn final_sample(st: &AppState, engine_name: &str) {
     }
 }
 
-pub(super) async fn customer_plan(st: &AppState, customer: &User) -> AppResult<Plan> {
+pub(crate) async fn customer_plan(st: &AppState, customer: &User) -> AppResult<Plan> {
     let plan = match customer.plan_id {
         Some(id) => st.db.plan(id).await?,
         None => None,
@@ -229,6 +229,27 @@ pub(super) fn fits<'a>(
     procs: u64,
 ) -> impl FnOnce(Option<&crate::domain::Pool>, &Totals, &Totals) -> Result<(), String> + 'a {
     move |pool, mine, theirs| quota::check(plan, pool, mine, theirs, holds, procs as i64)
+}
+
+/// Holds the larger of a container's current and `next` limits against its owner's plan
+/// and the reseller's pool, while the engine changes it (set the final holds after).
+pub(super) async fn reserve_limits(
+    st: &AppState,
+    row: &ContainerRow,
+    owner: &User,
+    plan: &Plan,
+    next: &Limits,
+) -> AppResult<()> {
+    let holds = Totals::of(next);
+    st.db
+        .reserve_holds(
+            row.id,
+            owner.id,
+            owner.reseller_id.unwrap_or(-1),
+            &holds,
+            fits(plan, &holds, next.procs),
+        )
+        .await
 }
 
 /// The account owning a container.
