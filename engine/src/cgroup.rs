@@ -191,6 +191,14 @@ pub struct CgroupUsage {
     /// Time the CPU quota held the container back, in microseconds (`cpu.stat`).
     #[serde(default)]
     pub cpu_throttled_us: u64,
+    /// Disk bytes read and written through the cgroup (see [`crate::iostat`]).
+    #[serde(default)]
+    pub io_read_bytes: u64,
+    #[serde(default)]
+    pub io_write_bytes: u64,
+    /// Time some of its tasks waited for I/O, in microseconds (`io.pressure`).
+    #[serde(default)]
+    pub io_stall_us: u64,
 }
 
 /// Handle on one container's cgroup (which may not exist yet).
@@ -561,6 +569,18 @@ impl ContainerCgroup {
                 .or_else(|| key("throttled_time").map(|ns| ns / 1000))
                 .unwrap_or(0);
         }
+        let blkio = self.cg.controller_of::<BlkIoController>();
+        let stats = match self.is_v2() {
+            true => self.paths().into_iter().next(),
+            false => blkio.map(|b| cgroups_rs::fs::Controller::path(b).to_path_buf()),
+        };
+        let psi = self
+            .unified
+            .clone()
+            .or_else(|| stats.clone().filter(|_| self.is_v2()));
+        let io = crate::iostat::read(stats.as_deref(), self.is_v2(), psi.as_deref());
+        (u.io_read_bytes, u.io_write_bytes, u.io_stall_us) =
+            (io.read_bytes, io.write_bytes, io.stall_us);
         u
     }
 

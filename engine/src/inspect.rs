@@ -5,7 +5,7 @@ use crate::{network, storage, ContainerInfo, Engine, Result, State, Usage};
 
 /// Interface counters asked of the kernel (netlink, not sysfs: sysfs shows the network
 /// namespace that mounted it, not this process's).
-type Counted = std::collections::HashMap<String, (u64, u64)>;
+type Counted = std::collections::HashMap<String, crate::netlink::LinkCounters>;
 
 impl Engine {
     pub(crate) fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {
@@ -81,5 +81,17 @@ impl Engine {
             .iter()
             .map(|(cfg, st)| self.info_counted(cfg, *st, &counted))
             .collect())
+    }
+
+    /// Packets the rate limit of running container `name` dropped of what it sends (its
+    /// own interface's shaper, read inside its network namespace); `None` without a rate
+    /// limit or while stopped. Separate from [`Engine::list`], which runs every few seconds:
+    /// this joins a namespace per container, so metering asks once a pass.
+    pub fn drops_inside(&self, name: &str) -> Result<Option<u64>> {
+        let cfg = self.config(name)?;
+        match (cfg.network, cfg.limits.net_rate, self.run_state(name)?) {
+            (true, Some(_), Some(st)) => Ok(Some(crate::netlink::drops_inside(st.pid)?)),
+            _ => Ok(None),
+        }
     }
 }

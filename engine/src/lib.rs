@@ -22,6 +22,7 @@ mod host_ops;
 pub mod identity;
 mod idmap;
 mod inspect;
+pub mod iostat;
 mod live;
 mod loopdev;
 pub mod lxcfs;

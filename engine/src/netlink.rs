@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcStats2};
 use rtnetlink::RouteMessageBuilder;
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth};
 
@@ -177,16 +178,25 @@ pub fn mac_of(name: &str) -> Result<Option<String>> {
     })
 }
 
-/// Bytes received and sent by interfaces of this namespace (all of them, or `name`), as
-/// the kernel counts them: one request for every container of a listing.
-pub fn counters(name: Option<&str>) -> Result<std::collections::HashMap<String, (u64, u64)>> {
+/// What an interface moved: bytes received and sent, and packets its root queueing
+/// discipline dropped (a rate limit's token bucket, when the queue is full).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub rx: u64,
+    pub tx: u64,
+    pub qdisc_drops: u64,
+}
+
+/// The counters of interface `name`, or of every interface of this namespace, by name
+/// (two requests: the links, then the queueing disciplines).
+pub fn counters(name: Option<&str>) -> Result<std::collections::HashMap<String, LinkCounters>> {
     with_handle(|h| async move {
         let mut req = h.link().get();
         if let Some(n) = name {
             req = req.match_name(n.to_string());
         }
         let mut links = req.execute();
-        let mut out = std::collections::HashMap::new();
+        let mut by_index = std::collections::HashMap::new();
         loop {
             let link = match links.try_next().await {
                 Ok(Some(l)) => l,
@@ -195,6 +205,7 @@ pub fn counters(name: Option<&str>) -> Result<std::collections::HashMap<String, 
                 Err(_) if name.is_some() => break,
                 Err(e) => return Err(failed("read interface counters", e)),
             };
+            let index = link.header.index as i32;
             let mut ifname = None;
             let mut bytes = None;
             for a in link.attributes {
@@ -204,11 +215,67 @@ pub fn counters(name: Option<&str>) -> Result<std::collections::HashMap<String, 
                     _ => {}
                 }
             }
-            if let (Some(n), Some(b)) = (ifname, bytes) {
-                out.insert(n, b);
+            if let (Some(n), Some((rx, tx))) = (ifname, bytes) {
+                let counters = LinkCounters {
+                    rx,
+                    tx,
+                    qdisc_drops: 0,
+                };
+                by_index.insert(index, (n, counters));
             }
         }
-        Ok(out)
+        if !by_index.is_empty() {
+            let mut req = h.qdisc().get();
+            if let (Some(_), Some(&index)) = (name, by_index.keys().next()) {
+                req = req.index(index);
+            }
+            for (index, drops) in root_drops(req.execute()).await? {
+                if let Some((_, c)) = by_index.get_mut(&index) {
+                    c.qdisc_drops = drops;
+                }
+            }
+        }
+        Ok(by_index.into_values().collect())
+    })
+}
+
+/// Drops of the root queueing disciplines of a dump, by interface index.
+async fn root_drops(
+    mut qdiscs: impl futures_util::Stream<Item = std::result::Result<TcMessage, rtnetlink::Error>>
+        + Unpin,
+) -> Result<Vec<(i32, u64)>> {
+    let mut out = Vec::new();
+    while let Some(q) = qdiscs
+        .try_next()
+        .await
+        .map_err(|e| failed("read queueing disciplines", e))?
+    {
+        if q.header.parent != TcHandle::ROOT {
+            continue;
+        }
+        let drops = q.attributes.iter().find_map(|a| match a {
+            TcAttribute::Stats2(stats) => stats.iter().find_map(|s| match s {
+                TcStats2::Queue(queue) => Some(u64::from(queue.drops)),
+                _ => None,
+            }),
+            TcAttribute::Stats(stats) => Some(u64::from(stats.drops)),
+            _ => None,
+        });
+        out.push((q.header.index, drops.unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+/// Packets the root queueing disciplines dropped in the network namespace of process
+/// `pid` (a container's own shaper of what it sends), loopback left out.
+pub fn drops_inside(pid: i32) -> Result<u64> {
+    in_netns_of(pid, |h| async move {
+        let drops = root_drops(h.qdisc().get().execute()).await?;
+        Ok(drops
+            .into_iter()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, d)| d)
+            .sum())
     })
 }
 

@@ -103,11 +103,15 @@ impl NetInfo {
     }
 }
 
-/// Bytes through a container's interface, as the container sees them.
+/// Bytes through a container's interface, as the container sees them, and packets its
+/// rate limit dropped on their way to it (the host end's shaper; what it sends is shaped
+/// inside its namespace: [`crate::Engine::drops_inside`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetCounters {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    #[serde(default)]
+    pub rx_dropped: u64,
 }
 
 /// The rules of the `bridge acetate` table (idempotent: chains are flushed and filled in
@@ -348,19 +352,18 @@ pub fn set_rate(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
 }
 
 /// What went through the container's interface since it started (`None` while stopped),
-/// from `counted` (interface name to bytes received and sent by the host end, from
+/// from `counted` (interface name to the host end's counters, from
 /// [`crate::netlink::counters`]). The host end receives what the container sends, and
 /// the other way round.
-pub fn counters(
+pub(crate) fn counters(
     net: &NetInfo,
-    counted: &std::collections::HashMap<String, (u64, u64)>,
+    counted: &std::collections::HashMap<String, crate::netlink::LinkCounters>,
 ) -> Option<NetCounters> {
-    counted
-        .get(&net.host_interface)
-        .map(|&(rx, tx)| NetCounters {
-            rx_bytes: tx,
-            tx_bytes: rx,
-        })
+    counted.get(&net.host_interface).map(|c| NetCounters {
+        rx_bytes: c.tx,
+        tx_bytes: c.rx,
+        rx_dropped: c.qdisc_drops,
+    })
 }
 
 #[cfg(test)]

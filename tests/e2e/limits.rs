@@ -294,3 +294,108 @@ async fn strike(
     let (_, calls) = reseller.get("/api/v1/plugins/policy/calls").await;
     panic!("the policy did not act in 20 s: {calls}");
 }
+
+/// Packets a network rate limit drops and time spent waiting for capped disk I/O are limit
+/// hits too; the disk I/O itself is metered.
+#[tokio::test]
+async fn rate_limit_drops_and_capped_io_waits_are_limit_hits() {
+    let test = "rate_limit_drops_and_capped_io_waits_are_limit_hits";
+    let Some(state) = state_dir(test) else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::new();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-io", roomy_plan(), roomy_pool()).await;
+    let dee = customer(&server, &http, &reseller, "dee-io").await;
+    let (status, body) = dee
+        .post(
+            "/api/v1/containers",
+            json!({"name": "capped", "memory": "128M", "cpus": 1, "procs": 64, "disk": "128M",
+                   "io": {"write_bps": "1M"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let gateway = body["network"]["gateway"].as_str().unwrap().to_string();
+    let engine_name = {
+        let list = crate::support::ok(&state, &["ct", "list", "--json"]);
+        let list: Value = serde_json::from_str(&list).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["owner"] == "panel:dee-io")
+            .expect("the engine has dee's container")["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The provider limits its network to 1 Mbit/s (live).
+    crate::support::ok(
+        &state,
+        &["ct", "set", &engine_name, "--net-rate", "1000000"],
+    );
+    server.cli(&["meter", "sample"], "");
+    let run = |script: String| {
+        let dee = &dee;
+        async move {
+            let (status, out) = dee
+                .post(
+                    "/api/v1/containers/capped/exec",
+                    json!({"command": ["sh", "-c", script], "timeout_seconds": 60}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{out}");
+            assert_eq!(out["exit_code"], 0, "{out}");
+            out
+        }
+    };
+    // Four MiB written past the page cache at 1 MiB/s: about four seconds of waiting.
+    run("dd if=/dev/zero of=/root/f bs=64k count=64 oflag=direct 2>&1".into()).await;
+    // Two seconds of UDP at far more than 1 Mbit/s, to the gateway (this host).
+    let flood = format!(
+        "python3 -c \"import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         end = time.time() + 2\nwhile time.time() < end:\n    try: s.sendto(b'x' * 1400, \
+         ('{gateway}', 9))\n    except OSError: pass\""
+    );
+    run(flood).await;
+    let faults: Value = serde_json::from_str(&crate::support::ok(
+        &state,
+        &["ct", "faults", &engine_name, "--json"],
+    ))
+    .unwrap();
+    assert!(faults["network_dropped"].as_u64().unwrap() > 0, "{faults}");
+    assert!(
+        faults["io_wait_seconds"].as_f64().unwrap() >= 2.0,
+        "{faults}"
+    );
+    assert!(
+        faults["io_written_bytes"].as_u64().unwrap() >= 4 << 20,
+        "{faults}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.cli(&["meter", "sample"], "");
+    let (_, report) = dee.get("/api/v1/containers/capped/faults").await;
+    let totals = &report["totals"];
+    assert!(
+        totals["network_dropped"].as_i64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert!(
+        totals["io_throttled"].as_i64().unwrap_or(0) >= 1000,
+        "{report}"
+    );
+    // The disk I/O is in the usage history (and so in the graphs).
+    let (_, usage) = dee.get("/api/v1/containers/capped/usage").await;
+    let written: i64 = usage["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["io_write"].as_i64().unwrap_or(0))
+        .sum();
+    assert!(written >= 4 << 20, "{usage}");
+    let (status, _) = dee
+        .call(reqwest::Method::DELETE, "/api/v1/containers/capped", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop();
+}

@@ -354,7 +354,10 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
         CtCmd::List => out.print(&engine.list()?, |l| print_list(l)),
         CtCmd::Show { name } => out.print(&engine.show(&name)?, print_info),
         CtCmd::Copies(cmd) => return super::copies::run(engine, out, cmd),
-        CtCmd::Faults { name } => out.print(&faults_of(&engine.show(&name)?), print_faults),
+        CtCmd::Faults { name } => {
+            let inside = engine.drops_inside(&name)?;
+            out.print(&faults_of(&engine.show(&name)?, inside), print_faults)
+        }
         CtCmd::Set(a) => {
             let update = LimitsUpdate {
                 memory: a.memory,

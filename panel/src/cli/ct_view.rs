@@ -18,11 +18,17 @@ pub(super) struct Faults {
     memory_limit_hits: u64,
     forks_refused: u64,
     cpu_throttled_seconds: f64,
+    /// Packets its rate limit dropped, both ways (`None`: not read, no rate limit).
+    network_dropped: Option<u64>,
+    io_read_bytes: u64,
+    io_written_bytes: u64,
+    io_wait_seconds: f64,
     disk_used_percent: Option<u64>,
     inodes_used_percent: Option<u64>,
 }
 
-pub(super) fn faults_of(c: &ContainerInfo) -> Faults {
+/// `inside`: what the container's own shaper dropped (read for rate-limited containers).
+pub(super) fn faults_of(c: &ContainerInfo, inside: Option<u64>) -> Faults {
     let cg = c.usage.cgroup.unwrap_or_default();
     let percent = |used: u64, total: u64| (total > 0).then(|| used * 100 / total);
     Faults {
@@ -32,6 +38,12 @@ pub(super) fn faults_of(c: &ContainerInfo) -> Faults {
         memory_limit_hits: cg.memory_limit_hits,
         forks_refused: cg.pids_refused,
         cpu_throttled_seconds: cg.cpu_throttled_us as f64 / 1e6,
+        network_dropped: inside
+            .map(|d| d + c.usage.net.map_or(0, |n| n.rx_dropped))
+            .or(c.usage.net.map(|n| n.rx_dropped)),
+        io_read_bytes: cg.io_read_bytes,
+        io_written_bytes: cg.io_write_bytes,
+        io_wait_seconds: cg.io_stall_us as f64 / 1e6,
         disk_used_percent: c
             .usage
             .disk
@@ -54,6 +66,16 @@ pub(super) fn print_faults(f: &Faults) {
     println!("memory limit reached: {}", f.memory_limit_hits);
     println!("forks refused:        {}", f.forks_refused);
     println!("CPU throttled:        {:.1} s", f.cpu_throttled_seconds);
+    match f.network_dropped {
+        Some(n) => println!("packets dropped:      {n} (rate limit)"),
+        None => println!("packets dropped:      - (no network)"),
+    }
+    println!(
+        "disk I/O:             {} read, {} written, waited {:.1} s",
+        acetate_engine::size::format_bytes(f.io_read_bytes),
+        acetate_engine::size::format_bytes(f.io_written_bytes),
+        f.io_wait_seconds
+    );
     let pct = |p: Option<u64>| p.map_or("-".to_string(), |p| format!("{p}%"));
     println!("disk used:            {}", pct(f.disk_used_percent));
     println!("inodes used:          {}", pct(f.inodes_used_percent));

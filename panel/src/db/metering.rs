@@ -24,6 +24,10 @@ pub struct LastReading {
     pub memory_limit_hits: i64,
     pub pids_refused: i64,
     pub cpu_throttled_us: i64,
+    pub io_read: i64,
+    pub io_write: i64,
+    pub io_stall_us: i64,
+    pub net_drops: i64,
 }
 
 impl LastReading {
@@ -33,6 +37,8 @@ impl LastReading {
             memory_limit_hits: self.memory_limit_hits,
             pids_refused: self.pids_refused,
             cpu_throttled_us: self.cpu_throttled_us,
+            net_drops: self.net_drops,
+            io_stall_us: self.io_stall_us,
         }
     }
 }
@@ -87,7 +93,8 @@ impl Db {
         };
         let sql = format!(
             "SELECT engine_name, instance, cpu_ns, disk, at, net_rx, net_tx, oom_kills, \
-             memory_limit_hits, pids_refused, cpu_throttled_us FROM meter_state{filter}"
+             memory_limit_hits, pids_refused, cpu_throttled_us, io_read, io_write, io_stall_us, \
+             net_drops FROM meter_state{filter}"
         );
         let mut query = sqlx::query_as(&sql);
         if let Some(name) = only {
@@ -111,8 +118,8 @@ impl Db {
         for m in samples {
             sqlx::query(
                 "INSERT INTO usage_samples (container_id, at, seconds, running, cpu_us, memory, \
-                 memory_peak, disk, inodes, procs, net_rx, net_tx) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 memory_peak, disk, inodes, procs, net_rx, net_tx, io_read, io_write) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(m.container.id)
             .bind(now)
@@ -126,13 +133,16 @@ impl Db {
             .bind(m.sample.procs)
             .bind(m.sample.net_rx)
             .bind(m.sample.net_tx)
+            .bind(m.sample.io_read)
+            .bind(m.sample.io_write)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "INSERT INTO usage_hourly (container_id, hour, customer_id, container, seconds, \
                  seconds_running, cpu_us, memory_byte_seconds, memory_peak, disk_byte_seconds, \
-                 disk_peak, inodes_peak, procs_peak, net_rx, net_tx) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 disk_peak, inodes_peak, procs_peak, net_rx, net_tx, io_read, io_write) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17) \
                  ON CONFLICT (container_id, hour) DO UPDATE SET \
                  seconds = usage_hourly.seconds + excluded.seconds, \
                  seconds_running = usage_hourly.seconds_running + excluded.seconds_running, \
@@ -148,7 +158,9 @@ impl Db {
                  procs_peak = CASE WHEN excluded.procs_peak > usage_hourly.procs_peak \
                      THEN excluded.procs_peak ELSE usage_hourly.procs_peak END, \
                  net_rx = usage_hourly.net_rx + excluded.net_rx, \
-                 net_tx = usage_hourly.net_tx + excluded.net_tx",
+                 net_tx = usage_hourly.net_tx + excluded.net_tx, \
+                 io_read = usage_hourly.io_read + excluded.io_read, \
+                 io_write = usage_hourly.io_write + excluded.io_write",
             )
             .bind(m.container.id)
             .bind(hour)
@@ -165,17 +177,22 @@ impl Db {
             .bind(m.sample.procs)
             .bind(m.sample.net_rx)
             .bind(m.sample.net_tx)
+            .bind(m.sample.io_read)
+            .bind(m.sample.io_write)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "INSERT INTO meter_state (engine_name, instance, cpu_ns, disk, at, net_rx, net_tx, \
-                 oom_kills, memory_limit_hits, pids_refused, cpu_throttled_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 oom_kills, memory_limit_hits, pids_refused, cpu_throttled_us, io_read, io_write, \
+                 io_stall_us, net_drops) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (engine_name) DO UPDATE SET instance = excluded.instance, \
                  cpu_ns = excluded.cpu_ns, disk = excluded.disk, at = excluded.at, \
                  net_rx = excluded.net_rx, net_tx = excluded.net_tx, \
                  oom_kills = excluded.oom_kills, memory_limit_hits = excluded.memory_limit_hits, \
-                 pids_refused = excluded.pids_refused, cpu_throttled_us = excluded.cpu_throttled_us",
+                 pids_refused = excluded.pids_refused, cpu_throttled_us = excluded.cpu_throttled_us, \
+                 io_read = excluded.io_read, io_write = excluded.io_write, \
+                 io_stall_us = excluded.io_stall_us, net_drops = excluded.net_drops",
             )
             .bind(m.engine_name)
             .bind(&m.instance)
@@ -188,6 +205,10 @@ impl Db {
             .bind(m.counted.faults.memory_limit_hits)
             .bind(m.counted.faults.pids_refused)
             .bind(m.counted.faults.cpu_throttled_us)
+            .bind(m.counted.io_read)
+            .bind(m.counted.io_write)
+            .bind(m.counted.faults.io_stall_us)
+            .bind(m.counted.faults.net_drops)
             .execute(&mut *tx)
             .await?;
             for f in &m.faults {
@@ -240,6 +261,9 @@ pub struct Point {
     /// Bytes the container received and sent in the interval.
     pub net_rx: i64,
     pub net_tx: i64,
+    /// Disk bytes read and written in the interval.
+    pub io_read: i64,
+    pub io_write: i64,
 }
 
 impl Db {
@@ -254,9 +278,10 @@ impl Db {
             "SELECT hour + 3600 AS at, seconds, cpu_us, \
              CASE WHEN seconds_running > 0 THEN memory_byte_seconds / seconds_running ELSE 0 END AS memory, \
              CASE WHEN seconds > 0 THEN disk_byte_seconds / seconds ELSE 0 END AS disk, \
-             net_rx, net_tx FROM usage_hourly WHERE container_id = $1 AND hour >= $2 ORDER BY hour"
+             net_rx, net_tx, io_read, io_write FROM usage_hourly WHERE container_id = $1 AND hour >= $2 ORDER BY hour"
         } else {
-            "SELECT at, seconds, cpu_us, memory, disk, net_rx, net_tx FROM usage_samples \
+            "SELECT at, seconds, cpu_us, memory, disk, net_rx, net_tx, io_read, io_write \
+             FROM usage_samples \
              WHERE container_id = $1 AND at >= $2 ORDER BY at"
         };
         Ok(sqlx::query_as(sql)

@@ -21,16 +21,23 @@ pub enum FaultKind {
     DiskFull,
     /// At least 95 % of the inodes were used (amount: percent used).
     InodesFull,
+    /// The network rate limit dropped packets, either way (amount: packets).
+    NetworkDropped,
+    /// With disk I/O caps set, its tasks waited for I/O for at least a tenth of the
+    /// interval (amount: milliseconds waited).
+    IoThrottled,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::OomKill,
         FaultKind::MemoryLimit,
         FaultKind::ProcessLimit,
         FaultKind::CpuThrottled,
         FaultKind::DiskFull,
         FaultKind::InodesFull,
+        FaultKind::NetworkDropped,
+        FaultKind::IoThrottled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +48,8 @@ impl FaultKind {
             FaultKind::CpuThrottled => "cpu_throttled",
             FaultKind::DiskFull => "disk_full",
             FaultKind::InodesFull => "inodes_full",
+            FaultKind::NetworkDropped => "network_dropped",
+            FaultKind::IoThrottled => "io_throttled",
         }
     }
 
@@ -59,6 +68,13 @@ impl FaultKind {
             }
             FaultKind::DiskFull => format!("disk {amount}% full"),
             FaultKind::InodesFull => format!("{amount}% of the files (inodes) used"),
+            FaultKind::NetworkDropped => {
+                format!("{amount} network packet(s) dropped: rate limit")
+            }
+            FaultKind::IoThrottled => format!(
+                "waited {:.1} s for disk I/O: I/O limits",
+                amount as f64 / 1000.0
+            ),
         }
     }
 }
@@ -70,6 +86,10 @@ pub struct FaultCounters {
     pub memory_limit_hits: i64,
     pub pids_refused: i64,
     pub cpu_throttled_us: i64,
+    /// Packets the rate limit dropped (both ways).
+    pub net_drops: i64,
+    /// Time its tasks waited for I/O (`io.pressure`).
+    pub io_stall_us: i64,
 }
 
 /// One limit hit of a sample.
@@ -85,13 +105,15 @@ pub const CPU_THROTTLE_SHARE: f64 = 0.10;
 pub const FULL_PERCENT: i64 = 95;
 
 /// The faults between `last` (the same instance's previous counters, if any) and `now`,
-/// over `seconds` of running, with the disk's use as (used, total) for blocks and inodes.
+/// over `seconds` of running, with the disk's use as (used, total) for blocks and inodes;
+/// waiting for I/O counts only when `io_capped` (the container has I/O limits).
 pub fn detect(
     now: FaultCounters,
     last: Option<FaultCounters>,
     seconds: i64,
     blocks: Option<(u64, u64)>,
     inodes: Option<(u64, u64)>,
+    io_capped: bool,
 ) -> Vec<Fault> {
     let base = last.unwrap_or_default();
     let delta = |n: i64, b: i64| if n >= b { n - b } else { n };
@@ -113,6 +135,14 @@ pub fn detect(
     let throttled_us = delta(now.cpu_throttled_us, base.cpu_throttled_us);
     if seconds > 0 && throttled_us as f64 >= seconds as f64 * 1e6 * CPU_THROTTLE_SHARE {
         push(FaultKind::CpuThrottled, throttled_us / 1000);
+    }
+    push(
+        FaultKind::NetworkDropped,
+        delta(now.net_drops, base.net_drops),
+    );
+    let stall_us = delta(now.io_stall_us, base.io_stall_us);
+    if io_capped && seconds > 0 && stall_us as f64 >= seconds as f64 * 1e6 * CPU_THROTTLE_SHARE {
+        push(FaultKind::IoThrottled, stall_us / 1000);
     }
     let percent =
         |(used, total): (u64, u64)| (total > 0).then(|| (used.saturating_mul(100) / total) as i64);
@@ -136,14 +166,16 @@ mod tests {
             memory_limit_hits: 10,
             pids_refused: 0,
             cpu_throttled_us: 1_000_000,
+            ..Default::default()
         };
         let now = FaultCounters {
             oom_kills: 2,
             memory_limit_hits: 10,
             pids_refused: 7,
             cpu_throttled_us: 8_000_000,
+            ..Default::default()
         };
-        let f = detect(now, Some(last), 60, Some((96, 100)), Some((1, 100)));
+        let f = detect(now, Some(last), 60, Some((96, 100)), Some((1, 100)), false);
         assert_eq!(
             f,
             vec![
@@ -175,6 +207,7 @@ mod tests {
             60,
             None,
             None,
+            false,
         );
         assert!(f.is_empty());
         let before = FaultCounters {
@@ -190,6 +223,7 @@ mod tests {
             60,
             None,
             None,
+            false,
         );
         assert_eq!(
             f,
@@ -200,5 +234,45 @@ mod tests {
             "reset counters"
         );
         assert_eq!(FaultKind::parse("oom_kill"), Some(FaultKind::OomKill));
+    }
+
+    #[test]
+    fn drops_and_io_waits_count_as_their_own_faults() {
+        let last = FaultCounters {
+            net_drops: 10,
+            io_stall_us: 1_000_000,
+            ..Default::default()
+        };
+        let now = FaultCounters {
+            net_drops: 25,
+            io_stall_us: 9_000_000,
+            ..Default::default()
+        };
+        let f = detect(now, Some(last), 60, None, None, true);
+        assert_eq!(
+            f,
+            vec![
+                Fault {
+                    kind: FaultKind::NetworkDropped,
+                    amount: 15
+                },
+                Fault {
+                    kind: FaultKind::IoThrottled,
+                    amount: 8000
+                },
+            ]
+        );
+        // Waiting for a disk nobody capped is no limit hit; nor is a short wait.
+        let f = detect(now, Some(last), 60, None, None, false);
+        assert_eq!(f.len(), 1);
+        let short = FaultCounters {
+            io_stall_us: 2_000_000,
+            ..last
+        };
+        assert!(detect(short, Some(last), 60, None, None, true).is_empty());
+        assert_eq!(
+            FaultKind::IoThrottled.describe(8000),
+            "waited 8.0 s for disk I/O: I/O limits"
+        );
     }
 }

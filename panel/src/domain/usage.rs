@@ -13,6 +13,9 @@ pub struct Sample {
     pub procs: i64,
     pub net_rx: i64,
     pub net_tx: i64,
+    /// Disk bytes read and written in the interval.
+    pub io_read: i64,
+    pub io_write: i64,
 }
 
 /// What the stored readings hold of the instance's counters after a sample.
@@ -21,6 +24,8 @@ pub struct Counted {
     pub cpu_ns: i64,
     pub net_rx: i64,
     pub net_tx: i64,
+    pub io_read: i64,
+    pub io_write: i64,
     /// The instance's fault counters.
     pub faults: super::faults::FaultCounters,
 }

@@ -70,6 +70,10 @@ impl Runtime for EngineRuntime {
         self.0.list()
     }
 
+    fn drops_inside(&self, name: &str) -> Result<Option<u64>> {
+        self.0.drops_inside(name)
+    }
+
     fn start_all(&self, workers: usize) -> Result<Vec<(String, Result<ContainerInfo>)>> {
         self.0.start_all(workers)
     }

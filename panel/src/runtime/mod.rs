@@ -129,6 +129,12 @@ pub trait Runtime: Send + Sync + Debug + 'static {
 
     fn exclusive_metering(&self) -> Result<Exclusive>;
 
+    /// Packets a rate-limited running container's own shaper dropped of what it sent
+    /// (`None`: no rate limit, stopped, or an engine that cannot tell).
+    fn drops_inside(&self, _name: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Keeps lxcfs running and its views bound in every running container (cheap while
     /// nothing changed).
     fn supervise_lxcfs(&self) -> Result<()>;

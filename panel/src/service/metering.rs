@@ -49,12 +49,14 @@ fn instance(info: &ContainerInfo) -> String {
     }
 }
 
-/// What happened since the last reading `last` (if any), ending `now`.
+/// What happened since the last reading `last` (if any), ending `now`; `drops_inside`:
+/// what the container's own shaper dropped of what it sent (rate-limited containers).
 fn measure(
     info: &ContainerInfo,
     last: Option<&LastReading>,
     created_at: i64,
     now: i64,
+    drops_inside: u64,
 ) -> (Sample, String, Counted, Vec<Fault>) {
     let id = instance(info);
     let since = last.map_or(created_at, |l| l.at);
@@ -92,6 +94,9 @@ fn measure(
     let net = info.usage.net.filter(|_| !id.is_empty());
     let (net_rx, rx_counted) = delta(net.map(|n| n.rx_bytes), last.map(|l| l.net_rx));
     let (net_tx, tx_counted) = delta(net.map(|n| n.tx_bytes), last.map(|l| l.net_tx));
+    let (io_read, read_counted) = delta(cgroup.map(|c| c.io_read_bytes), last.map(|l| l.io_read));
+    let (io_write, write_counted) =
+        delta(cgroup.map(|c| c.io_write_bytes), last.map(|l| l.io_write));
     let disk_now = info.usage.disk.map(|d| d.bytes_used as i64);
     let disk = disk_now.or(last.map(|l| l.disk)).unwrap_or(0);
     let sample = Sample {
@@ -105,6 +110,8 @@ fn measure(
         procs: cgroup.map_or(0, |c| c.procs as i64),
         net_rx,
         net_tx,
+        io_read,
+        io_write,
     };
     let fault_counters = cgroup.map_or_else(FaultCounters::default, |c| {
         let i = |v: u64| v.min(i64::MAX as u64) as i64;
@@ -113,6 +120,8 @@ fn measure(
             memory_limit_hits: i(c.memory_limit_hits),
             pids_refused: i(c.pids_refused),
             cpu_throttled_us: i(c.cpu_throttled_us),
+            net_drops: i(net.map_or(0, |n| n.rx_dropped).saturating_add(drops_inside)),
+            io_stall_us: i(c.io_stall_us),
         }
     });
     let disk = info.usage.disk;
@@ -125,12 +134,15 @@ fn measure(
             running_seconds,
             disk.map(|d| (d.bytes_used, d.bytes_total)),
             disk.map(|d| (d.inodes_used, d.inodes_total)),
+            info.limits.io.any(),
         )
     };
     let counted = Counted {
         cpu_ns: counted,
         net_rx: rx_counted,
         net_tx: tx_counted,
+        io_read: read_counted,
+        io_write: write_counted,
         faults: fault_counters,
     };
     (sample, id, counted, faults)
@@ -141,7 +153,7 @@ fn measure(
 /// samples and `acetate meter sample` may run at once): two passes computing their
 /// differences from the same last reading would count the same usage twice.
 pub async fn sample(db: &Db, runtime: &Arc<dyn Runtime>, only: Option<&str>) -> AppResult<Report> {
-    let (_lock, infos) = {
+    let (_lock, (infos, inside)) = {
         let (rt, only) = (runtime.clone(), only.map(str::to_owned));
         tokio::task::spawn_blocking(move || {
             let lock = rt.exclusive_metering()?;
@@ -149,7 +161,13 @@ pub async fn sample(db: &Db, runtime: &Arc<dyn Runtime>, only: Option<&str>) -> 
                 Some(name) => rt.show(&name).map(|i| vec![i]),
                 None => rt.list(),
             }?;
-            Ok::<_, acetate_engine::Error>((lock, infos))
+            // Rate-limited containers' own shapers, read once a pass (a namespace each).
+            let inside: HashMap<String, u64> = infos
+                .iter()
+                .filter(|i| i.limits.net_rate.is_some() && i.state == State::Running)
+                .filter_map(|i| Some((i.name.clone(), rt.drops_inside(&i.name).ok()??)))
+                .collect();
+            Ok::<_, acetate_engine::Error>((lock, (infos, inside)))
         })
         .await??
     };
@@ -168,7 +186,8 @@ pub async fn sample(db: &Db, runtime: &Arc<dyn Runtime>, only: Option<&str>) -> 
             continue; // not a panel container (made with the CLI)
         };
         let last = lasts.get(info.name.as_str()).copied();
-        let (s, id, counted, faults) = measure(info, last, row.created_at, now);
+        let dropped = inside.get(&info.name).copied().unwrap_or(0);
+        let (s, id, counted, faults) = measure(info, last, row.created_at, now, dropped);
         if s.seconds == 0 && last.is_some() {
             continue;
         }
@@ -267,11 +286,13 @@ mod tests {
                     memory_limit_hits: 0,
                     pids_refused: 5,
                     cpu_throttled_us: 0,
+                    ..Default::default()
                 }),
                 disk: None,
                 net: running.then_some(acetate_engine::network::NetCounters {
                     rx_bytes: 5000,
                     tx_bytes: 700,
+                    rx_dropped: 0,
                 }),
             },
         }
@@ -290,6 +311,10 @@ mod tests {
             memory_limit_hits: 0,
             pids_refused: 5,
             cpu_throttled_us: 0,
+            io_read: 0,
+            io_write: 0,
+            io_stall_us: 0,
+            net_drops: 0,
         }
     }
 
@@ -301,6 +326,7 @@ mod tests {
             Some(&l),
             900,
             1120,
+            0,
         );
         assert_eq!(id, "42:1000");
         assert_eq!(s.seconds, 60);
@@ -333,6 +359,7 @@ mod tests {
             Some(&l),
             900,
             1120,
+            0,
         );
         assert_eq!(id, "77:1100");
         assert_eq!(
@@ -359,7 +386,8 @@ mod tests {
     #[test]
     fn a_stopped_container_exists_but_uses_nothing() {
         let l = last("42:1000", 9_000_000_000, 1060);
-        let (s, id, counted, faults) = measure(&info(State::Stopped, 0, 0, 0), Some(&l), 900, 1120);
+        let (s, id, counted, faults) =
+            measure(&info(State::Stopped, 0, 0, 0), Some(&l), 900, 1120, 0);
         assert!(faults.is_empty());
         assert!(id.is_empty());
         assert_eq!(
@@ -369,7 +397,7 @@ mod tests {
         assert_eq!(counted, Counted::default());
         assert_eq!((s.net_rx, s.net_tx), (0, 0));
         // A first sample counts from the container's creation.
-        let (s, _, _, _) = measure(&info(State::Stopped, 0, 0, 0), None, 900, 1120);
+        let (s, _, _, _) = measure(&info(State::Stopped, 0, 0, 0), None, 900, 1120, 0);
         assert_eq!(s.seconds, 220);
     }
 }

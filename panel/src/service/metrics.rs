@@ -111,7 +111,7 @@ struct Families {
 
 const LABELS: [&str; 3] = ["container", "owner", "name"];
 
-const CONTAINER_METRICS: [(&str, &str); 17] = [
+const CONTAINER_METRICS: [(&str, &str); 21] = [
     ("acetate_container_running", "1 if the container runs"),
     (
         "acetate_container_cpu_seconds_total",
@@ -149,6 +149,22 @@ const CONTAINER_METRICS: [(&str, &str); 17] = [
     (
         "acetate_container_cpu_throttled_seconds_total",
         "Time the CPU quota held the container back since it started",
+    ),
+    (
+        "acetate_container_network_receive_dropped_packets_total",
+        "Packets to the container its network rate limit dropped since it started",
+    ),
+    (
+        "acetate_container_disk_read_bytes_total",
+        "Disk bytes read through the container's cgroup since it started",
+    ),
+    (
+        "acetate_container_disk_written_bytes_total",
+        "Disk bytes written through the container's cgroup since it started",
+    ),
+    (
+        "acetate_container_io_wait_seconds_total",
+        "Time some of the container's tasks waited for disk I/O since it started",
     ),
 ];
 
@@ -262,7 +278,7 @@ async fn containers(st: &AppState) -> AppResult<String> {
         let disk = info.usage.disk;
         let net = info.usage.net.unwrap_or_default();
         let l = &info.limits;
-        let values: [f64; 17] = [
+        let values: [f64; 21] = [
             f64::from(u8::from(running)),
             cg.cpu_ns as f64 / 1e9,
             f64::from(l.cpus_milli) / 1000.0,
@@ -280,6 +296,10 @@ async fn containers(st: &AppState) -> AppResult<String> {
             cg.memory_limit_hits as f64,
             cg.pids_refused as f64,
             cg.cpu_throttled_us as f64 / 1e6,
+            net.rx_dropped as f64,
+            cg.io_read_bytes as f64,
+            cg.io_write_bytes as f64,
+            cg.io_stall_us as f64 / 1e6,
         ];
         for (family, value) in families.families.iter().zip(values) {
             family.set(&labels, value);

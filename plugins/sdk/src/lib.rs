@@ -113,6 +113,8 @@ pub mod overuse {
         pub const CPU_THROTTLED: &str = "cpu-throttled";
         pub const DISK_FULL: &str = "disk-full";
         pub const INODES_FULL: &str = "inodes-full";
+        pub const NETWORK_DROPPED: &str = "network-dropped";
+        pub const IO_THROTTLED: &str = "io-throttled";
     }
 }
 

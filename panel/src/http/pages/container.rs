@@ -73,6 +73,7 @@ async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError
             .map(|p| (p.at, p.memory as f64))
             .collect();
         let net = per_second(|p| p.net_rx + p.net_tx);
+        let io = per_second(|p| p.io_read + p.io_write);
         let bytes = |v: f64| format_bytes(v as u64);
         let rate = |v: f64| format!("{}/s", format_bytes(v as u64));
         out.push(Graph {
@@ -93,6 +94,10 @@ async fn graphs(st: &AppState, container_id: i64) -> Result<Vec<Graph>, AppError
         out.push(Graph {
             title: format!("Network in and out, {when}"),
             svg: line(&net, series.from, series.to, gap, rate, &axis),
+        });
+        out.push(Graph {
+            title: format!("Disk reads and writes, {when}"),
+            svg: line(&io, series.from, series.to, gap, rate, &axis),
         });
     }
     Ok(out)
