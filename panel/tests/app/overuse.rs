@@ -131,6 +131,23 @@ async fn the_policy_warns_throttles_for_a_while_then_suspends() {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("From your reseller"), "{html}");
     assert!(html.contains("its CPU is halved for 15"), "{html}");
+    assert!(html.contains("Limit hits per day"), "{html}");
+    // The reseller's and the provider's pages list the week's hits and notices.
+    for (who, password, path) in [
+        ("acme", "a long enough password", "/reseller"),
+        ("admin", "provider-password-1", "/provider"),
+    ] {
+        let cookie = login(&app, who, password).await;
+        let (status, html) = page(&app, &cookie, path).await;
+        assert_eq!(status, StatusCode::OK, "{who}");
+        assert!(html.contains("Limit hits, last 7 days"), "{who}: {html}");
+        assert!(
+            html.contains("href=\"/containers/web?owner=ola\"")
+                && html.contains("1 process(es) killed: out of memory")
+                && html.contains("3 times within an hour"),
+            "{who}: {html}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -86,6 +86,8 @@ struct ProviderPage {
     error: Option<String>,
     /// A one-time password just made, shown this once: (reseller, password).
     one_time: Option<(String, String)>,
+    /// Every container's limit hits and notices this week.
+    limit_hits: super::limits::ScopeView,
 }
 
 async fn render_page(
@@ -164,6 +166,9 @@ async fn render_page_with(
             .collect(),
         error,
         one_time,
+        limit_hits: super::limits::in_scope(st, &session.user)
+            .await
+            .unwrap_or_default(),
     };
     (status, render(&page)).into_response()
 }

@@ -216,6 +216,8 @@ struct ResellerPage {
     error: Option<String>,
     /// A one-time password just made, shown this once: (customer, password).
     one_time: Option<(String, String)>,
+    /// Its customers' limit hits and notices this week.
+    limit_hits: super::limits::ScopeView,
 }
 
 fn bytes(v: i64) -> String {
@@ -291,6 +293,7 @@ async fn build(st: &AppState, session: &Session, error: Option<String>) -> AppRe
         plan_names,
         error,
         one_time: None,
+        limit_hits: super::limits::in_scope(st, me).await?,
     })
 }
 
