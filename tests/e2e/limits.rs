@@ -17,6 +17,22 @@ async fn an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults() {
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-faults", roomy_plan(), roomy_pool()).await;
+    // The reseller's overuse policy gets every limit hit as an event.
+    let (status, body) = reseller
+        .post_bytes(
+            "/api/v1/plugins?name=policy",
+            acetate_plugins::example("overuse_policy").unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = reseller
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/plugins/policy",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let fay = customer(&server, &http, &reseller, "fay-faults").await;
     let (status, body) = fay
         .post(
@@ -95,6 +111,29 @@ async fn an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults() {
         totals["cpu_throttled"].as_i64().unwrap_or(0) >= 1000,
         "{report}"
     );
+    // The policy had them as one event: its log names each (it logs what it counts).
+    // (Events, if the panel's own metering pass came between the hits.)
+    let seen = |log: &str| {
+        log.contains("killed for lack of memory")
+            && log.contains("new process(es) refused")
+            && log.contains("CPU held back")
+    };
+    let mut log = String::new();
+    for _ in 0..40 {
+        let (_, calls) = reseller.get("/api/v1/plugins/policy/calls").await;
+        log = calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["event"] == "overuse")
+            .map(|c| c["log"].to_string())
+            .collect();
+        if seen(&log) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(seen(&log), "{log}");
     // The reseller sees them among its customers'; another customer does not.
     let (_, theirs) = reseller.get("/api/v1/faults").await;
     assert!(
