@@ -2,7 +2,10 @@
 //! through the engine in-process and through the `acetate` binary; host memory per idle
 //! running container; and the same lifecycle with runc, side by side.
 //!
-//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net] [--settle MS]`
+//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net] [--settle MS] [--autostart N]`
+//!
+//! `--autostart N` measures bringing N running containers back after a simulated reboot
+//! (every container process killed, every mount and loop device detached).
 //!
 //! `--net` adds the same engine lifecycle with a network interface (bridge port, addresses
 //! and routes over netlink, the firewall's entries), so that the cost of networking on a
@@ -19,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use acetate_engine::{ContainerSpec, Engine, ExecIo};
 
+#[path = "lifecycle/autostart.rs"]
+mod autostart;
+
 struct Opts {
     /// Also the lifecycle of containers with a network interface.
     net: bool,
@@ -26,6 +32,8 @@ struct Opts {
     settle: Duration,
     count: usize,
     idle: usize,
+    /// Containers brought back after a simulated reboot (0: not measured).
+    autostart: usize,
     runc: bool,
     state: PathBuf,
 }
@@ -36,6 +44,7 @@ fn opts() -> Opts {
         settle: Duration::ZERO,
         count: 50,
         idle: 200,
+        autostart: 0,
         runc: false,
         state: PathBuf::from("/var/tmp/acetate-bench"),
     };
@@ -44,6 +53,12 @@ fn opts() -> Opts {
         match a.as_str() {
             "--count" => o.count = args.next().and_then(|v| v.parse().ok()).expect("--count N"),
             "--idle" => o.idle = args.next().and_then(|v| v.parse().ok()).expect("--idle N"),
+            "--autostart" => {
+                o.autostart = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--autostart N")
+            }
             "--runc" => o.runc = true,
             "--net" => o.net = true,
             "--settle" => {
@@ -497,6 +512,9 @@ fn main() {
     }
     if o.idle > 0 {
         idle_memory(&engine, o.idle);
+    }
+    if o.autostart > 0 {
+        autostart::autostart(&engine, o.autostart);
     }
     if o.net {
         let _ = acetate_engine::firewall::teardown(&engine.identity().network());
