@@ -404,6 +404,104 @@ fn plugin_check_and_run_for_plugin_authors() {
     assert!(wit.contains("package acetate:plugin@1.2.0;"));
 }
 
+/// Runs cargo for a plugin project outside the tree, without the outer build's settings.
+fn cargo_in(dir: &Path, target_dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", target_dir);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        command.env_remove(var);
+    }
+    command.output().expect("cargo runs")
+}
+
+/// `acetate plugin new`: a project made outside Acetate's tree builds for wasm32-wasip2
+/// with the SDK and WIT it was given, passes its own unit test natively, and its component
+/// checks and runs on the example input it came with. (Its dependencies come from the
+/// examples' and the SDK's target directories, which the build filled: nothing is fetched.)
+#[test]
+fn a_plugin_project_from_plugin_new_builds_outside_the_tree() {
+    let state = std::env::temp_dir().join("acetate-plugin-cli-unused");
+    let home = tempfile::tempdir().unwrap();
+    let wasm_target = acetate_plugins::examples_dir()
+        .ancestors()
+        .nth(2)
+        .expect("<target>/wasm-plugins")
+        .to_path_buf();
+    for (kind, example, expect) in [
+        ("hook", "create", "decision: allow"),
+        (
+            "overuse",
+            "overuse",
+            "action: notify: web ran into its limits",
+        ),
+    ] {
+        let name = format!("demo-{kind}");
+        let dir = home.path().join(&name);
+        let out = ok(
+            &state,
+            &["plugin", "new", kind, &name, "--dir", dir.to_str().unwrap()],
+        );
+        assert!(out.contains("made "), "{out}");
+        let (_, err) = fails(
+            &state,
+            &["plugin", "new", kind, &name, "--dir", dir.to_str().unwrap()],
+        );
+        assert!(err.contains("exists already"), "{err}");
+        let built = cargo_in(
+            &dir,
+            &wasm_target,
+            &[
+                "build",
+                "--offline",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+            ],
+        );
+        assert!(
+            built.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let wasm = wasm_target
+            .join("wasm32-wasip2/release")
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        let checked = ok(&state, &["plugin", "check", wasm.to_str().unwrap()]);
+        assert!(checked.contains("a valid hook plugin"), "{checked}");
+        let event = format!("@{}", dir.join(format!("events/{example}.json")).display());
+        let ran = ok(
+            &state,
+            &["plugin", "run", wasm.to_str().unwrap(), "--event", &event],
+        );
+        assert!(ran.contains(expect), "{kind}: {ran}");
+    }
+    // Its unit test runs natively (the SDK's own target directory has the dependencies).
+    let sdk_target = wasm_target.with_file_name("sdk");
+    let tested = cargo_in(
+        &home.path().join("demo-hook"),
+        &sdk_target,
+        &["test", "--offline", "--lib"],
+    );
+    assert!(
+        tested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    let example = ok(&state, &["plugin", "example-event", "billing"]);
+    let input: Value = serde_json::from_str(&example).unwrap();
+    assert_eq!(input["currency"], "EUR", "{example}");
+}
+
 #[test]
 fn user_add_refuses_what_does_not_fit_and_changes_nothing() {
     let Some(state) =

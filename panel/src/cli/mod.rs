@@ -10,6 +10,7 @@ mod domains;
 mod net;
 mod output;
 mod plugin;
+mod plugin_new;
 mod serve;
 mod template;
 mod terminal;

@@ -25,6 +25,17 @@ pub enum PluginCmd {
     },
     /// Print the WIT package plugins are built against.
     Wit,
+    /// Start a plugin project outside Acetate's tree: `hook`, `billing` or `overuse`, with
+    /// the SDK and WIT of this build, a unit test, example inputs and a README.
+    New {
+        kind: String,
+        name: String,
+        /// Where (default: ./NAME, which must not exist).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print an example input: create, resize, suspend, unsuspend, destroy, overuse, billing.
+    ExampleEvent { what: String },
 }
 
 #[derive(Serialize)]
@@ -110,6 +121,18 @@ pub fn run(out: &Output, cmd: PluginCmd) -> anyhow::Result<i32> {
     match cmd {
         PluginCmd::Wit => {
             print!("{}", acetate_plugins::WIT);
+            Ok(0)
+        }
+        PluginCmd::New { kind, name, dir } => {
+            let dir = super::plugin_new::scaffold(&kind, &name, dir)?;
+            println!(
+                "made {}: cd there, then cargo build --release --target wasm32-wasip2 (see its README)",
+                dir.display()
+            );
+            Ok(0)
+        }
+        PluginCmd::ExampleEvent { what } => {
+            print!("{}", super::plugin_new::example_event(&what)?);
             Ok(0)
         }
         PluginCmd::Check { file } => {
