@@ -759,14 +759,15 @@ async fn plugins_usage_graphs_and_invoices_in_the_browser() {
     let mut h = logged_in(&http, &server.base, "hana", "a long enough password").await;
     let page = h.get("/containers/site").await;
     assert_eq!(page.status, StatusCode::OK);
-    // CPU, memory and network, over the last hour and the last 30 days.
+    // CPU, memory, network and disk I/O, over the last hour and the last 30 days.
     assert_eq!(
         page.body.matches("<svg class=\"graph\"").count(),
-        6,
+        8,
         "{}",
         page.body
     );
     assert!(page.body.contains("Network in and out, last hour"));
+    assert!(page.body.contains("Disk reads and writes, last 30 days"));
     assert!(
         page.body.contains("<th>Address</th><td>10.88."),
         "{}",
