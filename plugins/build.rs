@@ -17,6 +17,7 @@ fn main() {
         "examples/Cargo.lock",
         "sdk/Cargo.toml",
         "sdk/src",
+        "sdk/wit",
         "wit",
     ] {
         println!("cargo:rerun-if-changed={path}");

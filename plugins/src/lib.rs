@@ -1,6 +1,6 @@
 //! Acetate's WebAssembly plugin host.
 //!
-//! Resellers upload components built against the WIT package in `plugins/wit/`: provisioning
+//! Resellers upload components built against the WIT package in `plugins/sdk/wit/`: provisioning
 //! hooks (an [`Event`] in, a [`Decision`] out) and billing rules (a [`BillingInput`] in,
 //! [`InvoiceLine`]s out). [`Host`] validates a component against the worlds, compiles it once
 //! (cached in memory and on disk, keyed by the component's hash and the engine's
@@ -39,14 +39,14 @@ use sandbox::State;
 mod bindings {
     pub mod hook {
         wasmtime::component::bindgen!({
-            path: "wit",
+            path: "sdk/wit",
             world: "hook-plugin",
             imports: { default: trappable },
         });
     }
     pub mod billing {
         wasmtime::component::bindgen!({
-            path: "wit",
+            path: "sdk/wit",
             world: "billing-rule",
             imports: { default: trappable },
             with: {
@@ -58,7 +58,7 @@ mod bindings {
     }
     pub mod overuse {
         wasmtime::component::bindgen!({
-            path: "wit",
+            path: "sdk/wit",
             world: "overuse-policy",
             imports: { default: trappable },
             with: {
@@ -74,7 +74,7 @@ mod bindings {
 /// The version of the WIT package this host implements.
 pub const WIT_VERSION: &str = "1.2.0";
 /// The WIT package itself, for plugin authors (served by the panel, printed by the CLI).
-pub const WIT: &str = include_str!("../wit/acetate-plugin.wit");
+pub const WIT: &str = include_str!("../sdk/wit/acetate-plugin.wit");
 /// The billing rule used for resellers that have none: plan prices, prorated.
 pub const DEFAULT_BILLING_RULE: &[u8] = include_bytes!(concat!(
     env!("ACETATE_PLUGIN_EXAMPLES"),

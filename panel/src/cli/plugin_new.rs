@@ -1,7 +1,8 @@
 //! `acetate plugin new` and `acetate plugin example-event`: where a plugin author starts,
 //! outside Acetate's source tree. The project gets the SDK and the WIT package this binary
 //! was built with (so it builds offline against exactly the contract the host checks), a
-//! working plugin of the chosen kind with a unit test, example inputs for `plugin run`, and
+//! working plugin of the chosen kind with a unit test (run natively with the SDK's
+//! `testing` helper), example inputs for `plugin run`, and
 //! a README.
 
 use std::path::{Path, PathBuf};
@@ -185,8 +186,8 @@ fn readme(kind: &str, name: &str) -> String {
     format!(
         r#"# {name}
 
-An Acetate {kind} plugin (WIT package `acetate:plugin@{wit}`, in `wit/`; the SDK this
-panel was built with is in `acetate-plugin-sdk/`).
+An Acetate {kind} plugin (WIT package `acetate:plugin@{wit}`; the SDK this panel was
+built with, and the WIT inside it, are in `acetate-plugin-sdk/`).
 
     rustup target add wasm32-wasip2       # once
     cargo test --lib                       # the unit tests, natively
@@ -217,19 +218,6 @@ fn sdk_manifest() -> String {
         .collect()
 }
 
-/// A unit test for the project's pure helper, appended to its `src/lib.rs`.
-const TESTS: &str = r#"
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_plugin_builds_natively_for_its_tests() {
-        // Calls into the host (log, kv) exist only inside Acetate; test the pure parts of
-        // your plugin here, and the whole of it with `acetate plugin run`.
-        assert_eq!(2 + 2, 4);
-    }
-}
-"#;
-
 /// Writes a new plugin project of `kind` named `name` into `dir` (default `./NAME`), which
 /// must not exist; returns the directory.
 pub fn scaffold(kind: &str, name: &str, dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -255,7 +243,7 @@ pub fn scaffold(kind: &str, name: &str, dir: Option<PathBuf>) -> anyhow::Result<
     let mut files: Vec<(PathBuf, String)> = vec![
         ("Cargo.toml".into(), manifest(name)),
         ("README.md".into(), readme(kind, name)),
-        ("src/lib.rs".into(), format!("{source}{TESTS}")),
+        ("src/lib.rs".into(), source.into()),
         (
             ".cargo/config.toml".into(),
             "# A small stack makes every call cheaper (the host resets what a call touched).\n\
@@ -263,7 +251,10 @@ pub fn scaffold(kind: &str, name: &str, dir: Option<PathBuf>) -> anyhow::Result<
                 .into(),
         ),
         (".gitignore".into(), "/target\n".into()),
-        ("wit/acetate-plugin.wit".into(), acetate_plugins::WIT.into()),
+        (
+            "acetate-plugin-sdk/wit/acetate-plugin.wit".into(),
+            acetate_plugins::WIT.into(),
+        ),
         ("acetate-plugin-sdk/Cargo.toml".into(), sdk_manifest()),
         ("acetate-plugin-sdk/src/lib.rs".into(), SDK_LIB.into()),
     ];

@@ -41,7 +41,7 @@ extern crate self as acetate_plugin_sdk;
 pub mod bindings {
     pub mod hook_world {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "hook-plugin",
             pub_export_macro: true,
             export_macro_name: "export_hook",
@@ -52,7 +52,7 @@ pub mod bindings {
     }
     pub mod overuse_world {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "overuse-policy",
             pub_export_macro: true,
             export_macro_name: "export_overuse",
@@ -68,7 +68,7 @@ pub mod bindings {
     }
     pub mod billing_world {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "billing-rule",
             pub_export_macro: true,
             export_macro_name: "export_billing",
@@ -138,9 +138,14 @@ pub mod billing {
     pub use crate::bindings::billing_world::exports::acetate::plugin::billing::Guest as Rule;
 }
 
-/// Log lines shown to the plugin's owner in the panel (at most 64 KiB per call).
+/// Log lines shown to the plugin's owner in the panel (at most 64 KiB per call). In a
+/// native unit test they go to [`testing`].
 pub mod log {
-    use crate::bindings::hook_world::acetate::plugin::log::{log, Level};
+    #[cfg(target_arch = "wasm32")]
+    use crate::bindings::hook_world::acetate::plugin::log::log;
+    pub use crate::bindings::hook_world::acetate::plugin::log::Level;
+    #[cfg(not(target_arch = "wasm32"))]
+    use crate::testing::log;
 
     pub fn debug(message: &str) {
         log(Level::Debug, message);
@@ -157,9 +162,13 @@ pub mod log {
 }
 
 /// The plugin's private key-value store (at most 256 keys of 64 KiB, 1 MiB in all). Writes persist only
-/// if the call that made them succeeds. `keys` needs a host of WIT 1.1.0 or later.
+/// if the call that made them succeeds. `keys` needs a host of WIT 1.1.0 or later. In a
+/// native unit test the store is [`testing`]'s, in memory.
 pub mod kv {
+    #[cfg(target_arch = "wasm32")]
     pub use crate::bindings::hook_world::acetate::plugin::kv::{delete, get, keys, set};
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use crate::testing::{delete, get, keys, set};
 
     /// Reads a counter stored by [`add`] (0 when absent or not a counter).
     pub fn counter(key: &str) -> u64 {
@@ -174,6 +183,102 @@ pub mod kv {
         let value = counter(key).saturating_add(delta);
         set(key, &value.to_le_bytes())?;
         Ok(value)
+    }
+}
+
+/// Unit tests of a plugin on the build machine (not in wasm): call your `Hook::handle`,
+/// `Policy::handle` or `Rule::rate` directly; [`log`](crate::log) and [`kv`](crate::kv)
+/// then work on this thread's memory, with the host's limits, and this module shows what
+/// the call left:
+///
+/// ```ignore
+/// acetate_plugin_sdk::testing::reset();
+/// let decision = <MyHook as Hook>::handle(event);
+/// assert!(acetate_plugin_sdk::testing::logs().iter().any(|l| l.contains("refused")));
+/// assert_eq!(acetate_plugin_sdk::kv::counter("creates/carol"), 1);
+/// ```
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    use crate::log::Level;
+
+    const MAX_KEYS: usize = 256;
+    const MAX_KEY: usize = 128;
+    const MAX_VALUE: usize = 64 << 10;
+    const MAX_BYTES: usize = 1 << 20;
+
+    thread_local! {
+        static STORE: RefCell<BTreeMap<String, Vec<u8>>> = const { RefCell::new(BTreeMap::new()) };
+        static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Empties this thread's store and log (each test thread starts empty anyway).
+    pub fn reset() {
+        STORE.with(|s| s.borrow_mut().clear());
+        LOG.with(|l| l.borrow_mut().clear());
+    }
+
+    /// The log lines so far, as "info: message".
+    pub fn logs() -> Vec<String> {
+        LOG.with(|l| l.borrow().clone())
+    }
+
+    /// The store as it is.
+    pub fn store() -> BTreeMap<String, Vec<u8>> {
+        STORE.with(|s| s.borrow().clone())
+    }
+
+    pub(crate) fn log(level: Level, message: &str) {
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        LOG.with(|l| l.borrow_mut().push(format!("{level}: {message}")));
+    }
+
+    pub fn get(key: &str) -> Option<Vec<u8>> {
+        STORE.with(|s| s.borrow().get(key).cloned())
+    }
+
+    /// Refused as the host refuses: keys over 128 bytes, values over 64 KiB, more than
+    /// 256 keys or 1 MiB in all.
+    pub fn set(key: &str, value: &[u8]) -> Result<(), String> {
+        if key.is_empty() || key.len() > MAX_KEY {
+            return Err(format!("keys are 1 to {MAX_KEY} bytes"));
+        }
+        if value.len() > MAX_VALUE {
+            return Err(format!("values are at most {MAX_VALUE} bytes"));
+        }
+        STORE.with(|s| {
+            let mut s = s.borrow_mut();
+            let total: usize = s
+                .iter()
+                .filter(|(k, _)| k.as_str() != key)
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            if !s.contains_key(key) && s.len() >= MAX_KEYS {
+                return Err(format!("the store is full ({MAX_KEYS} keys)"));
+            }
+            if total + key.len() + value.len() > MAX_BYTES {
+                return Err(format!(
+                    "the store is full ({MAX_BYTES} bytes of keys and values)"
+                ));
+            }
+            s.insert(key.to_string(), value.to_vec());
+            Ok(())
+        })
+    }
+
+    pub fn delete(key: &str) {
+        STORE.with(|s| s.borrow_mut().remove(key));
+    }
+
+    pub fn keys() -> Vec<String> {
+        STORE.with(|s| s.borrow().keys().cloned().collect())
     }
 }
 
@@ -221,6 +326,23 @@ pub mod money {
 #[cfg(test)]
 mod tests {
     use super::money::*;
+
+    #[test]
+    fn the_native_store_and_log_work_like_the_hosts() {
+        crate::testing::reset();
+        assert_eq!(crate::kv::add("n", 2), Ok(2));
+        assert_eq!(crate::kv::add("n", 3), Ok(5));
+        crate::log::info("hello");
+        assert_eq!(crate::testing::logs(), vec!["info: hello".to_string()]);
+        assert!(crate::kv::set("big", &vec![0; 70_000]).is_err());
+        for i in 0..255 {
+            crate::kv::set(&format!("k{i}"), b"v").unwrap();
+        }
+        assert!(crate::kv::set("one-too-many", b"v").is_err());
+        crate::kv::delete("n");
+        assert_eq!(crate::kv::counter("n"), 0);
+        assert_eq!(crate::kv::keys().len(), 255);
+    }
 
     #[test]
     fn scale_rounds_half_away_from_zero() {

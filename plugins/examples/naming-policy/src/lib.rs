@@ -103,3 +103,63 @@ impl Hook for NamingPolicy {
 }
 
 acetate_plugin_sdk::export_hook!(NamingPolicy);
+
+/// The policy on the build machine, with the SDK's in-memory store and log.
+#[cfg(test)]
+mod tests {
+    use acetate_plugin_sdk::hook::{Limits, Tenant};
+    use acetate_plugin_sdk::testing;
+
+    use super::*;
+
+    fn create(name: &str, at: i64) -> Event {
+        Event {
+            kind: EventKind::Create,
+            at,
+            tenant: Tenant {
+                reseller: "acme".into(),
+                customer: "carol".into(),
+                plan: None,
+                container_count: 0,
+            },
+            current: None,
+            requested: Some(ContainerSpec {
+                name: name.into(),
+                template: "host".into(),
+                limits: Limits {
+                    memory_bytes: 1 << 30,
+                    cpu_millis: 1000,
+                    processes: 512,
+                    disk_bytes: 2 << 30,
+                    inodes: 131_072,
+                    io_weight: 100,
+                },
+            }),
+        }
+    }
+
+    #[test]
+    fn names_and_the_daily_count() {
+        testing::reset();
+        let day = 1_795_000_000;
+        assert!(
+            matches!(NamingPolicy::handle(create("Web_1", day)), Decision::Deny(m) if m.contains("lower-case"))
+        );
+        assert!(testing::logs()[0].contains("refused name"));
+        for i in 0..5 {
+            assert!(matches!(
+                NamingPolicy::handle(create(&format!("web-{i}"), day)),
+                Decision::Allow
+            ));
+        }
+        assert!(
+            matches!(NamingPolicy::handle(create("web-5", day)), Decision::Deny(m) if m.contains("a day"))
+        );
+        // The next day the old counter is forgotten.
+        assert!(matches!(
+            NamingPolicy::handle(create("web-6", day + 86_400)),
+            Decision::Allow
+        ));
+        assert_eq!(testing::store().len(), 1);
+    }
+}

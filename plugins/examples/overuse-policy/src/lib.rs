@@ -175,3 +175,60 @@ impl Hook for OverusePolicy {
 }
 
 acetate_plugin_sdk::export_hook_and_overuse!(OverusePolicy);
+
+/// The policy on the build machine, with the SDK's in-memory store and log (the host
+/// runs the same escalation in `plugins/tests/overuse.rs`).
+#[cfg(test)]
+mod tests {
+    use acetate_plugin_sdk::overuse::{ContainerSpec, Fault, Limits, Tenant};
+    use acetate_plugin_sdk::testing;
+
+    use super::*;
+
+    fn hit(at: i64, kind: &str) -> OveruseEvent {
+        OveruseEvent {
+            at,
+            tenant: Tenant {
+                reseller: "acme".into(),
+                customer: "carol".into(),
+                plan: None,
+                container_count: 1,
+            },
+            container: ContainerSpec {
+                name: "web".into(),
+                template: "host".into(),
+                limits: Limits {
+                    memory_bytes: 512 << 20,
+                    cpu_millis: 1000,
+                    processes: 512,
+                    disk_bytes: 2 << 30,
+                    inodes: 131_072,
+                    io_weight: 100,
+                },
+            },
+            faults: vec![Fault {
+                kind: kind.into(),
+                amount: 1,
+            }],
+            interval_seconds: 60,
+        }
+    }
+
+    #[test]
+    fn warn_throttle_suspend() {
+        testing::reset();
+        let t = 1_795_000_000;
+        assert!(<OverusePolicy as Policy>::handle(hit(t, kind::MEMORY_LIMIT)).is_empty());
+        let a = <OverusePolicy as Policy>::handle(hit(t + 60, kind::OOM_KILL));
+        assert!(matches!(a.as_slice(), [OveruseAction::Notify(_)]));
+        let a = <OverusePolicy as Policy>::handle(hit(t + 120, kind::PROCESS_LIMIT));
+        assert!(
+            matches!(a.as_slice(), [OveruseAction::Adjust(adj), OveruseAction::Notify(_)]
+                if adj.limits.cpu_millis == 500 && adj.for_seconds == Some(900))
+        );
+        assert!(testing::store().contains_key("throttled/carol/web"));
+        let a = <OverusePolicy as Policy>::handle(hit(t + 180, kind::CPU_THROTTLED));
+        assert!(matches!(a.as_slice(), [OveruseAction::Suspend(_)]));
+        assert!(testing::logs().iter().any(|l| l.contains("strike 3")));
+    }
+}
