@@ -22,11 +22,13 @@ use wasmtime::{Config, Engine, Store};
 mod outcome;
 mod output;
 mod overuse;
+mod samples;
 mod sandbox;
 mod types;
 
 pub use outcome::{Call, Failure, Kind, Kv, KvChanges, LoadError, LogLevel, LogLine};
 pub use overuse::{FaultHit, OveruseAction, OveruseEvent, MAX_ACTIONS};
+pub use samples::{sample_input, SAMPLES};
 pub use sandbox::{apply as apply_kv_changes, KV_MAX_BYTES, KV_MAX_KEY, KV_MAX_KEYS, KV_MAX_VALUE};
 pub use types::{
     BillingInput, ContainerSpec, ContainerUsage, Decision, Event, EventKind, InvoiceLine, Limits,

@@ -132,7 +132,10 @@ pub fn run(out: &Output, cmd: PluginCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         PluginCmd::ExampleEvent { what } => {
-            print!("{}", super::plugin_new::example_event(&what)?);
+            print!(
+                "{}",
+                super::plugin_new::example_event(&what).map_err(anyhow::Error::msg)?
+            );
             Ok(0)
         }
         PluginCmd::Check { file } => {

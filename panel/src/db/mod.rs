@@ -22,6 +22,7 @@ pub mod metering;
 pub mod operations;
 pub mod overuse;
 mod plans;
+pub mod plugin_versions;
 pub mod plugins;
 mod sessions;
 pub mod totp;

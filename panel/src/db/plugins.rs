@@ -31,14 +31,17 @@ pub struct PluginRow {
     pub calls: i64,
     pub failures: i64,
     pub created_at: i64,
+    /// The version before the last replacement, kept for a rollback.
+    pub previous_sha256: Option<String>,
+    pub replaced_at: Option<i64>,
 }
 
 fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bool(*v != 0)
 }
 
-const COLUMNS: &str =
-    "id, reseller_id, name, kind, sha256, size, enabled, on_failure, calls, failures, created_at";
+const COLUMNS: &str = "id, reseller_id, name, kind, sha256, size, enabled, on_failure, calls, \
+                       failures, created_at, previous_sha256, replaced_at";
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct CallRow {
@@ -176,7 +179,8 @@ impl Db {
             "INSERT INTO plugins (reseller_id, name, kind, sha256, size, wasm, created_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7 \
              WHERE (SELECT COUNT(*) FROM plugins WHERE reseller_id = $1) < $8 \
-               AND (SELECT COALESCE(SUM(size), 0) FROM plugins WHERE reseller_id = $1) + $5 <= $9 \
+               AND (SELECT COALESCE(SUM(size + previous_size), 0) FROM plugins \
+                    WHERE reseller_id = $1) + $5 <= $9 \
              RETURNING id",
         )
         .bind(reseller_id)
@@ -192,7 +196,8 @@ impl Db {
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
-                "you already have a plugin named {name:?}: delete it first to replace it"
+                "you already have a plugin named {name:?}: upload a new version of it from its page \
+             (or PUT /api/v1/plugins/{name}) to replace it"
             )),
             _ => AppError::Db(e),
         })?;
@@ -200,7 +205,8 @@ impl Db {
             return Ok(id);
         }
         let (count, bytes): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM plugins WHERE reseller_id = $1",
+            "SELECT COUNT(*), COALESCE(SUM(size + previous_size), 0) FROM plugins \
+             WHERE reseller_id = $1",
         )
         .bind(reseller_id)
         .fetch_one(&self.pool)

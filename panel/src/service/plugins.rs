@@ -26,7 +26,8 @@ pub async fn store(st: &AppState, me: &User, name: &str, wasm: Bytes) -> AppResu
     crate::db::plugins::validate_plugin_name(name)?;
     if st.db.plugin_by_name(me.id, name).await?.is_some() {
         return Err(AppError::Conflict(format!(
-            "you already have a plugin named {name:?}: delete it first to replace it"
+            "you already have a plugin named {name:?}: upload a new version of it from its page \
+             (or PUT /api/v1/plugins/{name}) to replace it"
         )));
     }
     let host = st.plugins.clone();
@@ -47,6 +48,57 @@ pub async fn store(st: &AppState, me: &User, name: &str, wasm: Bytes) -> AppResu
         .plugin_by_name(me.id, name)
         .await?
         .ok_or(AppError::NotFound)
+}
+
+/// Replaces a plugin in place with a new version of the same kind: its name, switches,
+/// key-value store and record of calls stay; the version it had is kept for
+/// [`roll_back`].
+pub async fn replace(st: &AppState, me: &User, name: &str, wasm: Bytes) -> AppResult<PluginRow> {
+    let row = find(st, me, name).await?;
+    let host = st.plugins.clone();
+    let bytes = wasm.clone();
+    let plugin = tokio::task::spawn_blocking(move || host.load(&bytes))
+        .await?
+        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    if plugin.kind().as_str() != row.kind {
+        return Err(AppError::Unprocessable(format!(
+            "{name} is a {} plugin and this component is a {} plugin: upload it under \
+             another name",
+            row.kind,
+            plugin.kind()
+        )));
+    }
+    st.db.replace_plugin(&row, &plugin, &wasm).await?;
+    st.db
+        .audit(
+            Some(me),
+            "plugin.replace",
+            name,
+            &format!("ok: {} -> {}", row.sha256, plugin.sha256()),
+        )
+        .await?;
+    find(st, me, name).await
+}
+
+/// Brings back the version a plugin had before its last replacement (and keeps the
+/// replaced one, so that a second rollback undoes the first).
+pub async fn roll_back(st: &AppState, me: &User, name: &str) -> AppResult<PluginRow> {
+    let row = find(st, me, name).await?;
+    if !st.db.roll_back_plugin(&row).await? {
+        return Err(AppError::Conflict(format!(
+            "{name} has no previous version: it was never replaced"
+        )));
+    }
+    let now = find(st, me, name).await?;
+    st.db
+        .audit(
+            Some(me),
+            "plugin.rollback",
+            name,
+            &format!("ok: {} -> {}", row.sha256, now.sha256),
+        )
+        .await?;
+    Ok(now)
 }
 
 pub async fn find(st: &AppState, me: &User, name: &str) -> AppResult<PluginRow> {

@@ -17,6 +17,7 @@ mod openapi;
 mod operations;
 mod overuse;
 mod plans;
+mod plugin_versions;
 mod schemathesis;
 mod scope;
 mod support;

@@ -19,7 +19,8 @@ use crate::service::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, upload))
-        .routes(routes!(show, patch, remove))
+        .routes(routes!(show, patch, replace, remove))
+        .routes(routes!(roll_back))
         .routes(routes!(dry_run))
         .routes(routes!(calls))
         .routes(routes!(events))
@@ -87,6 +88,38 @@ async fn patch(
 ) -> ApiResult<Json<PluginRow>> {
     let me = plugins::reseller(&caller.0)?;
     Ok(Json(plugins::update(&st, me, &name, &req).await?))
+}
+
+#[utoipa::path(put, operation_id = "plugins_replace", path = "/api/v1/plugins/{name}", tag = "plugins",
+    summary = "Replace a plugin in place with a new version of the same kind (switches, store and calls kept; the old version kept for a rollback)",
+    params(("name" = String, Path, description = "the plugin")),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 200, description = "ok", body = PluginRow), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody), (status = 413, description = "the body is too large", body = ErrorBody),
+        (status = 422, description = "invalid input, or over a plan or pool limit", body = ErrorBody)))]
+async fn replace(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<PluginRow>> {
+    let me = plugins::reseller(&caller.0)?;
+    Ok(Json(plugins::replace(&st, me, &name, body).await?))
+}
+
+#[utoipa::path(post, operation_id = "plugins_rollback", path = "/api/v1/plugins/{name}/rollback", tag = "plugins",
+    summary = "Bring back the version before the last replacement (a second rollback undoes the first)",
+    params(("name" = String, Path, description = "the plugin")),
+    responses((status = 200, description = "ok", body = PluginRow), (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
+        (status = 404, description = "not found, or outside the caller's scope", body = ErrorBody),
+        (status = 409, description = "it was never replaced", body = ErrorBody)))]
+async fn roll_back(
+    AxState(st): AxState<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PluginRow>> {
+    let me = plugins::reseller(&caller.0)?;
+    Ok(Json(plugins::roll_back(&st, me, &name).await?))
 }
 
 #[utoipa::path(delete, operation_id = "plugins_remove", path = "/api/v1/plugins/{name}", tag = "plugins",

@@ -92,6 +92,8 @@ async fn upload(AxState(st): AxState<AppState>, session: Session, mut form: Mult
         return not_found();
     }
     let (mut csrf, mut name, mut file) = (String::new(), String::new(), None);
+    // A new version of an existing plugin (from its page), or a new plugin.
+    let mut replacing = false;
     loop {
         match form.next_field().await {
             Ok(Some(field)) => {
@@ -100,6 +102,7 @@ async fn upload(AxState(st): AxState<AppState>, session: Session, mut form: Mult
                     "csrf" => csrf = field.text().await.unwrap_or_default(),
                     "name" => name = field.text().await.unwrap_or_default().trim().to_string(),
                     "file" => file = field.bytes().await.ok(),
+                    "replace" => replacing = true,
                     _ => {}
                 }
             }
@@ -117,7 +120,12 @@ async fn upload(AxState(st): AxState<AppState>, session: Session, mut form: Mult
         let msg = "Choose a .wasm file to upload.".to_string();
         return plugins_list(&st, &session, StatusCode::UNPROCESSABLE_ENTITY, Some(msg)).await;
     };
-    match store(&st, &session.user, &name, file).await {
+    let done = if replacing {
+        crate::service::plugins::replace(&st, &session.user, &name, file).await
+    } else {
+        store(&st, &session.user, &name, file).await
+    };
+    match done {
         Ok(_) => Redirect::to(&format!("/plugins/{name}")).into_response(),
         Err(e) => match shown(e) {
             Ok(msg) => {
@@ -160,9 +168,13 @@ async fn switch(
             .await
             .map(|_| ()),
         "delete" => delete(&st, me, &name).await,
+        "rollback" => crate::service::plugins::roll_back(&st, me, &name)
+            .await
+            .map(|_| ()),
         _ => return not_found(),
     };
     match result {
+        Ok(()) if action == "rollback" => Redirect::to(&format!("/plugins/{name}")).into_response(),
         Ok(()) => Redirect::to("/plugins").into_response(),
         Err(AppError::NotFound) => not_found(),
         Err(e) => PageError(e).into_response(),
@@ -180,6 +192,8 @@ struct PluginPage {
     events: Vec<EventRow>,
     customers: Vec<String>,
     period: String,
+    /// The contract's example events a hook can be dry-run on.
+    samples: Vec<&'static str>,
     result: Option<DryRunView>,
     error: Option<String>,
 }
@@ -209,6 +223,14 @@ fn log_text(lines: &[acetate_plugins::LogLine]) -> String {
 fn dry_run_view(r: DryRunResult) -> DryRunView {
     let outcome = match (&r.failure, &r.decision) {
         (Some(f), _) => format!("failed: the plugin {f}"),
+        (None, None) if r.actions.as_ref().is_some_and(Vec::is_empty) => "no action".into(),
+        (None, None) if r.actions.is_some() => r
+            .actions
+            .iter()
+            .flatten()
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("; "),
         (None, Some(acetate_plugins::Decision::Allow)) => "allow".into(),
         (None, Some(acetate_plugins::Decision::Deny(m))) => format!("deny: {m}"),
         (None, Some(acetate_plugins::Decision::Amend(s))) => {
@@ -295,6 +317,10 @@ async fn plugin_view(
                 events,
                 customers,
                 period: Period::containing(crate::domain::now()).label,
+                samples: acetate_plugins::SAMPLES
+                    .into_iter()
+                    .filter(|s| *s != "billing")
+                    .collect(),
                 result,
                 error,
             }),
@@ -322,6 +348,35 @@ struct DryRunForm {
     customer: String,
     #[serde(default)]
     period: String,
+    /// An event typed as JSON (a hook's or an overuse event).
+    #[serde(default)]
+    input: String,
+    /// One of the contract's example inputs, when nothing is typed.
+    #[serde(default)]
+    example: String,
+}
+
+/// A typed event, or else the chosen example, as the dry-run request's event.
+fn typed_event(f: &DryRunForm) -> Result<Option<DryRunRequest>, String> {
+    let text = match (f.input.trim(), f.example.trim()) {
+        ("", "") => return Ok(None),
+        ("", example) => acetate_plugins::sample_input(example)?,
+        (typed, _) => typed.to_string(),
+    };
+    if let Ok(event) = serde_json::from_str(&text) {
+        return Ok(Some(DryRunRequest {
+            event: Some(event),
+            ..Default::default()
+        }));
+    }
+    serde_json::from_str(&text)
+        .map(|overuse| {
+            Some(DryRunRequest {
+                overuse: Some(overuse),
+                ..Default::default()
+            })
+        })
+        .map_err(|e| format!("The event is neither a hook event nor an overuse event: {e}."))
 }
 
 async fn dry_run(
@@ -336,12 +391,19 @@ async fn dry_run(
     if session.user.role() != Role::Reseller {
         return not_found();
     }
-    let req = DryRunRequest {
-        event_id: f.event_id.trim().parse().ok(),
-        event: None,
-        overuse: None,
-        customer: Some(f.customer.trim().to_string()).filter(|c| !c.is_empty()),
-        period: Some(f.period.trim().to_string()).filter(|p| !p.is_empty()),
+    let req = match typed_event(&f) {
+        Ok(Some(req)) => req,
+        Ok(None) => DryRunRequest {
+            event_id: f.event_id.trim().parse().ok(),
+            event: None,
+            overuse: None,
+            customer: Some(f.customer.trim().to_string()).filter(|c| !c.is_empty()),
+            period: Some(f.period.trim().to_string()).filter(|p| !p.is_empty()),
+        },
+        Err(msg) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return plugin_view(&st, &session, &name, status, None, Some(msg)).await;
+        }
     };
     match try_plugin(&st, &session.user, &name, req).await {
         Ok(result) => {
