@@ -33,6 +33,7 @@ pub mod keys;
 pub mod metering;
 pub mod metrics;
 pub mod operations;
+pub mod oversight;
 pub mod overuse;
 pub mod plans;
 pub mod plugins;

@@ -15,6 +15,7 @@ mod metrics;
 mod navigation;
 mod openapi;
 mod operations;
+mod oversight;
 mod overuse;
 mod plans;
 mod plugin_versions;

@@ -80,6 +80,7 @@ async fn the_openapi_document_is_generated_from_the_handlers_and_valid() {
         ("/api/v1/customers/{name}", &["delete"]),
         ("/api/v1/resellers/{name}", &["delete"]),
         ("/api/v1/customers", &["get", "post"]),
+        ("/api/v1/accounts/{name}", &["get"]),
         ("/api/v1/customers/{name}/suspend", &["post"]),
         ("/api/v1/customers/{name}/unsuspend", &["post"]),
         ("/api/v1/tokens", &["get", "post"]),

@@ -16,6 +16,7 @@ pub mod forwards;
 pub mod host;
 pub mod openapi;
 pub mod operations;
+mod oversight;
 pub mod plugins;
 pub mod templates;
 pub mod tokens;
@@ -46,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .merge(forwards::router())
         .merge(host::router())
         .merge(domains::router())
+        .merge(oversight::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // After the general limit, so that their own (larger) limits apply to uploads.
         .merge(plugins::router())

@@ -12,6 +12,7 @@ mod graph;
 mod invoices;
 mod limits;
 mod operations;
+mod oversight;
 mod plan;
 mod plugins;
 mod provider;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(reseller::router())
         .merge(plan::router())
         .merge(provider::router())
+        .merge(oversight::router())
         .merge(audit::router())
         .merge(closing::router())
 }
