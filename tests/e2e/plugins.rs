@@ -677,5 +677,41 @@ async fn metered_cpu_in_the_invoice(server: Server) {
         .call(Method::DELETE, "/api/v1/containers/burner", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Limit hits reach the reseller's overuse policy on this database too: forks refused
+    // at a small process limit, a sample, and the policy's notice within seconds.
+    upload(&reseller, "overuse", "overuse_policy", true).await;
+    let (status, body) = meg
+        .post(
+            "/api/v1/containers",
+            json!({"name": "tight", "memory": "64M", "cpus": 0.5, "procs": 16, "disk": "64M"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bomb = json!({"command": ["sh", "-c",
+        "for i in $(seq 40); do sleep 2 & done 2>/dev/null; wait; true"]});
+    let (status, body) = meg.post("/api/v1/containers/tight/exec", bomb).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.cli(&["meter", "sample"], "");
+    let mut notices = Value::Null;
+    for _ in 0..40 {
+        notices = meg.get("/api/v1/containers/tight/notices").await.1;
+        if notices["notices"].as_array().is_some_and(|n| !n.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        notices["notices"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("new process(es) refused"),
+        "{notices}"
+    );
+    let (status, _) = meg
+        .call(Method::DELETE, "/api/v1/containers/tight", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     server.stop();
 }
