@@ -281,3 +281,70 @@ async fn a_customer_uses_the_panel_in_headless_chromium() {
         .await;
     assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
 }
+
+/// A reseller with more customers than a page holds: the customers' table filters as one
+/// types, sorts on a header's click (twice: the other way) and pages by 50.
+#[tokio::test]
+async fn long_tables_filter_sort_and_page_in_chromium() {
+    let test = "long_tables_filter_sort_and_page_in_chromium";
+    let Some(state) = state_dir(test) else {
+        return;
+    };
+    let Some(driver) = Driver::start(test).await else {
+        return;
+    };
+    let (server, _db) = Server::with_sqlite(&state);
+    let http = Client::new();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-t", roomy_plan(), roomy_pool()).await;
+    for i in 0..55 {
+        let (status, body) = reseller
+            .post(
+                "/api/v1/customers",
+                json!({"name": format!("cust-{i:02}"), "password": "a long enough password",
+                       "plan": "basic"}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
+    driver.go(&format!("{}/", server.base)).await;
+    driver.wait_for(&["Log in"]).await;
+    driver.type_into("input[name=name]", "res-t").await;
+    driver
+        .type_into("input[name=password]", "a long enough password")
+        .await;
+    driver.click("form[action='/login'] button").await;
+    driver.wait_for(&["55 rows, page 1 of 2"]).await;
+    let visible = "return Array.from(document.querySelectorAll('table[data-table] tbody tr'))\
+                   .filter(r => !r.hidden && r.id.startsWith('customer-')).map(r => r.id);";
+    let rows = driver.script(visible).await;
+    assert_eq!(rows.as_array().unwrap().len(), 50, "{rows}");
+    assert_eq!(rows[0], "customer-cust-00");
+    // Sorted by name, the other way on a second click.
+    let name_header = "(() => { const t = document.querySelector('tr#customer-cust-00').closest('table'); \
+                       t.querySelector('thead th').click(); t.querySelector('thead th').click(); })()";
+    driver.script(name_header).await;
+    let rows = driver.script(visible).await;
+    assert_eq!(rows[0], "customer-cust-54", "{rows}");
+    // The next page holds the rest.
+    driver
+        .script(
+            "document.querySelector('tr#customer-cust-00').closest('table')\
+             .previousElementSibling.querySelectorAll('button')[1].click()",
+        )
+        .await;
+    let rows = driver.script(visible).await;
+    assert_eq!(rows.as_array().unwrap().len(), 5, "{rows}");
+    assert_eq!(rows[4], "customer-cust-00", "{rows}");
+    // A filter narrows to the rows holding every word typed, from the first page.
+    driver
+        .type_into(
+            "input[type=search][aria-label='Filter the rows']",
+            "cust-07",
+        )
+        .await;
+    driver.wait_for(&["1 of 55 rows"]).await;
+    let rows = driver.script(visible).await;
+    assert_eq!(rows, json!(["customer-cust-07"]));
+    let _ = driver.cmd(Method::DELETE, "", Value::Null).await;
+}
