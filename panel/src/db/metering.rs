@@ -66,7 +66,10 @@ pub struct Measured<'a> {
 }
 
 impl Db {
-    /// The panel's ready containers (or only `only`, by engine name).
+    /// The panel's containers that exist in the engine (or only `only`, by engine name):
+    /// ready ones, and those being destroyed — the sample taken just before a destroy must
+    /// count, or the usage since the previous sample (all of it, for a container younger
+    /// than a metering interval) would never be billed.
     pub async fn metered_containers(&self, only: Option<&str>) -> AppResult<Vec<MeteredContainer>> {
         let filter = if only.is_some() {
             " AND engine_name = $1"
@@ -75,7 +78,7 @@ impl Db {
         };
         let sql = format!(
             "SELECT id, owner_id, name, engine_name, created_at FROM containers \
-             WHERE state = 'ready'{filter}"
+             WHERE state IN ('ready', 'destroying'){filter}"
         );
         let mut query = sqlx::query_as(&sql);
         if let Some(name) = only {

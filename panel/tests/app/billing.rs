@@ -86,3 +86,57 @@ async fn a_billing_rules_store_is_kept_from_one_invoice_to_the_next() {
     numbers.sort();
     assert_eq!(numbers, ["invoice acme-000001", "invoice acme-000002"]);
 }
+
+/// A customer deleted during the month pays for the seconds its containers existed, not
+/// for the month: the bundled rule prorates, and the deletion's last sample ends the
+/// count (the seconds after it are never billed).
+#[tokio::test]
+async fn a_customer_deleted_in_the_month_pays_pro_rata() {
+    let app = spawn_app().await;
+    // A price large enough that a few seconds are worth whole cents: 2,592,000 yen a
+    // month is one yen a second.
+    let acme = app
+        .reseller("acme", priced("second", 2_592_000, "JPY"), pool(10))
+        .await;
+    let (status, body) = acme
+        .post("/api/v1/plans", priced("second", 2_592_000, "JPY"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the reseller has it already: {body}"
+    );
+    let kai = app.customer(&acme, "kai", "second").await;
+    let (status, body) = kai.create(json!({"name": "shop"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let created = acetate::domain::now();
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let (status, body) = acme
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/customers/kai?wait=20",
+            Some(json!({"confirm": "kai"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let deleted = acetate::domain::now();
+    // Seconds go by after the deletion: they are not billed.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let report = app.bill_this_month(&acme).await;
+    let outcome = report["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["customer"] == "kai")
+        .unwrap_or_else(|| panic!("kai is billed: {report}"))
+        .clone();
+    assert_eq!(outcome["status"], "invoiced", "{report}");
+    let total = outcome["total"].as_i64().unwrap();
+    let existed = deleted - created;
+    // The prorated yen: at least the 3 seconds slept, at most the seconds from create to
+    // deletion (rounded), never the 2,592,000 of the whole month.
+    assert!(
+        (3..=existed + 1).contains(&total),
+        "billed {total} yen for {existed} s of existence"
+    );
+}
