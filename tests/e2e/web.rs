@@ -1229,6 +1229,9 @@ async fn the_provider_imports_a_template_as_a_background_job() {
     let bytes = std::fs::read(&tarball).unwrap();
     std::fs::remove_file(&tarball).unwrap();
     let name = acetate_engine::testing::unique_name("tiny");
+    // The name carries this process's id, which an earlier run in the shared state dir may
+    // have had too (ids are reused): its template goes first.
+    let _ = crate::support::acetate(&state, &["template", "delete", &name]);
 
     let mut p = logged_in(&http, &server.base, "admin", "provider-password-1").await;
     let token = csrf(&p.get("/provider").await.body);
@@ -1323,6 +1326,7 @@ async fn the_provider_imports_a_template_as_a_background_job() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    crate::support::ok(&state, &["template", "delete", &name]);
     server.stop();
 }
 
