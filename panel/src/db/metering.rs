@@ -245,6 +245,11 @@ impl Db {
                 .bind(now - FAULTS_KEPT)
                 .execute(&mut *tx)
                 .await?;
+            // What overuse policies told customers is kept as long as the hits.
+            sqlx::query("DELETE FROM notices WHERE at < $1")
+                .bind(now - FAULTS_KEPT)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

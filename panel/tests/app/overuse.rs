@@ -175,3 +175,28 @@ async fn limit_hits_without_a_policy_are_only_recorded() {
     let (_, notices) = ola.get("/api/v1/notices").await;
     assert_eq!(notices["notices"], json!([]), "{notices}");
 }
+
+#[tokio::test]
+async fn notices_are_kept_as_long_as_limit_hits() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", basic(), pool(10)).await;
+    app.plugin(&acme, "policy", "overuse_policy").await;
+    let ola = app.customer(&acme, "ola", "basic").await;
+    let (status, body) = ola.create(json!({"name": "web"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let engine_name = app.engine.list_names().remove(0);
+    metering::sample(&app.state.db, &app.state.runtime, None)
+        .await
+        .unwrap();
+    strike(&app, &engine_name).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM notices").await, 1);
+    // 91 days later the next full pass forgets the hit and the notice together.
+    app.exec("UPDATE notices SET at = at - 91 * 86400").await;
+    app.exec("UPDATE faults SET at = at - 91 * 86400").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    metering::sample(&app.state.db, &app.state.runtime, None)
+        .await
+        .unwrap();
+    assert_eq!(app.count("SELECT COUNT(*) FROM notices").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM faults").await, 0);
+}
