@@ -71,18 +71,7 @@ async fn an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults() {
     assert_eq!(out["stdout"], "done\n", "{out}");
 
     let (_, shown) = fay.get("/api/v1/containers/tight").await;
-    let engine_name = {
-        let list = crate::support::ok(&state, &["ct", "list", "--json"]);
-        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["owner"] == "panel:fay-faults")
-            .expect("the engine has fay's container")["name"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let engine_name = crate::support::engine_name_of(&state, "fay-faults");
     let cli: serde_json::Value = serde_json::from_str(&crate::support::ok(
         &state,
         &["ct", "faults", &engine_name, "--json"],
@@ -254,18 +243,7 @@ async fn the_example_overuse_policy_warns_throttles_and_suspends_a_real_containe
     .await;
     assert_eq!(shown["state"], "running", "{shown}");
     // The kernel's quota is the new one: 50 ms per 100 ms period.
-    let engine_name = {
-        let list = crate::support::ok(&state, &["ct", "list", "--json"]);
-        let list: Value = serde_json::from_str(&list).unwrap();
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["owner"] == "panel:ivy-overuse")
-            .expect("the engine has ivy's container")["name"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let engine_name = crate::support::engine_name_of(&state, "ivy-overuse");
     let engine: Value = serde_json::from_str(&crate::support::ok(
         &state,
         &["ct", "show", &engine_name, "--json"],
@@ -356,18 +334,7 @@ async fn rate_limit_drops_and_capped_io_waits_are_limit_hits() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let gateway = body["network"]["gateway"].as_str().unwrap().to_string();
-    let engine_name = {
-        let list = crate::support::ok(&state, &["ct", "list", "--json"]);
-        let list: Value = serde_json::from_str(&list).unwrap();
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["owner"] == "panel:dee-io")
-            .expect("the engine has dee's container")["name"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let engine_name = crate::support::engine_name_of(&state, "dee-io");
     // The provider limits its network to 1 Mbit/s (live).
     crate::support::ok(
         &state,

@@ -29,6 +29,20 @@ pub fn ok(state: &PathBuf, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The engine's name of the panel container of customer `owner` (its only one).
+pub fn engine_name_of(state: &PathBuf, owner: &str) -> String {
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(state, &["ct", "list", "--json"])).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["owner"] == format!("panel:{owner}").as_str())
+        .unwrap_or_else(|| panic!("the engine has no container of {owner}: {list}"))["name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Runs acetate expecting failure; returns (exit code, stderr).
 pub fn fails(state: &PathBuf, args: &[&str]) -> (i32, String) {
     let out = acetate(state, args);

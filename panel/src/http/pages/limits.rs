@@ -27,28 +27,26 @@ pub(super) struct ScopeView {
     pub notices: Vec<ScopeRow>,
 }
 
-fn page_of(owner: &str, container: &str) -> String {
+pub(super) fn page_of(owner: &str, container: &str) -> String {
     format!("/containers/{container}?owner={owner}")
+}
+
+/// A limit hit in a list of many containers'.
+pub(super) fn scope_row(f: &crate::db::faults::FaultRow) -> ScopeRow {
+    (
+        super::human_time(f.at),
+        f.owner.clone(),
+        f.container.clone(),
+        faults::describe(f),
+        page_of(&f.owner, &f.container),
+    )
 }
 
 pub(super) async fn in_scope(st: &AppState, user: &User) -> AppResult<ScopeView> {
     let report = faults::in_scope(st, user, Some(7)).await?;
     let notices = faults::notices_in_scope(st, user, Some(7)).await?;
     Ok(ScopeView {
-        faults: report
-            .faults
-            .iter()
-            .take(50)
-            .map(|f| {
-                (
-                    super::human_time(f.at),
-                    f.owner.clone(),
-                    f.container.clone(),
-                    faults::describe(f),
-                    page_of(&f.owner, &f.container),
-                )
-            })
-            .collect(),
+        faults: report.faults.iter().take(50).map(scope_row).collect(),
         notices: notices
             .notices
             .iter()

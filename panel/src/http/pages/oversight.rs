@@ -14,7 +14,7 @@ use crate::http::error::PageError;
 use crate::http::render::{not_found, render};
 use crate::http::session::Session;
 use crate::service::oversight::{self, AccountOverview};
-use crate::service::{faults, AppState};
+use crate::service::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/accounts/{name}", get(account_page))
@@ -35,7 +35,7 @@ struct AccountPage {
     /// Invoices: (id, period, customer, total).
     invoices: Vec<(i64, String, String, String)>,
     /// Limit hits: (when, owner, container, what, page).
-    hits: Vec<(String, String, String, String, String)>,
+    hits: Vec<super::limits::ScopeRow>,
     /// Whether the viewer may open the reseller's own page (the provider).
     provider: bool,
 }
@@ -97,7 +97,7 @@ async fn account_page(
                     c.name.clone(),
                     c.state.clone(),
                     c.template.clone().unwrap_or_default(),
-                    format!("/containers/{}?owner={owner}", c.name),
+                    super::limits::page_of(&owner, &c.name),
                 )
             })
             .collect(),
@@ -117,15 +117,7 @@ async fn account_page(
             .faults
             .iter()
             .take(50)
-            .map(|f| {
-                (
-                    super::human_time(f.at),
-                    f.owner.clone(),
-                    f.container.clone(),
-                    faults::describe(f),
-                    format!("/containers/{}?owner={}", f.container, f.owner),
-                )
-            })
+            .map(super::limits::scope_row)
             .collect(),
         provider: session.user.role() == Role::Provider,
         a,
