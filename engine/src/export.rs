@@ -108,6 +108,7 @@ impl Engine {
             network: source.network,
             hostname: source.hostname.clone(),
             no_egress: source.no_egress,
+            init: source.init,
         };
         self.create(&spec)?;
         let mark = importing_mark(self, &name);

@@ -76,13 +76,31 @@ impl Engine {
 
     /// Builds the `host` template unless it exists; returns whether it was built.
     pub fn ensure_host_template(&self) -> Result<bool> {
-        if template::exists(&self.layout, "host") {
+        if template::exists(&self.layout, "host") && template::host_is_current(&self.layout) {
             return Ok(false);
         }
         require_root("build templates")?;
         let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
         if template::exists(&self.layout, "host") {
-            return Ok(false);
+            if template::host_is_current(&self.layout) {
+                return Ok(false);
+            }
+            // Built by an older engine (with the host's own services enabled): rebuilt
+            // while no container uses it, kept (and said) otherwise.
+            let users = self
+                .configs()?
+                .iter()
+                .filter(|c| c.template == "host")
+                .count();
+            if users > 0 {
+                tracing::warn!(
+                    containers = users,
+                    "the host template predates this engine (it enables the host's own \
+                     services in containers that boot systemd); rebuild it once unused"
+                );
+                return Ok(false);
+            }
+            template::delete(&self.layout, "host")?;
         }
         template::build_host(&self.layout)?;
         Ok(true)

@@ -8,6 +8,12 @@ use crate::{network, storage, ContainerInfo, Engine, Result, State, Usage};
 type Counted = std::collections::HashMap<String, crate::netlink::LinkCounters>;
 
 impl Engine {
+    /// What container `cfg` boots: the init it asked for, or its template's.
+    pub(crate) fn boots(&self, cfg: &ContainerConfig) -> crate::spec::Init {
+        cfg.init
+            .unwrap_or_else(|| crate::template::init_of(&self.layout, &cfg.template))
+    }
+
     pub(crate) fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {
         let counted = match (cfg.network, st) {
             (true, Some(_)) => {
@@ -37,6 +43,7 @@ impl Engine {
                 State::Stopped
             },
             pid: st.map(|s| s.pid),
+            init: st.map_or_else(|| self.boots(cfg), |s| s.init),
             created_at: cfg.created_at,
             started_at: st.map(|s| s.started_at),
             host_uid: cfg.id_base,

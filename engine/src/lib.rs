@@ -114,6 +114,9 @@ pub struct ContainerInfo {
     pub state: State,
     /// Host pid of the container's init while running.
     pub pid: Option<i32>,
+    /// What runs as its PID 1 (while stopped: what it will boot).
+    #[serde(default = "spec::Init::minimal")]
+    pub init: spec::Init,
     pub created_at: u64,
     pub started_at: Option<u64>,
     /// Host uid of the container's root.
@@ -448,6 +451,7 @@ impl Engine {
             hostname: cfg.hostname(),
             rootfs: &rootfs,
             init: &self.init,
+            boot: self.boots(cfg),
             id_base: cfg.id_base,
             cgroup: &cgroup,
             seccomp: &self.seccomp,

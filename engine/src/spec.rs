@@ -344,6 +344,47 @@ pub struct ContainerSpec {
     /// Refuse its traffic to the outside (the host's open ports and forwards still work).
     #[serde(default)]
     pub no_egress: bool,
+    /// What runs as its PID 1; the template's own init when absent (see [`Init`]).
+    #[serde(default)]
+    pub init: Option<Init>,
+}
+
+/// What runs as a container's PID 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// Acetate's own init: reaps orphans and passes a stop on; services are the
+    /// customer's to start.
+    Minimal,
+    /// The template's systemd, booted unprivileged with a cgroup tree of its own.
+    Systemd,
+}
+
+impl Init {
+    pub fn minimal() -> Init {
+        Init::Minimal
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Init::Minimal => "minimal",
+            Init::Systemd => "systemd",
+        }
+    }
+}
+
+impl std::str::FromStr for Init {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Init> {
+        match s {
+            "minimal" => Ok(Init::Minimal),
+            "systemd" => Ok(Init::Systemd),
+            _ => Err(Error::InvalidLimit {
+                what: "init",
+                msg: format!("{s:?} is neither \"minimal\" (Acetate's own) nor \"systemd\""),
+            }),
+        }
+    }
 }
 
 impl ContainerSpec {
@@ -358,6 +399,7 @@ impl ContainerSpec {
                 network: false,
                 hostname: None,
                 no_egress: false,
+                init: None,
             },
             inodes_set: false,
         }
@@ -462,6 +504,11 @@ impl ContainerSpecBuilder {
         self
     }
     /// Keep it from reaching the outside.
+    /// Boots `init` instead of the template's own.
+    pub fn init(mut self, init: Init) -> Self {
+        self.spec.init = Some(init);
+        self
+    }
     pub fn no_egress(mut self, off: bool) -> Self {
         self.spec.no_egress = off;
         self

@@ -188,6 +188,9 @@ pub struct ContainerConfig {
     /// Its traffic to the outside is refused.
     #[serde(default)]
     pub no_egress: bool,
+    /// The init it asked for; the template's own when absent.
+    #[serde(default)]
+    pub init: Option<crate::spec::Init>,
 }
 
 impl ContainerConfig {
@@ -215,6 +218,7 @@ impl ContainerConfig {
             hostname: spec.hostname.clone(),
             forwards: Vec::new(),
             no_egress: spec.no_egress,
+            init: spec.init,
         }
     }
 }
@@ -228,6 +232,9 @@ pub struct RunState {
     pub start_ticks: u64,
     /// Unix time the container started.
     pub started_at: u64,
+    /// What runs as its PID 1 (how it is asked to stop).
+    #[serde(default = "crate::spec::Init::minimal")]
+    pub init: crate::spec::Init,
 }
 
 /// FNV-1a (64 bits) of `bytes`: a short stable name for a state (marks, claims), not a
@@ -287,6 +294,7 @@ mod tests {
         let st = RunState {
             pid: 42,
             start_ticks: 7,
+            init: crate::spec::Init::Systemd,
             started_at: 1,
         };
         write_json(&path, &st).unwrap();

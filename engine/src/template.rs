@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::spec::Init;
 use crate::store::{read_json, unix_now, write_json, Layout};
 pub use crate::unpack::ImportOptions;
 use crate::unpack::{unpack, Tally};
@@ -30,6 +31,24 @@ pub struct TemplateInfo {
     /// The system inside, from its `/etc/os-release` (`Debian GNU/Linux 12 (bookworm)`).
     #[serde(default)]
     pub os: Option<String>,
+    /// What its containers boot by default (filled in when listed).
+    #[serde(default = "Init::minimal")]
+    pub init: Init,
+    /// How the `host` template's tree was made ([`HOST_TREE_VERSION`]); 0 for others.
+    #[serde(default)]
+    pub tree_version: u32,
+}
+
+/// Version of the `host` template's recipe: 2 leaves out the host's enabled services and
+/// its fstab.
+pub const HOST_TREE_VERSION: u32 = 2;
+
+/// Whether the installed `host` template follows this engine's recipe.
+pub fn host_is_current(layout: &Layout) -> bool {
+    read_json::<TemplateInfo>(&layout.template("host").join("template.json"))
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.source != "host" || t.tree_version >= HOST_TREE_VERSION)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +71,16 @@ const ETC_SECRETS: &[&str] = &[
     "ssh/ssh_host_ed25519_key",
     "ssh/ssh_host_dsa_key",
 ];
+
+/// `rc0.d` ... `rc6.d`, `rcS.d`: where SysV init scripts are enabled by links.
+fn is_rc_dir(dir: Option<&Path>) -> bool {
+    dir.and_then(|d| d.to_str()).is_some_and(|d| {
+        d.len() == 5
+            && d.starts_with("rc")
+            && d.ends_with(".d")
+            && matches!(d.as_bytes()[2], b'0'..=b'6' | b'S')
+    })
+}
 
 /// Recreates `src` at `dst` (which must not exist) with owners and modes kept. Entries for
 /// which `skip` answers true are left out; sockets and device nodes always are.
@@ -197,6 +226,12 @@ fn build_host_tree(host: &Path, rootfs: &Path, counts: &mut Tally) -> Result<()>
         if ETC_SECRETS.iter().any(|s| rel == Path::new(s)) {
             return true;
         }
+        // The host's enabled services (links under /etc/systemd/system) stay the host's:
+        // a tenant's systemd starts the distribution's defaults, not the provider's
+        // database or web server.
+        if p.is_symlink() && (rel.starts_with("systemd/system") || is_rc_dir(rel.parent())) {
+            return true;
+        }
         fs::symlink_metadata(p)
             .map(|m| m.is_file() && m.mode() & 0o004 == 0)
             .unwrap_or(true)
@@ -206,6 +241,12 @@ fn build_host_tree(host: &Path, rootfs: &Path, counts: &mut Tally) -> Result<()>
     fresh_shadow(&etc)?;
     fs::write(etc.join("hostname"), "localhost\n").ctx("write", etc.join("hostname"))?;
     fs::write(etc.join("machine-id"), "").ctx("write", etc.join("machine-id"))?;
+    // Nor its disks.
+    fs::write(
+        etc.join("fstab"),
+        "# Nothing to mount: Acetate mounts the container's disk.\n",
+    )
+    .ctx("write", etc.join("fstab"))?;
     let mtab = etc.join("mtab");
     let _ = fs::remove_file(&mtab);
     std::os::unix::fs::symlink("../proc/self/mounts", &mtab).ctx("create link", &mtab)?;
@@ -291,6 +332,12 @@ fn install(
             bytes: counts.done.bytes,
             containers: 0,
             os: os_of(&scratch.join("rootfs")),
+            init: init_in(&scratch.join("rootfs")),
+            tree_version: if source == "host" {
+                HOST_TREE_VERSION
+            } else {
+                0
+            },
         };
         write_json(&scratch.join("template.json"), &info)?;
         fs::rename(&scratch, &final_dir).ctx("move template into place", &final_dir)?;
@@ -322,6 +369,42 @@ fn os_of(rootfs: &Path) -> Option<String> {
         .read_to_string(&mut text)
         .ok()?;
     pretty_name(&text)
+}
+
+/// The init a container of template `name` boots by default: systemd where the
+/// template's `/sbin/init` leads to it (resolved inside the tree), Acetate's own otherwise
+/// (no init, or one the engine does not know how to stop cleanly).
+pub fn init_of(layout: &Layout, name: &str) -> Init {
+    init_in(&layout.template_rootfs(name))
+}
+
+fn init_in(rootfs: &Path) -> Init {
+    use std::os::fd::AsRawFd;
+    let Ok(root) =
+        crate::unpack::openat2(libc::AT_FDCWD, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+    else {
+        return Init::Minimal;
+    };
+    let Ok(init) = crate::unpack::openat2(
+        root.as_raw_fd(),
+        Path::new("sbin/init"),
+        libc::O_PATH,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    ) else {
+        return Init::Minimal;
+    };
+    let target = fs::read_link(format!("/proc/self/fd/{}", init.as_raw_fd()));
+    let is_systemd = target.is_ok_and(|t| {
+        let base = fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+        t.strip_prefix(base).is_ok_and(|rel| {
+            rel == Path::new("usr/lib/systemd/systemd") || rel == Path::new("lib/systemd/systemd")
+        })
+    });
+    if is_systemd {
+        Init::Systemd
+    } else {
+        Init::Minimal
+    }
 }
 
 fn pretty_name(os_release: &str) -> Option<String> {
@@ -414,7 +497,8 @@ pub fn list(layout: &Layout) -> Result<Vec<TemplateInfo>> {
         if name.starts_with('.') {
             continue;
         }
-        if let Some(info) = read_json::<TemplateInfo>(&entry.path().join("template.json"))? {
+        if let Some(mut info) = read_json::<TemplateInfo>(&entry.path().join("template.json"))? {
+            info.init = init_of(layout, &info.name);
             out.push(info);
         }
     }

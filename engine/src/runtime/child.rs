@@ -17,6 +17,8 @@ pub struct StartCtx {
     pub hostname: CString,
     pub ops: Vec<Op>,
     pub init_fd: c_int,
+    /// Executed by path inside the new root instead of `init_fd` (the template's own init).
+    pub init_path: Option<CString>,
     pub argv: Vec<*const c_char>,
     pub envp: Vec<*const c_char>,
     pub go_fd: c_int,
@@ -344,6 +346,10 @@ extern "C" fn container_main(arg: *mut c_void) -> c_int {
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
+        if let Some(path) = &ctx.init_path {
+            libc::execve(path.as_ptr(), ctx.argv.as_ptr(), ctx.envp.as_ptr());
+            fail(err_fd, step::EXEC, errno());
+        }
         libc::syscall(
             libc::SYS_execveat,
             ctx.init_fd,

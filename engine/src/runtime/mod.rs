@@ -232,6 +232,8 @@ pub struct StartParams<'a> {
     pub hostname: &'a str,
     pub rootfs: &'a Path,
     pub init: &'a File,
+    /// Boot the template's own init (`/sbin/init`) instead of `init`.
+    pub boot: crate::spec::Init,
     pub id_base: u32,
     pub cgroup: &'a ContainerCgroup,
     pub seccomp: &'a SeccompPrograms,
@@ -255,8 +257,24 @@ const NS_FLAGS: i32 = libc::CLONE_NEWUSER
 pub fn start(p: &StartParams<'_>) -> Result<RunState> {
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let argv_owned = [cstr("acetate-init")?];
+    let systemd = p.boot == crate::spec::Init::Systemd;
+    let argv_owned = [cstr(if systemd {
+        "/sbin/init"
+    } else {
+        "acetate-init"
+    })?];
     let env_owned = [cstr("container=acetate")?];
+    let mut ops = root_ops();
+    if systemd {
+        p.cgroup.v2_dir().ok_or_else(|| {
+            Error::Unsupported(
+                "booting systemd needs a cgroup2 hierarchy (a pure v2 or a hybrid host); \
+                 ask for the minimal init"
+                    .into(),
+            )
+        })?;
+        ops.extend(rootfs::systemd_ops());
+    }
     let argv: Vec<*const libc::c_char> = argv_owned
         .iter()
         .map(|s| s.as_ptr())
@@ -288,8 +306,9 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         base_ns: base.map_or(-1, |b| b.ns.as_raw_fd()),
         tree_fd: tree.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
         hostname: cstr(p.hostname)?,
-        ops: root_ops(),
+        ops,
         init_fd: p.init.as_raw_fd(),
+        init_path: systemd.then(|| c"/sbin/init".to_owned()),
         argv,
         envp,
         go_fd: go_r.as_raw_fd(),
@@ -354,6 +373,11 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         std::fs::write(&path, &map).map_err(|e| kill(Error::io("write", path, e)))?;
     }
     p.cgroup.add_process(pid).map_err(kill)?;
+    if systemd {
+        // Its own subtree, as systemd's Delegate= hands one to a service: it may make
+        // groups and move its processes below, never change the limits set on the top.
+        p.cgroup.delegate(p.id_base).map_err(kill)?;
+    }
     if let Some((net, bridge, rate)) = p.network {
         crate::network::attach(pid, net, bridge, rate).map_err(kill)?;
     }
@@ -379,6 +403,7 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         pid,
         start_ticks,
         started_at: unix_now(),
+        init: p.boot,
     })
 }
 
@@ -487,7 +512,7 @@ pub fn spawn_exec(
         env_owned.retain(|e| !e.as_bytes().starts_with(format!("{k}=").as_bytes()));
         env_owned.push(cstr(format!("{k}={v}"))?);
     }
-    let cgroup_dirs = cgroup.paths();
+    let cgroup_dirs = cgroup.exec_paths()?;
     if cgroup_dirs.len() > child::MAX_CGROUP_DIRS {
         return Err(Error::Unsupported(format!(
             "the container's cgroup lives in {} hierarchies; exec handles {} at most",
@@ -562,13 +587,19 @@ pub fn spawn_exec(
     Ok(child)
 }
 
-/// Stops a container's init: SIGTERM (init passes it on to every process and exits once
-/// they are gone), then SIGKILL after `timeout`. Returns whether it had to kill.
+/// Stops a container's init, then SIGKILL after `timeout`. Returns whether it had to kill.
+/// Acetate's init takes SIGTERM (it passes it on to every process and exits once they are
+/// gone); systemd takes SIGRTMIN+3 (halt: its units stop in order, then, in a container,
+/// it exits).
 pub fn stop(st: &RunState, timeout: Duration) -> Result<bool> {
     let Some(fd) = open_init(st) else {
         return Ok(false);
     };
-    pidfd_signal(&fd, libc::SIGTERM)?;
+    let sig = match st.init {
+        crate::spec::Init::Minimal => libc::SIGTERM,
+        crate::spec::Init::Systemd => libc::SIGRTMIN() + 3,
+    };
+    pidfd_signal(&fd, sig)?;
     if pidfd_wait(&fd, timeout) {
         return Ok(false);
     }

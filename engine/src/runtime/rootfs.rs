@@ -278,6 +278,34 @@ pub fn root_ops() -> Vec<Op> {
     ops
 }
 
+/// What systemd expects mounted before it starts and cannot mount itself without
+/// CAP_SYS_ADMIN: the container's cgroup2 subtree (its cgroup namespace's root) at
+/// `/sys/fs/cgroup`, where it finds a unified hierarchy to manage, and `/run/lock`.
+pub fn systemd_ops() -> Vec<Op> {
+    vec![
+        Op::Mount {
+            src: Source::Name(c("cgroup2")),
+            dst: InRoot::new("/sys/fs/cgroup"),
+            fstype: Some(c("cgroup2")),
+            flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            data: None,
+            optional: false,
+        },
+        Op::Mkdir {
+            path: InRoot::new("/run/lock"),
+            mode: 0o1777,
+        },
+        Op::Mount {
+            src: Source::Name(c("tmpfs")),
+            dst: InRoot::new("/run/lock"),
+            fstype: Some(c("tmpfs")),
+            flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            data: Some(c("mode=1777,size=5m")),
+            optional: false,
+        },
+    ]
+}
+
 /// A device node a container gets in its `/dev` (bound from the host's).
 #[derive(Debug, Clone, Copy)]
 pub struct Device {

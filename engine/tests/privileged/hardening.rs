@@ -419,7 +419,8 @@ fn device_nodes_in_a_layer_open_nothing() {
         .into_iter()
         .find(|d| d.join("cgroup.subtree_control").exists());
     if let Some(dir) = v2_dir {
-        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        // In the directory or below it (systemd moves itself to `init.scope`).
+        let procs = procs_below(&dir);
         assert!(procs.lines().any(|l| l == init.to_string()), "{procs}");
     } else {
         assert!(!std::path::Path::new("/sys/fs/cgroup/unified").exists());
@@ -725,4 +726,15 @@ fn the_bpf_device_filter_allows_only_the_listed_nodes() {
         "{text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The `cgroup.procs` of a cgroup2 directory and of every group below it.
+fn procs_below(dir: &std::path::Path) -> String {
+    let mut all = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for entry in fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            all.push_str(&procs_below(&entry.path()));
+        }
+    }
+    all
 }

@@ -45,7 +45,11 @@ impl Ct {
         spec: impl FnOnce(ContainerSpecBuilder) -> ContainerSpecBuilder,
     ) -> Ct {
         let ct = Ct::created(engine, tag, spec);
-        engine.start(&ct.name).expect("start");
+        let info = engine.start(&ct.name).expect("start");
+        // A booting systemd cleans /tmp and starts services: tests begin once it is done.
+        if info.init == acetate_engine::spec::Init::Systemd {
+            ct.booted();
+        }
         ct
     }
 
@@ -60,6 +64,18 @@ impl Ct {
             .expect("valid spec");
         engine.create(&spec).expect("create");
         Ct { engine, name }
+    }
+
+    /// Waits until the container's systemd has finished booting; its verdict (`running`
+    /// when every unit came up).
+    pub fn booted(&self) -> String {
+        // Until systemd has made its socket, systemctl cannot reach it.
+        let (_, out, err) = self.sh(
+            "for i in $(seq 100); do test -S /run/systemd/private && break; sleep 0.1; done; \
+             systemctl is-system-running --wait",
+        );
+        assert!(err.is_empty(), "systemctl: {err}");
+        out.trim().to_string()
     }
 
     /// Runs a shell script inside; returns (exit code, stdout, stderr).

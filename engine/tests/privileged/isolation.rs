@@ -2,6 +2,8 @@
 
 use std::fs;
 
+use acetate_engine::spec::Init;
+
 use crate::helpers::{engine, Ct};
 
 #[test]
@@ -40,28 +42,35 @@ fn sees_only_its_own_processes_hostname_and_files() {
     let Some(engine) = engine("sees_only_its_own_processes_hostname_and_files") else {
         return;
     };
-    let ct = Ct::started(engine, "iso-view", |b| b);
-    let marker = format!("/tmp/acetate-host-marker-{}", std::process::id());
-    fs::write(&marker, "host secret").unwrap();
-
-    let (code, out, _) = ct.sh(&format!(
-        "hostname; cat /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9]'; \
-         test -e {marker} && echo VISIBLE || echo hidden"
-    ));
-    fs::remove_file(&marker).unwrap();
-    assert_eq!(code, 0);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], ct.name);
-    assert!(
-        lines[1].starts_with("acetate-init"),
-        "pid 1 is our init: {out}"
-    );
-    let procs: u32 = lines[2].parse().unwrap();
-    assert!(
-        procs <= 4,
-        "only init, the shell and its children are visible: {out}"
-    );
-    assert_eq!(lines[3], "hidden");
+    for init in [Init::Minimal, Init::Systemd] {
+        let ct = Ct::started(engine, "iso-view", |b| b.init(init));
+        if init == Init::Systemd {
+            assert_eq!(ct.booted(), "running");
+        }
+        let marker = format!("/tmp/acetate-host-marker-{}", std::process::id());
+        fs::write(&marker, "host secret").unwrap();
+        // Seen from the host: every process of the container, before the probe runs.
+        let own = engine.cgroup(&ct.name).processes().len();
+        let (code, out, _) = ct.sh(&format!(
+            "hostname; cat /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9]'; \
+             test -e {marker} && echo VISIBLE || echo hidden"
+        ));
+        fs::remove_file(&marker).unwrap();
+        assert_eq!(code, 0);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], ct.name);
+        let pid1 = match init {
+            Init::Minimal => "acetate-init",
+            Init::Systemd => "/sbin/init",
+        };
+        assert!(lines[1].starts_with(pid1), "pid 1 is {pid1}: {out}");
+        let procs: usize = lines[2].parse().unwrap();
+        assert!(
+            procs <= own + 3,
+            "only its own {own} processes, the shell and its children are visible: {out}"
+        );
+        assert_eq!(lines[3], "hidden");
+    }
 }
 
 #[test]
@@ -69,7 +78,16 @@ fn cannot_change_the_host() {
     let Some(engine) = engine("cannot_change_the_host") else {
         return;
     };
-    let ct = Ct::started(engine, "iso-host", |b| b);
+    for init in [Init::Minimal, Init::Systemd] {
+        cannot_change_the_host_with(engine, init);
+    }
+}
+
+fn cannot_change_the_host_with(engine: &'static acetate_engine::Engine, init: Init) {
+    let ct = Ct::started(engine, "iso-host", |b| b.init(init));
+    if init == Init::Systemd {
+        assert_eq!(ct.booted(), "running");
+    }
     let probe = format!("acetate-write-probe-{}", std::process::id());
     // Writes to template files land in the container's own layer, never on the host.
     let (code, _, err) = ct.sh(&format!(
@@ -121,10 +139,45 @@ fn cannot_change_the_host() {
         );
     }
     assert_eq!(field("Seccomp:"), "2", "a seccomp filter is active");
-    // No host cgroup files, read-only /sys, minimal /dev.
-    let (_, out, _) = ct.sh("ls /sys/fs/cgroup | wc -l; ls /dev | tr '\\n' ' '");
+    // PID 1 (systemd too) is bound by the same capabilities and filter.
+    let (_, init_status, _) = ct.sh("grep -E '^(CapBnd|Seccomp):' /proc/1/status");
+    assert!(
+        init_status.contains(&format!("CapBnd:\t{bnd:016x}")),
+        "{init_status}"
+    );
+    assert!(init_status.contains("Seccomp:\t2"), "{init_status}");
+    // No host cgroup files: none at all under the minimal init; under systemd only the
+    // container's own subtree (the root of its cgroup namespace), whose limits it cannot
+    // raise.
+    let (_, out, _) = ct.sh(
+        "find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -type d -printf '%f '; echo; \
+         for f in memory.max pids.max cpu.max memory.swap.max; do \
+           test -e /sys/fs/cgroup/$f && echo max > /sys/fs/cgroup/$f 2>/dev/null && echo RAISED $f; \
+         done; grep '^0::' /proc/self/cgroup; ls /dev | tr '\\n' ' '",
+    );
     let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("0"), "host cgroup files are hidden");
+    let groups = lines.next().unwrap();
+    match init {
+        Init::Minimal => assert_eq!(groups.trim(), "", "host cgroup files are hidden"),
+        Init::Systemd => {
+            assert!(
+                groups.contains("init.scope"),
+                "systemd's own groups: {groups}"
+            );
+            for g in groups.split_whitespace() {
+                assert!(
+                    g.ends_with(".scope") || g.ends_with(".slice") || g == "acetate-exec",
+                    "only systemd's own groups: {groups}"
+                );
+            }
+        }
+    }
+    let line = lines.next().unwrap();
+    assert!(!line.contains("RAISED"), "{line}");
+    assert_eq!(
+        line, "0::/",
+        "the shell sits at the root of its cgroup namespace"
+    );
     let devs = lines.next().unwrap();
     for dev in [
         "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts",

@@ -67,6 +67,8 @@ impl FakeRuntime {
                 bytes: 0,
                 containers: 0,
                 os: None,
+                init: acetate_engine::spec::Init::Minimal,
+                tree_version: 0,
             },
         );
     }
@@ -168,6 +170,7 @@ impl Runtime for FakeRuntime {
             owner: spec.owner.clone(),
             state: State::Stopped,
             pid: None,
+            init: acetate_engine::spec::Init::Minimal,
             created_at: acetate_engine::store::unix_now(),
             started_at: None,
             host_uid: 100_000,

@@ -271,6 +271,7 @@ mod tests {
             owner: None,
             state,
             pid: running.then_some(pid),
+            init: acetate_engine::spec::Init::Minimal,
             created_at: 1000,
             started_at: running.then_some(started),
             host_uid: 0,

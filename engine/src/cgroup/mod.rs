@@ -22,6 +22,8 @@ use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::{Cgroup, Controllers, Hierarchy, MaxValue, Subsystem};
 use serde::{Deserialize, Serialize};
 
+mod delegate;
+
 use crate::cpuset;
 use crate::devices;
 use crate::error::{Error, Result};
@@ -518,6 +520,7 @@ impl ContainerCgroup {
             self.kill_all();
             let mut busy = None;
             for dir in self.paths() {
+                delegate::remove_below(&dir);
                 match fs::remove_dir(&dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
