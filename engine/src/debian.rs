@@ -22,8 +22,11 @@ pub struct DebianBuild {
     pub include: Vec<String>,
 }
 
-/// Packages a hosting customer expects in a fresh container beyond Debian's minimal base.
+/// Packages a hosting customer expects in a fresh container beyond Debian's minimal base:
+/// an init system that runs services (the container boots it) and cron among them.
 pub const DEFAULT_INCLUDE: &[&str] = &[
+    "systemd-sysv",
+    "cron",
     "ca-certificates",
     "openssh-sftp-server",
     "procps",

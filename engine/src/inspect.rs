@@ -8,12 +8,6 @@ use crate::{network, storage, ContainerInfo, Engine, Result, State, Usage};
 type Counted = std::collections::HashMap<String, crate::netlink::LinkCounters>;
 
 impl Engine {
-    /// What container `cfg` boots: the init it asked for, or its template's.
-    pub(crate) fn boots(&self, cfg: &ContainerConfig) -> crate::spec::Init {
-        cfg.init
-            .unwrap_or_else(|| crate::template::init_of(&self.layout, &cfg.template))
-    }
-
     pub(crate) fn info(&self, cfg: &ContainerConfig, st: Option<RunState>) -> ContainerInfo {
         let counted = match (cfg.network, st) {
             (true, Some(_)) => {

@@ -9,6 +9,7 @@
 //! container has a lock; containers outlive the process that started them).
 
 pub mod backup;
+mod boot;
 pub mod capacity;
 pub mod cgroup;
 mod cpuset;
@@ -328,6 +329,7 @@ impl Engine {
         if !template::exists(&self.layout, &spec.template) {
             return Err(Error::NoSuchTemplate(spec.template.clone()));
         }
+        self.check_init(&spec.template, spec.init)?;
         let _g = self.layout.lock_global(LOCK_TIMEOUT)?;
         let dir = self.layout.container(&spec.name);
         if self.layout.config(&spec.name).exists() {
@@ -446,12 +448,16 @@ impl Engine {
                 return Err(e);
             }
         }
+        let boot = self.boots(cfg);
+        if boot == spec::Init::Systemd {
+            boot::size_host_for_systemd();
+        }
         let params = runtime::StartParams {
             name,
             hostname: cfg.hostname(),
             rootfs: &rootfs,
             init: &self.init,
-            boot: self.boots(cfg),
+            boot,
             id_base: cfg.id_base,
             cgroup: &cgroup,
             seccomp: &self.seccomp,
@@ -540,6 +546,10 @@ impl Engine {
         }
         if template != cfg.template {
             cfg.template = template;
+            // systemd asked for by name follows the template: the new one's own init.
+            if cfg.init == Some(spec::Init::Systemd) {
+                cfg.init = None;
+            }
             store::write_json(&self.layout.config(name), &cfg)?;
         }
         storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base)?;

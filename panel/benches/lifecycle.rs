@@ -2,7 +2,11 @@
 //! through the engine in-process and through the `acetate` binary; host memory per idle
 //! running container; and the same lifecycle with runc, side by side.
 //!
-//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net] [--settle MS] [--autostart N]`
+//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net] [--settle MS] [--autostart N] [--boot N]`
+//!
+//! The lifecycle and idle figures are of Acetate's minimal init (runc's container runs a
+//! bare `sleep`); `--boot N` boots N containers' systemd against N minimal inits: time to
+//! a finished boot, idle host memory each.
 //!
 //! `--autostart N` measures bringing N running containers back after a simulated reboot
 //! (every container process killed, every mount and loop device detached).
@@ -20,10 +24,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use acetate_engine::spec::Init;
 use acetate_engine::{ContainerSpec, Engine, ExecIo};
 
 #[path = "lifecycle/autostart.rs"]
 mod autostart;
+#[path = "lifecycle/boot.rs"]
+mod boot;
 
 struct Opts {
     /// Also the lifecycle of containers with a network interface.
@@ -34,6 +41,8 @@ struct Opts {
     idle: usize,
     /// Containers brought back after a simulated reboot (0: not measured).
     autostart: usize,
+    /// Containers booted with systemd and with the minimal init (0: not measured).
+    boot: usize,
     runc: bool,
     state: PathBuf,
 }
@@ -45,6 +54,7 @@ fn opts() -> Opts {
         count: 50,
         idle: 200,
         autostart: 0,
+        boot: 0,
         runc: false,
         state: PathBuf::from("/var/tmp/acetate-bench"),
     };
@@ -59,6 +69,7 @@ fn opts() -> Opts {
                     .and_then(|v| v.parse().ok())
                     .expect("--autostart N")
             }
+            "--boot" => o.boot = args.next().and_then(|v| v.parse().ok()).expect("--boot N"),
             "--runc" => o.runc = true,
             "--net" => o.net = true,
             "--settle" => {
@@ -168,6 +179,7 @@ fn engine_lifecycle(engine: &Engine, count: usize, net: bool, settle: Duration) 
         let name = format!("bench-{i}");
         let spec = ContainerSpec::builder(&name)
             .disk(256 << 20)
+            .init(Init::Minimal)
             .network(net)
             .build()
             .unwrap();
@@ -208,7 +220,9 @@ fn cli_lifecycle(state: &Path, count: usize) -> Samples {
     for i in 0..count {
         let name = format!("bench-cli-{i}");
         s.time("create", || {
-            run(&mut cli(&["ct", "create", &name, "--disk", "256M"]))
+            run(&mut cli(&[
+                "ct", "create", &name, "--disk", "256M", "--init", "minimal",
+            ]))
         });
         s.time("start", || run(&mut cli(&["ct", "start", &name])));
         s.time("exec", || {
@@ -305,7 +319,11 @@ fn idle_memory(engine: &Engine, n: usize) {
     let names: Vec<String> = (0..n).map(|i| format!("idle-{i}")).collect();
     let base = settle();
     for name in &names {
-        let spec = ContainerSpec::builder(name).disk(64 << 20).build().unwrap();
+        let spec = ContainerSpec::builder(name)
+            .disk(64 << 20)
+            .init(Init::Minimal)
+            .build()
+            .unwrap();
         engine.create(&spec).unwrap();
     }
     let created = settle();
@@ -515,6 +533,9 @@ fn main() {
     }
     if o.autostart > 0 {
         autostart::autostart(&engine, o.autostart);
+    }
+    if o.boot > 0 {
+        boot::boot(&engine, o.boot);
     }
     if o.net {
         let _ = acetate_engine::firewall::teardown(&engine.identity().network());

@@ -11,6 +11,7 @@ fn main() {
         std::process::exit(2);
     }
     let cli = acetate::cli::Cli::parse_from(args);
+    acetate::cli::quiet_on_closed_pipe(&cli);
     acetate::cli::init_tracing(&cli);
     std::process::exit(acetate::cli::run(cli));
 }

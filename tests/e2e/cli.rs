@@ -757,6 +757,7 @@ fn a_debian_template_is_built_with_debians_own_tools_and_boots() {
         listed.contains(&tmpl) && listed.contains("Debian GNU/Linux 12"),
         "{listed}"
     );
+    assert_eq!(built["init"], "systemd", "{built}");
 
     let name = unique_name("deb-ct");
     ok(
@@ -793,6 +794,31 @@ fn a_debian_template_is_built_with_debians_own_tools_and_boots() {
         ],
     );
     assert!(out.starts_with("4755\n"), "{out}");
+    // It boots Debian's systemd, whose cron runs the customer's jobs.
+    let boot = "for i in $(seq 100); do test -S /run/systemd/private && break; sleep 0.1; done; \
+                systemctl is-system-running --wait";
+    let booted = ok(&state, &["ct", "exec", &name, "--", "sh", "-c", boot]);
+    assert_eq!(booted.trim(), "running", "{booted}");
+    let job = "echo '@reboot root echo ran > /var/tmp/cron-ran' > /etc/cron.d/tenant && \
+               systemctl is-enabled cron";
+    assert_eq!(
+        ok(&state, &["ct", "exec", &name, "--", "sh", "-c", job]),
+        "enabled\n"
+    );
+    ok(&state, &["ct", "restart", &name]);
+    let ran = ok(
+        &state,
+        &[
+            "ct",
+            "exec",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            &format!("{boot} >/dev/null; for i in $(seq 100); do test -e /var/tmp/cron-ran && break; sleep 0.1; done; cat /var/tmp/cron-ran"),
+        ],
+    );
+    assert_eq!(ran, "ran\n", "cron ran the job");
     ok(&state, &["ct", "destroy", &name]);
     ok(&state, &["template", "delete", &tmpl]);
     assert!(!ok(&state, &["template", "list"]).contains(&tmpl));

@@ -2,6 +2,7 @@
 //! (`CI=true`) they fail without it rather than skip.
 
 mod backup;
+mod boot;
 mod disk;
 mod hardening;
 mod helpers;

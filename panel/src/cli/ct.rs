@@ -40,7 +40,8 @@ pub enum CtCmd {
         #[arg(long, default_value_t = 4, requires = "all")]
         parallel: usize,
     },
-    /// Stop a container: SIGTERM to its processes, SIGKILL after the timeout.
+    /// Stop a container: its init shuts it down (systemd halts its units in order; the
+    /// minimal init passes SIGTERM on), SIGKILL after the timeout.
     Stop {
         name: String,
         /// Seconds to wait before SIGKILL.
@@ -81,6 +82,13 @@ pub enum CtCmd {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
+    /// What the container boots as PID 1 from its next start: `auto` (its template's own:
+    /// systemd where the template has it), `minimal` (Acetate's init) or `systemd`.
+    Init {
+        name: String,
+        #[arg(value_parser = ["auto", "minimal", "systemd"])]
+        init: String,
+    },
     /// Public ports of the host that lead to the container.
     #[command(subcommand)]
     Forward(super::net::ForwardCmd),
@@ -105,6 +113,10 @@ pub struct CreateArgs {
     name: String,
     #[arg(long, default_value = "host")]
     template: String,
+    /// What it boots as PID 1: `minimal` (Acetate's init) or `systemd` (default: the
+    /// template's own, systemd where it has it).
+    #[arg(long)]
+    init: Option<acetate_engine::spec::Init>,
     /// Memory limit (e.g. 512M).
     #[arg(long, value_parser = bytes)]
     memory: Option<u64>,
@@ -221,6 +233,9 @@ fn build_spec(a: CreateArgs) -> Result<ContainerSpec> {
         .no_egress(a.no_egress)
         .net_rate(a.net_rate)
         .io(a.io.limits());
+    if let Some(init) = a.init {
+        b = b.init(init);
+    }
     if let Some(v) = a.memory {
         b = b.memory(v);
     }
@@ -320,6 +335,20 @@ pub fn run(engine: &Engine, out: &Output, cmd: CtCmd) -> Result<i32> {
             out.print(
                 &serde_json::json!({ "name": name, "egress": state }),
                 |_| println!("container {name}: egress {state}"),
+            );
+        }
+        CtCmd::Init { name, init } => {
+            let asked = match init.as_str() {
+                "auto" => None,
+                other => Some(other.parse()?),
+            };
+            let info = engine.set_init(&name, asked)?;
+            let boots = engine.next_init(&name)?;
+            out.print(
+                &serde_json::json!({ "name": name, "init": init, "boots": boots, "running": info.init }),
+                |_| {
+                    println!("container {name}: boots {} from its next start", boots.as_str());
+                },
             );
         }
         CtCmd::Enter { name } => {

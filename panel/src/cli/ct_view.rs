@@ -89,6 +89,7 @@ pub(super) fn print_info(c: &ContainerInfo) {
         println!("init pid:   {pid}");
     }
     println!("template:   {}", c.template);
+    println!("init:       {}", c.init.as_str());
     if let Some(owner) = &c.owner {
         println!("owner:      {owner}");
     }

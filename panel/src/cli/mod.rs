@@ -148,6 +148,21 @@ pub enum Command {
     Net(net::NetCmd),
 }
 
+/// Commands that print end quietly when their reader goes (`acetate ct list | head`), as
+/// other Unix tools do; `serve` keeps ignoring SIGPIPE (a client's closed connection is an
+/// error to handle, not a reason to die).
+pub fn quiet_on_closed_pipe(cli: &Cli) {
+    if !matches!(cli.command, Command::Serve(_)) {
+        // SAFETY: restores the default disposition of one signal, before any thread starts.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
+}
+
 /// Logs go to stderr: commands are quiet unless `-v` or `RUST_LOG` asks; `serve` logs at
 /// info (a line per request, with its id) from the start.
 pub fn init_tracing(cli: &Cli) {

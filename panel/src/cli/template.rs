@@ -73,6 +73,7 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
                         vec![
                             t.name.clone(),
                             t.os.clone().unwrap_or_else(|| "-".into()),
+                            t.init.as_str().to_string(),
                             t.source.clone(),
                             t.entries.to_string(),
                             format_bytes(t.bytes),
@@ -81,7 +82,15 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
                     })
                     .collect();
                 table(
-                    &["NAME", "OS", "SOURCE", "ENTRIES", "SIZE", "CONTAINERS"],
+                    &[
+                        "NAME",
+                        "OS",
+                        "INIT",
+                        "SOURCE",
+                        "ENTRIES",
+                        "SIZE",
+                        "CONTAINERS",
+                    ],
                     &rows,
                 );
             });

@@ -110,9 +110,9 @@ impl Db {
              max_containers, total_memory, total_cpus_milli, total_disk, price_minor, currency, \
              created_at, ct_io_read_bps, ct_io_write_bps, ct_io_read_iops, ct_io_write_iops, \
              templates, max_snapshots, backup_every_hours, backup_keep_last, backup_keep_daily, \
-             backup_keep_weekly, backup_keep_monthly, egress) \
+             backup_keep_weekly, backup_keep_monthly, egress, minimal_init) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25) RETURNING id",
+             $18, $19, $20, $21, $22, $23, $24, $25, $26) RETURNING id",
         )
         .bind(p.reseller_id)
         .bind(&p.name)
@@ -139,6 +139,7 @@ impl Db {
         .bind(p.backup_keep_weekly)
         .bind(p.backup_keep_monthly)
         .bind(p.egress)
+        .bind(p.minimal_init)
         .fetch_one(&self.pool)
         .await
         .map_err(conflict(format!(
@@ -157,7 +158,7 @@ impl Db {
              ct_io_read_iops = $13, ct_io_write_iops = $14, templates = $15, \
              max_snapshots = $16, backup_every_hours = $17, backup_keep_last = $18, \
              backup_keep_daily = $19, backup_keep_weekly = $20, backup_keep_monthly = $21, \
-             egress = $22 WHERE id = $23",
+             egress = $22, minimal_init = $23 WHERE id = $24",
         )
         .bind(p.ct_memory)
         .bind(p.ct_cpus_milli)
@@ -181,6 +182,7 @@ impl Db {
         .bind(p.backup_keep_weekly)
         .bind(p.backup_keep_monthly)
         .bind(p.egress)
+        .bind(p.minimal_init)
         .bind(p.id)
         .execute(&self.pool)
         .await?;

@@ -49,6 +49,8 @@ pub struct Plan {
     pub backup_keep_monthly: i64,
     /// 1: its containers reach the outside; 0: only the host's open ports and forwards.
     pub egress: i64,
+    /// 1: its containers keep Acetate's minimal init even where the template has systemd.
+    pub minimal_init: i64,
 }
 
 impl Plan {

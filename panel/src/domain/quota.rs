@@ -289,6 +289,7 @@ mod tests {
             templates: String::new(),
             max_snapshots: 5,
             egress: 1,
+            minimal_init: 0,
             backup_every_hours: 0,
             backup_keep_last: 7,
             backup_keep_daily: 0,

@@ -159,6 +159,10 @@ impl Runtime for EngineRuntime {
         self.0.set_egress(name, allowed)
     }
 
+    fn set_init(&self, name: &str, init: Option<acetate_engine::spec::Init>) -> Result<()> {
+        self.0.set_init(name, init).map(|_| ())
+    }
+
     fn run_command(
         &self,
         name: &str,

@@ -18,13 +18,14 @@ use acetate_engine::{
 
 use acetate_engine::forward::{Forward, PublicPort};
 use acetate_engine::netconf::Network;
+use acetate_engine::spec::Init;
 
 use super::{CommandRun, Exclusive, Runtime};
 
 #[derive(Debug, Default)]
 pub(super) struct Inner {
     pub(super) containers: BTreeMap<String, ContainerInfo>,
-    templates: BTreeMap<String, TemplateInfo>,
+    pub(super) templates: BTreeMap<String, TemplateInfo>,
     /// operation -> how many more calls fail.
     failures: HashMap<&'static str, usize>,
     /// operation -> how long each call takes.
@@ -54,23 +55,6 @@ impl FakeRuntime {
         };
         fake.add_template("host");
         fake
-    }
-
-    pub fn add_template(&self, name: &str) {
-        self.lock().templates.insert(
-            name.to_string(),
-            TemplateInfo {
-                name: name.to_string(),
-                source: "fake".into(),
-                created_at: 0,
-                entries: 1,
-                bytes: 0,
-                containers: 0,
-                os: None,
-                init: acetate_engine::spec::Init::Minimal,
-                tree_version: 0,
-            },
-        );
     }
 
     /// Makes the next `times` calls of `op` ("create", "start", "stop", "set", ...) fail.
@@ -170,7 +154,7 @@ impl Runtime for FakeRuntime {
             owner: spec.owner.clone(),
             state: State::Stopped,
             pid: None,
-            init: acetate_engine::spec::Init::Minimal,
+            init: spec.init.unwrap_or(inner.templates[&spec.template].init),
             created_at: acetate_engine::store::unix_now(),
             started_at: None,
             host_uid: 100_000,
@@ -391,6 +375,9 @@ impl Runtime for FakeRuntime {
 
     fn set_egress(&self, name: &str, allowed: bool) -> Result<()> {
         self.fake_set_egress(name, allowed)
+    }
+    fn set_init(&self, name: &str, init: Option<Init>) -> Result<()> {
+        self.fake_set_init(name, init)
     }
 
     fn exclusive_metering(&self) -> Result<Exclusive> {

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use acetate_engine::forward::Forward;
+use acetate_engine::spec::Init;
+use acetate_engine::template::TemplateInfo;
 use acetate_engine::{Error, Result};
 
 use super::fake::FakeRuntime;
@@ -102,6 +104,40 @@ impl FakeRuntime {
             inner.no_egress.remove(name);
         } else {
             inner.no_egress.insert(name.to_string());
+        }
+        Ok(())
+    }
+
+    pub fn add_template(&self, name: &str) {
+        self.lock().templates.insert(
+            name.to_string(),
+            TemplateInfo {
+                name: name.to_string(),
+                source: "fake".into(),
+                created_at: 0,
+                entries: 1,
+                bytes: 0,
+                containers: 0,
+                os: None,
+                // As the real `host` template (the host's systemd); others have none.
+                init: if name == "host" {
+                    Init::Systemd
+                } else {
+                    Init::Minimal
+                },
+                tree_version: 0,
+            },
+        );
+    }
+
+    pub(super) fn fake_set_init(&self, name: &str, init: Option<Init>) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(template) = inner.containers.get(name).map(|c| c.template.clone()) else {
+            return Err(Error::NoSuchContainer(name.to_string()));
+        };
+        let own = inner.templates[&template].init;
+        if let Some(info) = inner.containers.get_mut(name) {
+            info.init = init.unwrap_or(own);
         }
         Ok(())
     }

@@ -126,6 +126,8 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     ) -> Result<Vec<acetate_engine::forward::Forward>>;
     /// Lets container `name` reach the outside or not, live and for its next starts.
     fn set_egress(&self, name: &str, allowed: bool) -> Result<()>;
+    /// What container `name` boots from its next start: `init`, or its template's own.
+    fn set_init(&self, name: &str, init: Option<acetate_engine::spec::Init>) -> Result<()>;
 
     fn exclusive_metering(&self) -> Result<Exclusive>;
 

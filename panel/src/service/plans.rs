@@ -30,6 +30,8 @@ pub struct NewPlan {
     pub copies: Copies,
     /// Its containers may reach the outside.
     pub egress: bool,
+    /// Its containers keep Acetate's minimal init even where the template has systemd.
+    pub minimal_init: bool,
 }
 
 /// What a plan gives each container in snapshots and backups.
@@ -153,6 +155,7 @@ async fn checked_plan(st: &AppState, caller: &User, p: NewPlan) -> AppResult<Pla
         backup_keep_weekly: c.keep_weekly,
         backup_keep_monthly: c.keep_monthly,
         egress: i64::from(p.egress),
+        minimal_init: i64::from(p.minimal_init),
     };
     plan.check().map_err(AppError::Unprocessable)?;
     Ok(plan)
@@ -217,6 +220,9 @@ pub async fn update_plan(
     if plan.egress != old.egress {
         apply_egress(st, &plan).await?;
     }
+    if plan.minimal_init != old.minimal_init {
+        apply_init(st, &plan).await?;
+    }
     let mut over = Vec::new();
     for customer in st.db.customers_on_plan(plan.id).await? {
         let reasons = over_plan(st, &customer, &plan).await?;
@@ -249,6 +255,23 @@ async fn apply_egress(st: &AppState, plan: &Plan) -> AppResult<()> {
         }
     }
     Ok(())
+}
+
+/// Gives every container of the plan's customers the plan's init, from its next start.
+async fn apply_init(st: &AppState, plan: &Plan) -> AppResult<()> {
+    let init = plan_init(plan);
+    for customer in st.db.customers_on_plan(plan.id).await? {
+        for row in st.db.containers_visible_to(&customer).await? {
+            let name = row.engine_name.clone();
+            st.engine(move |rt| rt.set_init(&name, init)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The init a plan's containers ask for: the minimal one, or their template's own.
+pub fn plan_init(plan: &Plan) -> Option<acetate_engine::spec::Init> {
+    (plan.minimal_init != 0).then_some(acetate_engine::spec::Init::Minimal)
 }
 
 /// Deletes a plan no customer is on.

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{plan, pool, spawn_app};
+use crate::support::{login, page, plan, pool, spawn_app, PASSWORD};
 
 #[tokio::test]
 async fn resellers_change_delete_and_move_between_their_plans() {
@@ -663,5 +663,51 @@ async fn a_plan_is_edited_on_its_own_page_and_names_who_is_over() {
     assert!(
         !app.engine.egress_of(&engine_name),
         "the change applied to alice's container"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_may_keep_its_containers_on_the_minimal_init() {
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(20)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, body) = alice.create(json!({"name": "web", "memory": "256M"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, ct) = alice.get("/api/v1/containers/web").await;
+    assert_eq!(
+        ct["init"], "systemd",
+        "the host template boots its systemd: {ct}"
+    );
+    let cookie = login(&app, "alice", PASSWORD).await;
+    let (_, html) = page(&app, &cookie, "/containers/web").await;
+    assert!(html.contains("host, booting its own systemd"), "{html}");
+
+    // The reseller asks for the minimal init: the plan's containers get it (from their
+    // next start) and so do new ones.
+    let mut minimal = plan("basic", 5);
+    minimal["minimal_init"] = json!(true);
+    let (status, body) = acme
+        .call(Method::PUT, "/api/v1/plans/basic", Some(minimal))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["plan"]["minimal_init"], 1, "{body}");
+    let (_, ct) = alice.get("/api/v1/containers/web").await;
+    assert_eq!(ct["init"], "minimal", "{ct}");
+    let (status, body) = alice.create(json!({"name": "db", "memory": "256M"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, ct) = alice.get("/api/v1/containers/db").await;
+    assert_eq!(ct["init"], "minimal", "{ct}");
+    let (_, html) = page(&app, &cookie, "/containers/db").await;
+    assert!(
+        html.contains("host, with Acetate&#39;s minimal init"),
+        "{html}"
+    );
+
+    // The plan's page has the box, ticked.
+    let reseller = login(&app, "acme", PASSWORD).await;
+    let (_, html) = page(&app, &reseller, "/reseller/plans/basic").await;
+    assert!(
+        html.contains(r#"name="minimal_init" value="1" checked"#),
+        "{html}"
     );
 }

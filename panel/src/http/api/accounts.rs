@@ -126,6 +126,10 @@ struct PlanRequest {
     /// open ports and forwards to them).
     #[serde(default = "yes")]
     egress: bool,
+    /// Its containers keep Acetate's minimal init even where their template boots systemd
+    /// (default false: they boot the template's own init).
+    #[serde(default)]
+    minimal_init: bool,
 }
 
 /// Disk I/O caps: bandwidth as bytes or text ("20M" per second), operations per second.
@@ -197,6 +201,7 @@ impl PlanRequest {
             templates: self.templates,
             copies: self.copies,
             egress: self.egress,
+            minimal_init: self.minimal_init,
             name: self.name,
         })
     }

@@ -119,6 +119,8 @@ struct ContainerPage {
     /// Templates the owner may reinstall from, and the container's own.
     templates: Vec<String>,
     c_template: Option<String>,
+    /// Its template and what it boots.
+    system: Option<String>,
     /// Limit hits and the reseller's notices.
     limit_hits: super::limits::LimitsView,
     /// Snapshots: (name, taken, size, "running"/"stopped"), oldest first.
@@ -186,6 +188,10 @@ async fn render_container(
         Err(e) => return PageError(e).into_response(),
     };
     let c_template = view.template.clone();
+    let system = view.template.as_ref().zip(view.init).map(|(t, i)| match i {
+        acetate_engine::spec::Init::Systemd => format!("{t}, booting its own systemd"),
+        acetate_engine::spec::Init::Minimal => format!("{t}, with Acetate's minimal init"),
+    });
     let limit_hits = match super::limits::of_container(st, &session.user, name, t.owner()).await {
         Ok(l) => l,
         Err(e) => return PageError(e).into_response(),
@@ -227,6 +233,7 @@ async fn render_container(
         graphs,
         templates,
         c_template,
+        system,
         limit_hits,
         snapshots,
         backups,

@@ -82,6 +82,9 @@ pub(super) struct PlanForm {
     /// Whether the form had the egress box (the plan's page has it; the short form not).
     #[serde(default)]
     has_egress: Option<String>,
+    /// Present (a ticked box): the plan's containers keep the minimal init.
+    #[serde(default)]
+    minimal_init: Option<String>,
 }
 
 impl PlanForm {
@@ -133,6 +136,7 @@ impl PlanForm {
                 .collect(),
             copies,
             egress: f.has_egress.is_none() || f.egress.is_some(),
+            minimal_init: f.minimal_init.is_some(),
         })
     }
 }

@@ -75,6 +75,9 @@ impl NewContainer {
         if let Some(w) = self.io_weight {
             b = b.io_weight(w);
         }
+        if let Some(init) = crate::service::plans::plan_init(plan) {
+            b = b.init(init);
+        }
         b.build()
             .map_err(|e| AppError::Unprocessable(e.to_string()))
     }

@@ -33,6 +33,10 @@ pub struct ContainerView {
     /// `running`, `stopped`, or `creating`/`destroying` while the panel works on it.
     pub state: String,
     pub template: Option<String>,
+    /// What runs as its PID 1: `systemd` (its template's) or `minimal` (Acetate's own);
+    /// while stopped, what it will boot.
+    #[schema(value_type = Option<String>)]
+    pub init: Option<acetate_engine::spec::Init>,
     /// Memory, swap, CPUs (thousandths), processes, disk and inodes, I/O weight and caps,
     /// network rate.
     #[schema(value_type = Option<Object>)]
@@ -57,6 +61,7 @@ pub fn view(row: &ContainerRow, info: Option<&ContainerInfo>) -> ContainerView {
         owner: Some(row.owner.clone()),
         state,
         template: info.map(|i| i.template.clone()),
+        init: info.map(|i| i.init),
         limits: info.map(|i| i.limits.clone()),
         network: info.and_then(|i| i.network.clone()),
         usage: info.map(|i| i.usage),
@@ -100,6 +105,7 @@ pub async fn list(st: &AppState, caller: &User) -> AppResult<Vec<ContainerView>>
                     owner: None,
                     state: i.state.to_string(),
                     template: Some(i.template.clone()),
+                    init: Some(i.init),
                     limits: Some(i.limits.clone()),
                     network: i.network.clone(),
                     usage: Some(i.usage),

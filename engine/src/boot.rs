@@ -1,0 +1,72 @@
+//! What a container boots as its PID 1: its template's own systemd, or Acetate's minimal
+//! init (for templates without one, or when asked for).
+
+use crate::error::{Error, Result};
+use crate::spec::{self, Init};
+use crate::store::{self, ContainerConfig};
+use crate::{template, ContainerInfo, Engine};
+
+impl Engine {
+    /// What container `cfg` boots: the init it asked for, or its template's.
+    pub(crate) fn boots(&self, cfg: &ContainerConfig) -> Init {
+        cfg.init
+            .unwrap_or_else(|| template::init_of(&self.layout, &cfg.template))
+    }
+
+    /// Refuses systemd for a template that has none.
+    pub(crate) fn check_init(&self, template: &str, init: Option<Init>) -> Result<()> {
+        if init == Some(Init::Systemd) && template::init_of(&self.layout, template) != Init::Systemd
+        {
+            return Err(Error::InvalidLimit {
+                what: "init",
+                msg: format!(
+                    "template {template:?} has no systemd to boot (its /sbin/init is not \
+                     systemd); its containers get the minimal init"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// What container `name` boots at its next start.
+    pub fn next_init(&self, name: &str) -> Result<Init> {
+        Ok(self.boots(&self.config(name)?))
+    }
+
+    /// Chooses what container `name` boots from its next start: `init`, or its template's
+    /// own (`None`). A running container keeps its PID 1 until restarted.
+    pub fn set_init(&self, name: &str, init: Option<Init>) -> Result<ContainerInfo> {
+        crate::require_root("change containers")?;
+        spec::validate_name(name)?;
+        let (_lock, mut cfg) = self.lock(name)?;
+        self.check_init(&cfg.template, init)?;
+        cfg.init = init;
+        store::write_json(&self.layout.config(name), &cfg)?;
+        let st = self.run_state(name)?;
+        Ok(self.info(&cfg, st))
+    }
+}
+
+/// Host limits that every container's systemd draws on, all charged to the host's root
+/// (who created the containers' user namespaces): with the kernel's default of 128 inotify
+/// instances, the 18th booted container finds none left and its `.path` units fail. Raised
+/// once per process to what LXD advises for production hosts, never lowered.
+pub(crate) fn size_host_for_systemd() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        for (file, want) in [
+            ("/proc/sys/fs/inotify/max_user_instances", 1_048_576u64),
+            ("/proc/sys/fs/inotify/max_user_watches", 1_048_576),
+        ] {
+            let have = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            if have.is_some_and(|h| h < want) {
+                match std::fs::write(file, want.to_string()) {
+                    Ok(()) => tracing::info!(file, from = have, to = want, "raised for systemd containers"),
+                    Err(e) => tracing::warn!(file, error = %e, "could not raise; systemd containers may run short"),
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,108 @@
+//! Containers whose template has systemd boot it: services enabled inside come back after a
+//! restart, the journal works, and a stop is a clean shutdown.
+
+use std::time::{Duration, Instant};
+
+use acetate_engine::spec::Init;
+
+use crate::helpers::{engine, Ct};
+
+const UNIT: &str = "[Unit]
+Description=a tenant's web server
+[Service]
+ExecStartPre=/bin/sh -c 'date +%s.%N >> /var/lib/web-starts'
+ExecStart=/usr/bin/python3 -m http.server 8080 --bind 127.0.0.1 --directory /var/lib
+ExecStop=/bin/sh -c 'echo stopped-in-order >> /var/lib/web-stops'
+[Install]
+WantedBy=multi-user.target
+";
+
+/// Fetches `path` from the container's own web server, waiting for it to listen.
+fn fetch(ct: &Ct, path: &str) -> String {
+    let (code, out, err) = ct.sh(&format!(
+        "for i in $(seq 100); do python3 -c 'import urllib.request,sys; \
+         sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:8080/{path}\").read().decode())' \
+         2>/dev/null && exit 0; sleep 0.1; done; exit 1"
+    ));
+    assert_eq!(code, 0, "the service answers: {out}{err}");
+    out
+}
+
+#[test]
+fn systemd_keeps_enabled_services_across_restarts_and_shuts_down_cleanly() {
+    let Some(engine) = engine("systemd_keeps_enabled_services_across_restarts") else {
+        return;
+    };
+    let ct = Ct::started(engine, "boot-svc", |b| b);
+    let info = engine.show(&ct.name).unwrap();
+    assert_eq!(info.init, Init::Systemd, "the host template boots systemd");
+    assert_eq!(ct.booted(), "running", "every unit came up");
+    let (code, out, err) = ct.sh(&format!(
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+         cat > /etc/systemd/system/web.service <<'UNIT'\n{UNIT}UNIT\n\
+         systemctl enable --now web.service 2>&1"
+    ));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("/sbin/init"), "{out}");
+    assert_eq!(fetch(&ct, "web-starts").lines().count(), 1);
+
+    // A stop is systemd's own shutdown: units stop in order, well before the timeout.
+    let timeout = Duration::from_secs(30);
+    let t = Instant::now();
+    engine.stop(&ct.name, timeout).unwrap();
+    assert!(t.elapsed() < timeout, "stopped without being killed");
+
+    engine.start(&ct.name).unwrap();
+    assert_eq!(ct.booted(), "running");
+    assert_eq!(fetch(&ct, "web-stops"), "stopped-in-order\n");
+    assert_eq!(
+        fetch(&ct, "web-starts").lines().count(),
+        2,
+        "enabled, it came back by itself"
+    );
+    let (_, out, _) = ct.sh("systemctl is-enabled web; systemctl is-active web; \
+         journalctl --no-pager -u web | grep -c 'Started web.service'");
+    assert_eq!(
+        out, "enabled\nactive\n1\n",
+        "the journal has this boot's start"
+    );
+}
+
+#[test]
+fn a_container_may_ask_for_the_minimal_init_and_switches_on_restart() {
+    let Some(engine) = engine("a_container_may_ask_for_the_minimal_init") else {
+        return;
+    };
+    let ct = Ct::started(engine, "boot-min", |b| b.init(Init::Minimal));
+    assert_eq!(engine.show(&ct.name).unwrap().init, Init::Minimal);
+    let (_, out, _) = ct.sh("cat /proc/1/cmdline | tr '\\0' ' '");
+    assert!(out.starts_with("acetate-init"), "{out}");
+    // Back to the template's own: from the next start.
+    let info = engine.set_init(&ct.name, None).unwrap();
+    assert_eq!(
+        info.init,
+        Init::Minimal,
+        "a running container keeps its PID 1"
+    );
+    engine.stop(&ct.name, Duration::from_secs(5)).unwrap();
+    assert_eq!(engine.show(&ct.name).unwrap().init, Init::Systemd);
+    engine.start(&ct.name).unwrap();
+    assert_eq!(ct.booted(), "running");
+
+    // A template without systemd cannot be asked to boot it, and nothing changes.
+    let tpl = format!("noinit-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    engine.import_template(&tpl, dir.path()).unwrap();
+    let spec =
+        acetate_engine::ContainerSpec::builder(acetate_engine::testing::unique_name("noinit"))
+            .template(&tpl)
+            .init(Init::Systemd)
+            .build()
+            .unwrap();
+    let err = engine.create(&spec).unwrap_err().to_string();
+    assert!(err.contains("has no systemd"), "{err}");
+    assert!(engine.show(&spec.name).is_err());
+    engine.delete_template(&tpl).unwrap();
+}
