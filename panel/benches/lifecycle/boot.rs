@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 use acetate_engine::spec::Init;
 use acetate_engine::{ContainerSpec, Engine, ExecIo};
 
+/// Waits for systemd's boot to end; fails (saying which units failed) unless it is
+/// `running`.
+const SYSTEMD_BOOTED: &str = "until test -S /run/systemd/private; do sleep 0.01; done; \
+    state=$(systemctl is-system-running --wait); test $state = running || \
+    { echo $state; systemctl --failed --no-pager; exit 1; }";
+
 struct Booted {
     init: Init,
     boots: Vec<Duration>,
@@ -41,10 +47,7 @@ fn boot_all(engine: &Engine, init: Init, n: usize) -> Booted {
         tty: false,
     };
     let wait = match init {
-        Init::Systemd => "until test -S /run/systemd/private; do sleep 0.01; done; \
-                          state=$(systemctl is-system-running --wait); test $state = running || \
-                          { echo $state; systemctl --failed --no-pager; exit 1; }"
-            .to_string(),
+        Init::Systemd => SYSTEMD_BOOTED.to_string(),
         Init::Minimal => "true".to_string(),
     };
     let mut boots = Vec::new();
@@ -118,6 +121,26 @@ fn own_memory(engine: &Engine, name: &str) -> u64 {
             .unwrap_or(0);
         field("total_rss") + field("total_shmem") + kmem
     }
+}
+
+/// Waits until container `name`'s systemd has booted with every unit running.
+pub fn wait_booted(engine: &Engine, name: &str) {
+    let null = File::open("/dev/null").unwrap();
+    let io = ExecIo {
+        stdin: Some(null.as_raw_fd()),
+        stdout: Some(null.as_raw_fd()),
+        stderr: Some(null.as_raw_fd()),
+        tty: false,
+    };
+    let code = engine
+        .exec(
+            name,
+            &["sh".into(), "-c".into(), SYSTEMD_BOOTED.into()],
+            &[],
+            io,
+        )
+        .unwrap();
+    assert_eq!(code, 0, "{name} booted with every unit running");
 }
 
 pub fn boot(engine: &Engine, n: usize) {
