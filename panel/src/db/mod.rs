@@ -71,6 +71,30 @@ fn private_sqlite_file(url: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// SQLite databases made before names became reusable still have `users.name UNIQUE`:
+/// the table is rebuilt once (see `users_rebuild.sql`).
+async fn free_deleted_names(pool: &AnyPool) -> AppResult<()> {
+    let (old,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' \
+         AND name LIKE 'sqlite_autoindex_users_%'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if old == 0 {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    conn.execute("PRAGMA foreign_keys = OFF").await?;
+    let rebuilt = conn.execute(include_str!("users_rebuild.sql")).await;
+    if rebuilt.is_err() {
+        let _ = conn.execute("ROLLBACK").await;
+    }
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    rebuilt
+        .map(|_| ())
+        .map_err(|e| AppError::Internal(format!("database migration failed: {e}")))
+}
+
 /// Database pool.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -125,6 +149,9 @@ impl Db {
             .run(&pool)
             .await
             .map_err(|e| AppError::Internal(format!("database migration failed: {e}")))?;
+        if sqlite {
+            free_deleted_names(&pool).await?;
+        }
         Ok(Db {
             pool,
             sqlite,

@@ -148,7 +148,10 @@ pub async fn overview(st: &AppState) -> HostOverview {
         disk_quotas,
         containers: all.len(),
         running: all.iter().filter(|c| c.state == State::Running).count(),
-        committed_memory: format_bytes(all.iter().map(|c| c.limits.memory).sum()),
+        committed_memory: committed(
+            all.iter().map(|c| c.limits.memory).sum(),
+            meminfo("MemTotal:"),
+        ),
         network: st
             .runtime
             .identity()
@@ -156,8 +159,39 @@ pub async fn overview(st: &AppState) -> HostOverview {
     }
 }
 
+/// The memory containers may use in all, against the host's: the over-commit ratio, said.
+fn committed(limits: u64, total: Option<u64>) -> String {
+    let Some(total) = total.filter(|t| *t > 0) else {
+        return format_bytes(limits);
+    };
+    let ratio = limits as f64 / total as f64;
+    let note = if ratio > 1.0 {
+        ": over-committed, they cannot all reach their limits at once"
+    } else {
+        ""
+    };
+    format!(
+        "{} ({ratio:.2}× the host's memory{note})",
+        format_bytes(limits)
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn committed_memory_says_its_ratio_to_the_hosts() {
+        assert_eq!(
+            super::committed(3 << 30, Some(2 << 30)),
+            "3G (1.50× the host's memory: over-committed, they cannot all reach their \
+             limits at once)"
+        );
+        assert_eq!(
+            super::committed(1 << 30, Some(4 << 30)),
+            "1G (0.25× the host's memory)"
+        );
+        assert_eq!(super::committed(1 << 30, None), "1G");
+    }
+
     #[test]
     fn the_engines_network_reads_in_one_line() {
         let id = acetate_engine::identity::Identity::stored(std::path::Path::new("/nonexistent"));

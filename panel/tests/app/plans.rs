@@ -267,6 +267,27 @@ async fn deleting_accounts_destroys_what_they_hold_and_still_bills_them() {
     // The month's invoice still bills her usage up to now.
     let report = app.bill_this_month(&acme).await;
     assert!(report.to_string().contains("alice"), "{report}");
+    // Her name is free again: a new alice is a new account, with nothing of the old one's.
+    let alice = app.customer(&acme, "alice", "basic").await;
+    let (status, list) = alice.get("/api/v1/containers").await;
+    assert_eq!((status, list), (StatusCode::OK, json!([])));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE name = 'alice'")
+            .await,
+        2,
+        "the deleted alice's row stays for her invoice"
+    );
+    let (status, body) = acme
+        .post(
+            "/api/v1/customers",
+            json!({"name": "alice", "password": PASSWORD, "plan": "basic"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a live alice stays unique: {body}"
+    );
 
     // The provider deletes a reseller with its customers and their containers.
     let provider = app.api("admin").await;
@@ -288,8 +309,8 @@ async fn deleting_accounts_destroys_what_they_hold_and_still_bills_them() {
             "SELECT COUNT(*) FROM audit_log WHERE action IN ('customer.delete', 'reseller.delete')"
         )
         .await,
-        3,
-        "alice, bob and acme"
+        4,
+        "alice, bob, the second alice and acme"
     );
 }
 

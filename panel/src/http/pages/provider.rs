@@ -138,7 +138,14 @@ async fn render_page_with(
             .map(|t| {
                 (
                     t.name,
-                    t.os.unwrap_or_else(|| "-".into()),
+                    format!(
+                        "{}, boots {}",
+                        t.os.unwrap_or_else(|| "-".into()),
+                        match t.init {
+                            acetate_engine::spec::Init::Systemd => "its systemd",
+                            acetate_engine::spec::Init::Minimal => "Acetate's minimal init",
+                        }
+                    ),
                     t.source,
                     format_bytes(t.bytes),
                     super::human_time(t.created_at as i64),
