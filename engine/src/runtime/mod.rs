@@ -171,7 +171,7 @@ fn describe_step(ops: &[Op], code: u32, errno: i32) -> &'static str {
         step::STDIO => "redirecting standard I/O",
         step::CAPS => "dropping capabilities",
         step::SECCOMP => "installing the seccomp filter",
-        step::EXEC => "executing acetate-init",
+        step::EXEC => "executing its init (acetate-init, or the template's /sbin/init)",
         step::JOIN_CGROUP => "joining the container's cgroup",
         step::SETNS => "entering the container's namespaces",
         step::FORK => "forking",
