@@ -87,7 +87,17 @@ impl Default for NetPolicy {
 const MARKS: &str = "/run/acetate/net";
 const FORWARDING: &str = "/proc/sys/net/ipv4/ip_forward";
 const FORWARDING6: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
-const BRIDGE_NF: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+/// br_netfilter's switches (IPv4, IPv6) and the marks that say Acetate turned them off.
+const BRIDGE_NF: [(&str, &str); 2] = [
+    (
+        "/proc/sys/net/bridge/bridge-nf-call-iptables",
+        "bridge-nf-was-on",
+    ),
+    (
+        "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+        "bridge-nf6-was-on",
+    ),
+];
 /// The table every engine's forwards share.
 const SHARED: &str = "inet acetate";
 
@@ -130,6 +140,12 @@ pub fn shared_script() -> String {
             "add map {t} {map} {{ type inet_service : ipv4_addr . inet_service; }}\n"
         ));
     }
+    // The same forwards over IPv6, to containers that have an IPv6 address.
+    for map in ["fwd6_tcp", "fwd6_udp"] {
+        out.push_str(&format!(
+            "add map {t} {map} {{ type inet_service : ipv6_addr . inet_service; }}\n"
+        ));
+    }
     // Forwards published on one address of the host; they come first.
     for map in ["fwd4_tcp", "fwd4_udp"] {
         out.push_str(&format!(
@@ -141,6 +157,8 @@ pub fn shared_script() -> String {
         "dnat ip to ip daddr . udp dport map @fwd4_udp",
         "fib daddr type local dnat ip to tcp dport map @fwd_tcp",
         "fib daddr type local dnat ip to udp dport map @fwd_udp",
+        "fib daddr type local dnat ip6 to tcp dport map @fwd6_tcp",
+        "fib daddr type local dnat ip6 to udp dport map @fwd6_udp",
     ];
     for (chain, hook) in [
         ("prerouting", "type nat hook prerouting priority dstnat"),
@@ -213,14 +231,19 @@ pub fn script(policy: &NetPolicy, net: &Network) -> String {
         "type filter hook forward priority 0",
         &forward,
     );
+    // Hairpin: a container reaching a forward of the host is answered through the host.
+    let mut postrouting = vec![
+        format!("ip saddr {subnet} {to} ct status dnat masquerade"),
+        format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"),
+    ];
+    if let Some(prefix) = net.ipv6_prefix {
+        postrouting.push(format!("ip6 saddr {prefix} {to} ct status dnat masquerade"));
+    }
     chain(
         &mut out,
         "postrouting",
         "type nat hook postrouting priority srcnat",
-        &[
-            format!("ip saddr {subnet} {to} ct status dnat masquerade"),
-            format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"),
-        ],
+        &postrouting,
     );
     out
 }
@@ -375,10 +398,12 @@ pub fn ensure(policy: &NetPolicy, net: &Network) -> Result<()> {
     // a forward of another container is DNATed at layer 2 and then dropped by the ports'
     // isolation; routed by the host instead, it reaches its target (and is masqueraded
     // back). The switch is per network namespace and put back by teardown.
-    let bridge_nf = std::fs::read_to_string(BRIDGE_NF).unwrap_or_default();
-    if bridge_nf.trim() == "1" {
-        std::fs::write(BRIDGE_NF, "0").map_err(|e| Error::io("write", BRIDGE_NF, e))?;
-        let _ = std::fs::write(marks.join("bridge-nf-was-on"), b"");
+    for (switch, mark) in BRIDGE_NF {
+        let on = std::fs::read_to_string(switch).unwrap_or_default();
+        if on.trim() == "1" {
+            std::fs::write(switch, "0").map_err(|e| Error::io("write", switch, e))?;
+            let _ = std::fs::write(marks.join(mark), b"");
+        }
     }
     Ok(())
 }
@@ -433,9 +458,12 @@ pub fn teardown(net: &Network) -> Result<Vec<String>> {
     for table in [SHARED, "bridge acetate"] {
         delete(&mut done, table);
     }
-    if marks.join("bridge-nf-was-on").exists() {
-        std::fs::write(BRIDGE_NF, "1").map_err(|e| Error::io("write", BRIDGE_NF, e))?;
-        done.push("br_netfilter's bridge-nf-call-iptables (turned on again)".into());
+    for (switch, mark) in BRIDGE_NF {
+        if marks.join(mark).exists() {
+            std::fs::write(switch, "1").map_err(|e| Error::io("write", switch, e))?;
+            let name = switch.rsplit('/').next().unwrap_or(switch);
+            done.push(format!("br_netfilter's {name} (turned on again)"));
+        }
     }
     if marks.join("forwarding-was-off").exists() {
         std::fs::write(FORWARDING, "0").map_err(|e| Error::io("write", FORWARDING, e))?;

@@ -2,7 +2,8 @@
 //!
 //! Each forward is kept in the container's config (so it survives restarts of the
 //! container, of the panel and of the host) and lives in the maps `fwd_tcp` / `fwd_udp` of
-//! the `inet acetate` table, which DNAT connections to any of the host's own addresses
+//! the `inet acetate` table (and `fwd6_tcp` / `fwd6_udp` for containers with an IPv6
+//! address), which DNAT connections to any of the host's own addresses
 //! (from outside, from the host itself, and from containers: the hairpin is masqueraded so
 //! the answer comes back the same way). A public port is in the map at most once, so it can
 //! never be given twice, whichever engine asks; a container's forwards are put back at its
@@ -137,23 +138,24 @@ impl FromStr for PublicPort {
     }
 }
 
-fn element(f: &Forward, net: &NetInfo) -> String {
+/// The map elements of forward `f`: on every address of the host, over IPv4 and (when the
+/// container has an IPv6 address) IPv6; or on one IPv4 address of the host.
+fn elements(f: &Forward, net: &NetInfo) -> Vec<String> {
+    let (proto, public, private) = (f.proto(), f.public, f.private);
     match f.address {
-        // Published on one address of the host.
-        Some(a) => format!(
-            "inet acetate fwd4_{} {{ {a} . {} : {} . {} }}",
-            f.proto(),
-            f.public,
-            net.address,
-            f.private
-        ),
-        None => format!(
-            "inet acetate fwd_{} {{ {} : {} . {} }}",
-            f.proto(),
-            f.public,
-            net.address,
-            f.private
-        ),
+        Some(a) => vec![format!(
+            "inet acetate fwd4_{proto} {{ {a} . {public} : {} . {private} }}",
+            net.address
+        )],
+        None => std::iter::once(format!(
+            "inet acetate fwd_{proto} {{ {public} : {} . {private} }}",
+            net.address
+        ))
+        .chain(
+            net.address6
+                .map(|a6| format!("inet acetate fwd6_{proto} {{ {public} : {a6} . {private} }}")),
+        )
+        .collect(),
     }
 }
 
@@ -165,7 +167,8 @@ pub(crate) fn install(forwards: &[Forward], net: &NetInfo) -> Result<()> {
     }
     let script: String = forwards
         .iter()
-        .map(|f| format!("add element {}\n", element(f, net)))
+        .flat_map(|f| elements(f, net))
+        .map(|e| format!("add element {e}\n"))
         .collect();
     network::run("nft", &["-f", "-"], Some(&script)).map_err(|e| {
         let taken: Vec<String> = forwards.iter().map(|f| f.public.to_string()).collect();
@@ -185,12 +188,8 @@ pub(crate) fn install(forwards: &[Forward], net: &NetInfo) -> Result<()> {
 
 /// Takes `forwards` out of the maps (those not there are skipped).
 pub(crate) fn uninstall(forwards: &[Forward], net: &NetInfo) {
-    for f in forwards {
-        let _ = network::run(
-            "nft",
-            &["-f", "-"],
-            Some(&format!("delete element {}\n", element(f, net))),
-        );
+    for e in forwards.iter().flat_map(|f| elements(f, net)) {
+        let _ = network::run("nft", &["-f", "-"], Some(&format!("delete element {e}\n")));
     }
 }
 
@@ -314,11 +313,25 @@ mod tests {
         assert_eq!(on.address, Some(Ipv4Addr::new(203, 0, 113, 5)));
         assert_eq!(on.to_string(), "203.0.113.5:8022:22/tcp");
         assert!(!on.same_public(&f));
-        assert!(element(
-            &on,
-            &crate::netconf::Network::default().info(1 << 20, 1 << 20)
-        )
-        .contains("fwd4_tcp { 203.0.113.5 . 8022 : 10.88.0.2 . 22 }"));
+        let v4_only = crate::netconf::Network::default().info(1 << 20, 1 << 20);
+        assert_eq!(
+            elements(&on, &v4_only),
+            ["inet acetate fwd4_tcp { 203.0.113.5 . 8022 : 10.88.0.2 . 22 }"]
+        );
+        // On every address: over IPv6 too where the container has an IPv6 address.
+        let dual = crate::netconf::Network {
+            ipv6_prefix: Some("2001:db8:61::/64".parse().unwrap()),
+            ..Default::default()
+        }
+        .info(1 << 20, 1 << 20);
+        assert_eq!(
+            elements(&f, &dual),
+            [
+                "inet acetate fwd_tcp { 8022 : 10.88.0.2 . 22 }",
+                "inet acetate fwd6_tcp { 8022 : 2001:db8:61::2 . 22 }"
+            ]
+        );
+        assert_eq!(elements(&f, &v4_only).len(), 1);
         assert!("host:8022:22".parse::<Forward>().is_err());
         let p: PublicPort = "203.0.113.5:8022/udp".parse().unwrap();
         assert_eq!((p.address.is_some(), p.port, p.udp), (true, 8022, true));

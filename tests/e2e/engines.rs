@@ -360,6 +360,38 @@ fn two_engines_with_their_own_settings_share_no_ids_cgroups_bridges_or_addresses
         "{out:?}"
     );
 
+    // A forward reaches a container with an IPv6 address over both families, on the
+    // host's own addresses: from outside, and back from the container itself (hairpin).
+    a.ok(&host, &["ct", "exec", name, "--", "sh", "-c",
+        "python3 -c 'import socket\ns=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"::\", 7676)); s.listen()\nwhile True:\n  c, _ = s.accept(); c.sendall(b\"dual\"); c.close()' >/dev/null 2>&1 &"]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    a.ok(&host, &["ct", "forward", "add", name, "8076:7676/tcp"]);
+    let fetch_from_peer = |addr: &str| {
+        must(&format!(
+            "ip netns exec {peer} python3 -c \"import socket\ntry:\n  print(socket.create_connection(('{addr}', 8076), timeout=2).recv(16).decode())\nexcept Exception as e: print(type(e).__name__)\""
+        ))
+        .trim()
+        .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fetch_from_peer("2001:db8:ff::1") != "dual" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "IPv6 forward: {}",
+            fetch_from_peer("2001:db8:ff::1")
+        );
+    }
+    assert_eq!(fetch_from_peer("203.0.113.1"), "dual");
+    for addr in ["203.0.113.1", "2001:db8:ff::1"] {
+        assert_eq!(
+            connect_from(&host, a.state(), name, addr, 8076),
+            "dual",
+            "hairpin to {addr}"
+        );
+    }
+    a.ok(&host, &["ct", "forward", "remove", name, "8076/tcp"]);
+    assert_eq!(fetch_from_peer("2001:db8:ff::1"), "ConnectionRefusedError");
+
     // Tearing the first engine's network down leaves the second's working.
     a.ok(&host, &["ct", "destroy", name]);
     let removed = a.ok(&host, &["net", "teardown"]);
