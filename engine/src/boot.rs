@@ -7,10 +7,17 @@ use crate::store::{self, ContainerConfig};
 use crate::{template, ContainerInfo, Engine};
 
 impl Engine {
-    /// What container `cfg` boots: the init it asked for, or its template's.
+    /// What container `cfg` boots: the init it asked for, or its template's — but the
+    /// minimal init on a host without a cgroup2 hierarchy, where systemd would have no
+    /// tree to manage (asked for by name, systemd then fails to start, saying why).
     pub(crate) fn boots(&self, cfg: &ContainerConfig) -> Init {
-        cfg.init
-            .unwrap_or_else(|| template::init_of(&self.layout, &cfg.template))
+        match cfg.init {
+            Some(init) => init,
+            None => match template::init_of(&self.layout, &cfg.template) {
+                Init::Systemd if self.cgroup(&cfg.name).v2_dir().is_none() => Init::Minimal,
+                init => init,
+            },
+        }
     }
 
     /// Refuses systemd for a template that has none.

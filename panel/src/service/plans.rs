@@ -247,23 +247,44 @@ pub async fn update_plan(
 
 /// Gives every container of the plan's customers the plan's egress, live.
 async fn apply_egress(st: &AppState, plan: &Plan) -> AppResult<()> {
-    let allowed = plan.egress != 0;
     for customer in st.db.customers_on_plan(plan.id).await? {
-        for row in st.db.containers_visible_to(&customer).await? {
-            let name = row.engine_name.clone();
-            st.engine(move |rt| rt.set_egress(&name, allowed)).await?;
-        }
+        give_plan(st, &customer, plan, true, false).await?;
     }
     Ok(())
 }
 
 /// Gives every container of the plan's customers the plan's init, from its next start.
 async fn apply_init(st: &AppState, plan: &Plan) -> AppResult<()> {
-    let init = plan_init(plan);
     for customer in st.db.customers_on_plan(plan.id).await? {
-        for row in st.db.containers_visible_to(&customer).await? {
+        give_plan(st, &customer, plan, false, true).await?;
+    }
+    Ok(())
+}
+
+/// Gives `customer`'s containers the plan's egress (live) and init (from their next
+/// start). The plan is saved by then: a container that cannot take its init is logged,
+/// not a reason to undo the plan; containers being made or destroyed are left alone.
+async fn give_plan(
+    st: &AppState,
+    customer: &User,
+    plan: &Plan,
+    egress: bool,
+    init: bool,
+) -> AppResult<()> {
+    let (allowed, asked) = (plan.egress != 0, plan_init(plan));
+    for row in st.db.containers_visible_to(customer).await? {
+        if row.state != "ready" {
+            continue;
+        }
+        if egress {
             let name = row.engine_name.clone();
-            st.engine(move |rt| rt.set_init(&name, init)).await?;
+            st.engine(move |rt| rt.set_egress(&name, allowed)).await?;
+        }
+        if init {
+            let name = row.engine_name.clone();
+            if let Err(e) = st.engine(move |rt| rt.set_init(&name, asked)).await {
+                tracing::warn!(container = %row.engine_name, error = %e, "plan's init not applied");
+            }
         }
     }
     Ok(())
@@ -322,6 +343,7 @@ pub async fn move_customer(
         )));
     }
     st.db.set_user_plan(user.id, target.id).await?;
+    give_plan(st, &user, &target, true, true).await?;
     st.db
         .audit(
             Some(caller),

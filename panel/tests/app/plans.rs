@@ -724,6 +724,31 @@ async fn a_plan_may_keep_its_containers_on_the_minimal_init() {
         "{html}"
     );
 
+    // Moved to a plan without the box (and without egress), her containers follow it.
+    let mut open = plan("open", 5);
+    open["egress"] = json!(false);
+    let (status, body) = acme.post("/api/v1/plans", open).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = acme
+        .call(
+            Method::PUT,
+            "/api/v1/customers/alice/plan",
+            Some(json!({"plan": "open"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for name in ["web", "db"] {
+        let (_, ct) = alice.get(&format!("/api/v1/containers/{name}")).await;
+        assert_eq!(ct["init"], "systemd", "{ct}");
+    }
+    for c in acetate::runtime::Runtime::list(&app.engine).unwrap() {
+        assert!(
+            !app.engine.egress_of(&c.name),
+            "{}: the plan's egress",
+            c.name
+        );
+    }
+
     // The plan's page has the box, ticked.
     let reseller = login(&app, "acme", PASSWORD).await;
     let (_, html) = page(&app, &reseller, "/reseller/plans/basic").await;
