@@ -152,9 +152,16 @@ pub fn shared_script() -> String {
             "add map {t} {map} {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n"
         ));
     }
+    for map in ["fwd6a_tcp", "fwd6a_udp"] {
+        out.push_str(&format!(
+            "add map {t} {map} {{ type ipv6_addr . inet_service : ipv6_addr . inet_service; }}\n"
+        ));
+    }
     let dnat = [
         "dnat ip to ip daddr . tcp dport map @fwd4_tcp",
         "dnat ip to ip daddr . udp dport map @fwd4_udp",
+        "dnat ip6 to ip6 daddr . tcp dport map @fwd6a_tcp",
+        "dnat ip6 to ip6 daddr . udp dport map @fwd6a_udp",
         "fib daddr type local dnat ip to tcp dport map @fwd_tcp",
         "fib daddr type local dnat ip to udp dport map @fwd_udp",
         "fib daddr type local dnat ip6 to tcp dport map @fwd6_tcp",

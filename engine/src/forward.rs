@@ -10,7 +10,7 @@
 //! start (the maps are empty after a boot) and removed when it is destroyed.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,10 @@ pub struct Forward {
     pub private: u16,
     #[serde(default)]
     pub udp: bool,
-    /// The host address it is published on; `None`: every address of the host.
+    /// The host address it is published on (IPv4, or IPv6 for a container that has an
+    /// IPv6 address); `None`: every address of the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<Ipv4Addr>,
+    pub address: Option<IpAddr>,
 }
 
 impl Forward {
@@ -47,11 +48,43 @@ impl Forward {
     }
 }
 
+/// `203.0.113.5:` or `[2001:db8::5]:` before a port.
+fn address_prefix(f: &mut fmt::Formatter<'_>, a: Option<IpAddr>) -> fmt::Result {
+    match a {
+        Some(IpAddr::V4(a)) => write!(f, "{a}:"),
+        Some(IpAddr::V6(a)) => write!(f, "[{a}]:"),
+        None => Ok(()),
+    }
+}
+
+/// Splits `[ADDRESS]:REST` or `ADDRESS:REST` (IPv4) off the front of `s` when `has_address`
+/// (the caller counted the colons) or `s` starts with `[`.
+fn split_address(
+    s: &str,
+    has_address: bool,
+) -> std::result::Result<(Option<IpAddr>, &str), String> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (a, rest) = rest
+            .split_once("]:")
+            .ok_or_else(|| format!("{s:?}: write an IPv6 address as [2001:db8::5]:PORT"))?;
+        let a: Ipv6Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IPv6 address of the host"))?;
+        return Ok((Some(IpAddr::V6(a)), rest));
+    }
+    if !has_address {
+        return Ok((None, s));
+    }
+    let (a, rest) = s.split_once(':').unwrap_or_default();
+    let a: std::net::Ipv4Addr = a
+        .parse()
+        .map_err(|_| format!("{a:?} is not an IPv4 address of the host"))?;
+    Ok((Some(IpAddr::V4(a)), rest))
+}
+
 impl fmt::Display for Forward {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(a) = self.address {
-            write!(f, "{a}:")?;
-        }
+        address_prefix(f, self.address)?;
         write!(f, "{}:{}/{}", self.public, self.private, self.proto())
     }
 }
@@ -59,25 +92,17 @@ impl fmt::Display for Forward {
 impl FromStr for Forward {
     type Err = String;
 
-    /// `8022:22/tcp`, `8022:22` (TCP), `5353:53/udp`, `203.0.113.5:8022:22/tcp`.
+    /// `8022:22/tcp`, `8022:22` (TCP), `5353:53/udp`, `203.0.113.5:8022:22/tcp`,
+    /// `[2001:db8::5]:8022:22/tcp`.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let s = s.trim();
-        let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+        let (ports, proto) = s.rsplit_once('/').unwrap_or((s, "tcp"));
         let udp = match proto {
             "tcp" => false,
             "udp" => true,
             other => return Err(format!("{other:?} is not tcp or udp")),
         };
-        let (address, ports) = match ports.matches(':').count() {
-            2 => {
-                let (a, rest) = ports.split_once(':').unwrap_or_default();
-                let a: Ipv4Addr = a
-                    .parse()
-                    .map_err(|_| format!("{a:?} is not an IPv4 address of the host"))?;
-                (Some(a), rest)
-            }
-            _ => (None, ports),
-        };
+        let (address, ports) = split_address(ports, ports.matches(':').count() == 2)?;
         let Some((public, private)) = ports.split_once(':') else {
             return Err(format!(
                 "{s:?}: give [ADDRESS:]PUBLIC:PRIVATE[/tcp|udp], as in 8022:22/tcp"
@@ -100,16 +125,14 @@ impl FromStr for Forward {
 /// address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublicPort {
-    pub address: Option<Ipv4Addr>,
+    pub address: Option<IpAddr>,
     pub port: u16,
     pub udp: bool,
 }
 
 impl fmt::Display for PublicPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(a) = self.address {
-            write!(f, "{a}:")?;
-        }
+        address_prefix(f, self.address)?;
         write!(f, "{}/{}", self.port, if self.udp { "udp" } else { "tcp" })
     }
 }
@@ -119,16 +142,7 @@ impl FromStr for PublicPort {
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let s = s.trim();
-        let (address, rest) = match s.rsplit_once(':') {
-            Some((a, rest)) => (
-                Some(
-                    a.parse::<Ipv4Addr>()
-                        .map_err(|_| format!("{a:?} is not an IPv4 address of the host"))?,
-                ),
-                rest,
-            ),
-            None => (None, s),
-        };
+        let (address, rest) = split_address(s, s.contains(':'))?;
         let p: crate::firewall::HostPort = rest.parse()?;
         Ok(PublicPort {
             address,
@@ -139,14 +153,20 @@ impl FromStr for PublicPort {
 }
 
 /// The map elements of forward `f`: on every address of the host, over IPv4 and (when the
-/// container has an IPv6 address) IPv6; or on one IPv4 address of the host.
+/// container has an IPv6 address) IPv6; or on one address of the host (an IPv6 one only
+/// for a container with an IPv6 address: see [`check_family`]).
 fn elements(f: &Forward, net: &NetInfo) -> Vec<String> {
     let (proto, public, private) = (f.proto(), f.public, f.private);
     match f.address {
-        Some(a) => vec![format!(
+        Some(IpAddr::V4(a)) => vec![format!(
             "inet acetate fwd4_{proto} {{ {a} . {public} : {} . {private} }}",
             net.address
         )],
+        Some(IpAddr::V6(a)) => net
+            .address6
+            .map(|c| format!("inet acetate fwd6a_{proto} {{ {a} . {public} : {c} . {private} }}"))
+            .into_iter()
+            .collect(),
         None => std::iter::once(format!(
             "inet acetate fwd_{proto} {{ {public} : {} . {private} }}",
             net.address
@@ -157,6 +177,20 @@ fn elements(f: &Forward, net: &NetInfo) -> Vec<String> {
         )
         .collect(),
     }
+}
+
+/// Refuses a forward on an IPv6 address of the host to a container without one.
+fn check_family(f: &Forward, net: &NetInfo) -> Result<()> {
+    if matches!(f.address, Some(IpAddr::V6(_))) && net.address6.is_none() {
+        return Err(Error::InvalidLimit {
+            what: "forward",
+            msg: format!(
+                "{f}: the container has no IPv6 address (its engine's network has no IPv6 \
+                 prefix); publish it on an IPv4 address or on every address"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Puts `forwards` of the container at `net` into the maps (idempotent), in one
@@ -238,6 +272,7 @@ impl Engine {
             }
         }
         let net = self.identity().net_info(cfg.id_base);
+        check_family(&f, &net)?;
         crate::firewall::ensure(&self.net_policy, &self.identity().network())?;
         install(&[f], &net)?;
         cfg.forwards.push(f);
@@ -310,7 +345,7 @@ mod tests {
             .contains("PUBLIC:PRIVATE"));
         assert!("0:22".parse::<Forward>().is_err());
         let on = "203.0.113.5:8022:22/tcp".parse::<Forward>().unwrap();
-        assert_eq!(on.address, Some(Ipv4Addr::new(203, 0, 113, 5)));
+        assert_eq!(on.address, Some("203.0.113.5".parse().unwrap()));
         assert_eq!(on.to_string(), "203.0.113.5:8022:22/tcp");
         assert!(!on.same_public(&f));
         let v4_only = crate::netconf::Network::default().info(1 << 20, 1 << 20);
@@ -341,5 +376,24 @@ mod tests {
             "8022/tcp"
         );
         assert!("80:22/sctp".parse::<Forward>().is_err());
+        // On one IPv6 address of the host, written in brackets.
+        let on6: Forward = "[2001:db8:ff::1]:8022:22/udp".parse().unwrap();
+        assert_eq!(on6.address, Some("2001:db8:ff::1".parse().unwrap()));
+        assert!(on6.udp);
+        assert_eq!(on6.to_string(), "[2001:db8:ff::1]:8022:22/udp");
+        assert_eq!(
+            elements(&on6, &dual),
+            ["inet acetate fwd6a_udp { 2001:db8:ff::1 . 8022 : 2001:db8:61::2 . 22 }"]
+        );
+        assert!(check_family(&on6, &v4_only)
+            .unwrap_err()
+            .to_string()
+            .contains("no IPv6 address"));
+        assert!(check_family(&on6, &dual).is_ok());
+        assert!("[2001:db8::zz]:80:22".parse::<Forward>().is_err());
+        assert!("[2001:db8::1]80:22".parse::<Forward>().is_err());
+        let p: PublicPort = "[2001:db8:ff::1]:8022".parse().unwrap();
+        assert_eq!(p.to_string(), "[2001:db8:ff::1]:8022/tcp");
+        assert_eq!(p.address, on6.address);
     }
 }

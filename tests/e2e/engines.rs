@@ -366,13 +366,14 @@ fn two_engines_with_their_own_settings_share_no_ids_cgroups_bridges_or_addresses
         "python3 -c 'import socket\ns=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"::\", 7676)); s.listen()\nwhile True:\n  c, _ = s.accept(); c.sendall(b\"dual\"); c.close()' >/dev/null 2>&1 &"]);
     std::thread::sleep(std::time::Duration::from_millis(400));
     a.ok(&host, &["ct", "forward", "add", name, "8076:7676/tcp"]);
-    let fetch_from_peer = |addr: &str| {
+    let fetch_port_from_peer = |addr: &str, port: u16| {
         must(&format!(
-            "ip netns exec {peer} python3 -c \"import socket\ntry:\n  print(socket.create_connection(('{addr}', 8076), timeout=2).recv(16).decode())\nexcept Exception as e: print(type(e).__name__)\""
+            "ip netns exec {peer} python3 -c \"import socket\ntry:\n  print(socket.create_connection(('{addr}', {port}), timeout=2).recv(16).decode())\nexcept Exception as e: print(type(e).__name__)\""
         ))
         .trim()
         .to_string()
     };
+    let fetch_from_peer = |addr: &str| fetch_port_from_peer(addr, 8076);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while fetch_from_peer("2001:db8:ff::1") != "dual" {
         assert!(
@@ -389,6 +390,49 @@ fn two_engines_with_their_own_settings_share_no_ids_cgroups_bridges_or_addresses
             "hairpin to {addr}"
         );
     }
+    // Published on one IPv6 address of the host only; refused for a container without
+    // an IPv6 address, changing nothing.
+    a.ok(
+        &host,
+        &[
+            "ct",
+            "forward",
+            "add",
+            name,
+            "[2001:db8:ff::1]:8077:7676/tcp",
+        ],
+    );
+    assert_eq!(fetch_port_from_peer("2001:db8:ff::1", 8077), "dual");
+    assert_eq!(
+        fetch_port_from_peer("203.0.113.1", 8077),
+        "ConnectionRefusedError"
+    );
+    let listed = a.ok(&host, &["ct", "forward", "list", name]);
+    assert!(
+        listed.contains("[2001:db8:ff::1]:8077:7676/tcp"),
+        "{listed}"
+    );
+    let out = acetate_in(
+        &host,
+        b.state(),
+        &["ct", "forward", "add", name, "[2001:db8:ff::1]:8078:80/tcp"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no IPv6 address"),
+        "{err}"
+    );
+    assert!(b
+        .ok(&host, &["ct", "forward", "list", name])
+        .contains("no forwards"));
+    a.ok(
+        &host,
+        &["ct", "forward", "remove", name, "[2001:db8:ff::1]:8077/tcp"],
+    );
+    assert_eq!(
+        fetch_port_from_peer("2001:db8:ff::1", 8077),
+        "ConnectionRefusedError"
+    );
     a.ok(&host, &["ct", "forward", "remove", name, "8076/tcp"]);
     assert_eq!(fetch_from_peer("2001:db8:ff::1"), "ConnectionRefusedError");
 

@@ -24,7 +24,7 @@ pub struct ForwardRow {
 pub struct PortRange {
     pub first_port: i64,
     pub last_port: i64,
-    /// The host's IPv4 address the ports are on; empty (the default): every address.
+    /// The host's address (IPv4 or IPv6) the ports are on; empty (the default): every address.
     #[serde(default)]
     pub address: String,
 }

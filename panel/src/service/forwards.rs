@@ -24,20 +24,24 @@ pub struct ForwardRequest {
     /// `tcp` (default) or `udp`.
     #[serde(default)]
     pub proto: Option<String>,
-    /// The host's IPv4 address to publish on, one of the reseller's ranges' (default: the
-    /// range on every address).
+    /// The host's address to publish on (IPv4, or IPv6 for a container with an IPv6
+    /// address), one of the reseller's ranges' (default: the range on every address).
     #[serde(default)]
     pub public_address: Option<String>,
 }
 
 /// An address as a range or a forward keeps it: "" for every address of the host.
-fn address(what: &str, a: Option<&str>) -> AppResult<(String, Option<std::net::Ipv4Addr>)> {
+/// An IPv6 address is kept in its canonical form (so that `2001:DB8::05` is the range's
+/// `2001:db8::5`), with or without brackets.
+fn address(what: &str, a: Option<&str>) -> AppResult<(String, Option<std::net::IpAddr>)> {
     match a.map(str::trim).filter(|a| !a.is_empty()) {
         None => Ok((String::new(), None)),
         Some(a) => a
-            .parse::<std::net::Ipv4Addr>()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
             .map(|ip| (ip.to_string(), Some(ip)))
-            .map_err(|_| AppError::Unprocessable(format!("{what}: {a:?} is not an IPv4 address"))),
+            .map_err(|_| AppError::Unprocessable(format!("{what}: {a:?} is not an IP address"))),
     }
 }
 

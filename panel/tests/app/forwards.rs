@@ -269,7 +269,7 @@ async fn ranges_and_forwards_are_per_address_of_the_host() {
     for (bad, why) in [
         (forward(30001, ""), "outside the ranges"),
         (forward(30002, "203.0.113.6"), "outside the ranges"),
-        (forward(30002, "somewhere"), "not an IPv4 address"),
+        (forward(30002, "somewhere"), "not an IP address"),
     ] {
         let (status, body) = alice
             .post("/api/v1/containers/web/forwards", bad.clone())
@@ -277,6 +277,37 @@ async fn ranges_and_forwards_are_per_address_of_the_host() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
         assert!(body.to_string().contains(why), "{bad}: {body}");
     }
+    // IPv6 addresses of the host too, kept in their canonical form, with or without
+    // brackets.
+    let (status, answer) = put("acme", range(40000, 40099, "2001:DB8::05")).await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::OK, range(40000, 40099, "2001:db8::5"))
+    );
+    let (status, list) = alice
+        .post(
+            "/api/v1/containers/web/forwards",
+            forward(40001, "[2001:db8::5]"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{list}");
+    assert!(list.to_string().contains("\"2001:db8::5\""), "{list}");
+    let (status, _) = alice
+        .call(
+            Method::DELETE,
+            "/api/v1/containers/web/forwards/tcp/40001?address=2001:db8::5",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = provider
+        .call(
+            Method::DELETE,
+            "/api/v1/resellers/acme/ports?address=2001:db8::5",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     // A range change that would strand the forward is refused; removal names the address.
     let (status, body) = put("acme", range(30050, 30099, "203.0.113.5")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct AddressQuery {
-    /// The host's IPv4 address; none: every address.
+    /// The host's address (IPv4 or IPv6); none: every address.
     address: Option<String>,
     /// The owner of the container, for the provider and resellers.
     owner: Option<String>,
@@ -92,7 +92,7 @@ async fn remove(
     params(("name" = String, Path, description = "the reseller"), AddressQuery),
     responses((status = 200, description = "ok", body = PortRange),
         (status = 404, description = "no range there, or outside the caller's scope", body = ErrorBody),
-        (status = 422, description = "not an IPv4 address", body = ErrorBody)))]
+        (status = 422, description = "not an IP address", body = ErrorBody)))]
 async fn get_ports(
     AxState(st): AxState<AppState>,
     caller: Caller,
@@ -110,7 +110,7 @@ async fn get_ports(
     responses((status = 204, description = "removed"),
         (status = 403, description = "not allowed: role, suspension or the reseller's policy", body = ErrorBody),
         (status = 404, description = "no range there, or outside the caller's scope", body = ErrorBody),
-        (status = 422, description = "not an IPv4 address, or customers forward ports of it", body = ErrorBody)))]
+        (status = 422, description = "not an IP address, or customers forward ports of it", body = ErrorBody)))]
 async fn remove_ports(
     AxState(st): AxState<AppState>,
     caller: Caller,
