@@ -182,7 +182,8 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
         "127.0.0.1:0",
         &[
             ("ACETATE_FRONT_HTTP", "0.0.0.0:80"),
-            ("ACETATE_FRONT_HTTPS", "0.0.0.0:443"),
+            // Both families on one socket: IPv4 clients and IPv6 ones.
+            ("ACETATE_FRONT_HTTPS", "[::]:443"),
             (
                 "ACETATE_ACME_DIRECTORY",
                 "https://127.0.0.1:14000/directory",
@@ -323,6 +324,24 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200", "{out:?}");
+        // Over IPv6 too.
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-m",
+                "20",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+            ])
+            .arg(&ca)
+            .args(["--resolve", "shop.example.test:443:[::1]"])
+            .arg("https://shop.example.test/headers")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
         let (code, body) = curl("http://shop.example.test/headers", &ca);
         assert_eq!(code, "200");
         assert_eq!(

@@ -153,6 +153,8 @@ async fn accept(listener: TcpListener, door: Arc<Door>, tls: Option<tokio_rustls
                 continue;
             }
         };
+        // On a dual-stack socket ([::]) an IPv4 client shows as ::ffff:a.b.c.d.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let _ = stream.set_nodelay(true);
         let door = door.clone();
         let tls = tls.clone();

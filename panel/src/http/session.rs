@@ -224,7 +224,8 @@ fn peer_and_proxies(
 ) -> (Option<std::net::IpAddr>, TrustedProxies) {
     let peer = extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+        // On a dual-stack socket ([::]) an IPv4 client shows as ::ffff:a.b.c.d.
+        .map(|c| c.0.ip().to_canonical());
     let proxies = extensions
         .get::<TrustedProxies>()
         .cloned()
@@ -447,6 +448,18 @@ mod tests {
 
     fn ip(s: &str) -> std::net::IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_ipv4_client_of_a_dual_stack_socket_is_its_ipv4_address() {
+        let mut ext = axum::http::Extensions::new();
+        let mapped: std::net::SocketAddr = "[::ffff:127.0.0.1]:4000".parse().unwrap();
+        ext.insert(axum::extract::ConnectInfo(mapped));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+        // The loopback proxy is recognised as such, and believed.
+        assert_eq!(client_address(&ext, &headers), "203.0.113.5");
+        assert_eq!(peer_and_proxies(&ext).0, Some(ip("127.0.0.1")));
     }
 
     #[test]
