@@ -79,7 +79,9 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<(App, Option<FirstLogin>)> {
         let engine = crate::cli::open_engine(&config.state_dir, &config.engine)?;
         let runtime: Arc<dyn Runtime> = Arc::new(EngineRuntime(Arc::new(engine)));
-        let db = Db::connect(&config.database_url).await?;
+        let db = Db::connect(&config.database_url)
+            .await?
+            .seal_with(&config.state_dir)?;
         let plugins = plugin_host(&config.state_dir)?;
         let mut state = AppState::new(db, runtime, plugins);
         let built = state.engine(|e| e.ensure_host_template()).await?;

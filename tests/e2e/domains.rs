@@ -305,6 +305,19 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
         assert_eq!(seen["for"], "127.0.0.1", "{seen}");
         assert_eq!(seen["proto"], "https", "{seen}");
         assert_eq!(seen["forwarded_host"], "shop.example.test", "{seen}");
+        // Its private key is sealed in the database (the key is the state dir's).
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+        let (key,): (String,) =
+            sqlx::query_as("SELECT cert_key FROM domains WHERE domain = 'shop.example.test'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        assert!(
+            key.starts_with("sealed1:") && !key.contains("PRIVATE KEY"),
+            "{key}"
+        );
         // Over HTTP/2 as well (ALPN h2), to the container in HTTP/1.1.
         let out = Command::new("curl")
             .args([

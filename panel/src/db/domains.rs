@@ -163,13 +163,22 @@ impl Db {
 
     /// Every domain of a container that is ready, for the front door.
     pub async fn routes(&self) -> AppResult<Vec<RouteRow>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<RouteRow> = sqlx::query_as(
             "SELECT d.domain, c.engine_name, d.port, c.owner_id, d.cert_chain, d.cert_key, \
              d.cert_not_after, d.https_only FROM domains d \
              JOIN containers c ON c.id = d.container_id WHERE c.state = 'ready'",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.into_iter()
+            .map(|mut r| {
+                r.cert_key = r
+                    .cert_key
+                    .map(|k| self.unseal("cert_key", &k))
+                    .transpose()?;
+                Ok(r)
+            })
+            .collect()
     }
 
     /// Domains without a certificate, or whose certificate expires before `renew_before`,
@@ -201,13 +210,14 @@ impl Db {
         key: &str,
         not_after: i64,
     ) -> AppResult<()> {
+        let key = self.seal("cert_key", key)?;
         for table in ["domains", "panel_certificates"] {
             sqlx::query(&format!(
                 "UPDATE {table} SET cert_chain = $1, cert_key = $2, cert_not_after = $3, \
                  cert_error = NULL, cert_next_try = 0 WHERE domain = $4"
             ))
             .bind(chain)
-            .bind(key)
+            .bind(&key)
             .bind(not_after)
             .bind(domain)
             .execute(&self.pool)
@@ -255,12 +265,21 @@ impl Db {
     /// The panel's hostnames with their issued certificates, if any:
     /// (domain, chain, key, not_after).
     pub async fn panel_certificates(&self) -> AppResult<Vec<PanelCertRow>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<PanelCertRow> = sqlx::query_as(
             "SELECT domain, cert_chain, cert_key, cert_not_after, cert_error \
              FROM panel_certificates ORDER BY domain",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.into_iter()
+            .map(|mut r| {
+                r.cert_key = r
+                    .cert_key
+                    .map(|k| self.unseal("cert_key", &k))
+                    .transpose()?;
+                Ok(r)
+            })
+            .collect()
     }
 
     /// The suffixes reseller `reseller_id` allows its customers (none: any domain).

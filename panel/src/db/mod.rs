@@ -24,6 +24,7 @@ pub mod overuse;
 mod plans;
 pub mod plugin_versions;
 pub mod plugins;
+pub mod sealed;
 mod sessions;
 pub mod totp;
 mod users;
@@ -103,6 +104,8 @@ pub struct Db {
     sqlite: bool,
     /// Bumped by every change this process makes to container rows (for caches).
     containers_gen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Seals the secrets kept in the database (see `sealed`); none: kept as they are.
+    sealer: Option<std::sync::Arc<sealed::Sealer>>,
 }
 
 fn is_sqlite(url: &str) -> bool {
@@ -156,7 +159,35 @@ impl Db {
             pool,
             sqlite,
             containers_gen: Default::default(),
+            sealer: None,
         })
+    }
+
+    /// Seals the secrets this database keeps with the key of `state_dir`.
+    pub fn seal_with(mut self, state_dir: &std::path::Path) -> AppResult<Db> {
+        self.sealer = Some(std::sync::Arc::new(sealed::Sealer::of_state_dir(
+            state_dir,
+        )?));
+        Ok(self)
+    }
+
+    /// `plain` as stored in column `what`.
+    fn seal(&self, what: &str, plain: &str) -> AppResult<String> {
+        match &self.sealer {
+            Some(s) => s.seal(what, plain),
+            None => Ok(plain.to_string()),
+        }
+    }
+
+    /// The secret stored in column `what`.
+    fn unseal(&self, what: &str, stored: &str) -> AppResult<String> {
+        match &self.sealer {
+            Some(s) => s.open(what, stored),
+            None if stored.starts_with("sealed1:") => Err(AppError::Internal(
+                "a sealed secret, and no key to open it (this command has no state dir)".into(),
+            )),
+            None => Ok(stored.to_string()),
+        }
     }
 
     /// Generation of the container rows: changes after every insert, update or delete.

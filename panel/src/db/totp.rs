@@ -13,12 +13,16 @@ pub struct TotpRow {
 
 impl Db {
     pub async fn totp(&self, user_id: i64) -> AppResult<Option<TotpRow>> {
-        Ok(
+        let row: Option<TotpRow> =
             sqlx::query_as("SELECT secret, enabled_at, last_step FROM totp WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_optional(&self.pool)
-                .await?,
-        )
+                .await?;
+        row.map(|mut r| {
+            r.secret = self.unseal("totp.secret", &r.secret)?;
+            Ok(r)
+        })
+        .transpose()
     }
 
     /// Keeps a new, unconfirmed secret (replacing an unconfirmed one).
@@ -30,7 +34,7 @@ impl Db {
             .await?;
         sqlx::query("INSERT INTO totp (user_id, secret) VALUES ($1, $2)")
             .bind(user_id)
-            .bind(secret)
+            .bind(self.seal("totp.secret", secret)?)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

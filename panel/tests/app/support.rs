@@ -57,7 +57,11 @@ async fn spawn_on(
     engine: FakeRuntime,
     configure: impl FnOnce(&mut AppState),
 ) -> TestApp {
-    let db = Db::connect(url).await.unwrap();
+    let db = Db::connect(url)
+        .await
+        .unwrap()
+        .seal_with(dir.path())
+        .unwrap();
     let plugins =
         Arc::new(acetate_plugins::Host::new(None, acetate_plugins::Budget::default()).unwrap());
     let mut state = AppState::new(db, Arc::new(engine.clone()), plugins);

@@ -154,6 +154,15 @@ async fn a_second_factor_guards_the_pages_with_codes_and_recovery_codes() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("not the code your app shows"), "{html}");
     assert!(html.contains(&secret), "the key is kept: {html}");
+    // Sealed in the database with the state dir's key: a copy of the database alone does
+    // not give it away.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM totp WHERE secret LIKE 'sealed1:%' AND secret NOT LIKE '%{secret}%'"
+        ))
+        .await,
+        1
+    );
     let (status, html) = post(
         &base,
         &cookie,
