@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 /// The files of a cgroup its delegate may write (besides making directories in it).
 const DELEGATED_FILES: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
 
+/// Groups a container's init may make below its top: systemd makes a few dozen; the bound
+/// keeps a tenant from filling the kernel with empty groups (the file stays the host's).
+const MAX_DESCENDANTS: &str = "1024";
+
 /// The leaf that commands run inside a container join once its init has turned controllers
 /// on below the top (cgroup v2 allows processes only in leaves then).
 const EXEC_LEAF: &str = "acetate-exec";
@@ -33,6 +37,8 @@ impl ContainerCgroup {
         let dir = self
             .v2_dir()
             .ok_or_else(|| Error::Unsupported("the host has no cgroup2 hierarchy".into()))?;
+        let bound = dir.join("cgroup.max.descendants");
+        fs::write(&bound, MAX_DESCENDANTS).map_err(|e| Error::io("bound the cgroup", &bound, e))?;
         for path in std::iter::once(dir.clone()).chain(DELEGATED_FILES.iter().map(|f| dir.join(f)))
         {
             std::os::unix::fs::chown(&path, Some(uid), Some(uid))

@@ -66,6 +66,11 @@ fn systemd_keeps_enabled_services_across_restarts_and_shuts_down_cleanly() {
         out, "enabled\nactive\n1\n",
         "the journal has this boot's start"
     );
+    // Its cgroup tree is its own, within a bound it cannot lift.
+    let (_, out, _) = ct.sh("cat /sys/fs/cgroup/cgroup.max.descendants; \
+         echo max > /sys/fs/cgroup/cgroup.max.descendants 2>/dev/null && echo LIFTED; \
+         test -d /sys/fs/cgroup/system.slice/web.service && echo own-groups");
+    assert_eq!(out, "1024\nown-groups\n");
 }
 
 #[test]

@@ -151,7 +151,7 @@ fn cannot_change_the_host_with(engine: &'static acetate_engine::Engine, init: In
     // raise.
     let (_, out, _) = ct.sh(
         "find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -type d -printf '%f '; echo; \
-         for f in memory.max pids.max cpu.max memory.swap.max; do \
+         for f in memory.max pids.max cpu.max memory.swap.max cgroup.max.descendants; do \
            test -e /sys/fs/cgroup/$f && echo max > /sys/fs/cgroup/$f 2>/dev/null && echo RAISED $f; \
          done; grep '^0::' /proc/self/cgroup; ls /dev | tr '\\n' ' '",
     );
