@@ -796,7 +796,7 @@ fn a_debian_template_is_built_with_debians_own_tools_and_boots() {
     assert!(out.starts_with("4755\n"), "{out}");
     // It boots Debian's systemd, whose cron runs the customer's jobs.
     let boot = "for i in $(seq 100); do test -S /run/systemd/private && break; sleep 0.1; done; \
-                systemctl is-system-running --wait";
+                timeout 120 systemctl is-system-running --wait";
     let booted = ok(&state, &["ct", "exec", &name, "--", "sh", "-c", boot]);
     assert_eq!(booted.trim(), "running", "{booted}");
     let job = "echo '@reboot root echo ran > /var/tmp/cron-ran' > /etc/cron.d/tenant && \

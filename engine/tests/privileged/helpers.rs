@@ -72,7 +72,7 @@ impl Ct {
         // Until systemd has made its socket, systemctl cannot reach it.
         let (_, out, err) = self.sh(
             "for i in $(seq 100); do test -S /run/systemd/private && break; sleep 0.1; done; \
-             systemctl is-system-running --wait",
+             timeout 120 systemctl is-system-running --wait",
         );
         assert!(err.is_empty(), "systemctl: {err}");
         out.trim().to_string()

@@ -15,7 +15,7 @@ use acetate_engine::{ContainerSpec, Engine, ExecIo};
 /// Waits for systemd's boot to end; fails (saying which units failed) unless it is
 /// `running`.
 const SYSTEMD_BOOTED: &str = "until test -S /run/systemd/private; do sleep 0.01; done; \
-    state=$(systemctl is-system-running --wait); test $state = running || \
+    state=$(timeout 120 systemctl is-system-running --wait); test $state = running || \
     { echo $state; systemctl --failed --no-pager; exit 1; }";
 
 struct Booted {
