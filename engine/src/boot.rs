@@ -1,10 +1,50 @@
 //! What a container boots as its PID 1: its template's own systemd, or Acetate's minimal
 //! init (for templates without one, or when asked for).
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
-use crate::spec::{self, Init};
+use crate::spec;
 use crate::store::{self, ContainerConfig};
 use crate::{template, ContainerInfo, Engine};
+
+/// What runs as a container's PID 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// Acetate's own init: reaps orphans and passes a stop on; services are the
+    /// customer's to start.
+    Minimal,
+    /// The template's systemd, booted unprivileged with a cgroup tree of its own.
+    Systemd,
+}
+
+impl Init {
+    pub fn minimal() -> Init {
+        Init::Minimal
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Init::Minimal => "minimal",
+            Init::Systemd => "systemd",
+        }
+    }
+}
+
+impl std::str::FromStr for Init {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Init> {
+        match s {
+            "minimal" => Ok(Init::Minimal),
+            "systemd" => Ok(Init::Systemd),
+            _ => Err(Error::InvalidLimit {
+                what: "init",
+                msg: format!("{s:?} is neither \"minimal\" (Acetate's own) nor \"systemd\""),
+            }),
+        }
+    }
+}
 
 impl Engine {
     /// What container `cfg` boots: the init it asked for, or its template's — but the

@@ -389,24 +389,6 @@ impl Engine {
         Ok(info)
     }
 
-    /// Records whether container `name` should run (started again after a reboot). Not
-    /// synced to disk: a clean shutdown flushes it, and losing it to a power cut only
-    /// loses the autostart of a container started in the last seconds before.
-    fn want_running(&self, name: &str, on: bool) {
-        let mark = self.layout.autostart(name);
-        let done = if on {
-            fs::write(&mark, b"")
-        } else {
-            match fs::remove_file(&mark) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                other => other,
-            }
-        };
-        if let Err(e) = done {
-            tracing::warn!(container = name, error = %e, "could not record whether it should run");
-        }
-    }
-
     fn start_locked(&self, cfg: &ContainerConfig) -> Result<ContainerInfo> {
         let name = &cfg.name;
         if self.run_state(name)?.is_some() {

@@ -10,6 +10,24 @@ use crate::{
 };
 
 impl Engine {
+    /// Records whether container `name` should run (started again after a reboot). Not
+    /// synced to disk: a clean shutdown flushes it, and losing it to a power cut only
+    /// loses the autostart of a container started in the last seconds before.
+    pub(crate) fn want_running(&self, name: &str, on: bool) {
+        let mark = self.layout.autostart(name);
+        let done = if on {
+            fs::write(&mark, b"")
+        } else {
+            match fs::remove_file(&mark) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        };
+        if let Err(e) = done {
+            tracing::warn!(container = name, error = %e, "could not record whether it should run");
+        }
+    }
+
     /// Removes what a crashed create or destroy left of container `name` (its directory has
     /// no config): mounts, loop device, cgroup, files. Caller holds the global lock.
     pub(crate) fn sweep(&self, name: &str) -> Result<bool> {

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::size::{format_bytes, format_cpus};
 
+/// What runs as a container's PID 1 (see `boot`).
+pub use crate::boot::Init;
+
 /// Longest container or template name (it becomes a hostname, a cgroup and a directory).
 pub const MAX_NAME_LEN: usize = 63;
 
@@ -347,44 +350,6 @@ pub struct ContainerSpec {
     /// What runs as its PID 1; the template's own init when absent (see [`Init`]).
     #[serde(default)]
     pub init: Option<Init>,
-}
-
-/// What runs as a container's PID 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Init {
-    /// Acetate's own init: reaps orphans and passes a stop on; services are the
-    /// customer's to start.
-    Minimal,
-    /// The template's systemd, booted unprivileged with a cgroup tree of its own.
-    Systemd,
-}
-
-impl Init {
-    pub fn minimal() -> Init {
-        Init::Minimal
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Init::Minimal => "minimal",
-            Init::Systemd => "systemd",
-        }
-    }
-}
-
-impl std::str::FromStr for Init {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Init> {
-        match s {
-            "minimal" => Ok(Init::Minimal),
-            "systemd" => Ok(Init::Systemd),
-            _ => Err(Error::InvalidLimit {
-                what: "init",
-                msg: format!("{s:?} is neither \"minimal\" (Acetate's own) nor \"systemd\""),
-            }),
-        }
-    }
 }
 
 impl ContainerSpec {

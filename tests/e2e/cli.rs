@@ -797,28 +797,25 @@ fn a_debian_template_is_built_with_debians_own_tools_and_boots() {
     // It boots Debian's systemd, whose cron runs the customer's jobs.
     let boot = "for i in $(seq 100); do test -S /run/systemd/private && break; sleep 0.1; done; \
                 timeout 120 systemctl is-system-running --wait";
-    let booted = ok(&state, &["ct", "exec", &name, "--", "sh", "-c", boot]);
+    let sh = |script: &str| ok(&state, &["ct", "exec", &name, "--", "sh", "-c", script]);
+    let booted = sh(boot);
     assert_eq!(booted.trim(), "running", "{booted}");
     let job = "echo '@reboot root echo ran > /var/tmp/cron-ran' > /etc/cron.d/tenant && \
                systemctl is-enabled cron";
-    assert_eq!(
-        ok(&state, &["ct", "exec", &name, "--", "sh", "-c", job]),
-        "enabled\n"
-    );
+    assert_eq!(sh(job), "enabled\n");
     ok(&state, &["ct", "restart", &name]);
-    let ran = ok(
-        &state,
-        &[
-            "ct",
-            "exec",
-            &name,
-            "--",
-            "sh",
-            "-c",
-            &format!("{boot} >/dev/null; for i in $(seq 100); do test -e /var/tmp/cron-ran && break; sleep 0.1; done; cat /var/tmp/cron-ran"),
-        ],
-    );
+    let ran = sh(&format!(
+        "{boot} >/dev/null; for i in $(seq 100); do test -e /var/tmp/cron-ran && break; \
+         sleep 0.1; done; cat /var/tmp/cron-ran"
+    ));
     assert_eq!(ran, "ran\n", "cron ran the job");
+    // The customer may keep it on the minimal init instead, from its next start.
+    let set = ok(&state, &["ct", "init", &name, "minimal"]);
+    assert!(set.contains("boots minimal from its next start"), "{set}");
+    assert!(ok(&state, &["ct", "show", &name]).contains("init:       systemd"));
+    ok(&state, &["ct", "restart", &name]);
+    assert!(ok(&state, &["ct", "show", &name]).contains("init:       minimal"));
+    assert!(sh("cat /proc/1/cmdline").starts_with("acetate-init"));
     ok(&state, &["ct", "destroy", &name]);
     ok(&state, &["template", "delete", &tmpl]);
     assert!(!ok(&state, &["template", "list"]).contains(&tmpl));

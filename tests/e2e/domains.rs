@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, StatusCode};
@@ -111,6 +111,27 @@ fn curl(url: &str, ca: &Path) -> (String, String) {
     assert!(out.status.success(), "curl {url}: {out:?}");
     let (body, code) = text.rsplit_once('\n').unwrap();
     (code.to_string(), body.to_string())
+}
+
+/// `curl`'s status code for `https://{host}{path}`, the name resolved to `address` (a
+/// bracketed IPv6 one too), trusting `ca`, giving up after `secs`.
+fn https_status(host: &str, address: &str, path: &str, ca: &Path, secs: u32) -> Output {
+    Command::new("curl")
+        .args([
+            "-sS",
+            "-m",
+            &secs.to_string(),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:443:{address}")])
+        .arg(format!("https://{host}{path}"))
+        .output()
+        .unwrap()
 }
 
 fn need_tools(test: &str) -> bool {
@@ -274,22 +295,7 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
         // plain HTTP; the site learns who asked and how.
         let deadline = Instant::now() + Duration::from_secs(20);
         let (code, body) = loop {
-            let out = Command::new("curl")
-                .args([
-                    "-sS",
-                    "-m",
-                    "5",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "--cacert",
-                ])
-                .arg(&ca)
-                .args(["--resolve", "shop.example.test:443:127.0.0.1"])
-                .arg("https://shop.example.test/headers")
-                .output()
-                .unwrap();
+            let out = https_status("shop.example.test", "127.0.0.1", "/headers", &ca, 5);
             if out.status.success() && out.stdout == b"200" {
                 break curl("https://shop.example.test/headers", &ca);
             }
@@ -338,22 +344,7 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200", "{out:?}");
         // Over IPv6 too.
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "-m",
-                "20",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--cacert",
-            ])
-            .arg(&ca)
-            .args(["--resolve", "shop.example.test:443:[::1]"])
-            .arg("https://shop.example.test/headers")
-            .output()
-            .unwrap();
+        let out = https_status("shop.example.test", "[::1]", "/headers", &ca, 20);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
         let (code, body) = curl("http://shop.example.test/headers", &ca);
         assert_eq!(code, "200");

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use acetate_engine::spec::Init;
 
-use crate::helpers::{engine, Ct};
+use crate::helpers::{engine, engine_of, Ct};
 
 const UNIT: &str = "[Unit]
 Description=a tenant's web server
@@ -37,6 +37,14 @@ fn systemd_keeps_enabled_services_across_restarts_and_shuts_down_cleanly() {
     let info = engine.show(&ct.name).unwrap();
     assert_eq!(info.init, Init::Systemd, "the host template boots systemd");
     assert_eq!(ct.booted(), "running", "every unit came up");
+    // The host's inotify instances, charged to its root for every container, were raised
+    // (at 128 the 18th systemd container's units failed).
+    let instances: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(instances >= 1_048_576, "{instances}");
     let (code, out, err) = ct.sh(&format!(
         "cat /proc/1/cmdline | tr '\\0' ' '; echo; \
          cat > /etc/systemd/system/web.service <<'UNIT'\n{UNIT}UNIT\n\
@@ -110,4 +118,47 @@ fn a_container_may_ask_for_the_minimal_init_and_switches_on_restart() {
     assert!(err.contains("has no systemd"), "{err}");
     assert!(engine.show(&spec.name).is_err());
     engine.delete_template(&tpl).unwrap();
+}
+
+#[test]
+fn the_host_template_leaves_the_hosts_services_out_and_an_old_one_is_rebuilt_when_unused() {
+    if engine("the_host_template_leaves_the_hosts_services_out").is_none() {
+        return;
+    }
+    let engine = engine_of("host-template");
+    let layout = engine.layout();
+    let rootfs = layout.template_rootfs("host");
+    // No link under /etc/systemd/system (the host's enabled units) nor in rc?.d, and an
+    // fstab of its own.
+    let links = std::process::Command::new("find")
+        .arg(rootfs.join("etc/systemd/system"))
+        .args(["-type", "l"])
+        .arg(rootfs.join("etc/rc2.d"))
+        .args(["-type", "l"])
+        .output()
+        .unwrap();
+    assert!(
+        links.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&links.stdout)
+    );
+    let fstab = std::fs::read_to_string(rootfs.join("etc/fstab")).unwrap();
+    assert!(fstab.starts_with("# Nothing to mount"), "{fstab}");
+    // One made by an older engine is rebuilt while no container uses it, kept otherwise.
+    let info = layout.template("host").join("template.json");
+    let age = |version: u64| {
+        let mut t: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
+        t["tree_version"] = version.into();
+        std::fs::write(&info, t.to_string()).unwrap();
+    };
+    age(1);
+    assert!(engine.ensure_host_template().unwrap(), "rebuilt");
+    assert!(acetate_engine::template::host_is_current(layout));
+    let ct = Ct::created(engine, "tpl-user", |b| b.init(Init::Minimal));
+    age(1);
+    assert!(!engine.ensure_host_template().unwrap(), "kept while in use");
+    assert!(!acetate_engine::template::host_is_current(layout));
+    drop(ct);
+    assert!(engine.ensure_host_template().unwrap());
 }

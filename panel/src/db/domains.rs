@@ -163,22 +163,17 @@ impl Db {
 
     /// Every domain of a container that is ready, for the front door.
     pub async fn routes(&self) -> AppResult<Vec<RouteRow>> {
-        let rows: Vec<RouteRow> = sqlx::query_as(
+        let mut rows: Vec<RouteRow> = sqlx::query_as(
             "SELECT d.domain, c.engine_name, d.port, c.owner_id, d.cert_chain, d.cert_key, \
              d.cert_not_after, d.https_only FROM domains d \
              JOIN containers c ON c.id = d.container_id WHERE c.state = 'ready'",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|mut r| {
-                r.cert_key = r
-                    .cert_key
-                    .map(|k| self.unseal("cert_key", &k))
-                    .transpose()?;
-                Ok(r)
-            })
-            .collect()
+        for r in &mut rows {
+            self.unseal_key(&mut r.cert_key)?;
+        }
+        Ok(rows)
     }
 
     /// Domains without a certificate, or whose certificate expires before `renew_before`,
@@ -265,21 +260,24 @@ impl Db {
     /// The panel's hostnames with their issued certificates, if any:
     /// (domain, chain, key, not_after).
     pub async fn panel_certificates(&self) -> AppResult<Vec<PanelCertRow>> {
-        let rows: Vec<PanelCertRow> = sqlx::query_as(
+        let mut rows: Vec<PanelCertRow> = sqlx::query_as(
             "SELECT domain, cert_chain, cert_key, cert_not_after, cert_error \
              FROM panel_certificates ORDER BY domain",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|mut r| {
-                r.cert_key = r
-                    .cert_key
-                    .map(|k| self.unseal("cert_key", &k))
-                    .transpose()?;
-                Ok(r)
-            })
-            .collect()
+        for r in &mut rows {
+            self.unseal_key(&mut r.cert_key)?;
+        }
+        Ok(rows)
+    }
+
+    /// A certificate's private key as read from the database, opened.
+    fn unseal_key(&self, key: &mut Option<String>) -> AppResult<()> {
+        if let Some(k) = key {
+            *k = self.unseal("cert_key", k)?;
+        }
+        Ok(())
     }
 
     /// The suffixes reseller `reseller_id` allows its customers (none: any domain).
