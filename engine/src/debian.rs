@@ -162,7 +162,7 @@ impl Engine {
             ..Default::default()
         };
         let _g = self.layout.lock_global(crate::LOCK_TIMEOUT)?;
-        let mut info = crate::template::import(&self.layout, name, &tar, &opts)?;
+        let mut info = crate::template::import_as(&self.layout, name, &tar, &opts, true)?;
         info.source = format!("debian {} ({mirror})", b.suite);
         crate::template::set_source(&self.layout, name, &info.source)?;
         Ok(info)

@@ -18,6 +18,7 @@ pub mod devices;
 pub mod error;
 pub mod export;
 pub mod firewall;
+mod fitting;
 pub mod forward;
 mod host_ops;
 pub mod identity;
@@ -391,8 +392,12 @@ impl Engine {
 
     fn start_locked(&self, cfg: &ContainerConfig) -> Result<ContainerInfo> {
         let name = &cfg.name;
-        if self.run_state(name)?.is_some() {
-            return Err(Error::AlreadyRunning(name.clone()));
+        if let Some(st) = self.run_state(name)? {
+            // A SysV init halted from inside is over: start it anew.
+            if self.sysvinit_halted(name, &st).is_none() {
+                return Err(Error::AlreadyRunning(name.clone()));
+            }
+            self.stop_locked(cfg, Duration::ZERO)?;
         }
         // A filesystem that went read-only (its image could not grow on a full host disk)
         // is checked and repaired before the container runs on it again.
@@ -477,6 +482,16 @@ impl Engine {
     fn stop_locked(&self, cfg: &ContainerConfig, timeout: Duration) -> Result<bool> {
         let st = self.run_state(&cfg.name)?;
         if let Some(st) = &st {
+            let timeout = if st.init == spec::Init::Sysvinit {
+                let halted = self.sysvinit_halted(&cfg.name, st).is_some()
+                    || self.halt_sysvinit(cfg, st, timeout);
+                if !halted {
+                    tracing::warn!(name = %cfg.name, "SysV init did not halt in time; killed");
+                }
+                Duration::ZERO
+            } else {
+                timeout
+            };
             runtime::stop(st, timeout)?;
         }
         self.cgroup(&cfg.name).delete()?;
@@ -528,8 +543,8 @@ impl Engine {
         }
         if template != cfg.template {
             cfg.template = template;
-            // systemd asked for by name follows the template: the new one's own init.
-            if cfg.init == Some(spec::Init::Systemd) {
+            // The template's init asked for by name follows the template: the new one's.
+            if cfg.init.is_some_and(|i| i.is_templates()) {
                 cfg.init = None;
             }
             store::write_json(&self.layout.config(name), &cfg)?;

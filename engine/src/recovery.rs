@@ -96,10 +96,20 @@ impl Engine {
     }
 
     /// Starts, in parallel (`workers` at a time), every container that should run and
-    /// does not (after a host reboot, or the engine's state lost with the kernel's).
-    /// Returns each one it tried, with what happened.
+    /// does not (after a host reboot, or the engine's state lost with the kernel's), the
+    /// SysV inits rebooted from inside among them (those halted from inside are stopped:
+    /// [`Engine::settle_sysvinit`]). Returns each one it tried, with what happened.
     pub fn start_all(&self, workers: usize) -> Result<Vec<(String, Result<ContainerInfo>)>> {
         require_root("start containers")?;
+        let rebooted: Vec<(String, Result<ContainerInfo>)> = self
+            .settle_sysvinit()?
+            .into_iter()
+            .filter(|(_, halt, _)| *halt == spec::Halt::Reboot)
+            .map(|(name, _, started)| {
+                let info = started.and_then(|()| self.show(&name));
+                (name, info)
+            })
+            .collect();
         let wanted: Vec<String> = self
             .configs()?
             .into_iter()
@@ -131,6 +141,7 @@ impl Engine {
             }
         });
         let mut results = results.into_inner().expect("start results");
+        results.extend(rebooted);
         results.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(results)
     }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::size::{format_bytes, format_cpus};
 
 /// What runs as a container's PID 1 (see `boot`).
-pub use crate::boot::Init;
+pub use crate::boot::{Halt, Init};
 
 /// Longest container or template name (it becomes a hostname, a cgroup and a directory).
 pub const MAX_NAME_LEN: usize = 63;

@@ -40,8 +40,8 @@ pub struct TemplateInfo {
 }
 
 /// Version of the `host` template's recipe: 2 leaves out the host's enabled services and
-/// its fstab.
-pub const HOST_TREE_VERSION: u32 = 2;
+/// its fstab; 3 is fitted for containers ([`crate::fitting`]).
+pub const HOST_TREE_VERSION: u32 = 3;
 
 /// Whether the installed `host` template follows this engine's recipe.
 pub fn host_is_current(layout: &Layout) -> bool {
@@ -372,8 +372,9 @@ fn os_of(rootfs: &Path) -> Option<String> {
 }
 
 /// The init a container of template `name` boots by default: systemd where the
-/// template's `/sbin/init` leads to it (resolved inside the tree), Acetate's own otherwise
-/// (no init, or one the engine does not know how to stop cleanly).
+/// template's `/sbin/init` leads to it (resolved inside the tree), SysV init where
+/// `/sbin/init` is that program beside `/etc/inittab` and `telinit`, Acetate's own
+/// otherwise (no init, or one the engine does not know how to stop cleanly).
 pub fn init_of(layout: &Layout, name: &str) -> Init {
     init_in(&layout.template_rootfs(name))
 }
@@ -393,15 +394,31 @@ fn init_in(rootfs: &Path) -> Init {
     ) else {
         return Init::Minimal;
     };
-    let target = fs::read_link(format!("/proc/self/fd/{}", init.as_raw_fd()));
-    let is_systemd = target.is_ok_and(|t| {
-        let base = fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
-        t.strip_prefix(base).is_ok_and(|rel| {
-            rel == Path::new("usr/lib/systemd/systemd") || rel == Path::new("lib/systemd/systemd")
-        })
-    });
-    if is_systemd {
+    let Ok(target) = fs::read_link(format!("/proc/self/fd/{}", init.as_raw_fd())) else {
+        return Init::Minimal;
+    };
+    let base = fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+    let Ok(rel) = target.strip_prefix(base) else {
+        return Init::Minimal;
+    };
+    let in_tree = |path: &str| {
+        crate::unpack::openat2(
+            root.as_raw_fd(),
+            Path::new(path),
+            libc::O_PATH,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        )
+        .is_ok()
+    };
+    if rel == Path::new("usr/lib/systemd/systemd") || rel == Path::new("lib/systemd/systemd") {
         Init::Systemd
+    } else if (rel == Path::new("usr/sbin/init") || rel == Path::new("sbin/init"))
+        && in_tree("etc/inittab")
+        && in_tree("sbin/telinit")
+    {
+        // SysV init is a program of its own at /sbin/init, with its table and `telinit`
+        // (busybox's init is a link to busybox and has no `telinit`).
+        Init::Sysvinit
     } else {
         Init::Minimal
     }
@@ -423,7 +440,8 @@ pub fn build_host(layout: &Layout) -> Result<TemplateInfo> {
         allow_setid: true,
     };
     install(layout, "host", "host", &opts, |rootfs, counts| {
-        build_host_tree(Path::new("/"), rootfs, counts)
+        build_host_tree(Path::new("/"), rootfs, counts)?;
+        crate::fitting::fit(rootfs)
     })
 }
 
@@ -434,6 +452,18 @@ pub fn import(
     name: &str,
     source: &Path,
     opts: &ImportOptions,
+) -> Result<TemplateInfo> {
+    import_as(layout, name, source, opts, false)
+}
+
+/// [`import`], then, if `fit`, fitted for containers as the engine's own builds are (see
+/// [`crate::fitting`]).
+pub(crate) fn import_as(
+    layout: &Layout,
+    name: &str,
+    source: &Path,
+    opts: &ImportOptions,
+    fit: bool,
 ) -> Result<TemplateInfo> {
     let meta = fs::metadata(source).map_err(|e| match e.kind() {
         ErrorKind::NotFound => Error::Unsupported(format!(
@@ -479,7 +509,11 @@ pub fn import(
                 ("tmp", 0o1777),
                 ("run", 0o755),
             ],
-        )
+        )?;
+        if fit {
+            crate::fitting::fit(rootfs)?;
+        }
+        Ok(())
     })
 }
 

@@ -2,11 +2,12 @@
 //! through the engine in-process and through the `acetate` binary; host memory per idle
 //! running container; and the same lifecycle with runc, side by side.
 //!
-//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net] [--settle MS] [--autostart N] [--boot N]`
+//! `sudo cargo bench -p acetate --bench lifecycle -- [--count 50] [--idle 200] [--runc] [--net] [--settle MS] [--autostart N] [--boot N [--sysv-template NAME]]`
 //!
 //! The lifecycle and idle figures are of Acetate's minimal init (runc's container runs a
 //! bare `sleep`); `--boot N` boots N containers' systemd against N minimal inits: time to
-//! a finished boot, idle host memory each.
+//! a finished boot, idle host memory each; with `--sysv-template`, also N containers of
+//! that template (one with SysV init, in the benchmark's state dir) booting it.
 //!
 //! `--autostart N` measures bringing N running containers back after a simulated reboot
 //! (every container process killed, every mount and loop device detached).
@@ -43,6 +44,8 @@ struct Opts {
     autostart: usize,
     /// Containers booted with systemd and with the minimal init (0: not measured).
     boot: usize,
+    /// A template with SysV init to boot as many containers of (`--boot`).
+    sysv: Option<String>,
     runc: bool,
     state: PathBuf,
 }
@@ -55,6 +58,7 @@ fn opts() -> Opts {
         idle: 200,
         autostart: 0,
         boot: 0,
+        sysv: None,
         runc: false,
         state: PathBuf::from("/var/tmp/acetate-bench"),
     };
@@ -70,6 +74,7 @@ fn opts() -> Opts {
                     .expect("--autostart N")
             }
             "--boot" => o.boot = args.next().and_then(|v| v.parse().ok()).expect("--boot N"),
+            "--sysv-template" => o.sysv = Some(args.next().expect("--sysv-template NAME")),
             "--runc" => o.runc = true,
             "--net" => o.net = true,
             "--settle" => {
@@ -535,7 +540,7 @@ fn main() {
         autostart::autostart(&engine, o.autostart);
     }
     if o.boot > 0 {
-        boot::boot(&engine, o.boot);
+        boot::boot(&engine, o.boot, o.sysv.as_deref());
     }
     if o.net {
         let _ = acetate_engine::firewall::teardown(&engine.identity().network());

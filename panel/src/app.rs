@@ -362,7 +362,8 @@ async fn bootstrap(state: &AppState, password: Option<Secret>) -> AppResult<Opti
     }))
 }
 
-/// Every minute, removes the rows of containers destroyed behind the panel's back.
+/// Every minute, removes the rows of containers destroyed behind the panel's back and
+/// finishes the halts and reboots SysV inits began inside.
 fn spawn_reconciler(st: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -371,6 +372,9 @@ fn spawn_reconciler(st: AppState) {
             tick.tick().await;
             if let Err(e) = crate::service::containers::reconcile_vanished(&st).await {
                 tracing::warn!(error = %e, "reconciling containers");
+            }
+            if let Err(e) = crate::service::containers::settle_inside_halts(&st).await {
+                tracing::warn!(error = %e, "finishing halts and reboots from inside");
             }
         }
     });

@@ -9,6 +9,7 @@ mod copies;
 mod domains;
 mod engines;
 mod hardening;
+mod inits;
 mod limits;
 mod network;
 mod operations;

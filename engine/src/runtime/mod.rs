@@ -124,13 +124,13 @@ fn pidfd_signal(fd: &OwnedFd, sig: i32) -> Result<()> {
     Ok(())
 }
 
-/// Waits until the process behind a pidfd exits, up to `timeout`.
 /// Whether the process behind `fd` still runs.
 pub fn alive(fd: &OwnedFd) -> bool {
     !pidfd_wait(fd, Duration::ZERO)
 }
 
-fn pidfd_wait(fd: &OwnedFd, timeout: Duration) -> bool {
+/// Waits until the process behind a pidfd exits, up to `timeout`; whether it did.
+pub(crate) fn pidfd_wait(fd: &impl AsRawFd, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -193,7 +193,8 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let systemd = p.boot == crate::spec::Init::Systemd;
-    let argv_owned = [cstr(if systemd {
+    let templates = p.boot.is_templates();
+    let argv_owned = [cstr(if templates {
         "/sbin/init"
     } else {
         "acetate-init"
@@ -208,7 +209,10 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
                     .into(),
             )
         })?;
-        ops.extend(rootfs::systemd_ops());
+        ops.extend(rootfs::cgroup2_ops());
+    }
+    if templates {
+        ops.extend(rootfs::run_lock_ops());
     }
     let argv: Vec<*const libc::c_char> = argv_owned
         .iter()
@@ -243,7 +247,7 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         hostname: cstr(p.hostname)?,
         ops,
         init_fd: p.init.as_raw_fd(),
-        init_path: systemd.then(|| c"/sbin/init".to_owned()),
+        init_path: templates.then(|| c"/sbin/init".to_owned()),
         argv,
         envp,
         go_fd: go_r.as_raw_fd(),
@@ -533,8 +537,13 @@ pub fn stop(st: &RunState, timeout: Duration) -> Result<bool> {
     let sig = match st.init {
         crate::spec::Init::Minimal => libc::SIGTERM,
         crate::spec::Init::Systemd => libc::SIGRTMIN() + 3,
+        // Asked for runlevel 0 by the caller (see `Engine::halt_sysvinit`); its rest is
+        // only to wait for.
+        crate::spec::Init::Sysvinit => 0,
     };
-    pidfd_signal(&fd, sig)?;
+    if sig != 0 {
+        pidfd_signal(&fd, sig)?;
+    }
     if pidfd_wait(&fd, timeout) {
         return Ok(false);
     }

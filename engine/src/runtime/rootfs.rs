@@ -280,17 +280,22 @@ pub fn root_ops() -> Vec<Op> {
 
 /// What systemd expects mounted before it starts and cannot mount itself without
 /// CAP_SYS_ADMIN: the container's cgroup2 subtree (its cgroup namespace's root) at
-/// `/sys/fs/cgroup`, where it finds a unified hierarchy to manage, and `/run/lock`.
-pub fn systemd_ops() -> Vec<Op> {
+/// `/sys/fs/cgroup`, where it finds a unified hierarchy to manage.
+pub fn cgroup2_ops() -> Vec<Op> {
+    vec![Op::Mount {
+        src: Source::Name(c("cgroup2")),
+        dst: InRoot::new("/sys/fs/cgroup"),
+        fstype: Some(c("cgroup2")),
+        flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        data: None,
+        optional: false,
+    }]
+}
+
+/// `/run/lock`, which a distribution's init (systemd, SysV init's `mountkernfs`) mounts
+/// itself on a machine and cannot in a container.
+pub fn run_lock_ops() -> Vec<Op> {
     vec![
-        Op::Mount {
-            src: Source::Name(c("cgroup2")),
-            dst: InRoot::new("/sys/fs/cgroup"),
-            fstype: Some(c("cgroup2")),
-            flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            data: None,
-            optional: false,
-        },
         Op::Mkdir {
             path: InRoot::new("/run/lock"),
             mode: 0o1777,

@@ -121,7 +121,8 @@ fn a_container_may_ask_for_the_minimal_init_and_switches_on_restart() {
 }
 
 #[test]
-fn the_host_template_leaves_the_hosts_services_out_and_an_old_one_is_rebuilt_when_unused() {
+fn the_host_template_leaves_the_hosts_services_out_is_fitted_and_an_old_one_is_rebuilt_when_unused()
+{
     if engine("the_host_template_leaves_the_hosts_services_out").is_none() {
         return;
     }
@@ -144,6 +145,16 @@ fn the_host_template_leaves_the_hosts_services_out_and_an_old_one_is_rebuilt_whe
     );
     let fstab = std::fs::read_to_string(rootfs.join("etc/fstab")).unwrap();
     assert!(fstab.starts_with("# Nothing to mount"), "{fstab}");
+    // Fitted for containers: systemd's generators for disks, encryption and boot loaders
+    // are masked (the systemd test above boots it so, every unit running).
+    for generator in ["systemd-gpt-auto-generator", "systemd-cryptsetup-generator"] {
+        let link = rootfs.join("etc/systemd/system-generators").join(generator);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            std::path::Path::new("/dev/null"),
+            "{generator}"
+        );
+    }
     // One made by an older engine is rebuilt while no container uses it, kept otherwise.
     let info = layout.template("host").join("template.json");
     let age = |version: u64| {

@@ -18,6 +18,11 @@ const SYSTEMD_BOOTED: &str = "until test -S /run/systemd/private; do sleep 0.01;
     state=$(timeout 120 systemctl is-system-running --wait); test $state = running || \
     { echo $state; systemctl --failed --no-pager; exit 1; }";
 
+/// Waits for SysV init to reach runlevel 2 with its `rc` script done.
+const SYSV_BOOTED: &str = "until case \"$(tr '\\0' ' ' < /proc/1/cmdline)\" in \
+    'init [2]'*) ! pgrep -f '^/bin/sh /etc/init.d/rc' >/dev/null;; *) false;; esac; \
+    do sleep 0.01; done";
+
 struct Booted {
     init: Init,
     boots: Vec<Duration>,
@@ -26,12 +31,13 @@ struct Booted {
     processes: f64,
 }
 
-fn boot_all(engine: &Engine, init: Init, n: usize) -> Booted {
+fn boot_all(engine: &Engine, init: Init, template: &str, n: usize) -> Booted {
     let names: Vec<String> = (0..n)
         .map(|i| format!("boot-{}-{i}", init.as_str()))
         .collect();
     for name in &names {
         let spec = ContainerSpec::builder(name)
+            .template(template)
             .disk(64 << 20)
             .init(init)
             .build()
@@ -48,6 +54,7 @@ fn boot_all(engine: &Engine, init: Init, n: usize) -> Booted {
     };
     let wait = match init {
         Init::Systemd => SYSTEMD_BOOTED.to_string(),
+        Init::Sysvinit => SYSV_BOOTED.to_string(),
         Init::Minimal => "true".to_string(),
     };
     let mut boots = Vec::new();
@@ -143,15 +150,21 @@ pub fn wait_booted(engine: &Engine, name: &str) {
     assert_eq!(code, 0, "{name} booted with every unit running");
 }
 
-pub fn boot(engine: &Engine, n: usize) {
-    let minimal = boot_all(engine, Init::Minimal, n);
-    let systemd = boot_all(engine, Init::Systemd, n);
+/// Boots `n` containers of the `host` template with the minimal init, then with its
+/// systemd, and `n` of `sysv` (a template with SysV init) if given.
+pub fn boot(engine: &Engine, n: usize, sysv: Option<&str>) {
+    let minimal = boot_all(engine, Init::Minimal, "host", n);
+    let systemd = boot_all(engine, Init::Systemd, "host", n);
+    let sysvinit = sysv.map(|t| boot_all(engine, Init::Sysvinit, t, n));
     println!("\nboot of {n} containers, one after another, then all {n} idle");
     println!(
         "  {:<8} {:>9} {:>9} {:>9} {:>14} {:>16} {:>10}",
         "init", "p50 ms", "p95 ms", "max ms", "own KiB each", "cgroup KiB each", "processes"
     );
-    for b in [&minimal, &systemd] {
+    for b in [Some(&minimal), Some(&systemd), sysvinit.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         let p = |q: f64| b.boots[((b.boots.len() - 1) as f64 * q).round() as usize];
         println!(
             "  {:<8} {:>9.1} {:>9.1} {:>9.1} {:>14.0} {:>16.0} {:>10.1}",

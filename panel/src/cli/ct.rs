@@ -40,8 +40,9 @@ pub enum CtCmd {
         #[arg(long, default_value_t = 4, requires = "all")]
         parallel: usize,
     },
-    /// Stop a container: its init shuts it down (systemd halts its units in order; the
-    /// minimal init passes SIGTERM on), SIGKILL after the timeout.
+    /// Stop a container: its init shuts it down (systemd halts its units in order, SysV
+    /// init runs its runlevel 0 scripts, the minimal init passes SIGTERM on), SIGKILL after
+    /// the timeout.
     Stop {
         name: String,
         /// Seconds to wait before SIGKILL.
@@ -83,10 +84,11 @@ pub enum CtCmd {
         state: String,
     },
     /// What the container boots as PID 1 from its next start: `auto` (its template's own:
-    /// systemd where the template has it), `minimal` (Acetate's init) or `systemd`.
+    /// systemd or SysV init where the template has one), `minimal` (Acetate's init),
+    /// `systemd` or `sysvinit`.
     Init {
         name: String,
-        #[arg(value_parser = ["auto", "minimal", "systemd"])]
+        #[arg(value_parser = ["auto", "minimal", "systemd", "sysvinit"])]
         init: String,
     },
     /// Public ports of the host that lead to the container.
@@ -113,8 +115,8 @@ pub struct CreateArgs {
     name: String,
     #[arg(long, default_value = "host")]
     template: String,
-    /// What it boots as PID 1: `minimal` (Acetate's init) or `systemd` (default: the
-    /// template's own, systemd where it has it).
+    /// What it boots as PID 1: `minimal` (Acetate's init), `systemd` or `sysvinit`
+    /// (default: the template's own, systemd or SysV init where it has one).
     #[arg(long)]
     init: Option<acetate_engine::spec::Init>,
     /// Memory limit (e.g. 512M).

@@ -49,7 +49,7 @@ pub struct Plan {
     pub backup_keep_monthly: i64,
     /// 1: its containers reach the outside; 0: only the host's open ports and forwards.
     pub egress: i64,
-    /// 1: its containers keep Acetate's minimal init even where the template has systemd.
+    /// 1: its containers keep Acetate's minimal init even where the template has its own (systemd, SysV init).
     pub minimal_init: i64,
 }
 

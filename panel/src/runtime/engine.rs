@@ -163,6 +163,10 @@ impl Runtime for EngineRuntime {
         self.0.set_init(name, init).map(|_| ())
     }
 
+    fn settle_sysvinit(&self) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
+        self.0.settle_sysvinit()
+    }
+
     fn run_command(
         &self,
         name: &str,

@@ -37,6 +37,8 @@ pub(super) struct Inner {
     pub(super) forwards: BTreeMap<String, Vec<Forward>>,
     /// Containers whose traffic to the outside is refused.
     pub(super) no_egress: std::collections::BTreeSet<String>,
+    /// Containers whose SysV init was halted or rebooted from inside.
+    pub(super) halted_inside: BTreeMap<String, acetate_engine::spec::Halt>,
 }
 
 /// The in-memory engine. Clones share their containers.
@@ -116,19 +118,19 @@ impl FakeRuntime {
         f(info)
     }
 
-    fn run(info: &mut ContainerInfo, pid: i32) {
+    pub(super) fn run(info: &mut ContainerInfo, pid: i32) {
         info.state = State::Running;
         info.pid = Some(pid);
         info.started_at = Some(acetate_engine::store::unix_now());
     }
 
-    fn halt(info: &mut ContainerInfo) {
+    pub(super) fn halt(info: &mut ContainerInfo) {
         info.state = State::Stopped;
         info.pid = None;
         info.started_at = None;
     }
 
-    fn pid(&self) -> i32 {
+    pub(super) fn pid(&self) -> i32 {
         let mut inner = self.lock();
         inner.next_pid += 1;
         1000 + inner.next_pid
@@ -378,6 +380,10 @@ impl Runtime for FakeRuntime {
     }
     fn set_init(&self, name: &str, init: Option<Init>) -> Result<()> {
         self.fake_set_init(name, init)
+    }
+
+    fn settle_sysvinit(&self) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
+        Ok(self.fake_settle_sysvinit())
     }
 
     fn exclusive_metering(&self) -> Result<Exclusive> {

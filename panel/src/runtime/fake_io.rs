@@ -142,6 +142,32 @@ impl FakeRuntime {
         Ok(())
     }
 
+    /// Running container `name`'s SysV init halts (or reboots) from inside, as a
+    /// customer's `halt` or `reboot` does (for tests): the next settle finishes it.
+    pub fn halt_inside(&self, name: &str, halt: acetate_engine::spec::Halt) {
+        self.lock().halted_inside.insert(name.to_string(), halt);
+    }
+
+    pub(super) fn fake_settle_sysvinit(
+        &self,
+    ) -> Vec<(String, acetate_engine::spec::Halt, Result<()>)> {
+        let pid = self.pid();
+        let mut inner = self.lock();
+        let halted = std::mem::take(&mut inner.halted_inside);
+        let mut done = Vec::new();
+        for (name, halt) in halted {
+            let Some(info) = inner.containers.get_mut(&name) else {
+                continue;
+            };
+            Self::halt(info);
+            if halt == acetate_engine::spec::Halt::Reboot {
+                Self::run(info, pid);
+            }
+            done.push((name, halt, Ok(())));
+        }
+        done
+    }
+
     /// Whether container `name` may reach the outside (for tests).
     pub fn egress_of(&self, name: &str) -> bool {
         !self.lock().no_egress.contains(name)

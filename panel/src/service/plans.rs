@@ -30,7 +30,7 @@ pub struct NewPlan {
     pub copies: Copies,
     /// Its containers may reach the outside.
     pub egress: bool,
-    /// Its containers keep Acetate's minimal init even where the template has systemd.
+    /// Its containers keep Acetate's minimal init even where the template has its own (systemd, SysV init).
     pub minimal_init: bool,
 }
 

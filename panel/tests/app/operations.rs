@@ -266,6 +266,60 @@ async fn a_container_destroyed_behind_the_panels_back_leaves_no_ghost() {
 }
 
 #[tokio::test]
+async fn a_halt_or_reboot_from_inside_is_finished_and_its_owner_told() {
+    use acetate::runtime::Runtime;
+    use acetate_engine::spec::Halt;
+    let app = spawn_app().await;
+    let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
+    let alice = app.customer(&acme, "alice", "basic").await;
+    for name in ["web", "db"] {
+        let (status, body) = alice.create(json!({"name": name})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let engine_name = |name: &str| {
+        app.engine
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.hostname == name)
+            .unwrap()
+            .name
+    };
+    let (web, db) = (engine_name("web"), engine_name("db"));
+    app.engine.halt_inside(&web, Halt::Reboot);
+    app.engine.halt_inside(&db, Halt::PowerOff);
+    let settled = acetate::service::containers::settle_inside_halts(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(settled, 2);
+    let state = |name: &str| app.engine.show(name).unwrap().state;
+    assert_eq!(state(&web), acetate_engine::State::Running);
+    assert_eq!(state(&db), acetate_engine::State::Stopped);
+    let (_, ops) = alice.get("/api/v1/operations").await;
+    let text = ops.to_string();
+    for expect in [
+        "container.rebooted",
+        "web was rebooted from inside: it started again",
+        "container.halted",
+        "db was shut down from inside: it is stopped",
+    ] {
+        assert!(text.contains(expect), "{expect}: {ops}");
+    }
+    let audit = app
+        .api("admin")
+        .await
+        .get("/api/v1/audit?on=alice/web")
+        .await
+        .1;
+    assert!(audit.to_string().contains("container.rebooted"), "{audit}");
+    // Nothing more to finish.
+    let again = acetate::service::containers::settle_inside_halts(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+}
+
+#[tokio::test]
 async fn customers_choose_among_the_templates_their_plan_offers() {
     let app = spawn_app().await;
     app.engine.add_template("bookworm");

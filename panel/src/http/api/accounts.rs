@@ -126,7 +126,7 @@ struct PlanRequest {
     /// open ports and forwards to them).
     #[serde(default = "yes")]
     egress: bool,
-    /// Its containers keep Acetate's minimal init even where their template boots systemd
+    /// Its containers keep Acetate's minimal init even where their template boots its own (systemd, SysV init)
     /// (default false: they boot the template's own init).
     #[serde(default)]
     minimal_init: bool,

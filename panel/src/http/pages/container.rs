@@ -189,8 +189,8 @@ async fn render_container(
     };
     let c_template = view.template.clone();
     let system = view.template.as_ref().zip(view.init).map(|(t, i)| match i {
-        acetate_engine::spec::Init::Systemd => format!("{t}, booting its own systemd"),
-        acetate_engine::spec::Init::Minimal => format!("{t}, with Acetate's minimal init"),
+        acetate_engine::spec::Init::Minimal => format!("{t}, with {}", i.describe()),
+        _ => format!("{t}, booting {}", i.describe()),
     });
     let limit_hits = match super::limits::of_container(st, &session.user, name, t.owner()).await {
         Ok(l) => l,

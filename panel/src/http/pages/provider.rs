@@ -141,10 +141,7 @@ async fn render_page_with(
                     format!(
                         "{}, boots {}",
                         t.os.unwrap_or_else(|| "-".into()),
-                        match t.init {
-                            acetate_engine::spec::Init::Systemd => "its systemd",
-                            acetate_engine::spec::Init::Minimal => "Acetate's minimal init",
-                        }
+                        t.init.describe()
                     ),
                     t.source,
                     format_bytes(t.bytes),

@@ -22,7 +22,7 @@ mod recovery;
 
 pub use change::{act, destroy, destroy_all_of, exec, reinstall, resize, Action, Resize};
 pub use create::{create, NewContainer};
-pub use recovery::{reconcile_vanished, recover_operations};
+pub use recovery::{reconcile_vanished, recover_operations, settle_inside_halts};
 
 /// A container as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -33,8 +33,8 @@ pub struct ContainerView {
     /// `running`, `stopped`, or `creating`/`destroying` while the panel works on it.
     pub state: String,
     pub template: Option<String>,
-    /// What runs as its PID 1: `systemd` (its template's) or `minimal` (Acetate's own);
-    /// while stopped, what it will boot.
+    /// What runs as its PID 1: `systemd` or `sysvinit` (its template's) or `minimal`
+    /// (Acetate's own); while stopped, what it will boot.
     #[schema(value_type = Option<String>)]
     pub init: Option<acetate_engine::spec::Init>,
     /// Memory, swap, CPUs (thousandths), processes, disk and inodes, I/O weight and caps,

@@ -145,3 +145,56 @@ pub async fn reconcile_vanished(st: &AppState) -> AppResult<usize> {
     }
     Ok(gone)
 }
+
+/// Containers whose SysV init was halted or rebooted from inside (a customer's `halt` or
+/// `reboot`), which their init cannot finish in a container: the engine stops them, or
+/// starts them again, and their owners find an operation saying so. Containers made
+/// outside the panel are settled too, only logged.
+pub async fn settle_inside_halts(st: &AppState) -> AppResult<usize> {
+    use acetate_engine::spec::Halt;
+    let settled = st.engine(|e| e.settle_sysvinit()).await?;
+    for (engine_name, halt, outcome) in &settled {
+        let Some(row) = st.db.container_by_engine_name(engine_name).await? else {
+            continue;
+        };
+        let target = format!("{}/{}", row.owner, row.name);
+        let (kind, message) = match (halt, outcome) {
+            (Halt::PowerOff, _) => (
+                "container.halted",
+                format!(
+                    "container {} was shut down from inside: it is stopped",
+                    row.name
+                ),
+            ),
+            (Halt::Reboot, Ok(())) => (
+                "container.rebooted",
+                format!(
+                    "container {} was rebooted from inside: it started again",
+                    row.name
+                ),
+            ),
+            (Halt::Reboot, Err(e)) => (
+                "container.rebooted",
+                format!(
+                    "container {} was rebooted from inside, but did not start again: {e}",
+                    row.name
+                ),
+            ),
+        };
+        let op = st
+            .db
+            .insert_operation(row.owner_id, kind, &target, None, st.operations.runner())
+            .await?;
+        st.db
+            .finish_operation(
+                op.id,
+                outcome.is_ok(),
+                &message,
+                outcome.as_ref().err().map(|_| "start_failed"),
+                None,
+            )
+            .await?;
+        st.db.audit(None, kind, &target, "from inside").await?;
+    }
+    Ok(settled.len())
+}

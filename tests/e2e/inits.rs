@@ -1,0 +1,146 @@
+//! A template's own init other than systemd: SysV init (Debian's `sysvinit-core`) booted
+//! as PID 1, its services started by its runlevel scripts, stopped cleanly by them, and
+//! halted or rebooted from inside.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use acetate_engine::store::Layout;
+use serde_json::Value;
+
+use crate::support::{fails, ok, state_dir};
+
+/// Waits (up to 30 s) until SysV init is in runlevel 2 and its `rc` script is done.
+const BOOTED: &str = "for i in $(seq 300); do \
+    case \"$(tr '\\0' ' ' < /proc/1/cmdline)\" in \
+    'init [2]'*) pgrep -f '^/bin/sh /etc/init.d/rc' >/dev/null || exit 0;; esac; \
+    sleep 0.1; done; echo not booted; exit 1";
+
+fn shown(state: &PathBuf, name: &str) -> Value {
+    serde_json::from_str(&ok(state, &["ct", "show", name, "--json"])).unwrap()
+}
+
+/// Runs `ct start --all` (which finishes what SysV inits began inside) until `done`.
+fn settle_until(state: &PathBuf, done: impl Fn() -> bool) -> bool {
+    (0..120).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        let _ = crate::support::acetate(state, &["ct", "start", "--all"]);
+        done()
+    })
+}
+
+#[test]
+fn a_sysvinit_template_boots_its_init_which_stops_halts_and_reboots_cleanly() {
+    let test = "a_sysvinit_template_boots_its_init_which_stops_halts_and_reboots_cleanly";
+    if state_dir(test).is_none() {
+        return;
+    }
+    if !Path::new("/usr/bin/mmdebstrap").exists() {
+        assert!(
+            !acetate_engine::testing::in_ci(),
+            "{test} needs mmdebstrap: scripts/setup installs it"
+        );
+        eprintln!("SKIPPED {test}: mmdebstrap is not installed");
+        return;
+    }
+    // A state dir of its own: `start --all` acts on every container in it.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let state = dir.path().to_path_buf();
+    let built: Value = serde_json::from_str(&ok(
+        &state,
+        &[
+            "template",
+            "build",
+            "debian",
+            "--suite",
+            "bookworm",
+            "--name",
+            "sysv",
+            "--include",
+            "sysvinit-core,cron,procps",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(built["init"], "sysvinit", "{built}");
+    // Fitted for a container: no gettys on virtual consoles it does not have.
+    let inittab = std::fs::read_to_string(
+        Layout::new(&state)
+            .template_rootfs("sysv")
+            .join("etc/inittab"),
+    )
+    .unwrap();
+    assert!(inittab.contains("l0:0:wait:/etc/init.d/rc 0"), "{inittab}");
+    assert!(
+        !inittab
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("getty") && l.contains("tty1")),
+        "{inittab}"
+    );
+
+    let name = "old";
+    ok(
+        &state,
+        &["ct", "create", name, "--template", "sysv", "--disk", "512M"],
+    );
+    assert_eq!(shown(&state, name)["init"], "sysvinit");
+    let (_, err) = fails(&state, &["ct", "init", name, "systemd"]);
+    assert!(err.contains("no systemd to boot"), "{err}");
+    ok(&state, &["ct", "start", name]);
+    let sh = |script: &str| ok(&state, &["ct", "exec", name, "--", "sh", "-c", script]);
+    // Booted: SysV init in its default runlevel, whose scripts are done.
+    let booted = || sh(BOOTED);
+    booted();
+    // SysV init is PID 1, and its scripts started cron.
+    assert!(sh("cat /proc/1/cmdline").starts_with("init [2]"));
+    assert_eq!(sh("runlevel"), "N 2\n");
+    assert!(sh("pidof cron").trim().parse::<u32>().is_ok());
+    // A service of the customer's, enabled the Debian way, marks its starts and stops.
+    let script =
+        "#!/bin/sh\n### BEGIN INIT INFO\n# Provides: tenant\n# Required-Start: $remote_fs\n\
+        # Required-Stop: $remote_fs\n# Default-Start: 2 3 4 5\n# Default-Stop: 0 1 6\n\
+        ### END INIT INFO\ncase \"$1\" in start|stop) echo $1 >> /var/tmp/marks;; esac\n";
+    sh(&format!(
+        "printf '%s' '{script}' > /etc/init.d/tenant && chmod 755 /etc/init.d/tenant && \
+         update-rc.d tenant defaults"
+    ));
+    let marks = || sh("cat /var/tmp/marks 2>/dev/null || true");
+    // A stop runs runlevel 0's scripts: the service is stopped, not killed.
+    ok(&state, &["ct", "restart", name]);
+    booted();
+    assert_eq!(marks(), "stop\nstart\n");
+    ok(&state, &["ct", "stop", name]);
+    ok(&state, &["ct", "start", name]);
+    booted();
+    assert_eq!(marks(), "stop\nstart\nstop\nstart\n");
+
+    // `reboot` inside: its scripts run, and the container starts again.
+    let before = shown(&state, name)["pid"].clone();
+    sh("reboot");
+    assert!(
+        settle_until(&state, || {
+            let v = shown(&state, name);
+            v["state"] == "running" && v["pid"] != before
+        }),
+        "the rebooted container did not start again"
+    );
+    booted();
+    assert_eq!(marks(), "stop\nstart\nstop\nstart\nstop\nstart\n");
+    assert!(Layout::new(&state).autostart(name).exists());
+
+    // `halt` inside: the container stops, and stays down after a host reboot.
+    sh("halt");
+    assert!(
+        settle_until(&state, || shown(&state, name)["state"] == "stopped"),
+        "the halted container did not stop"
+    );
+    assert!(!Layout::new(&state).autostart(name).exists());
+    ok(&state, &["ct", "start", name]);
+    booted();
+    assert_eq!(
+        marks(),
+        "stop\nstart\nstop\nstart\nstop\nstart\nstop\nstart\n"
+    );
+    ok(&state, &["ct", "destroy", name]);
+    ok(&state, &["template", "delete", "sysv"]);
+}
