@@ -202,8 +202,9 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
         &db,
         "127.0.0.1:0",
         &[
-            ("ACETATE_FRONT_HTTP", "0.0.0.0:80"),
-            // Both families on one socket: IPv4 clients and IPv6 ones.
+            // The front door on its defaults (support turns it off): [::]:80 and [::]:443,
+            // each one socket for IPv4 and IPv6 clients.
+            ("ACETATE_FRONT_HTTP", "[::]:80"),
             ("ACETATE_FRONT_HTTPS", "[::]:443"),
             (
                 "ACETATE_ACME_DIRECTORY",
@@ -376,6 +377,14 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
                 .arg("http://shop.example.test/headers?x=1"),
         );
         assert_eq!(out, "308 https://shop.example.test/headers?x=1");
+        // Plain HTTP over IPv6 too.
+        let out = must(
+            Command::new("curl")
+                .args(["-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"])
+                .args(["--resolve", "shop.example.test:80:[::1]"])
+                .arg("http://shop.example.test/headers"),
+        );
+        assert_eq!(out, "308");
         let (code, body) = curl("http://nowhere.example.test/", &ca);
         assert_eq!(code, "404");
         assert!(

@@ -31,11 +31,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1800, env = "ACETATE_SESSION_IDLE", value_parser = clap::value_parser!(u64).range(10..=86400))]
     pub session_idle: u64,
     /// The front door's HTTP address (domains customers attach; ACME HTTP-01), `off` when
-    /// another proxy serves port 80. Default 0.0.0.0:80, left off with a warning when taken.
+    /// another proxy serves port 80. Default [::]:80 (IPv4 and IPv6; IPv4 alone on a host
+    /// without IPv6), left off with a warning when taken.
     #[arg(long, env = "ACETATE_FRONT_HTTP")]
     pub front_http: Option<String>,
-    /// The front door's HTTPS address, `off` for none. Default 0.0.0.0:443, left off with
-    /// a warning when taken.
+    /// The front door's HTTPS address, `off` for none. Default [::]:443 (IPv4 and IPv6),
+    /// left off with a warning when taken.
     #[arg(long, env = "ACETATE_FRONT_HTTPS")]
     pub front_https: Option<String>,
     /// The ACME directory certificates come from.
@@ -98,8 +99,8 @@ pub fn run(
     panel_hosts: Vec<String>,
     args: ServeArgs,
 ) -> anyhow::Result<()> {
-    let (http, http_default) = front_addr(args.front_http, "0.0.0.0:80");
-    let (https, https_default) = front_addr(args.front_https, "0.0.0.0:443");
+    let (http, http_default) = front_addr(args.front_http, "[::]:80");
+    let (https, https_default) = front_addr(args.front_https, "[::]:443");
     let config = Config {
         engine,
         listen: args.listen,

@@ -46,7 +46,7 @@ impl Listeners {
     pub async fn bind(settings: &FrontSettings) -> anyhow::Result<Listeners> {
         async fn one(addr: &Option<String>, what: &str) -> anyhow::Result<Option<TcpListener>> {
             match addr {
-                Some(a) => Ok(Some(TcpListener::bind(a).await.map_err(|e| {
+                Some(a) => Ok(Some(listen(a).await.map_err(|e| {
                     anyhow::anyhow!(
                         "front door: listen for {what} on {a}: {e} (another web server? \
                          set --front-{what} off, or another address)"
@@ -67,6 +67,36 @@ impl Listeners {
 
     pub fn https_addr(&self) -> Option<SocketAddr> {
         self.https.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// Listens on `addr`. `[::]:PORT` (the default) takes both IPv4 and IPv6 whatever the
+/// host's `net.ipv6.bindv6only` says, and falls back to `0.0.0.0:PORT` on a host without
+/// IPv6; any other address is bound as it is.
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let Ok(sa) = addr.parse::<SocketAddr>() else {
+        return TcpListener::bind(addr).await;
+    };
+    if sa != SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, sa.port())) {
+        return TcpListener::bind(sa).await;
+    }
+    let dual = || -> std::io::Result<std::net::TcpListener> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let s = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+        s.set_only_v6(false)?;
+        s.set_reuse_address(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&sa.into())?;
+        s.listen(1024)?;
+        Ok(s.into())
+    };
+    match dual() {
+        Ok(l) => TcpListener::from_std(l),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EAFNOSUPPORT) => {
+            tracing::info!(addr, "no IPv6 on this host: listening on IPv4 only");
+            TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, sa.port())).await
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -441,4 +471,26 @@ async fn forward_upgrade(
         strip_hop_by_hop(resp.headers_mut(), false);
     }
     Ok(resp.map(|b| b.boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_default_address_takes_ipv4_and_ipv6_on_one_socket() {
+        let l = super::listen("[::]:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accept = tokio::spawn(async move {
+            for _ in 0..2 {
+                l.accept().await.unwrap();
+            }
+        });
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::net::TcpStream::connect(("::1", port)).await.unwrap();
+        accept.await.unwrap();
+        // Another address is bound as it is.
+        let v4 = super::listen("127.0.0.1:0").await.unwrap();
+        assert!(v4.local_addr().unwrap().is_ipv4());
+    }
 }
