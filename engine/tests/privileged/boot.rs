@@ -129,13 +129,12 @@ fn the_host_template_leaves_the_hosts_services_out_is_fitted_and_an_old_one_is_r
     let engine = engine_of("host-template");
     let layout = engine.layout();
     let rootfs = layout.template_rootfs("host");
-    // No link under /etc/systemd/system (the host's enabled units) nor in rc?.d, and an
-    // fstab of its own.
+    // No link under /etc/systemd/system (the host's enabled units; the masks below lead
+    // to /dev/null) nor in rc?.d, and an fstab of its own.
     let links = std::process::Command::new("find")
         .arg(rootfs.join("etc/systemd/system"))
-        .args(["-type", "l"])
         .arg(rootfs.join("etc/rc2.d"))
-        .args(["-type", "l"])
+        .args(["-type", "l", "!", "-lname", "/dev/null"])
         .output()
         .unwrap();
     assert!(
@@ -145,14 +144,19 @@ fn the_host_template_leaves_the_hosts_services_out_is_fitted_and_an_old_one_is_r
     );
     let fstab = std::fs::read_to_string(rootfs.join("etc/fstab")).unwrap();
     assert!(fstab.starts_with("# Nothing to mount"), "{fstab}");
-    // Fitted for containers: systemd's generators for disks, encryption and boot loaders
+    // Fitted for containers: systemd's generators and units with nothing to do in one
     // are masked (the systemd test above boots it so, every unit running).
-    for generator in ["systemd-gpt-auto-generator", "systemd-cryptsetup-generator"] {
-        let link = rootfs.join("etc/systemd/system-generators").join(generator);
+    for masked in [
+        "system-generators/systemd-gpt-auto-generator",
+        "system-generators/systemd-cryptsetup-generator",
+        "system-generators/systemd-fstab-generator",
+        "system/systemd-remount-fs.service",
+    ] {
+        let link = rootfs.join("etc/systemd").join(masked);
         assert_eq!(
             std::fs::read_link(&link).unwrap(),
             std::path::Path::new("/dev/null"),
-            "{generator}"
+            "{masked}"
         );
     }
     // One made by an older engine is rebuilt while no container uses it, kept otherwise.
