@@ -18,14 +18,40 @@ pub struct DebianBuild {
     pub suite: String,
     /// The archive (default: the host's own Debian source).
     pub mirror: Option<String>,
-    /// Packages beyond the minimal base.
+    /// Packages beyond the minimal base (default: [`DEFAULT_INCLUDE`]).
     pub include: Vec<String>,
+    /// The init system its containers boot: systemd (`systemd-sysv`, the default when
+    /// `include` is empty), SysV init (`sysvinit-core`), or none (`Minimal`: Acetate's).
+    /// Added to `include`.
+    pub init: Option<spec::Init>,
 }
 
-/// Packages a hosting customer expects in a fresh container beyond Debian's minimal base:
-/// an init system that runs services (the container boots it) and cron among them.
+impl DebianBuild {
+    /// Every package asked for beyond the minimal base.
+    fn packages(&self) -> Vec<String> {
+        let mut out: Vec<String> = if self.include.is_empty() {
+            DEFAULT_INCLUDE.iter().map(|p| p.to_string()).collect()
+        } else {
+            self.include.clone()
+        };
+        let init = match self.init {
+            None if self.include.is_empty() => Some("systemd-sysv"),
+            Some(spec::Init::Systemd) => Some("systemd-sysv"),
+            Some(spec::Init::Sysvinit) => Some("sysvinit-core"),
+            None | Some(spec::Init::Minimal) => None,
+        };
+        if let Some(init) = init {
+            if !out.iter().any(|p| p == init) {
+                out.insert(0, init.to_string());
+            }
+        }
+        out
+    }
+}
+
+/// Packages a hosting customer expects in a fresh container beyond Debian's minimal base
+/// (with its init system, see [`DebianBuild::init`]): cron among them.
 pub const DEFAULT_INCLUDE: &[&str] = &[
-    "systemd-sysv",
     "cron",
     "ca-certificates",
     "openssh-sftp-server",
@@ -105,8 +131,8 @@ impl Engine {
         spec::validate_name(name)?;
         require_root("build templates")?;
         valid_word("suite", &b.suite)?;
-        for p in &b.include {
-            valid_word("package", p)?;
+        for p in b.packages() {
+            valid_word("package", &p)?;
         }
         let mirror = b.mirror.clone().unwrap_or_else(host_mirror);
         if !(mirror.starts_with("http://") || mirror.starts_with("https://"))
@@ -134,11 +160,7 @@ impl Engine {
         let _ = std::fs::remove_dir_all(&work.0);
         std::fs::create_dir_all(&work.0).map_err(|e| Error::io("create directory", &work.0, e))?;
         let tar = work.0.join("rootfs.tar");
-        let include = if b.include.is_empty() {
-            DEFAULT_INCLUDE.join(",")
-        } else {
-            b.include.join(",")
-        };
+        let include = b.packages().join(",");
         let out = Command::new(tool)
             .arg("--variant=minbase")
             .arg(format!("--include={include}"))
@@ -190,6 +212,32 @@ mod tests {
             mirror_in("deb http://security.debian.org/debian-security bookworm-security main\n"),
             None
         );
+    }
+
+    #[test]
+    fn the_init_asked_for_is_among_the_packages() {
+        let build = |include: &[&str], init| DebianBuild {
+            suite: "bookworm".into(),
+            mirror: None,
+            include: include.iter().map(|p| p.to_string()).collect(),
+            init,
+        };
+        let default = build(&[], None).packages();
+        assert_eq!(default[0], "systemd-sysv");
+        assert!(default.iter().any(|p| p == "cron"));
+        let sysv = build(&[], Some(spec::Init::Sysvinit)).packages();
+        assert_eq!(sysv[0], "sysvinit-core");
+        assert!(!sysv.iter().any(|p| p == "systemd-sysv"));
+        assert!(sysv.iter().any(|p| p == "cron"));
+        assert_eq!(build(&["nano"], None).packages(), ["nano"]);
+        assert_eq!(
+            build(&["nano"], Some(spec::Init::Systemd)).packages(),
+            ["systemd-sysv", "nano"]
+        );
+        assert!(!build(&[], Some(spec::Init::Minimal))
+            .packages()
+            .iter()
+            .any(|p| p.contains("sysv")));
     }
 
     #[test]

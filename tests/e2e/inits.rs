@@ -49,16 +49,8 @@ fn a_sysvinit_template_boots_its_init_which_stops_halts_and_reboots_cleanly() {
     let built: Value = serde_json::from_str(&ok(
         &state,
         &[
-            "template",
-            "build",
-            "debian",
-            "--suite",
-            "bookworm",
-            "--name",
-            "sysv",
-            "--include",
-            "sysvinit-core,cron,procps",
-            "--json",
+            "template", "build", "debian", "--suite", "bookworm", "--name", "sysv", "--init",
+            "sysvinit", "--json",
         ],
     ))
     .unwrap();

@@ -44,10 +44,15 @@ pub enum BuildCmd {
         /// The archive (default: the host's own Debian source).
         #[arg(long)]
         mirror: Option<String>,
-        /// Packages beyond the minimal base (comma-separated; default: ca-certificates,
-        /// openssh-sftp-server, procps, iproute2, less, nano).
+        /// Packages beyond the minimal base (comma-separated; default: cron,
+        /// ca-certificates, openssh-sftp-server, procps, iproute2, less, nano).
         #[arg(long, value_delimiter = ',')]
         include: Vec<String>,
+        /// The init system its containers boot, added to the packages: `systemd`
+        /// (systemd-sysv; the default without --include), `sysvinit` (sysvinit-core) or
+        /// `minimal` (none: Acetate's minimal init).
+        #[arg(long)]
+        init: Option<acetate_engine::spec::Init>,
     },
 }
 
@@ -101,12 +106,14 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
             name,
             mirror,
             include,
+            init,
         }) => {
             let name = name.unwrap_or_else(|| format!("debian-{suite}"));
             let build = acetate_engine::debian::DebianBuild {
                 suite,
                 mirror,
                 include,
+                init,
             };
             print_one(out, &engine.build_debian(&name, &build)?)
         }
