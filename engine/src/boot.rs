@@ -254,16 +254,26 @@ impl Engine {
     /// rebooted one starts again. Returns what it finished, by container, with the
     /// restart's outcome. Reads only the run state of containers without a SysV init.
     pub fn settle_sysvinit(&self) -> Result<Vec<(String, Halt, Result<()>)>> {
+        let names: Vec<String> = self.configs()?.into_iter().map(|c| c.name).collect();
+        self.settle_sysvinit_of(&names)
+    }
+
+    /// [`Engine::settle_sysvinit`] for containers `names` only (those a caller knows run
+    /// a SysV init); names of containers that are gone are passed over.
+    pub fn settle_sysvinit_of(&self, names: &[String]) -> Result<Vec<(String, Halt, Result<()>)>> {
         require_root("stop containers")?;
         let mut done = Vec::new();
-        for cfg in self.configs()? {
-            let Some(st) = self.run_state(&cfg.name)? else {
-                continue;
-            };
-            if self.sysvinit_halted(&cfg.name, &st).is_none() {
+        for name in names {
+            if spec::validate_name(name).is_err() {
                 continue;
             }
-            let Ok((_lock, cfg)) = self.lock(&cfg.name) else {
+            let Some(st) = self.run_state(name)? else {
+                continue;
+            };
+            if self.sysvinit_halted(name, &st).is_none() {
+                continue;
+            }
+            let Ok((_lock, cfg)) = self.lock(name) else {
                 continue;
             };
             let Some(st) = self.run_state(&cfg.name)? else {

@@ -193,6 +193,7 @@ impl App {
         spawn_autostart(st.runtime.clone());
         spawn_login_pruning(st.logins.clone(), st.db.clone());
         spawn_reconciler(st.clone());
+        spawn_settler(st.clone());
         spawn_backup_schedule(st.clone());
         if let Some((listener, key, settings)) = self.ssh {
             let st = self.state.clone();
@@ -362,8 +363,7 @@ async fn bootstrap(state: &AppState, password: Option<Secret>) -> AppResult<Opti
     }))
 }
 
-/// Every minute, removes the rows of containers destroyed behind the panel's back and
-/// finishes the halts and reboots SysV inits began inside.
+/// Every minute, removes the rows of containers destroyed behind the panel's back.
 fn spawn_reconciler(st: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -373,6 +373,18 @@ fn spawn_reconciler(st: AppState) {
             if let Err(e) = crate::service::containers::reconcile_vanished(&st).await {
                 tracing::warn!(error = %e, "reconciling containers");
             }
+        }
+    });
+}
+
+/// Every five seconds, finishes the halts and reboots SysV inits began inside their
+/// containers (a customer's `reboot` brings the container back within seconds).
+fn spawn_settler(st: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
             if let Err(e) = crate::service::containers::settle_inside_halts(&st).await {
                 tracing::warn!(error = %e, "finishing halts and reboots from inside");
             }

@@ -163,8 +163,11 @@ impl Runtime for EngineRuntime {
         self.0.set_init(name, init).map(|_| ())
     }
 
-    fn settle_sysvinit(&self) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
-        self.0.settle_sysvinit()
+    fn settle_sysvinit(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
+        self.0.settle_sysvinit_of(names)
     }
 
     fn run_command(

@@ -382,8 +382,11 @@ impl Runtime for FakeRuntime {
         self.fake_set_init(name, init)
     }
 
-    fn settle_sysvinit(&self) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
-        Ok(self.fake_settle_sysvinit())
+    fn settle_sysvinit(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
+        Ok(self.fake_settle_sysvinit(names))
     }
 
     fn exclusive_metering(&self) -> Result<Exclusive> {

@@ -142,20 +142,28 @@ impl FakeRuntime {
         Ok(())
     }
 
-    /// Running container `name`'s SysV init halts (or reboots) from inside, as a
-    /// customer's `halt` or `reboot` does (for tests): the next settle finishes it.
+    /// Running container `name` boots SysV init, which halts (or reboots) from inside,
+    /// as a customer's `halt` or `reboot` does (for tests): the next settle finishes it.
     pub fn halt_inside(&self, name: &str, halt: acetate_engine::spec::Halt) {
-        self.lock().halted_inside.insert(name.to_string(), halt);
+        let mut inner = self.lock();
+        if let Some(info) = inner.containers.get_mut(name) {
+            info.init = Init::Sysvinit;
+        }
+        inner.halted_inside.insert(name.to_string(), halt);
     }
 
     pub(super) fn fake_settle_sysvinit(
         &self,
+        names: &[String],
     ) -> Vec<(String, acetate_engine::spec::Halt, Result<()>)> {
         let pid = self.pid();
         let mut inner = self.lock();
-        let halted = std::mem::take(&mut inner.halted_inside);
         let mut done = Vec::new();
-        for (name, halt) in halted {
+        for name in names {
+            let Some(halt) = inner.halted_inside.remove(name) else {
+                continue;
+            };
+            let name = name.clone();
             let Some(info) = inner.containers.get_mut(&name) else {
                 continue;
             };

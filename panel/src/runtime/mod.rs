@@ -131,11 +131,12 @@ pub trait Runtime: Send + Sync + Debug + 'static {
 
     fn exclusive_metering(&self) -> Result<Exclusive>;
 
-    /// Finishes the halts and reboots SysV inits began inside their containers (see
-    /// `Engine::settle_sysvinit`); an engine without such inits has none.
-    fn settle_sysvinit(&self) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
-        Ok(Vec::new())
-    }
+    /// Finishes the halts and reboots the SysV inits of containers `names` began inside
+    /// (see `Engine::settle_sysvinit_of`).
+    fn settle_sysvinit(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>>;
 
     /// Packets a rate-limited running container's own shaper dropped of what it sent
     /// (`None`: no rate limit, stopped, or an engine that cannot tell).

@@ -288,6 +288,8 @@ async fn a_halt_or_reboot_from_inside_is_finished_and_its_owner_told() {
     let (web, db) = (engine_name("web"), engine_name("db"));
     app.engine.halt_inside(&web, Halt::Reboot);
     app.engine.halt_inside(&db, Halt::PowerOff);
+    // Looked for among the containers the snapshot shows running SysV init.
+    app.state.snapshot.refresh_all(&app.engine).unwrap();
     let settled = acetate::service::containers::settle_inside_halts(&app.state)
         .await
         .unwrap();

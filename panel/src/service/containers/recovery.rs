@@ -148,11 +148,22 @@ pub async fn reconcile_vanished(st: &AppState) -> AppResult<usize> {
 
 /// Containers whose SysV init was halted or rebooted from inside (a customer's `halt` or
 /// `reboot`), which their init cannot finish in a container: the engine stops them, or
-/// starts them again, and their owners find an operation saying so. Containers made
-/// outside the panel are settled too, only logged.
+/// starts them again, and their owners find an operation saying so. Only containers the
+/// snapshot shows running SysV init are looked at; those made outside the panel are
+/// settled too, only logged.
 pub async fn settle_inside_halts(st: &AppState) -> AppResult<usize> {
-    use acetate_engine::spec::Halt;
-    let settled = st.engine(|e| e.settle_sysvinit()).await?;
+    use acetate_engine::spec::{Halt, Init};
+    let names: Vec<String> = st
+        .snapshot
+        .all()
+        .iter()
+        .filter(|c| c.state == acetate_engine::State::Running && c.init == Init::Sysvinit)
+        .map(|c| c.name.clone())
+        .collect();
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let settled = st.engine(move |e| e.settle_sysvinit(&names)).await?;
     for (engine_name, halt, outcome) in &settled {
         let Some(row) = st.db.container_by_engine_name(engine_name).await? else {
             continue;
@@ -196,5 +207,14 @@ pub async fn settle_inside_halts(st: &AppState) -> AppResult<usize> {
             .await?;
         st.db.audit(None, kind, &target, "from inside").await?;
     }
+    let changed: Vec<String> = settled.iter().map(|(n, _, _)| n.clone()).collect();
+    let snap = st.snapshot.clone();
+    st.engine(move |e| {
+        for name in &changed {
+            snap.refresh_one(e, name);
+        }
+        Ok(())
+    })
+    .await?;
     Ok(settled.len())
 }
