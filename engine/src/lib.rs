@@ -20,6 +20,7 @@ pub mod export;
 pub mod firewall;
 mod fitting;
 pub mod forward;
+mod halts;
 mod host_ops;
 pub mod identity;
 mod idmap;
@@ -416,6 +417,7 @@ impl Engine {
             }
             storage::mount_existing(&self.layout, name, &cfg.template, cfg.id_base)?;
         }
+        self.clear_halt_mark(name);
         let cgroup = self.cgroup(name);
         // Leftovers of a crash (processes of a previous run without a state file) go first.
         cgroup.delete()?;
@@ -482,16 +484,7 @@ impl Engine {
     fn stop_locked(&self, cfg: &ContainerConfig, timeout: Duration) -> Result<bool> {
         let st = self.run_state(&cfg.name)?;
         if let Some(st) = &st {
-            let timeout = if st.init == spec::Init::Sysvinit {
-                let halted = self.sysvinit_halted(&cfg.name, st).is_some()
-                    || self.halt_sysvinit(cfg, st, timeout);
-                if !halted {
-                    tracing::warn!(name = %cfg.name, "SysV init did not halt in time; killed");
-                }
-                Duration::ZERO
-            } else {
-                timeout
-            };
+            let timeout = self.shut_down_first(cfg, st, timeout);
             runtime::stop(st, timeout)?;
         }
         self.cgroup(&cfg.name).delete()?;

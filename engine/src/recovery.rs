@@ -96,13 +96,13 @@ impl Engine {
     }
 
     /// Starts, in parallel (`workers` at a time), every container that should run and
-    /// does not (after a host reboot, or the engine's state lost with the kernel's), the
-    /// SysV inits rebooted from inside among them (those halted from inside are stopped:
-    /// [`Engine::settle_sysvinit`]). Returns each one it tried, with what happened.
+    /// does not (after a host reboot, or the engine's state lost with the kernel's), those
+    /// rebooted from inside among them (those halted from inside are stopped:
+    /// [`Engine::settle_halts`]). Returns each one it tried, with what happened.
     pub fn start_all(&self, workers: usize) -> Result<Vec<(String, Result<ContainerInfo>)>> {
         require_root("start containers")?;
         let rebooted: Vec<(String, Result<ContainerInfo>)> = self
-            .settle_sysvinit()?
+            .settle_halts()?
             .into_iter()
             .filter(|(_, halt, _)| *halt == spec::Halt::Reboot)
             .map(|(name, _, started)| {

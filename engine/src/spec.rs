@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use crate::size::{format_bytes, format_cpus};
 
 /// What runs as a container's PID 1 (see `boot`).
-pub use crate::boot::{Halt, Init};
+pub use crate::boot::Init;
+pub use crate::halts::Halt;
 
 /// Longest container or template name (it becomes a hostname, a cgroup and a directory).
 pub const MAX_NAME_LEN: usize = 63;

@@ -40,8 +40,9 @@ pub struct TemplateInfo {
 }
 
 /// Version of the `host` template's recipe: 2 leaves out the host's enabled services and
-/// its fstab; 3 is fitted for containers ([`crate::fitting`]), 4 with more masked.
-pub const HOST_TREE_VERSION: u32 = 4;
+/// its fstab; 3 is fitted for containers ([`crate::fitting`]), 4 with more masked, 5
+/// notes reboots and power-offs.
+pub const HOST_TREE_VERSION: u32 = 6;
 
 /// Whether the installed `host` template follows this engine's recipe.
 pub fn host_is_current(layout: &Layout) -> bool {

@@ -177,3 +177,60 @@ fn the_host_template_leaves_the_hosts_services_out_is_fitted_and_an_old_one_is_r
     drop(ct);
     assert!(engine.ensure_host_template().unwrap());
 }
+
+/// Waits (up to a minute) until container `name` has stopped by itself.
+fn stopped_by_itself(engine: &acetate_engine::Engine, name: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if engine.show(name).unwrap().state == acetate_engine::State::Stopped {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_systemd_container_rebooted_inside_starts_again_and_one_powered_off_stays_off() {
+    use acetate_engine::spec::Halt;
+    let Some(engine) = engine("a_systemd_container_rebooted_inside_starts_again") else {
+        return;
+    };
+    let ct = Ct::started(engine, "boot-reboot", |b| b);
+    assert_eq!(ct.booted(), "running");
+    let name = vec![ct.name.clone()];
+    // Nothing to finish while it runs.
+    assert!(engine.settle_halts_of(&name).unwrap().is_empty());
+    let before = engine.show(&ct.name).unwrap().pid;
+    ct.sh("systemctl reboot");
+    assert!(stopped_by_itself(engine, &ct.name), "systemd went down");
+    let settled = engine.settle_halts_of(&name).unwrap();
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert_eq!(settled[0].1, Halt::Reboot);
+    assert!(settled[0].2.is_ok(), "{settled:?}");
+    let info = engine.show(&ct.name).unwrap();
+    assert_eq!(info.state, acetate_engine::State::Running);
+    assert_ne!(info.pid, before);
+    assert_eq!(ct.booted(), "running");
+    // Powered off inside: it stays stopped, and is not started after a host reboot.
+    ct.sh("systemctl poweroff");
+    assert!(stopped_by_itself(engine, &ct.name));
+    let settled = engine.settle_halts_of(&name).unwrap();
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert_eq!(settled[0].1, Halt::PowerOff);
+    assert_eq!(
+        engine.show(&ct.name).unwrap().state,
+        acetate_engine::State::Stopped
+    );
+    assert!(!engine.layout().autostart(&ct.name).exists());
+    assert!(engine.settle_halts_of(&name).unwrap().is_empty());
+    // A stop from outside (systemd halts too) leaves nothing to finish.
+    engine.start(&ct.name).unwrap();
+    assert_eq!(ct.booted(), "running");
+    engine.stop(&ct.name, Duration::from_secs(30)).unwrap();
+    assert!(engine.settle_halts_of(&name).unwrap().is_empty());
+    assert_eq!(
+        engine.show(&ct.name).unwrap().state,
+        acetate_engine::State::Stopped
+    );
+}

@@ -163,11 +163,11 @@ impl Runtime for EngineRuntime {
         self.0.set_init(name, init).map(|_| ())
     }
 
-    fn settle_sysvinit(
+    fn settle_halts(
         &self,
         names: &[String],
     ) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
-        self.0.settle_sysvinit_of(names)
+        self.0.settle_halts_of(names)
     }
 
     fn run_command(

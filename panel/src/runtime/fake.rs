@@ -382,11 +382,11 @@ impl Runtime for FakeRuntime {
         self.fake_set_init(name, init)
     }
 
-    fn settle_sysvinit(
+    fn settle_halts(
         &self,
         names: &[String],
     ) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
-        Ok(self.fake_settle_sysvinit(names))
+        Ok(self.fake_settle_halts(names))
     }
 
     fn exclusive_metering(&self) -> Result<Exclusive> {

@@ -152,7 +152,7 @@ impl FakeRuntime {
         inner.halted_inside.insert(name.to_string(), halt);
     }
 
-    pub(super) fn fake_settle_sysvinit(
+    pub(super) fn fake_settle_halts(
         &self,
         names: &[String],
     ) -> Vec<(String, acetate_engine::spec::Halt, Result<()>)> {

@@ -131,9 +131,9 @@ pub trait Runtime: Send + Sync + Debug + 'static {
 
     fn exclusive_metering(&self) -> Result<Exclusive>;
 
-    /// Finishes the halts and reboots the SysV inits of containers `names` began inside
-    /// (see `Engine::settle_sysvinit_of`).
-    fn settle_sysvinit(
+    /// Finishes the halts and reboots begun inside containers `names` (see
+    /// `Engine::settle_halts_of`).
+    fn settle_halts(
         &self,
         names: &[String],
     ) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>>;

@@ -146,24 +146,30 @@ pub async fn reconcile_vanished(st: &AppState) -> AppResult<usize> {
     Ok(gone)
 }
 
-/// Containers whose SysV init was halted or rebooted from inside (a customer's `halt` or
-/// `reboot`), which their init cannot finish in a container: the engine stops them, or
-/// starts them again, and their owners find an operation saying so. Only containers the
-/// snapshot shows running SysV init are looked at; those made outside the panel are
-/// settled too, only logged.
+/// Containers halted or rebooted from inside (a customer's `halt` or `reboot`), which
+/// their init cannot finish in a container: the engine stops them, or starts them again,
+/// and their owners find an operation saying so. Only containers the snapshot shows
+/// running SysV init, or stopped with systemd (which exits by itself), are looked at;
+/// those made outside the panel are settled too, only logged.
 pub async fn settle_inside_halts(st: &AppState) -> AppResult<usize> {
     use acetate_engine::spec::{Halt, Init};
+    use acetate_engine::State;
     let names: Vec<String> = st
         .snapshot
         .all()
         .iter()
-        .filter(|c| c.state == acetate_engine::State::Running && c.init == Init::Sysvinit)
+        .filter(|c| {
+            matches!(
+                (c.state, c.init),
+                (State::Running, Init::Sysvinit) | (State::Stopped, Init::Systemd)
+            )
+        })
         .map(|c| c.name.clone())
         .collect();
     if names.is_empty() {
         return Ok(0);
     }
-    let settled = st.engine(move |e| e.settle_sysvinit(&names)).await?;
+    let settled = st.engine(move |e| e.settle_halts(&names)).await?;
     for (engine_name, halt, outcome) in &settled {
         let Some(row) = st.db.container_by_engine_name(engine_name).await? else {
             continue;
