@@ -240,25 +240,28 @@ impl Engine {
     pub fn settle_halts_of(&self, names: &[String]) -> Result<Vec<(String, Halt, Result<()>)>> {
         require_root("stop containers")?;
         let mut done = Vec::new();
+        // One container's unreadable state or failed restart does not hold the others up.
+        let halted = |name: &str| self.halted_inside(name).ok().flatten();
         for name in names {
-            if spec::validate_name(name).is_err() || self.halted_inside(name)?.is_none() {
+            if spec::validate_name(name).is_err() || halted(name).is_none() {
                 continue;
             }
             let Ok((_lock, cfg)) = self.lock(name) else {
                 continue;
             };
-            let Some(halt) = self.halted_inside(name)? else {
+            let Some(halt) = halted(name) else {
                 continue;
             };
-            self.stop_locked(&cfg, Duration::ZERO)?;
-            self.clear_halt_mark(name);
-            let outcome = match halt {
-                Halt::PowerOff => {
-                    self.want_running(&cfg.name, false);
-                    Ok(())
+            let outcome = self.stop_locked(&cfg, Duration::ZERO).and_then(|_| {
+                self.clear_halt_mark(name);
+                match halt {
+                    Halt::PowerOff => {
+                        self.want_running(&cfg.name, false);
+                        Ok(())
+                    }
+                    Halt::Reboot => self.start_locked(&cfg).map(|_| ()),
                 }
-                Halt::Reboot => self.start_locked(&cfg).map(|_| ()),
-            };
+            });
             tracing::info!(name = %cfg.name, ?halt, ok = outcome.is_ok(), "finished what began inside");
             done.push((cfg.name.clone(), halt, outcome));
         }
