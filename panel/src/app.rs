@@ -383,9 +383,10 @@ fn spawn_settler(st: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = crate::service::containers::HaltWatch::default();
         loop {
             tick.tick().await;
-            if let Err(e) = crate::service::containers::settle_inside_halts(&st).await {
+            if let Err(e) = crate::service::containers::settle_inside_halts(&st, &mut watch).await {
                 tracing::warn!(error = %e, "finishing halts and reboots from inside");
             }
         }

@@ -152,6 +152,16 @@ impl FakeRuntime {
         inner.halted_inside.insert(name.to_string(), halt);
     }
 
+    /// Running container `name`'s systemd goes down by itself after a `reboot` or a
+    /// `poweroff` inside (for tests): stopped, for the next settle to finish.
+    pub fn exit_inside(&self, name: &str, halt: acetate_engine::spec::Halt) {
+        let mut inner = self.lock();
+        if let Some(info) = inner.containers.get_mut(name) {
+            Self::halt(info);
+        }
+        inner.halted_inside.insert(name.to_string(), halt);
+    }
+
     pub(super) fn fake_settle_halts(
         &self,
         names: &[String],

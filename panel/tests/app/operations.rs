@@ -268,6 +268,7 @@ async fn a_container_destroyed_behind_the_panels_back_leaves_no_ghost() {
 #[tokio::test]
 async fn a_halt_or_reboot_from_inside_is_finished_and_its_owner_told() {
     use acetate::runtime::Runtime;
+    use acetate::service::containers::settle_inside_halts;
     use acetate_engine::spec::Halt;
     let app = spawn_app().await;
     let acme = app.reseller("acme", plan("basic", 5), pool(10)).await;
@@ -286,14 +287,22 @@ async fn a_halt_or_reboot_from_inside_is_finished_and_its_owner_told() {
             .name
     };
     let (web, db) = (engine_name("web"), engine_name("db"));
-    app.engine.halt_inside(&web, Halt::Reboot);
-    app.engine.halt_inside(&db, Halt::PowerOff);
-    // Looked for among the containers the snapshot shows running SysV init.
+    let mut watch = acetate::service::containers::HaltWatch::default();
+    // The settler's first pass notes the systemd containers running.
     app.state.snapshot.refresh_all(&app.engine).unwrap();
-    let settled = acetate::service::containers::settle_inside_halts(&app.state)
-        .await
-        .unwrap();
-    assert_eq!(settled, 2);
+    assert_eq!(
+        settle_inside_halts(&app.state, &mut watch).await.unwrap(),
+        0
+    );
+    // web's SysV init reboots inside (it stays up, alone); db's systemd powers off and
+    // exits by itself.
+    app.engine.halt_inside(&web, Halt::Reboot);
+    app.engine.exit_inside(&db, Halt::PowerOff);
+    app.state.snapshot.refresh_all(&app.engine).unwrap();
+    assert_eq!(
+        settle_inside_halts(&app.state, &mut watch).await.unwrap(),
+        2
+    );
     let state = |name: &str| app.engine.show(name).unwrap().state;
     assert_eq!(state(&web), acetate_engine::State::Running);
     assert_eq!(state(&db), acetate_engine::State::Stopped);
@@ -314,11 +323,12 @@ async fn a_halt_or_reboot_from_inside_is_finished_and_its_owner_told() {
         .await
         .1;
     assert!(audit.to_string().contains("container.rebooted"), "{audit}");
-    // Nothing more to finish.
-    let again = acetate::service::containers::settle_inside_halts(&app.state)
-        .await
-        .unwrap();
-    assert_eq!(again, 0);
+    // Nothing more to finish; a stopped container is not looked at again.
+    app.state.snapshot.refresh_all(&app.engine).unwrap();
+    assert_eq!(
+        settle_inside_halts(&app.state, &mut watch).await.unwrap(),
+        0
+    );
 }
 
 #[tokio::test]

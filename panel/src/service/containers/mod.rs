@@ -22,7 +22,7 @@ mod recovery;
 
 pub use change::{act, destroy, destroy_all_of, exec, reinstall, resize, Action, Resize};
 pub use create::{create, NewContainer};
-pub use recovery::{reconcile_vanished, recover_operations, settle_inside_halts};
+pub use recovery::{reconcile_vanished, recover_operations, settle_inside_halts, HaltWatch};
 
 /// A container as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

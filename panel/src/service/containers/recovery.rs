@@ -146,30 +146,43 @@ pub async fn reconcile_vanished(st: &AppState) -> AppResult<usize> {
     Ok(gone)
 }
 
+/// What the settler saw at its last pass: the systemd containers then running, whose stop
+/// since makes them worth a look (a systemd exits by itself when halted inside). Stopped
+/// containers are not looked at again and again: the cost follows what changed.
+#[derive(Debug, Default)]
+pub struct HaltWatch {
+    systemd_running: std::collections::HashSet<String>,
+}
+
 /// Containers halted or rebooted from inside (a customer's `halt` or `reboot`), which
 /// their init cannot finish in a container: the engine stops them, or starts them again,
-/// and their owners find an operation saying so. Only containers the snapshot shows
-/// running SysV init, or stopped with systemd (which exits by itself), are looked at;
+/// and their owners find an operation saying so. Looked at: the containers the snapshot
+/// shows running SysV init, and those running systemd at the last pass and stopped now;
 /// those made outside the panel are settled too, only logged.
-pub async fn settle_inside_halts(st: &AppState) -> AppResult<usize> {
+pub async fn settle_inside_halts(st: &AppState, watch: &mut HaltWatch) -> AppResult<usize> {
     use acetate_engine::spec::{Halt, Init};
     use acetate_engine::State;
-    let names: Vec<String> = st
-        .snapshot
-        .all()
-        .iter()
-        .filter(|c| {
-            matches!(
-                (c.state, c.init),
-                (State::Running, Init::Sysvinit) | (State::Stopped, Init::Systemd)
-            )
-        })
-        .map(|c| c.name.clone())
-        .collect();
+    let mut names = Vec::new();
+    let mut running = std::collections::HashSet::new();
+    for c in st.snapshot.all() {
+        match (c.state, c.init) {
+            (State::Running, Init::Sysvinit) => names.push(c.name.clone()),
+            (State::Running, Init::Systemd) => {
+                running.insert(c.name.clone());
+            }
+            (State::Stopped, Init::Systemd) if watch.systemd_running.contains(&c.name) => {
+                names.push(c.name.clone())
+            }
+            _ => {}
+        }
+    }
     if names.is_empty() {
+        watch.systemd_running = running;
         return Ok(0);
     }
+    // On an error the watch stays as it was: the same containers are looked at again.
     let settled = st.engine(move |e| e.settle_halts(&names)).await?;
+    watch.systemd_running = running;
     for (engine_name, halt, outcome) in &settled {
         let Some(row) = st.db.container_by_engine_name(engine_name).await? else {
             continue;
