@@ -19,20 +19,14 @@
 //!   `/etc/inittab`: a container has no such device, and init would respawn them, failing,
 //!   until it gives up for five minutes and starts again.
 //!
-//! The tree is written through descriptors resolved inside it (a link in it cannot lead a
-//! write out of it).
+//! The tree is written through [`Root`], every path resolved inside it (a link in it
+//! cannot lead a write out of it).
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::Read;
 use std::path::Path;
 
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
-
-use crate::error::{Error, Result};
-use crate::unpack::openat2;
+use crate::error::Result;
+use crate::unpack::Root;
 
 /// Generators with nothing to do in a container (see the module's text).
 const IDLE_GENERATORS: &[&str] = &[
@@ -54,29 +48,45 @@ const INITTAB_NOTE: &str =
     "# Acetate: a container has no virtual consoles (tty1...); its consoles are the panel's \
 terminal and `acetate ct enter`.\n";
 
-const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-
 /// Fits the tree at `rootfs` (see the module's text).
 pub(crate) fn fit(rootfs: &Path) -> Result<()> {
-    let root = openat2(libc::AT_FDCWD, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
-        .map_err(|e| Error::io("open", rootfs, e))?;
-    mask_idle(&root, rootfs)?;
-    note_halts(&root, rootfs)?;
-    quiet_consoles(&root, rootfs)
+    let root = Root::open(rootfs)?;
+    for (kind, names) in [
+        ("system-generators", IDLE_GENERATORS),
+        ("system", IDLE_UNITS),
+    ] {
+        for name in names {
+            mask(&root, kind, name)?;
+        }
+    }
+    note_halts(&root)?;
+    quiet_consoles(&root)
+}
+
+/// Whether the tree's systemd has `rel` (under `lib/systemd`, usr-merged or not).
+fn systemd_has(root: &Root, rel: &str) -> bool {
+    ["usr/lib/systemd", "lib/systemd"]
+        .iter()
+        .any(|d| root.exists(&Path::new(d).join(rel)))
+}
+
+/// Masks `name` of `lib/systemd/{kind}` with a link to `/dev/null` in
+/// `etc/systemd/{kind}`, if the tree has it and no file of its own there.
+fn mask(root: &Root, kind: &str, name: &str) -> Result<()> {
+    let mask = Path::new("etc/systemd").join(kind).join(name);
+    if !systemd_has(root, &format!("{kind}/{name}")) || root.exists(&mask) {
+        return Ok(());
+    }
+    root.symlink(&mask, Path::new("/dev/null"), 0, 0)
 }
 
 /// Makes systemd note, as it goes down, whether the container reboots or powers off: a
 /// program in `lib/systemd/system-shutdown`, which `systemd-shutdown` runs last with the
 /// verb (`reboot`, `poweroff`, `halt`, `kexec`), writes it to the halt mark, which the
 /// engine reads once the container has stopped.
-fn note_halts(root: &OwnedFd, rootfs: &Path) -> Result<()> {
-    let has = [
-        "usr/lib/systemd/systemd-shutdown",
-        "lib/systemd/systemd-shutdown",
-    ]
-    .iter()
-    .any(|p| in_tree(root, p, libc::O_PATH).is_ok());
-    if !has {
+fn note_halts(root: &Root) -> Result<()> {
+    let program = Path::new("usr/lib/systemd/system-shutdown/acetate-halt");
+    if !systemd_has(root, "systemd-shutdown") || root.exists(program) {
         return Ok(());
     }
     let mark = crate::halts::HALT_MARK;
@@ -87,118 +97,8 @@ fn note_halts(root: &OwnedFd, rootfs: &Path) -> Result<()> {
          # it asked for, and Acetate starts it again or keeps it stopped.\n\
          mkdir -p /{dir} && echo \"$1\" > /{mark}\n"
     );
-    write_new(
-        root,
-        rootfs,
-        "usr/lib/systemd/system-shutdown",
-        "acetate-halt",
-        &text,
-        0o755,
-    )
-}
-
-/// Writes `name` with `text` in directory `dir` of the tree (made if missing), unless
-/// the tree has such a file already.
-fn write_new(
-    root: &OwnedFd,
-    rootfs: &Path,
-    dir: &str,
-    name: &str,
-    text: &str,
-    mode: u32,
-) -> Result<()> {
-    let mut made = String::new();
-    for part in dir.split('/') {
-        let parent = in_tree(
-            root,
-            if made.is_empty() { "." } else { &made },
-            libc::O_PATH | libc::O_DIRECTORY,
-        )
-        .map_err(|e| Error::io("open", rootfs.join(&made), e))?;
-        match nix::sys::stat::mkdirat(
-            Some(parent.as_raw_fd()),
-            part,
-            Mode::from_bits_truncate(0o755),
-        ) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => {
-                return Err(Error::io(
-                    "create directory",
-                    rootfs.join(&made).join(part),
-                    e.into(),
-                ))
-            }
-        }
-        if !made.is_empty() {
-            made.push('/');
-        }
-        made.push_str(part);
-    }
-    let path = rootfs.join(dir).join(name);
-    let dir = in_tree(root, dir, libc::O_PATH | libc::O_DIRECTORY)
-        .map_err(|e| Error::io("open", rootfs.join(&made), e))?;
-    let fd = match nix::fcntl::openat(
-        Some(dir.as_raw_fd()),
-        name,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(mode),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::EEXIST) => return Ok(()),
-        Err(e) => return Err(Error::io("create", &path, e.into())),
-    };
-    // SAFETY: openat just returned this descriptor, owned by nothing else.
-    unsafe { File::from_raw_fd(fd) }
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::io("write", &path, e))
-}
-
-fn mask_idle(root: &OwnedFd, rootfs: &Path) -> Result<()> {
-    mask(root, rootfs, "system-generators", IDLE_GENERATORS)?;
-    mask(root, rootfs, "system", IDLE_UNITS)
-}
-
-/// Masks those of `names` that the tree's systemd has in `lib/systemd/{kind}` with links
-/// to `/dev/null` in `etc/systemd/{kind}`.
-fn mask(root: &OwnedFd, rootfs: &Path, kind: &str, names: &[&str]) -> Result<()> {
-    let installed: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| {
-            ["usr/lib/systemd", "lib/systemd"]
-                .iter()
-                .any(|d| in_tree(root, &format!("{d}/{kind}/{n}"), libc::O_PATH).is_ok())
-        })
-        .collect();
-    if installed.is_empty() {
-        return Ok(());
-    }
-    let Ok(systemd) = in_tree(root, "etc/systemd", libc::O_PATH | libc::O_DIRECTORY) else {
-        return Ok(());
-    };
-    let dir = rootfs.join("etc/systemd").join(kind);
-    match nix::sys::stat::mkdirat(
-        Some(systemd.as_raw_fd()),
-        kind,
-        Mode::from_bits_truncate(0o755),
-    ) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(e) => return Err(Error::io("create directory", &dir, e.into())),
-    }
-    let masks = in_tree(
-        root,
-        &format!("etc/systemd/{kind}"),
-        libc::O_PATH | libc::O_DIRECTORY,
-    )
-    .map_err(|e| Error::io("open", &dir, e))?;
-    for g in installed {
-        // One the tree already has there (its own mask or override) stays.
-        match nix::unistd::symlinkat("/dev/null", Some(masks.as_raw_fd()), g) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(Error::io("create link", dir.join(g), e.into())),
-        }
-    }
-    Ok(())
+    root.file(program, &mut text.as_bytes(), 0o755, 0, 0, now())
+        .map(drop)
 }
 
 /// The table without its virtual-console gettys; `None` when it has none.
@@ -235,68 +135,36 @@ fn without_console_gettys(table: &str) -> Option<String> {
     Some(out)
 }
 
-fn quiet_consoles(root: &OwnedFd, rootfs: &Path) -> Result<()> {
-    let path = rootfs.join("etc/inittab");
-    let Ok(fd) = in_tree(root, "etc/inittab", libc::O_RDONLY | libc::O_NOFOLLOW) else {
+fn quiet_consoles(root: &Root) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let inittab = Path::new("etc/inittab");
+    let Ok(fd) = root.open_in(inittab, libc::O_RDONLY | libc::O_NOFOLLOW) else {
         return Ok(());
     };
-    let mut file = File::from(fd);
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
+    let mut file = std::fs::File::from(fd);
+    let Ok(meta) = file.metadata() else {
         return Ok(());
-    }
+    };
     let mut table = String::new();
-    if file.read_to_string(&mut table).is_err() {
+    if !meta.is_file() || file.read_to_string(&mut table).is_err() {
         return Ok(());
     }
     let Some(fitted) = without_console_gettys(&table) else {
         return Ok(());
     };
-    let etc = in_tree(root, "etc", libc::O_PATH | libc::O_DIRECTORY)
-        .map_err(|e| Error::io("open", rootfs.join("etc"), e))?;
-    let scratch = ".inittab.acetate";
-    let _ = nix::unistd::unlinkat(
-        Some(etc.as_raw_fd()),
-        scratch,
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
-    );
-    let fd = nix::fcntl::openat(
-        Some(etc.as_raw_fd()),
-        scratch,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
+    root.file(
+        inittab,
+        &mut fitted.as_bytes(),
+        meta.mode() & 0o7777,
+        meta.uid(),
+        meta.gid(),
+        now(),
     )
-    .map_err(|e| Error::io("create", &path, e.into()))?;
-    // SAFETY: openat just returned this descriptor, owned by nothing else.
-    let written = unsafe { File::from_raw_fd(fd) }.write_all(fitted.as_bytes());
-    let moved = written
-        .map_err(|e| Error::io("write", &path, e))
-        .and_then(|()| {
-            nix::fcntl::renameat(
-                Some(etc.as_raw_fd()),
-                scratch,
-                Some(etc.as_raw_fd()),
-                "inittab",
-            )
-            .map_err(|e| Error::io("replace", &path, e.into()))
-        });
-    if moved.is_err() {
-        let _ = nix::unistd::unlinkat(
-            Some(etc.as_raw_fd()),
-            scratch,
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
-        );
-    }
-    moved
+    .map(drop)
 }
 
-/// Opens `path` of the tree, resolved inside it.
-fn in_tree(root: &OwnedFd, path: &str, flags: i32) -> std::io::Result<OwnedFd> {
-    openat2(
-        root.as_raw_fd(),
-        Path::new(path),
-        flags | libc::O_CLOEXEC,
-        RESOLVE,
-    )
+fn now() -> i64 {
+    crate::store::unix_now() as i64
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@
 
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::runtime::{self, ExecIo};
 use crate::spec::{self, Init};
 use crate::store::{ContainerConfig, RunState};
+use crate::unpack::Root;
 use crate::{require_root, Engine};
 
 /// Where a fitted template's systemd notes, as it goes down, whether it reboots or powers
@@ -160,20 +162,13 @@ impl Engine {
     /// behind the overlay's back), resolved inside it.
     pub(crate) fn halt_mark(&self, name: &str) -> Option<Halt> {
         use std::io::Read;
-        let root = crate::unpack::openat2(
-            libc::AT_FDCWD,
-            &self.layout.rootfs(name),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            0,
-        )
-        .ok()?;
-        let fd = crate::unpack::openat2(
-            root.as_raw_fd(),
-            std::path::Path::new(HALT_MARK),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-        )
-        .ok()?;
+        let root = Root::open(&self.layout.rootfs(name)).ok()?;
+        let fd = root
+            .open_in(
+                Path::new(HALT_MARK),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            )
+            .ok()?;
         let mut file = fs::File::from(fd);
         if !file.metadata().is_ok_and(|m| m.is_file()) {
             return None;
@@ -190,28 +185,8 @@ impl Engine {
     /// Removes container `name`'s halt mark, if any (before it starts: a mark left by a
     /// stop's halt must not be read as the next run's).
     pub(crate) fn clear_halt_mark(&self, name: &str) {
-        let Ok(root) = crate::unpack::openat2(
-            libc::AT_FDCWD,
-            &self.layout.rootfs(name),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            0,
-        ) else {
-            return;
-        };
-        let dir = std::path::Path::new(HALT_MARK)
-            .parent()
-            .expect("the mark is in a directory");
-        if let Ok(dir) = crate::unpack::openat2(
-            root.as_raw_fd(),
-            dir,
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-        ) {
-            let _ = nix::unistd::unlinkat(
-                Some(dir.as_raw_fd()),
-                "halt",
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            );
+        if let Ok(root) = Root::open(&self.layout.rootfs(name)) {
+            root.remove(Path::new(HALT_MARK));
         }
     }
 
@@ -226,18 +201,12 @@ impl Engine {
         })
     }
 
-    /// Finishes the halts and reboots begun inside containers: one halted from inside is
+    /// Finishes the halts and reboots begun inside containers `names` (those a caller
+    /// knows run a SysV init, or were left by their systemd): one halted from inside is
     /// stopped (and not started again after a host reboot), a rebooted one starts again.
-    /// Returns what it finished, by container, with the restart's outcome.
-    pub fn settle_halts(&self) -> Result<Vec<(String, Halt, Result<()>)>> {
-        let names: Vec<String> = self.configs()?.into_iter().map(|c| c.name).collect();
-        self.settle_halts_of(&names)
-    }
-
-    /// [`Engine::settle_halts`] for containers `names` only (those a caller knows run a
-    /// SysV init, or were left by their systemd); names of containers that are gone are
-    /// passed over.
-    pub fn settle_halts_of(&self, names: &[String]) -> Result<Vec<(String, Halt, Result<()>)>> {
+    /// Returns what it finished, by container, with the restart's outcome; names of
+    /// containers that are gone are passed over.
+    pub fn settle_halts(&self, names: &[String]) -> Result<Vec<(String, Halt, Result<()>)>> {
         require_root("stop containers")?;
         let mut done = Vec::new();
         // One container's unreadable state or failed restart does not hold the others up.

@@ -101,8 +101,9 @@ impl Engine {
     /// [`Engine::settle_halts`]). Returns each one it tried, with what happened.
     pub fn start_all(&self, workers: usize) -> Result<Vec<(String, Result<ContainerInfo>)>> {
         require_root("start containers")?;
+        let names: Vec<String> = self.configs()?.into_iter().map(|c| c.name).collect();
         let rebooted: Vec<(String, Result<ContainerInfo>)> = self
-            .settle_halts()?
+            .settle_halts(&names)?
             .into_iter()
             .filter(|(_, halt, _)| *halt == spec::Halt::Reboot)
             .map(|(name, _, started)| {
@@ -110,10 +111,8 @@ impl Engine {
                 (name, info)
             })
             .collect();
-        let wanted: Vec<String> = self
-            .configs()?
+        let wanted: Vec<String> = names
             .into_iter()
-            .map(|c| c.name)
             .filter(|n| self.layout.autostart(n).exists())
             .filter(|n| matches!(self.run_state(n), Ok(None)))
             .collect();

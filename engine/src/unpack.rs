@@ -235,6 +235,34 @@ impl Root {
         Ok(())
     }
 
+    /// Opens `rel` as it is inside the root (nothing is created on the way).
+    pub fn open_in(&self, rel: &Path, flags: i32) -> std::io::Result<OwnedFd> {
+        openat2(self.fd.as_raw_fd(), rel, flags | libc::O_CLOEXEC, IN_ROOT)
+    }
+
+    /// Whether `rel` is there (a link at its end counts, whatever it leads to).
+    pub fn exists(&self, rel: &Path) -> bool {
+        self.open_in(rel, libc::O_PATH | libc::O_NOFOLLOW).is_ok()
+    }
+
+    /// Removes the non-directory `rel` if it is there (nothing is created on the way).
+    pub fn remove(&self, rel: &Path) {
+        let (Some(parent), Some(leaf)) = (rel.parent(), rel.file_name()) else {
+            return;
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        if let (Ok(dir), Ok(leaf)) = (
+            self.open_in(parent, libc::O_PATH | libc::O_DIRECTORY),
+            cname(leaf),
+        ) {
+            Self::clear(&dir, &leaf);
+        }
+    }
+
     /// Creates directory `rel`; its owner and mode are set by [`Root::finish_dir`] once
     /// its contents are in (so a read-only directory can still be filled).
     pub fn mkdir(&self, rel: &Path) -> Result<()> {

@@ -8,6 +8,20 @@ pub fn state_dir(test: &str) -> Option<PathBuf> {
     root_or_skip(test).then(|| shared_state_dir("e2e"))
 }
 
+/// Whether Debian's mmdebstrap is there for `test` (template builds); outside CI a test
+/// without it is skipped, saying so; in CI it fails.
+pub fn has_mmdebstrap(test: &str) -> bool {
+    if std::path::Path::new("/usr/bin/mmdebstrap").exists() {
+        return true;
+    }
+    assert!(
+        !acetate_engine::testing::in_ci(),
+        "{test} needs mmdebstrap: scripts/setup installs it"
+    );
+    eprintln!("SKIPPED {test}: mmdebstrap is not installed");
+    false
+}
+
 /// Runs `acetate --state-dir DIR ARGS...`.
 pub fn acetate(state: &PathBuf, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_acetate"))

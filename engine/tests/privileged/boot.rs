@@ -200,11 +200,11 @@ fn a_systemd_container_rebooted_inside_starts_again_and_one_powered_off_stays_of
     assert_eq!(ct.booted(), "running");
     let name = vec![ct.name.clone()];
     // Nothing to finish while it runs.
-    assert!(engine.settle_halts_of(&name).unwrap().is_empty());
+    assert!(engine.settle_halts(&name).unwrap().is_empty());
     let before = engine.show(&ct.name).unwrap().pid;
     ct.sh("systemctl reboot");
     assert!(stopped_by_itself(engine, &ct.name), "systemd went down");
-    let settled = engine.settle_halts_of(&name).unwrap();
+    let settled = engine.settle_halts(&name).unwrap();
     assert_eq!(settled.len(), 1, "{settled:?}");
     assert_eq!(settled[0].1, Halt::Reboot);
     assert!(settled[0].2.is_ok(), "{settled:?}");
@@ -215,7 +215,7 @@ fn a_systemd_container_rebooted_inside_starts_again_and_one_powered_off_stays_of
     // Powered off inside: it stays stopped, and is not started after a host reboot.
     ct.sh("systemctl poweroff");
     assert!(stopped_by_itself(engine, &ct.name));
-    let settled = engine.settle_halts_of(&name).unwrap();
+    let settled = engine.settle_halts(&name).unwrap();
     assert_eq!(settled.len(), 1, "{settled:?}");
     assert_eq!(settled[0].1, Halt::PowerOff);
     assert_eq!(
@@ -223,12 +223,12 @@ fn a_systemd_container_rebooted_inside_starts_again_and_one_powered_off_stays_of
         acetate_engine::State::Stopped
     );
     assert!(!engine.layout().autostart(&ct.name).exists());
-    assert!(engine.settle_halts_of(&name).unwrap().is_empty());
+    assert!(engine.settle_halts(&name).unwrap().is_empty());
     // A stop from outside (systemd halts too) leaves nothing to finish.
     engine.start(&ct.name).unwrap();
     assert_eq!(ct.booted(), "running");
     engine.stop(&ct.name, Duration::from_secs(30)).unwrap();
-    assert!(engine.settle_halts_of(&name).unwrap().is_empty());
+    assert!(engine.settle_halts(&name).unwrap().is_empty());
     assert_eq!(
         engine.show(&ct.name).unwrap().state,
         acetate_engine::State::Stopped

@@ -167,7 +167,7 @@ impl Runtime for EngineRuntime {
         &self,
         names: &[String],
     ) -> Result<Vec<(String, acetate_engine::spec::Halt, Result<()>)>> {
-        self.0.settle_halts_of(names)
+        self.0.settle_halts(names)
     }
 
     fn run_command(

@@ -132,7 +132,7 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     fn exclusive_metering(&self) -> Result<Exclusive>;
 
     /// Finishes the halts and reboots begun inside containers `names` (see
-    /// `Engine::settle_halts_of`).
+    /// `Engine::settle_halts`).
     fn settle_halts(
         &self,
         names: &[String],

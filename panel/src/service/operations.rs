@@ -115,6 +115,27 @@ impl Operations {
         &self.runner
     }
 
+    /// Records, already finished, an operation that happened without the panel (on the
+    /// host, or inside a container), so that its owner finds it with the others.
+    pub async fn record_finished(
+        &self,
+        owner_id: i64,
+        kind: &str,
+        target: &str,
+        succeeded: bool,
+        message: &str,
+        error_code: Option<&str>,
+    ) -> AppResult<()> {
+        let op = self
+            .db
+            .insert_operation(owner_id, kind, target, None, &self.runner)
+            .await?;
+        self.db
+            .finish_operation(op.id, succeeded, message, error_code, None)
+            .await?;
+        Ok(())
+    }
+
     /// Records an operation of `owner` and runs `work` in the background; its result ends
     /// the operation. The work is not tied to the request that started it: a client that
     /// goes away does not stop it.

@@ -124,18 +124,15 @@ pub async fn reconcile_vanished(st: &AppState) -> AppResult<usize> {
             row.name
         );
         st.db.delete_container(row.id).await?;
-        let op = st
-            .db
-            .insert_operation(
+        st.operations
+            .record_finished(
                 row.owner_id,
                 "container.vanished",
                 &target,
-                None,
-                st.operations.runner(),
+                false,
+                &message,
+                Some("not_found"),
             )
-            .await?;
-        st.db
-            .finish_operation(op.id, false, &message, Some("not_found"), None)
             .await?;
         st.db
             .audit(None, "container.vanished", &target, "removed")
@@ -211,17 +208,15 @@ pub async fn settle_inside_halts(st: &AppState, watch: &mut HaltWatch) -> AppRes
                 ),
             ),
         };
-        let op = st
-            .db
-            .insert_operation(row.owner_id, kind, &target, None, st.operations.runner())
-            .await?;
-        st.db
-            .finish_operation(
-                op.id,
-                outcome.is_ok(),
+        let failed = outcome.as_ref().err().map(|_| "start_failed");
+        st.operations
+            .record_finished(
+                row.owner_id,
+                kind,
+                &target,
+                failed.is_none(),
                 &message,
-                outcome.as_ref().err().map(|_| "start_failed"),
-                None,
+                failed,
             )
             .await?;
         st.db.audit(None, kind, &target, "from inside").await?;
