@@ -41,8 +41,9 @@ pub struct TemplateInfo {
 
 /// Version of the `host` template's recipe: 2 leaves out the host's enabled services and
 /// its fstab; 3 is fitted for containers ([`crate::fitting`]), 4 with more masked, 5
-/// notes reboots and power-offs.
-pub const HOST_TREE_VERSION: u32 = 6;
+/// (and 6) notes reboots and power-offs, 7 masks the units that skip themselves in a
+/// container and marks the tree up to date with its `/usr`.
+pub const HOST_TREE_VERSION: u32 = 7;
 
 /// Whether the installed `host` template follows this engine's recipe.
 pub fn host_is_current(layout: &Layout) -> bool {

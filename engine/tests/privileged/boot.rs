@@ -37,6 +37,9 @@ fn systemd_keeps_enabled_services_across_restarts_and_shuts_down_cleanly() {
     let info = engine.show(&ct.name).unwrap();
     assert_eq!(info.init, Init::Systemd, "the host template boots systemd");
     assert_eq!(ct.booted(), "running", "every unit came up");
+    // The fitted tree is up to date: systemd-sysusers has nothing to do at a boot.
+    let (_, out, _) = ct.sh("systemctl show -p ConditionResult --value systemd-sysusers");
+    assert_eq!(out, "no\n", "systemd-sysusers skipped");
     // The host's inotify instances, charged to its root for every container, were raised
     // (at 128 the 18th systemd container's units failed).
     let instances: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
@@ -151,6 +154,9 @@ fn the_host_template_leaves_the_hosts_services_out_is_fitted_and_an_old_one_is_r
         "system-generators/systemd-cryptsetup-generator",
         "system-generators/systemd-fstab-generator",
         "system/systemd-remount-fs.service",
+        "system/systemd-udevd.service",
+        "system/modprobe@.service",
+        "system/systemd-journald-audit.socket",
     ] {
         let link = rootfs.join("etc/systemd").join(masked);
         assert_eq!(
@@ -158,6 +164,10 @@ fn the_host_template_leaves_the_hosts_services_out_is_fitted_and_an_old_one_is_r
             std::path::Path::new("/dev/null"),
             "{masked}"
         );
+    }
+    // Up to date with its /usr, as systemd-update-done leaves a machine after its first boot.
+    for stamp in ["etc/.updated", "var/.updated"] {
+        assert!(rootfs.join(stamp).is_file(), "{stamp}");
     }
     // One made by an older engine is rebuilt while no container uses it, kept otherwise.
     let info = layout.template("host").join("template.json");

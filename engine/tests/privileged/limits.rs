@@ -149,7 +149,11 @@ fn cpu_use_stays_near_the_quota() {
     let Some(engine) = engine("cpu_use_stays_near_the_quota") else {
         return;
     };
-    let ct = Ct::started(engine, "lim-cpu", |b| b.cpus_milli(500));
+    let ct = Ct::started(engine, "lim-cpu", |b| b.cpus_milli(500).cpu_weight(300));
+    // The CPU weight reaches the kernel (v1 scales it to cpu.shares' 1024).
+    let weight = cgroup_file(&ct.name, "cpu.shares", "cpu.weight");
+    let cg = engine.cgroup(&ct.name);
+    assert_eq!(weight, if cg.is_v2() { "300" } else { "3072" });
     let before = engine.show(&ct.name).unwrap().usage.cgroup.unwrap().cpu_ns;
     let t = Instant::now();
     // Two busy loops (this host has two cores) for three seconds.
