@@ -181,10 +181,11 @@ impl Engine {
         }
         let opts = ImportOptions {
             allow_setid: true,
+            fit: true,
             ..Default::default()
         };
         let _g = self.layout.lock_global(crate::LOCK_TIMEOUT)?;
-        let mut info = crate::template::import_as(&self.layout, name, &tar, &opts, true)?;
+        let mut info = crate::template::import(&self.layout, name, &tar, &opts)?;
         info.source = format!("debian {} ({mirror})", b.suite);
         crate::template::set_source(&self.layout, name, &info.source)?;
         Ok(info)

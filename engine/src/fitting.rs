@@ -1,7 +1,8 @@
 //! Fitting the trees of templates the engine builds itself (`host`, Debian's) for life as
 //! a container, the way distributions' container images are made: what a booted init
 //! would otherwise do for nothing at every start is turned off in the tree's `/etc`, where
-//! a customer can turn it back on. Templates imported by the provider are left as they are.
+//! a customer can turn it back on. Templates imported by the provider are left as they
+//! are unless the provider asks (`template import --fit`).
 //!
 //! - systemd's generators with nothing to find in a container are masked: those for disks,
 //!   encryption and boot loaders (`systemd-cryptsetup-generator`, `-gpt-auto-`,

@@ -440,6 +440,7 @@ pub fn build_host(layout: &Layout) -> Result<TemplateInfo> {
         max_bytes: u64::MAX,
         max_entries: u64::MAX,
         allow_setid: true,
+        fit: true,
     };
     install(layout, "host", "host", &opts, |rootfs, counts| {
         build_host_tree(Path::new("/"), rootfs, counts)?;
@@ -448,24 +449,14 @@ pub fn build_host(layout: &Layout) -> Result<TemplateInfo> {
 }
 
 /// Imports a template from a root filesystem directory or tarball (gzip, xz, zstd or
-/// bzip2 compressed, or plain), treating its contents as untrusted (see [`crate::unpack`]).
+/// bzip2 compressed, or plain), treating its contents as untrusted (see [`crate::unpack`]),
+/// and, if `opts.fit`, fits it for containers as the engine's own builds are (see
+/// [`crate::fitting`]).
 pub fn import(
     layout: &Layout,
     name: &str,
     source: &Path,
     opts: &ImportOptions,
-) -> Result<TemplateInfo> {
-    import_as(layout, name, source, opts, false)
-}
-
-/// [`import`], then, if `fit`, fitted for containers as the engine's own builds are (see
-/// [`crate::fitting`]).
-pub(crate) fn import_as(
-    layout: &Layout,
-    name: &str,
-    source: &Path,
-    opts: &ImportOptions,
-    fit: bool,
 ) -> Result<TemplateInfo> {
     let meta = fs::metadata(source).map_err(|e| match e.kind() {
         ErrorKind::NotFound => Error::Unsupported(format!(
@@ -512,7 +503,7 @@ pub(crate) fn import_as(
                 ("run", 0o755),
             ],
         )?;
-        if fit {
+        if opts.fit {
             crate::fitting::fit(rootfs)?;
         }
         Ok(())

@@ -25,6 +25,9 @@ pub struct ImportOptions {
     /// Keep set-user-id and set-group-id bits (a provider's decision for a template
     /// they trust; off by default).
     pub allow_setid: bool,
+    /// Fit the tree for containers as the engine's own templates are (see
+    /// [`crate::fitting`]; off by default: an imported tree is the provider's).
+    pub fit: bool,
 }
 
 impl Default for ImportOptions {
@@ -33,6 +36,7 @@ impl Default for ImportOptions {
             max_bytes: 16 << 30,
             max_entries: 1_000_000,
             allow_setid: false,
+            fit: false,
         }
     }
 }

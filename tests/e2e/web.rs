@@ -1211,11 +1211,31 @@ async fn the_provider_imports_a_template_as_a_background_job() {
     };
     let (server, _db) = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
-    // A tiny root filesystem, as a tarball.
+    // A tiny root filesystem with the bones of systemd and SysV init, as a tarball.
     let src = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(src.path().join("etc")).unwrap();
-    std::fs::create_dir_all(src.path().join("bin")).unwrap();
-    std::fs::write(src.path().join("etc/os-release"), "ID=tiny\n").unwrap();
+    for dir in [
+        "etc",
+        "bin",
+        "var",
+        "usr/lib/systemd/system",
+        "usr/lib/systemd/system-generators",
+        "usr/lib/systemd/system-shutdown",
+    ] {
+        std::fs::create_dir_all(src.path().join(dir)).unwrap();
+    }
+    for (file, text) in [
+        ("etc/os-release", "ID=tiny\n"),
+        ("etc/inittab", "1:2345:respawn:/sbin/getty 38400 tty1\n"),
+        ("usr/lib/systemd/systemd", ""),
+        ("usr/lib/systemd/systemd-shutdown", ""),
+        ("usr/lib/systemd/system/systemd-udevd.service", "[Unit]\n"),
+        (
+            "usr/lib/systemd/system-generators/systemd-fstab-generator",
+            "",
+        ),
+    ] {
+        std::fs::write(src.path().join(file), text).unwrap();
+    }
     let tarball = src.path().join("../tiny.tar.gz");
     let status = std::process::Command::new("tar")
         .arg("-czf")
@@ -1276,12 +1296,49 @@ async fn the_provider_imports_a_template_as_a_background_job() {
         .await
         .body
         .contains(&format!("<td>{name}</td>")));
+    // Imported as it is unless asked: a provider's tree is theirs.
+    let fitted = |name: &str| {
+        let rootfs = state.join("templates").join(name).join("rootfs");
+        let masked = std::fs::read_link(rootfs.join("etc/systemd/system/systemd-udevd.service"))
+            .is_ok_and(|l| l == std::path::Path::new("/dev/null"));
+        let parts = [
+            masked,
+            rootfs
+                .join("etc/systemd/system-generators/systemd-fstab-generator")
+                .is_symlink(),
+            rootfs
+                .join("usr/lib/systemd/system-shutdown/acetate-halt")
+                .is_file(),
+            rootfs.join("etc/.updated").is_file(),
+            std::fs::read_to_string(rootfs.join("etc/inittab"))
+                .unwrap()
+                .contains("#1:2345:respawn"),
+        ];
+        assert!(parts.iter().all(|p| *p == parts[0]), "{name}: {parts:?}");
+        parts[0]
+    };
+    assert!(!fitted(&name));
+    // The page's box fits it for containers.
+    let boxed = acetate_engine::testing::unique_name("fitted");
+    let _ = crate::support::acetate(&state, &["template", "delete", &boxed]);
+    let page = p
+        .upload(
+            "/provider/templates",
+            &[("csrf", &token), ("name", &boxed), ("fit", "on")],
+            ("file", bytes.clone()),
+        )
+        .await;
+    assert!(wait(page.location.unwrap())
+        .await
+        .contains("Done: template"));
+    assert!(fitted(&boxed));
+    crate::support::ok(&state, &["template", "delete", &boxed]);
     // The same name again is refused at once; garbage fails in its job, with the reason.
     let page = p
         .upload(
             "/provider/templates",
             &[("csrf", &token), ("name", &name)],
-            ("file", bytes),
+            ("file", bytes.clone()),
         )
         .await;
     assert_eq!(page.status, StatusCode::CONFLICT);
@@ -1326,7 +1383,30 @@ async fn the_provider_imports_a_template_as_a_background_job() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    crate::support::ok(&state, &["template", "delete", &name]);
+    // `?fit=true` fits it; so does `template import --fit` (a directory here).
+    let by_api = acetate_engine::testing::unique_name("fitapi");
+    let by_cli = acetate_engine::testing::unique_name("fitcli");
+    for n in [&by_api, &by_cli] {
+        let _ = crate::support::acetate(&state, &["template", "delete", n]);
+    }
+    let resp = http
+        .post(format!(
+            "{}/api/v1/templates?name={by_api}&fit=true&wait=60",
+            server.base
+        ))
+        .bearer_auth(&admin)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert!(fitted(&by_api));
+    let dir = src.path().to_str().unwrap();
+    crate::support::ok(&state, &["template", "import", &by_cli, dir, "--fit"]);
+    assert!(fitted(&by_cli));
+    for n in [&name, &by_api, &by_cli] {
+        crate::support::ok(&state, &["template", "delete", n]);
+    }
     server.stop();
 }
 

@@ -24,6 +24,12 @@ pub enum TemplateCmd {
         /// Keep set-uid and set-gid bits (cleared by default: only for a template you trust).
         #[arg(long)]
         allow_setuid: bool,
+        /// Fit it for containers as Acetate's own templates are: systemd's units and
+        /// generators with nothing to do in a container masked, reboots and power-offs
+        /// from inside noted for Acetate, SysV console gettys commented out (all in its
+        /// /etc, where a customer can undo them).
+        #[arg(long)]
+        fit: bool,
     },
     /// Delete a template no container uses.
     Delete { name: String },
@@ -121,9 +127,11 @@ pub fn run(engine: &Engine, out: &Output, cmd: TemplateCmd) -> Result<i32> {
             name,
             path,
             allow_setuid,
+            fit,
         } => {
             let opts = acetate_engine::template::ImportOptions {
                 allow_setid: allow_setuid,
+                fit,
                 ..Default::default()
             };
             print_one(out, &engine.import_template_with(&name, &path, &opts)?)

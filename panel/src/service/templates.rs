@@ -93,12 +93,13 @@ pub async fn upload_file(st: &AppState) -> AppResult<(PathBuf, tokio::fs::File)>
 }
 
 /// Checks the name, then imports `upload` (removed afterwards) as template `name` in an
-/// operation. On a refusal the upload is removed at once.
+/// operation, fitted for containers if `fit`. On a refusal the upload is removed at once.
 pub async fn import(
     st: &AppState,
     caller: &User,
     name: &str,
     upload: PathBuf,
+    fit: bool,
 ) -> AppResult<OperationRow> {
     let refuse = |e: AppError| {
         let _ = std::fs::remove_file(&upload);
@@ -122,7 +123,13 @@ pub async fn import(
     let work = async move {
         let (path, n) = (upload.clone(), name2.clone());
         let result = st2
-            .engine(move |e| e.import_template(&n, &path, &ImportOptions::default()))
+            .engine(move |e| {
+                let opts = ImportOptions {
+                    fit,
+                    ..Default::default()
+                };
+                e.import_template(&n, &path, &opts)
+            })
             .await;
         let _ = tokio::fs::remove_file(&upload).await;
         let outcome = match &result {

@@ -44,6 +44,10 @@ struct ImportQuery {
     name: String,
     /// Wait for the import, at most this many seconds.
     wait: Option<u64>,
+    /// Fit the tree for containers as Acetate's own templates are (systemd's idle units
+    /// masked, reboots from inside noted, SysV console gettys off; all in its `/etc`).
+    #[serde(default)]
+    fit: bool,
 }
 
 #[utoipa::path(post, operation_id = "templates_import", path = "/api/v1/templates", tag = "templates",
@@ -84,7 +88,7 @@ async fn import(
         let _ = tokio::fs::remove_file(&path).await;
         return Err(AppError::Internal(e.to_string()).into());
     }
-    let op = templates::import(&st, &me, &q.name, path).await?;
+    let op = templates::import(&st, &me, &q.name, path, q.fit).await?;
     answer(&st, op, q.wait, |r| result_json(r, StatusCode::CREATED))
         .await
         .map(IntoResponse::into_response)

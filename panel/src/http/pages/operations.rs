@@ -33,7 +33,7 @@ pub fn page_of(op: &OperationRow) -> String {
     format!("/jobs/{}", op.id)
 }
 
-/// The provider page's form: multipart with `csrf`, `name` and `file`.
+/// The provider page's form: multipart with `csrf`, `name`, `file` and `fit` (a box).
 async fn import_form(
     AxState(st): AxState<AppState>,
     session: Session,
@@ -43,6 +43,7 @@ async fn import_form(
         return not_found("page");
     }
     let (mut csrf, mut name, mut upload) = (String::new(), String::new(), None);
+    let mut fit = false;
     let failed = |msg: String| page_error(StatusCode::BAD_REQUEST, "Upload failed", &msg);
     loop {
         let mut field = match form.next_field().await {
@@ -53,6 +54,7 @@ async fn import_form(
         match field.name().unwrap_or_default() {
             "csrf" => csrf = field.text().await.unwrap_or_default(),
             "name" => name = field.text().await.unwrap_or_default().trim().to_string(),
+            "fit" => fit = field.text().await.is_ok_and(|v| v == "on"),
             "file" => {
                 let (path, mut file) = match templates::upload_file(&st).await {
                     Ok(f) => f,
@@ -87,7 +89,7 @@ async fn import_form(
         let _ = std::fs::remove_file(&upload);
         return r;
     }
-    match templates::import(&st, &session.user, &name, upload).await {
+    match templates::import(&st, &session.user, &name, upload, fit).await {
         Ok(op) => Redirect::to(&page_of(&op)).into_response(),
         Err(e) if is_client_error(&e) => page_error(
             status(&e),
