@@ -42,8 +42,8 @@ pub struct TemplateInfo {
 /// Version of the `host` template's recipe: 2 leaves out the host's enabled services and
 /// its fstab; 3 is fitted for containers ([`crate::fitting`]), 4 with more masked, 5
 /// (and 6) notes reboots and power-offs, 7 masks the units that skip themselves in a
-/// container and marks the tree up to date with its `/usr`.
-pub const HOST_TREE_VERSION: u32 = 7;
+/// container and marks the tree up to date with its `/usr`, 8 keeps the journal on disk.
+pub const HOST_TREE_VERSION: u32 = 8;
 
 /// Whether the installed `host` template follows this engine's recipe.
 pub fn host_is_current(layout: &Layout) -> bool {
@@ -281,6 +281,21 @@ fn build_host_tree(host: &Path, rootfs: &Path, counts: &mut Tally) -> Result<()>
     )?;
     let _ = std::os::unix::fs::symlink("../run", rootfs.join("var/run"));
     let _ = std::os::unix::fs::symlink("../run/lock", rootfs.join("var/lock"));
+    // The journal is kept on disk, as on the host (Debian's default): its directory, empty,
+    // with the host's owner, group (`systemd-journal`, the template has the host's groups)
+    // and mode.
+    if let Some(meta) = fs::metadata(host.join("var/log/journal"))
+        .ok()
+        .filter(|m| m.is_dir())
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let journal = rootfs.join("var/log/journal");
+        fs::create_dir(&journal).ctx("create directory", &journal)?;
+        std::os::unix::fs::chown(&journal, Some(meta.uid()), Some(meta.gid()))
+            .ctx("chown", &journal)?;
+        fs::set_permissions(&journal, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .ctx("chmod", &journal)?;
+    }
     // The package database, so that the package manager works inside containers.
     let dpkg = host.join("var/lib/dpkg");
     if dpkg.is_dir() {

@@ -201,6 +201,10 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
     })?];
     let env_owned = [cstr("container=acetate")?];
     let mut ops = root_ops();
+    // The kernel makes a new random uuid at each read.
+    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map_err(|e| Error::io("read", "/proc/sys/kernel/random/uuid", e))?;
+    ops.extend(rootfs::boot_id_ops(&uuid));
     if systemd {
         p.cgroup.v2_dir().ok_or_else(|| {
             Error::Unsupported(

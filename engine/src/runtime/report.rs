@@ -36,6 +36,7 @@ pub(super) fn describe_step(ops: &[Op], code: u32, errno: i32) -> &'static str {
             Some(Op::Mount { .. }) => "mounting the container's filesystems",
             Some(Op::ReadOnly { .. }) => "making kernel interfaces read-only",
             Some(Op::Symlink { .. }) => "creating /dev links",
+            Some(Op::Write { .. }) => "writing the container's boot id",
             None => "setting up",
         },
     }

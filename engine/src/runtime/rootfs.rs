@@ -121,6 +121,8 @@ pub enum Op {
     },
     /// `symlink(target, link)`, existing is fine.
     Symlink { target: CString, link: InRoot },
+    /// Creates file `path` (it must not exist) with `text`, read-only for all.
+    Write { path: InRoot, text: CString },
 }
 
 const MS_NOSUID: libc::c_ulong = libc::MS_NOSUID;
@@ -276,6 +278,29 @@ pub fn root_ops() -> Vec<Op> {
         });
     }
     ops
+}
+
+/// Where a container's boot id is kept (in its own `/dev`, a tmpfs made at each start).
+const BOOT_ID: &str = "/dev/.acetate-boot-id";
+
+/// A boot id of the container's own, `uuid` (new at each start), over the kernel's
+/// `/proc/sys/kernel/random/boot_id`, which is the host's: without it every start of a
+/// container is the same boot to its journal (`journalctl -b`, `--list-boots`) and logins.
+pub fn boot_id_ops(uuid: &str) -> Vec<Op> {
+    vec![
+        Op::Write {
+            path: InRoot::new(BOOT_ID),
+            text: CString::new(format!("{}\n", uuid.trim())).expect("no NUL in a uuid"),
+        },
+        Op::Mount {
+            src: Source::InRoot(InRoot::new(BOOT_ID)),
+            dst: InRoot::new("/proc/sys/kernel/random/boot_id"),
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
+            optional: true,
+        },
+    ]
 }
 
 /// What systemd expects mounted before it starts and cannot mount itself without
@@ -500,6 +525,25 @@ pub(super) fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
                     std::ptr::null(),
                 );
                 if rc != 0 {
+                    return Err(errno());
+                }
+            }
+            Op::Write { path, text } => {
+                let dir = parent_of(root, path)?;
+                let fd = libc::openat(
+                    dir.0,
+                    path.leaf.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o444,
+                );
+                if fd < 0 {
+                    return Err(errno());
+                }
+                let fd = Fd(fd);
+                let bytes = text.as_bytes();
+                if libc::write(fd.0, bytes.as_ptr() as *const c_void, bytes.len())
+                    != bytes.len() as isize
+                {
                     return Err(errno());
                 }
             }

@@ -57,6 +57,12 @@ fn systemd_keeps_enabled_services_across_restarts_and_shuts_down_cleanly() {
     assert!(out.starts_with("/sbin/init"), "{out}");
     assert_eq!(fetch(&ct, "web-starts").lines().count(), 1);
 
+    // Each start is a boot of its own, not the host's.
+    let boot_id = |ct: &Ct| ct.sh("cat /proc/sys/kernel/random/boot_id").1;
+    let first_boot = boot_id(&ct);
+    let host_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(first_boot.trim().len(), 36, "{first_boot}");
+    assert_ne!(first_boot, host_boot);
     // A stop is systemd's own shutdown: units stop in order, well before the timeout.
     let timeout = Duration::from_secs(30);
     let t = Instant::now();
@@ -65,6 +71,7 @@ fn systemd_keeps_enabled_services_across_restarts_and_shuts_down_cleanly() {
 
     engine.start(&ct.name).unwrap();
     assert_eq!(ct.booted(), "running");
+    assert_ne!(boot_id(&ct), first_boot, "a new boot id at each start");
     assert_eq!(fetch(&ct, "web-stops"), "stopped-in-order\n");
     assert_eq!(
         fetch(&ct, "web-starts").lines().count(),
@@ -72,10 +79,11 @@ fn systemd_keeps_enabled_services_across_restarts_and_shuts_down_cleanly() {
         "enabled, it came back by itself"
     );
     let (_, out, _) = ct.sh("systemctl is-enabled web; systemctl is-active web; \
-         journalctl --no-pager -u web | grep -c 'Started web.service'");
+         journalctl --no-pager -b -u web | grep -c 'Started web.service'; \
+         journalctl --no-pager -b -1 -u web | grep -c 'Stopped web.service'");
     assert_eq!(
-        out, "enabled\nactive\n1\n",
-        "the journal has this boot's start"
+        out, "enabled\nactive\n1\n1\n",
+        "the journal has this boot's start and, kept on disk, the last boot's stop"
     );
     // Its cgroup tree is its own, within a bound it cannot lift.
     let (_, out, _) = ct.sh("cat /sys/fs/cgroup/cgroup.max.descendants; \
