@@ -1,6 +1,6 @@
 //! A template's own init other than systemd: SysV init (Debian's `sysvinit-core`) booted
 //! as PID 1, its services started by its runlevel scripts, stopped cleanly by them, and
-//! halted or rebooted from inside.
+//! halted or rebooted from inside; and OpenRC (Debian's `openrc`) under it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -154,4 +154,85 @@ fn a_sysvinit_template_boots_its_init_which_stops_halts_and_reboots_cleanly() {
     assert_eq!(marks(), format!("{ten}start\n"));
     ok(&state, &["ct", "destroy", name]);
     ok(&state, &["template", "delete", "sysv"]);
+}
+
+/// Waits (up to 30 s) until OpenRC has brought its `default` runlevel up.
+const OPENRC_BOOTED: &str = "for i in $(seq 300); do \
+    rc-status --runlevel 2>/dev/null | grep -qx default && \
+    ! pgrep -x openrc >/dev/null && exit 0; \
+    sleep 0.1; done; echo not booted; exit 1";
+
+#[test]
+fn an_openrc_template_starts_its_services_and_stops_them_cleanly() {
+    let test = "an_openrc_template_starts_its_services_and_stops_them_cleanly";
+    if state_dir(test).is_none() {
+        return;
+    }
+    if !crate::support::has_mmdebstrap(test) {
+        return;
+    }
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let state = dir.path().to_path_buf();
+    // Debian's OpenRC runs under SysV init's PID 1, which starts its runlevels.
+    let built: Value = serde_json::from_str(&ok(
+        &state,
+        &[
+            "template",
+            "build",
+            "debian",
+            "--suite",
+            "bookworm",
+            "--name",
+            "orc",
+            "--init",
+            "sysvinit",
+            "--include",
+            "openrc,cron,procps",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(built["init"], "sysvinit", "{built}");
+    let name = "orc1";
+    ok(
+        &state,
+        &["ct", "create", name, "--template", "orc", "--disk", "512M"],
+    );
+    ok(&state, &["ct", "start", name]);
+    let sh = |script: &str| ok(&state, &["ct", "exec", name, "--", "sh", "-c", script]);
+    sh(OPENRC_BOOTED);
+    // OpenRC started cron (Debian's LSB script) in its default runlevel.
+    assert!(sh("cat /proc/1/cmdline").starts_with("init [2]"));
+    let running = |status: String| status.contains("started") || status.contains("running");
+    let status = sh("rc-service cron status");
+    assert!(running(status.clone()), "{status}");
+    assert!(sh("pidof cron").trim().parse::<u32>().is_ok());
+    // A service of the customer's, the OpenRC way, marks its starts and stops.
+    let service = "#!/sbin/openrc-run\n\
+        start() { echo start >> /var/tmp/marks; }\n\
+        stop() { echo stop >> /var/tmp/marks; }\n";
+    sh(&format!(
+        "printf '%s' '{service}' > /etc/init.d/tenant && chmod 755 /etc/init.d/tenant && \
+         rc-update add tenant default >/dev/null && rc-service tenant start >/dev/null"
+    ));
+    let marks = || sh("cat /var/tmp/marks 2>/dev/null || true");
+    assert_eq!(marks(), "start\n");
+    // A stop takes runlevel 0, where OpenRC stops the service: stopped, not killed.
+    let t = std::time::Instant::now();
+    ok(&state, &["ct", "stop", name, "--timeout", "20"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "killed at the timeout"
+    );
+    assert_eq!(shown(&state, name)["state"], "stopped");
+    ok(&state, &["ct", "start", name]);
+    sh(OPENRC_BOOTED);
+    assert_eq!(
+        marks(),
+        "start\nstop\nstart\n",
+        "enabled, it came back by itself"
+    );
+    assert!(running(sh("rc-service cron status")));
+    ok(&state, &["ct", "destroy", name]);
+    ok(&state, &["template", "delete", "orc"]);
 }
