@@ -14,16 +14,19 @@
 //!
 //! Source addresses are already held to each port's own by the `bridge acetate` table
 //! (see [`crate::network`]). The table is installed once per boot, network namespace and
-//! policy (marks in `/run/acetate/net/<netns>/`), in one transaction.
+//! policy (marks in `/run/acetate/net/<netns>/`), in one transaction, through nft's JSON
+//! interface ([`crate::nft`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::netconf::Network;
 use crate::network::NetInfo;
+use crate::nft::{self, Batch, Table};
 
 /// A port of the host opened to containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -98,10 +101,8 @@ const BRIDGE_NF: [(&str, &str); 2] = [
         "bridge-nf6-was-on",
     ),
 ];
-/// The table every engine's forwards share.
-const SHARED: &str = "inet acetate";
 
-fn ports(policy: &NetPolicy, udp: bool) -> String {
+fn ports(policy: &NetPolicy, udp: bool) -> Vec<u16> {
     let mut list: Vec<u16> = policy
         .host_ports
         .iter()
@@ -110,149 +111,113 @@ fn ports(policy: &NetPolicy, udp: bool) -> String {
         .collect();
     list.sort_unstable();
     list.dedup();
-    let list: Vec<String> = list.iter().map(u16::to_string).collect();
-    list.join(", ")
-}
-
-/// The shared table `inet acetate`: the forward maps (made if missing and kept: they hold
-/// every engine's forwards, so a public port is in them at most once) and the chains that
-/// DNAT to them. What an earlier version kept here per network is taken out (each network
-/// has its own table now).
-pub fn shared_script() -> String {
-    let t = SHARED;
-    let mut out = format!("add table {t}\n");
-    for chain in ["input", "forward", "postrouting"] {
-        out.push_str(&format!(
-            "add chain {t} {chain}\nflush chain {t} {chain}\ndelete chain {t} {chain}\n"
-        ));
-    }
-    for (set, kind) in [
-        ("host_tcp", "inet_service"),
-        ("host_udp", "inet_service"),
-        ("no_egress", "ipv4_addr"),
-    ] {
-        out.push_str(&format!(
-            "add set {t} {set} {{ type {kind}; }}\ndelete set {t} {set}\n"
-        ));
-    }
-    for map in ["fwd_tcp", "fwd_udp"] {
-        out.push_str(&format!(
-            "add map {t} {map} {{ type inet_service : ipv4_addr . inet_service; }}\n"
-        ));
-    }
-    // The same forwards over IPv6, to containers that have an IPv6 address.
-    for map in ["fwd6_tcp", "fwd6_udp"] {
-        out.push_str(&format!(
-            "add map {t} {map} {{ type inet_service : ipv6_addr . inet_service; }}\n"
-        ));
-    }
-    // Forwards published on one address of the host; they come first.
-    for map in ["fwd4_tcp", "fwd4_udp"] {
-        out.push_str(&format!(
-            "add map {t} {map} {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n"
-        ));
-    }
-    for map in ["fwd6a_tcp", "fwd6a_udp"] {
-        out.push_str(&format!(
-            "add map {t} {map} {{ type ipv6_addr . inet_service : ipv6_addr . inet_service; }}\n"
-        ));
-    }
-    let dnat = [
-        "dnat ip to ip daddr . tcp dport map @fwd4_tcp",
-        "dnat ip to ip daddr . udp dport map @fwd4_udp",
-        "dnat ip6 to ip6 daddr . tcp dport map @fwd6a_tcp",
-        "dnat ip6 to ip6 daddr . udp dport map @fwd6a_udp",
-        "fib daddr type local dnat ip to tcp dport map @fwd_tcp",
-        "fib daddr type local dnat ip to udp dport map @fwd_udp",
-        "fib daddr type local dnat ip6 to tcp dport map @fwd6_tcp",
-        "fib daddr type local dnat ip6 to udp dport map @fwd6_udp",
-    ];
-    for (chain, hook) in [
-        ("prerouting", "type nat hook prerouting priority dstnat"),
-        ("output", "type nat hook output priority -100"),
-    ] {
-        out.push_str(&format!(
-            "add chain {t} {chain} {{ {hook}; policy accept; }}\nflush chain {t} {chain}\n"
-        ));
-        for r in dnat {
-            out.push_str(&format!("add rule {t} {chain} {r}\n"));
-        }
-    }
-    out
+    list
 }
 
 /// The table of one engine's network (`inet acetate_<bridge>`) with `policy`: sets and
 /// chains are (re)made and filled in one transaction; the sets of containers refused
 /// egress are kept (each container's start puts its addresses in).
-pub fn script(policy: &NetPolicy, net: &Network) -> String {
+pub(crate) fn batch(policy: &NetPolicy, net: &Network) -> Batch {
     let bridge = net.bridge.as_str();
-    let subnet = net.subnet;
-    let t = format!("inet {}", net.table());
-    let mut out = format!("add table {t}\n");
+    let t = Table::new("inet", net.table());
+    let mut b = Batch::default();
+    b.add(t.table());
     for (set, udp) in [("host_tcp", false), ("host_udp", true)] {
-        out.push_str(&format!(
-            "add set {t} {set} {{ type inet_service; }}\nflush set {t} {set}\n"
-        ));
-        let elements = ports(policy, udp);
+        b.add(t.set(set, &["inet_service"]))
+            .flush(t.set(set, &["inet_service"]));
+        let elements: Vec<Value> = ports(policy, udp).into_iter().map(|p| json!(p)).collect();
         if !elements.is_empty() {
-            out.push_str(&format!("add element {t} {set} {{ {elements} }}\n"));
+            b.add(t.elements(set, elements));
         }
     }
-    out.push_str(&format!("add set {t} no_egress {{ type ipv4_addr; }}\n"));
-    out.push_str(&format!("add set {t} no_egress6 {{ type ipv6_addr; }}\n"));
-    let chain = |out: &mut String, name: &str, hook: &str, rules: &[String]| {
-        out.push_str(&format!(
-            "add chain {t} {name} {{ {hook}; policy accept; }}\nflush chain {t} {name}\n"
-        ));
+    b.add(t.set("no_egress", &["ipv4_addr"]))
+        .add(t.set("no_egress6", &["ipv6_addr"]));
+    let from = || nft::is(nft::meta("iifname"), json!(bridge));
+    let to = || nft::is(nft::meta("oifname"), json!(bridge));
+    let answers = || nft::has(nft::ct("state"), json!(["established", "related"]));
+    let dnatted = || nft::has(nft::ct("status"), json!("dnat"));
+    let (accept, drop) = (|| nft::verdict("accept"), || nft::verdict("drop"));
+    let refused = || nft::reject("icmpx", Some("admin-prohibited"));
+    let mut chain = |name: &str, kind: &str, prio: i32, rules: Vec<Vec<Value>>| {
+        b.add(t.base_chain(name, kind, name, prio))
+            .flush(t.chain(name));
         for r in rules {
-            out.push_str(&format!("add rule {t} {name} {r}\n"));
+            b.add(t.rule(name, r));
         }
     };
-    let from = format!("iifname \"{bridge}\"");
-    let to = format!("oifname \"{bridge}\"");
+    let icmp = nft::anonymous(vec![json!("icmp"), json!("ipv6-icmp")]);
     chain(
-        &mut out,
         "input",
-        "type filter hook input priority 0",
-        &[
-            format!("{from} ct state established,related accept"),
-            format!("{from} meta l4proto {{ icmp, ipv6-icmp }} accept"),
-            format!("{from} tcp dport @host_tcp accept"),
-            format!("{from} udp dport @host_udp accept"),
-            format!("{from} drop"),
+        "filter",
+        0,
+        vec![
+            vec![from(), answers(), accept()],
+            vec![from(), nft::is(nft::meta("l4proto"), icmp), accept()],
+            vec![
+                from(),
+                nft::is(nft::payload("tcp", "dport"), nft::named("host_tcp")),
+                accept(),
+            ],
+            vec![
+                from(),
+                nft::is(nft::payload("udp", "dport"), nft::named("host_udp")),
+                accept(),
+            ],
+            vec![from(), drop()],
         ],
     );
     let mut forward = vec![
-        format!("{to} ct state established,related accept"),
-        format!("{to} ct status dnat accept"),
-        format!("{to} drop"),
-        format!("{from} ip saddr @no_egress reject with icmpx type admin-prohibited"),
-        format!("{from} ip6 saddr @no_egress6 reject with icmpx type admin-prohibited"),
+        vec![to(), answers(), accept()],
+        vec![to(), dnatted(), accept()],
+        vec![to(), drop()],
+        vec![
+            from(),
+            nft::is(nft::payload("ip", "saddr"), nft::named("no_egress")),
+            refused(),
+        ],
+        vec![
+            from(),
+            nft::is(nft::payload("ip6", "saddr"), nft::named("no_egress6")),
+            refused(),
+        ],
     ];
     if !policy.allow_smtp {
-        forward.push(format!("{from} tcp dport 25 reject with tcp reset"));
+        forward.push(vec![
+            from(),
+            nft::is(nft::payload("tcp", "dport"), json!(25)),
+            nft::reject("tcp reset", None),
+        ]);
     }
-    chain(
-        &mut out,
-        "forward",
-        "type filter hook forward priority 0",
-        &forward,
-    );
+    chain("forward", "filter", 0, forward);
     // Hairpin: a container reaching a forward of the host is answered through the host.
+    let subnet = || {
+        nft::is(
+            nft::payload("ip", "saddr"),
+            nft::prefix(net.subnet.network(), net.subnet.prefix_len()),
+        )
+    };
+    let masquerade = || nft::verdict("masquerade");
     let mut postrouting = vec![
-        format!("ip saddr {subnet} {to} ct status dnat masquerade"),
-        format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"),
+        vec![subnet(), to(), dnatted(), masquerade()],
+        vec![
+            subnet(),
+            nft::is_not(nft::meta("oifname"), json!(bridge)),
+            masquerade(),
+        ],
     ];
-    if let Some(prefix) = net.ipv6_prefix {
-        postrouting.push(format!("ip6 saddr {prefix} {to} ct status dnat masquerade"));
+    if let Some(p6) = net.ipv6_prefix {
+        postrouting.push(vec![
+            nft::is(
+                nft::payload("ip6", "saddr"),
+                nft::prefix(p6.network(), p6.prefix_len()),
+            ),
+            to(),
+            dnatted(),
+            masquerade(),
+        ]);
     }
-    chain(
-        &mut out,
-        "postrouting",
-        "type nat hook postrouting priority srcnat",
-        &postrouting,
-    );
-    out
+    chain("postrouting", "nat", 100, postrouting);
+    b
 }
 
 impl crate::Engine {
@@ -285,22 +250,22 @@ impl crate::Engine {
 /// Puts the addresses of the container at `info` in its network's sets of containers
 /// refused egress (`refused`) or takes them out; idempotent.
 pub(crate) fn set_egress(net: &Network, info: &NetInfo, refused: bool) -> Result<()> {
-    let t = format!("inet {}", net.table());
-    let mut elements = vec![format!("{t} no_egress {{ {} }}", info.address)];
+    let t = Table::new("inet", net.table());
+    let mut elements = vec![t.elements("no_egress", vec![json!(info.address.to_string())])];
     if let Some(a6) = info.address6 {
-        elements.push(format!("{t} no_egress6 {{ {a6} }}"));
+        elements.push(t.elements("no_egress6", vec![json!(a6.to_string())]));
     }
     if refused {
-        let script: String = elements
-            .iter()
-            .map(|e| format!("add element {e}\n"))
-            .collect();
-        crate::network::run("nft", &["-f", "-"], Some(&script))
+        let mut b = Batch::default();
+        for e in elements {
+            b.add(e);
+        }
+        b.apply()
+            .map_err(|e| Error::Unsupported(format!("refuse egress (nftables): {e}")))
     } else {
         // Deleting what is not there fails: nothing to do then.
         for e in elements {
-            let _ =
-                crate::network::run("nft", &["-f", "-"], Some(&format!("delete element {e}\n")));
+            let _ = Batch::default().delete(e).apply();
         }
         Ok(())
     }
@@ -344,9 +309,12 @@ pub(crate) fn marks_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The mark of a script: a changed script installs again.
-fn mark_of(prefix: &str, script: &str) -> String {
-    format!("{prefix}-{:016x}", crate::store::fnv1a(script.as_bytes()))
+/// The mark of a batch: a changed batch installs again.
+fn mark_of(prefix: &str, batch: &Batch) -> String {
+    format!(
+        "{prefix}-{:016x}",
+        crate::store::fnv1a(batch.to_json().as_bytes())
+    )
 }
 
 /// Turns a forwarding switch on, remembering (by `mark`) that Acetate did.
@@ -359,14 +327,24 @@ fn switch_on(path: &str, marks: &Path, mark: &str) -> Result<()> {
     Ok(())
 }
 
-/// Installs `script` unless its mark (`<prefix>-<hash>`) says it is in; older marks of the
-/// same prefix go.
-fn install_once(marks: &Path, prefix: &str, script: &str, what: &str) -> Result<bool> {
-    let mark = marks.join(mark_of(prefix, script));
+/// Installs `batch` unless its mark (`<prefix>-<hash>`) says it is in, with what
+/// `around` puts before and after it in the same transaction; older marks of the same
+/// prefix go.
+fn install_once(
+    marks: &Path,
+    prefix: &str,
+    batch: &Batch,
+    around: impl FnOnce() -> (Batch, Batch),
+    what: &str,
+) -> Result<bool> {
+    let mark = marks.join(mark_of(prefix, batch));
     if mark.exists() {
         return Ok(false);
     }
-    crate::network::run("nft", &["-f", "-"], Some(script))
+    let (first, last) = around();
+    let mut all = Batch::default();
+    all.extend(first).extend_from(batch).extend(last);
+    all.apply()
         .map_err(|e| Error::Unsupported(format!("install {what} (nftables): {e}")))?;
     for old in std::fs::read_dir(marks).into_iter().flatten().flatten() {
         if old
@@ -385,15 +363,22 @@ fn install_once(marks: &Path, prefix: &str, script: &str, what: &str) -> Result<
 /// per boot, namespace and policy).
 pub fn ensure(policy: &NetPolicy, net: &Network) -> Result<()> {
     let marks = marks_dir()?;
-    let own = script(policy, net);
+    let own = batch(policy, net);
     let prefix = format!("net_{}", net.bridge);
     if marks.join(mark_of(&prefix, &own)).exists() {
         return Ok(());
     }
     let _lock =
         crate::store::Lock::acquire(&marks.join(".lock"), std::time::Duration::from_secs(30))?;
-    install_once(&marks, "shared", &shared_script(), "the forwards' table")?;
-    if !install_once(&marks, &prefix, &own, "the containers' firewall")? {
+    install_once(
+        &marks,
+        "shared",
+        &crate::forward::shared_batch(),
+        crate::forward::legacy_forwards,
+        "the forwards' table",
+    )?;
+    let nothing = || (Batch::default(), Batch::default());
+    if !install_once(&marks, &prefix, &own, nothing, "the containers' firewall")? {
         return Ok(());
     }
     switch_on(FORWARDING, &marks, "forwarding-was-off")?;
@@ -417,16 +402,9 @@ pub fn ensure(policy: &NetPolicy, net: &Network) -> Result<()> {
 
 /// The `inet` tables of engine networks in this network namespace.
 fn network_tables() -> Vec<String> {
-    let out = std::process::Command::new("nft")
-        .args(["list", "tables", "inet"])
-        .stderr(std::process::Stdio::null())
-        .output();
-    let text = out.map(|o| o.stdout).unwrap_or_default();
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("table inet "))
+    nft::list_tables("inet")
+        .into_iter()
         .filter(|t| t.starts_with("acetate_"))
-        .map(str::to_string)
         .collect()
 }
 
@@ -436,16 +414,12 @@ fn network_tables() -> Vec<String> {
 pub fn teardown(net: &Network) -> Result<Vec<String>> {
     let marks = netns_marks()?;
     let mut done = Vec::new();
-    let delete = |done: &mut Vec<String>, table: &str| {
-        let args: Vec<&str> = ["delete", "table"]
-            .into_iter()
-            .chain(table.split(' '))
-            .collect();
-        if crate::network::run("nft", &args, None).is_ok() {
-            done.push(format!("nftables table {table}"));
+    let delete = |done: &mut Vec<String>, table: Table| {
+        if Batch::default().delete(table.table()).apply().is_ok() {
+            done.push(format!("nftables table {}", table.shown()));
         }
     };
-    delete(&mut done, &format!("inet {}", net.table()));
+    delete(&mut done, Table::new("inet", net.table()));
     if crate::network::link_exists(&net.bridge) {
         crate::netlink::delete_link(&net.bridge)?;
         done.push(format!("bridge {}", net.bridge));
@@ -462,7 +436,10 @@ pub fn teardown(net: &Network) -> Result<Vec<String>> {
         // Another engine's network is still here: the shared tables stay.
         return Ok(done);
     }
-    for table in [SHARED, "bridge acetate"] {
+    for table in [
+        crate::forward::shared_table(),
+        crate::network::filter_table(),
+    ] {
         delete(&mut done, table);
     }
     for (switch, mark) in BRIDGE_NF {
@@ -507,20 +484,40 @@ mod tests {
     #[test]
     fn the_table_blocks_smtp_unless_allowed_and_opens_only_listed_host_ports() {
         let net = Network::default();
-        let strict = script(&NetPolicy::default(), &net);
-        assert!(strict.contains("tcp dport 25 reject"));
-        assert!(strict.contains("add element inet acetate_acetate0 host_udp { 53 }"));
-        assert!(strict.contains("ip saddr 10.88.0.0/16 oifname != \"acetate0\" masquerade"));
-        let open = script(
+        let t = Table::new("inet", "acetate_acetate0");
+        let from = || nft::is(nft::meta("iifname"), json!("acetate0"));
+        let smtp = t.rule(
+            "forward",
+            vec![
+                from(),
+                nft::is(nft::payload("tcp", "dport"), json!(25)),
+                nft::reject("tcp reset", None),
+            ],
+        );
+        let strict = batch(&NetPolicy::default(), &net);
+        assert!(strict.adds(smtp.clone()));
+        assert!(strict.adds(t.elements("host_udp", vec![json!(53)])));
+        assert!(strict.adds(t.rule(
+            "postrouting",
+            vec![
+                nft::is(nft::payload("ip", "saddr"), nft::prefix("10.88.0.0", 16)),
+                nft::is_not(nft::meta("oifname"), json!("acetate0")),
+                nft::verdict("masquerade"),
+            ]
+        )));
+        let open = batch(
             &NetPolicy {
                 allow_smtp: true,
                 host_ports: vec!["8080/tcp".parse().unwrap(), "22".parse().unwrap()],
             },
             &net,
         );
-        assert!(!open.contains("dport 25"));
-        assert!(open.contains("host_tcp { 22, 8080 }"));
-        assert!(!open.contains("add element inet acetate_acetate0 host_udp"));
+        assert!(!open.adds(smtp));
+        assert!(open.adds(t.elements("host_tcp", vec![json!(22), json!(8080)])));
+        assert!(!open
+            .commands()
+            .iter()
+            .any(|c| c["add"]["element"]["name"] == "host_udp"));
         assert_ne!(mark_of("net", &strict), mark_of("net", &open));
         // Another network: its own table, bridge and subnet.
         let own = Network {
@@ -528,15 +525,45 @@ mod tests {
             subnet: "10.77.0.0/20".parse().unwrap(),
             ipv6_prefix: Some("2001:db8:ac::/64".parse().unwrap()),
         };
-        let theirs = script(&NetPolicy::default(), &own);
-        assert!(theirs.starts_with("add table inet acetate_hosting1\n"));
-        assert!(theirs.contains("iifname \"hosting1\" ip6 saddr @no_egress6 reject"));
-        assert!(!theirs.contains("acetate0") && !theirs.contains("10.88."));
+        let theirs = batch(&NetPolicy::default(), &own);
+        let t1 = Table::new("inet", "acetate_hosting1");
+        assert_eq!(theirs.commands()[0], json!({ "add": t1.table() }));
+        assert!(theirs.adds(t1.rule(
+            "forward",
+            vec![
+                nft::is(nft::meta("iifname"), json!("hosting1")),
+                nft::is(nft::payload("ip6", "saddr"), nft::named("no_egress6")),
+                nft::reject("icmpx", Some("admin-prohibited")),
+            ]
+        )));
+        let text = theirs.to_json();
+        assert!(!text.contains("acetate0") && !text.contains("10.88."));
         // The forward maps are shared and kept across installs: made if missing, never
         // flushed; what older versions kept in the shared table goes.
-        let shared = shared_script();
-        assert!(shared.contains("add map inet acetate fwd_tcp"));
-        assert!(!shared.contains("flush map"));
-        assert!(shared.contains("delete chain inet acetate forward"));
+        let shared = crate::forward::shared_batch();
+        let s = crate::forward::shared_table();
+        assert!(shared.adds(s.map("fwd_tcp_addr", &["inet_service"], "ipv4_addr")));
+        assert!(shared.adds(s.map(
+            "fwd4_udp_port",
+            &["ipv4_addr", "inet_service"],
+            "inet_service"
+        )));
+        assert!(!shared.to_json().contains("\"flush\":{\"map\""));
+        assert!(shared
+            .commands()
+            .contains(&json!({ "delete": s.chain("forward") })));
+        // A forward on every address: the local-destination test, then DNAT by both maps.
+        assert!(shared.adds(s.rule(
+            "prerouting",
+            vec![
+                nft::to_local(),
+                nft::dnat_maps(
+                    "ip",
+                    nft::payload("tcp", "dport"),
+                    "fwd_tcp_addr",
+                    "fwd_tcp_port"
+                ),
+            ]
+        )));
     }
 }

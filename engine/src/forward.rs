@@ -1,22 +1,26 @@
 //! Port forwards: a public TCP or UDP port of the host leads to a port of a container.
 //!
 //! Each forward is kept in the container's config (so it survives restarts of the
-//! container, of the panel and of the host) and lives in the maps `fwd_tcp` / `fwd_udp` of
-//! the `inet acetate` table (and `fwd6_tcp` / `fwd6_udp` for containers with an IPv6
-//! address), which DNAT connections to any of the host's own addresses
+//! container, of the panel and of the host) and lives in the maps of the `inet acetate`
+//! table: `fwd_tcp_addr` / `fwd_tcp_port` (and `_udp`) for forwards on every address,
+//! `fwd6_*` for containers with an IPv6 address, `fwd4_*` / `fwd6a_*` for those published
+//! on one address of the host; one map of each pair gives the target's address, the other
+//! its port (see [`crate::nft`]). They DNAT connections to the host's own addresses
 //! (from outside, from the host itself, and from containers: the hairpin is masqueraded so
-//! the answer comes back the same way). A public port is in the map at most once, so it can
-//! never be given twice, whichever engine asks; a container's forwards are put back at its
-//! start (the maps are empty after a boot) and removed when it is destroyed.
+//! the answer comes back the same way). A public port is in the maps at most once, so it
+//! can never be given twice, whichever engine asks; a container's forwards are put back at
+//! its start (the maps are empty after a boot) and removed when it is destroyed.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::network::{self, NetInfo};
+use crate::network::NetInfo;
+use crate::nft::{self, Batch, Table};
 use crate::{require_root, Engine, LOCK_TIMEOUT};
 
 /// One forward: `public` on the host (on `address`, or every address of the host) to
@@ -152,31 +156,64 @@ impl FromStr for PublicPort {
     }
 }
 
-/// The map elements of forward `f`: on every address of the host, over IPv4 and (when the
-/// container has an IPv6 address) IPv6; or on one address of the host (an IPv6 one only
-/// for a container with an IPv6 address: see [`check_family`]).
-fn elements(f: &Forward, net: &NetInfo) -> Vec<String> {
-    let (proto, public, private) = (f.proto(), f.public, f.private);
+/// The map of forward `f` and its key, with the target's address: on every address of
+/// the host, over IPv4 and (when the container has an IPv6 address) IPv6; or on one
+/// address of the host (an IPv6 one only for a container with an IPv6 address: see
+/// [`check_family`]).
+fn entries(f: &Forward, net: &NetInfo) -> Vec<(&'static str, Value, String)> {
+    let (udp, public) = (f.udp, f.public);
+    let map = |v6: bool, addressed: bool| {
+        let (on4, on6) = match (addressed, udp) {
+            (true, false) => ("fwd4_tcp", "fwd6a_tcp"),
+            (true, true) => ("fwd4_udp", "fwd6a_udp"),
+            (false, false) => ("fwd_tcp", "fwd6_tcp"),
+            (false, true) => ("fwd_udp", "fwd6_udp"),
+        };
+        if v6 {
+            on6
+        } else {
+            on4
+        }
+    };
     match f.address {
-        Some(IpAddr::V4(a)) => vec![format!(
-            "inet acetate fwd4_{proto} {{ {a} . {public} : {} . {private} }}",
-            net.address
+        Some(a @ IpAddr::V4(_)) => vec![(
+            map(false, true),
+            nft::concat(vec![json!(a.to_string()), json!(public)]),
+            net.address.to_string(),
         )],
-        Some(IpAddr::V6(a)) => net
+        Some(a @ IpAddr::V6(_)) => net
             .address6
-            .map(|c| format!("inet acetate fwd6a_{proto} {{ {a} . {public} : {c} . {private} }}"))
+            .map(|c| {
+                (
+                    map(true, true),
+                    nft::concat(vec![json!(a.to_string()), json!(public)]),
+                    c.to_string(),
+                )
+            })
             .into_iter()
             .collect(),
-        None => std::iter::once(format!(
-            "inet acetate fwd_{proto} {{ {public} : {} . {private} }}",
-            net.address
-        ))
-        .chain(
-            net.address6
-                .map(|a6| format!("inet acetate fwd6_{proto} {{ {public} : {a6} . {private} }}")),
-        )
-        .collect(),
+        None => std::iter::once((map(false, false), json!(public), net.address.to_string()))
+            .chain(
+                net.address6
+                    .map(|a6| (map(true, false), json!(public), a6.to_string())),
+            )
+            .collect(),
     }
+}
+
+/// The elements of forward `f` in the maps of the shared table: its target's address in
+/// one map, its port in the other, under the same key.
+fn elements(f: &Forward, net: &NetInfo) -> Vec<Value> {
+    let t = shared_table();
+    entries(f, net)
+        .into_iter()
+        .flat_map(|(map, key, addr)| {
+            [
+                t.elements(&format!("{map}_addr"), vec![json!([key, addr])]),
+                t.elements(&format!("{map}_port"), vec![json!([key, f.private])]),
+            ]
+        })
+        .collect()
 }
 
 /// Refuses a forward on an IPv6 address of the host to a container without one.
@@ -199,12 +236,11 @@ pub(crate) fn install(forwards: &[Forward], net: &NetInfo) -> Result<()> {
     if forwards.is_empty() {
         return Ok(());
     }
-    let script: String = forwards
-        .iter()
-        .flat_map(|f| elements(f, net))
-        .map(|e| format!("add element {e}\n"))
-        .collect();
-    network::run("nft", &["-f", "-"], Some(&script)).map_err(|e| {
+    let mut batch = Batch::default();
+    for e in forwards.iter().flat_map(|f| elements(f, net)) {
+        batch.add(e);
+    }
+    batch.apply().map_err(|e| {
         let taken: Vec<String> = forwards.iter().map(|f| f.public.to_string()).collect();
         if e.to_string().contains("File exists") {
             Error::InvalidLimit {
@@ -222,9 +258,156 @@ pub(crate) fn install(forwards: &[Forward], net: &NetInfo) -> Result<()> {
 
 /// Takes `forwards` out of the maps (those not there are skipped).
 pub(crate) fn uninstall(forwards: &[Forward], net: &NetInfo) {
-    for e in forwards.iter().flat_map(|f| elements(f, net)) {
-        let _ = network::run("nft", &["-f", "-"], Some(&format!("delete element {e}\n")));
+    // One forward at a time: deleting what is not there fails the whole transaction.
+    for f in forwards {
+        let mut batch = Batch::default();
+        for e in elements(f, net) {
+            batch.delete(e);
+        }
+        let _ = batch.apply();
     }
+}
+
+/// A forward map of the shared table `inet acetate`: its name, its key's types, and the type of the
+/// address it leads to (see [`crate::forward`]).
+pub(crate) struct ForwardMap {
+    pub name: &'static str,
+    key: &'static [&'static str],
+    addr: &'static str,
+}
+
+/// The forward maps, in the order their DNAT rules are tried: forwards published on one
+/// address of the host first (IPv4, then IPv6), then those on every address.
+pub(crate) const FORWARD_MAPS: [ForwardMap; 8] = {
+    const A4: &[&str] = &["ipv4_addr", "inet_service"];
+    const A6: &[&str] = &["ipv6_addr", "inet_service"];
+    const ANY: &[&str] = &["inet_service"];
+    const fn m(name: &'static str, key: &'static [&'static str], addr: &'static str) -> ForwardMap {
+        ForwardMap { name, key, addr }
+    }
+    [
+        m("fwd4_tcp", A4, "ipv4_addr"),
+        m("fwd4_udp", A4, "ipv4_addr"),
+        m("fwd6a_tcp", A6, "ipv6_addr"),
+        m("fwd6a_udp", A6, "ipv6_addr"),
+        m("fwd_tcp", ANY, "ipv4_addr"),
+        m("fwd_udp", ANY, "ipv4_addr"),
+        m("fwd6_tcp", ANY, "ipv6_addr"),
+        m("fwd6_udp", ANY, "ipv6_addr"),
+    ]
+};
+
+impl ForwardMap {
+    /// The map of the target's address.
+    pub fn addr_map(&self) -> String {
+        format!("{}_addr", self.name)
+    }
+
+    /// The map of the target's port.
+    pub fn port_map(&self) -> String {
+        format!("{}_port", self.name)
+    }
+
+    /// The DNAT rule over this map's pair.
+    fn rule(&self) -> Vec<Value> {
+        let proto = if self.name.ends_with("_tcp") {
+            "tcp"
+        } else {
+            "udp"
+        };
+        let (family, addr) = if self.addr == "ipv4_addr" {
+            ("ip", "ip")
+        } else {
+            ("ip6", "ip6")
+        };
+        let dport = nft::payload(proto, "dport");
+        let dnat = |key| nft::dnat_maps(family, key, &self.addr_map(), &self.port_map());
+        if self.key.len() == 2 {
+            vec![dnat(nft::concat(vec![nft::payload(addr, "daddr"), dport]))]
+        } else {
+            vec![nft::to_local(), dnat(dport)]
+        }
+    }
+}
+
+pub(crate) fn shared_table() -> Table {
+    Table::new("inet", "acetate")
+}
+
+/// The shared table `inet acetate`: the forward maps (made if missing and kept: they hold
+/// every engine's forwards, so a public port is in them at most once) and the chains that
+/// DNAT to them. What an earlier version kept here per network is taken out (each network
+/// has its own table now).
+pub(crate) fn shared_batch() -> Batch {
+    let t = shared_table();
+    let mut b = Batch::default();
+    b.add(t.table());
+    for chain in ["input", "forward", "postrouting"] {
+        b.add(t.chain(chain))
+            .flush(t.chain(chain))
+            .delete(t.chain(chain));
+    }
+    for (set, kind) in [
+        ("host_tcp", "inet_service"),
+        ("host_udp", "inet_service"),
+        ("no_egress", "ipv4_addr"),
+    ] {
+        b.add(t.set(set, &[kind])).delete(t.set(set, &[kind]));
+    }
+    for m in &FORWARD_MAPS {
+        b.add(t.map(&m.addr_map(), m.key, m.addr))
+            .add(t.map(&m.port_map(), m.key, "inet_service"));
+    }
+    for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
+        b.add(t.base_chain(chain, "nat", hook, -100))
+            .flush(t.chain(chain));
+        for m in &FORWARD_MAPS {
+            b.add(t.rule(chain, m.rule()));
+        }
+    }
+    b
+}
+
+/// What moves the forwards of an earlier version's maps (address and port concatenated in
+/// one map, which nft's JSON interface cannot take) into the pairs of maps: their DNAT
+/// chains flushed and the maps deleted first, their elements added to the new maps last.
+/// Empty when there are none.
+pub(crate) fn legacy_forwards() -> (Batch, Batch) {
+    let t = shared_table();
+    let (mut first, mut last) = (Batch::default(), Batch::default());
+    let objects = nft::list_table(&t).unwrap_or_default();
+    let legacy: Vec<&Value> = objects
+        .iter()
+        .filter_map(|o| o.get("map"))
+        .filter(|m| m["map"].as_str().is_some_and(|d| d.contains(" . ")))
+        .collect();
+    if legacy.is_empty() {
+        return (first, last);
+    }
+    let chains = objects.iter().filter_map(|o| o["chain"]["name"].as_str());
+    for chain in chains {
+        first.flush(t.chain(chain));
+    }
+    for map in legacy {
+        let name = map["name"].as_str().unwrap_or_default();
+        let Some(m) = FORWARD_MAPS.iter().find(|m| m.name == name) else {
+            continue;
+        };
+        first.delete(json!({ "map": { "family": t.family, "table": t.name, "name": name } }));
+        let (mut addrs, mut ports) = (Vec::new(), Vec::new());
+        for elem in map["elem"].as_array().into_iter().flatten() {
+            let (key, target) = (&elem[0], &elem[1]["concat"]);
+            if let [addr, port] = target.as_array().map(Vec::as_slice).unwrap_or_default() {
+                addrs.push(json!([key, addr]));
+                ports.push(json!([key, port]));
+            }
+        }
+        if !addrs.is_empty() {
+            last.add(t.elements(&m.addr_map(), addrs))
+                .add(t.elements(&m.port_map(), ports));
+        }
+    }
+    (first, last)
 }
 
 impl Engine {
@@ -349,9 +532,17 @@ mod tests {
         assert_eq!(on.to_string(), "203.0.113.5:8022:22/tcp");
         assert!(!on.same_public(&f));
         let v4_only = crate::netconf::Network::default().info(1 << 20, 1 << 20);
+        let t = shared_table();
+        let pair = |map: &str, key: Value, addr: &str, port: u16| {
+            vec![
+                t.elements(&format!("{map}_addr"), vec![json!([key, addr])]),
+                t.elements(&format!("{map}_port"), vec![json!([key, port])]),
+            ]
+        };
+        let on_addr = |a: &str, p: u16| nft::concat(vec![json!(a), json!(p)]);
         assert_eq!(
             elements(&on, &v4_only),
-            ["inet acetate fwd4_tcp { 203.0.113.5 . 8022 : 10.88.0.2 . 22 }"]
+            pair("fwd4_tcp", on_addr("203.0.113.5", 8022), "10.88.0.2", 22)
         );
         // On every address: over IPv6 too where the container has an IPv6 address.
         let dual = crate::netconf::Network {
@@ -362,11 +553,12 @@ mod tests {
         assert_eq!(
             elements(&f, &dual),
             [
-                "inet acetate fwd_tcp { 8022 : 10.88.0.2 . 22 }",
-                "inet acetate fwd6_tcp { 8022 : 2001:db8:61::2 . 22 }"
+                pair("fwd_tcp", json!(8022), "10.88.0.2", 22),
+                pair("fwd6_tcp", json!(8022), "2001:db8:61::2", 22)
             ]
+            .concat()
         );
-        assert_eq!(elements(&f, &v4_only).len(), 1);
+        assert_eq!(elements(&f, &v4_only).len(), 2);
         assert!("host:8022:22".parse::<Forward>().is_err());
         let p: PublicPort = "203.0.113.5:8022/udp".parse().unwrap();
         assert_eq!((p.address.is_some(), p.port, p.udp), (true, 8022, true));
@@ -383,7 +575,12 @@ mod tests {
         assert_eq!(on6.to_string(), "[2001:db8:ff::1]:8022:22/udp");
         assert_eq!(
             elements(&on6, &dual),
-            ["inet acetate fwd6a_udp { 2001:db8:ff::1 . 8022 : 2001:db8:61::2 . 22 }"]
+            pair(
+                "fwd6a_udp",
+                on_addr("2001:db8:ff::1", 8022),
+                "2001:db8:61::2",
+                22
+            )
         );
         assert!(check_family(&on6, &v4_only)
             .unwrap_err()

@@ -33,6 +33,7 @@ pub mod mounts;
 pub mod netconf;
 mod netlink;
 pub mod network;
+mod nft;
 mod recovery;
 pub mod runtime;
 pub mod security;

@@ -28,9 +28,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::netconf::Network;
+use crate::nft::{self, Batch, Table};
 
 /// The MAC of bridge `name`. A bridge without one set takes the lowest MAC of its ports and
 /// changes it as containers come and go, leaving their ARP caches pointing nowhere. The
@@ -114,62 +116,109 @@ pub struct NetCounters {
     pub rx_dropped: u64,
 }
 
-/// The rules of the `bridge acetate` table (idempotent: chains are flushed and filled in
-/// the same transaction; the sets, shared by every engine of the host, are kept).
-const FILTER_RULES: &str = "\
-add table bridge acetate
-add set bridge acetate ports_mac { type ifname . ether_addr; }
-add set bridge acetate ports4 { type ifname . ether_addr . ipv4_addr; }
-add set bridge acetate ports6 { type ifname . ether_addr . ipv6_addr; }
-add chain bridge acetate port
-flush chain bridge acetate port
-add rule bridge acetate port iifname . ether saddr != @ports_mac drop
-add rule bridge acetate port iifname . ether saddr . ip saddr @ports4 accept
-add rule bridge acetate port iifname . arp saddr ether . arp saddr ip @ports4 accept
-add rule bridge acetate port icmpv6 type { nd-router-advert, nd-redirect } drop
-add rule bridge acetate port iifname . ether saddr . ip6 saddr @ports6 accept
-add rule bridge acetate port ip6 saddr :: icmpv6 type nd-neighbor-solicit accept
-add rule bridge acetate port drop
-add chain bridge acetate prerouting { type filter hook prerouting priority -300; policy accept; }
-flush chain bridge acetate prerouting
-add rule bridge acetate prerouting iifname \"ac*\" jump port
-";
+/// The bridge filter's table, `bridge acetate`, which every engine of the host shares.
+pub(crate) fn filter_table() -> Table {
+    Table::new("bridge", "acetate")
+}
 
-/// The nftables script that allows the containers `infos` on their own addresses.
-fn filter_script(infos: &[NetInfo]) -> String {
-    let mut script = String::from(FILTER_RULES);
+/// The bridge filter (idempotent: chains are flushed and filled in the same transaction;
+/// the sets, shared by every engine of the host, are kept) allowing the containers
+/// `infos` on their own addresses.
+fn filter_batch(infos: &[NetInfo]) -> Batch {
+    let t = filter_table();
+    let mut b = Batch::default();
+    b.add(t.table())
+        .add(t.set("ports_mac", &["ifname", "ether_addr"]))
+        .add(t.set("ports4", &["ifname", "ether_addr", "ipv4_addr"]))
+        .add(t.set("ports6", &["ifname", "ether_addr", "ipv6_addr"]))
+        .add(t.chain("port"))
+        .flush(t.chain("port"));
+    let port = |parts: Vec<Value>| nft::concat([vec![nft::meta("iifname")], parts].concat());
+    let ether = || nft::payload("ether", "saddr");
+    let icmpv6 = || nft::payload("icmpv6", "type");
+    let (accept, drop) = (|| nft::verdict("accept"), || nft::verdict("drop"));
+    let rules = [
+        vec![
+            nft::is_not(port(vec![ether()]), nft::named("ports_mac")),
+            drop(),
+        ],
+        vec![
+            nft::is(
+                port(vec![ether(), nft::payload("ip", "saddr")]),
+                nft::named("ports4"),
+            ),
+            accept(),
+        ],
+        vec![
+            nft::is(
+                port(vec![
+                    nft::payload("arp", "saddr ether"),
+                    nft::payload("arp", "saddr ip"),
+                ]),
+                nft::named("ports4"),
+            ),
+            accept(),
+        ],
+        vec![
+            nft::is(
+                icmpv6(),
+                nft::anonymous(vec![json!("nd-router-advert"), json!("nd-redirect")]),
+            ),
+            drop(),
+        ],
+        vec![
+            nft::is(
+                port(vec![ether(), nft::payload("ip6", "saddr")]),
+                nft::named("ports6"),
+            ),
+            accept(),
+        ],
+        vec![
+            nft::is(nft::payload("ip6", "saddr"), json!("::")),
+            nft::is(icmpv6(), json!("nd-neighbor-solicit")),
+            accept(),
+        ],
+        vec![drop()],
+    ];
+    for r in rules {
+        b.add(t.rule("port", r));
+    }
+    b.add(t.base_chain("prerouting", "filter", "prerouting", -300))
+        .flush(t.chain("prerouting"))
+        .add(t.rule(
+            "prerouting",
+            vec![
+                nft::is(nft::meta("iifname"), json!("ac*")),
+                nft::jump("port"),
+            ],
+        ));
     for chunk in infos.chunks(512) {
-        let macs: Vec<String> = chunk
+        let (iface, mac) = (
+            |n: &NetInfo| json!(n.host_interface),
+            |n: &NetInfo| json!(n.mac),
+        );
+        let macs = chunk
             .iter()
-            .map(|n| format!("\"{}\" . {}", n.host_interface, n.mac))
+            .map(|n| nft::concat(vec![iface(n), mac(n)]))
             .collect();
-        let v4: Vec<String> = chunk
+        let v4 = chunk
             .iter()
-            .map(|n| format!("\"{}\" . {} . {}", n.host_interface, n.mac, n.address))
+            .map(|n| nft::concat(vec![iface(n), mac(n), json!(n.address.to_string())]))
             .collect();
-        script.push_str(&format!(
-            "add element bridge acetate ports_mac {{ {} }}\n",
-            macs.join(", ")
-        ));
-        script.push_str(&format!(
-            "add element bridge acetate ports4 {{ {} }}\n",
-            v4.join(", ")
-        ));
-        let v6: Vec<String> = chunk
+        b.add(t.elements("ports_mac", macs))
+            .add(t.elements("ports4", v4));
+        let v6: Vec<Value> = chunk
             .iter()
             .filter_map(|n| Some((n, n.address6?, n.link_local()?)))
             .flat_map(|(n, global, local)| {
-                [global, local].map(|a| format!("\"{}\" . {} . {}", n.host_interface, n.mac, a))
+                [global, local].map(|a| nft::concat(vec![iface(n), mac(n), json!(a.to_string())]))
             })
             .collect();
         if !v6.is_empty() {
-            script.push_str(&format!(
-                "add element bridge acetate ports6 {{ {} }}\n",
-                v6.join(", ")
-            ));
+            b.add(t.elements("ports6", v6));
         }
     }
-    script
+    b
 }
 
 /// Makes sure the engine's bridge is there with its addresses and the bridge filter holds
@@ -217,7 +266,8 @@ pub fn ensure_filter(identity: &crate::identity::Identity) -> Result<()> {
     let infos: Vec<NetInfo> = (0..identity.capacity())
         .map(|i| identity.net_info(identity.container_base(i)))
         .collect();
-    run("nft", &["-f", "-"], Some(&filter_script(&infos)))
+    filter_batch(&infos)
+        .apply()
         .map_err(|e| Error::Unsupported(format!("install the bridge filter (nftables): {e}")))?;
     std::fs::write(&mark, b"").map_err(|e| Error::io("write", &mark, e))
 }
@@ -382,12 +432,13 @@ mod tests {
         let infos: Vec<NetInfo> = (0..1000)
             .map(|i| net.info(base, base + i * IDS_PER_CONTAINER))
             .collect();
-        let script = filter_script(&infos);
+        let batch = filter_batch(&infos);
+        let script = batch.to_json();
         let last = &infos[999];
-        assert!(script.contains(&format!(
-            "\"{}\" . {} . {}",
-            last.host_interface, last.mac, last.address
-        )));
+        assert!(script.contains(
+            &json!({ "concat": [last.host_interface, last.mac, last.address.to_string()] })
+                .to_string()
+        ));
         // Its global IPv6 address and the link-local one the kernel derives from its MAC.
         assert_eq!(last.address6.unwrap().to_string(), "2001:db8:ac::3e9");
         assert_eq!(last.mac, "02:ac:00:00:0b:e7");
@@ -395,10 +446,22 @@ mod tests {
             last.link_local().unwrap().to_string(),
             "fe80::ac:ff:fe00:be7"
         );
-        assert!(script.contains(&format!("{} . fe80::ac:ff:fe00:be7", last.mac)));
-        // Three element statements per 512 containers, after the rules.
-        assert_eq!(script.matches("add element").count(), 6);
-        assert!(script.starts_with("add table bridge acetate"));
+        assert!(script.contains(
+            &json!({ "concat": [last.host_interface, last.mac, "fe80::ac:ff:fe00:be7"] })
+                .to_string()
+        ));
+        // Three element commands per 512 containers, after the rules.
+        let elements = |b: &Batch| {
+            b.commands()
+                .iter()
+                .filter(|c| c["add"].get("element").is_some())
+                .count()
+        };
+        assert_eq!(elements(&batch), 6);
+        assert_eq!(
+            batch.commands()[0],
+            json!({ "add": filter_table().table() })
+        );
         assert_eq!(bridge_mac("acetate0"), "02:ac:ff:00:00:01");
         assert_ne!(bridge_mac("hosting1"), bridge_mac("hosting2"));
     }

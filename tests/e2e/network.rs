@@ -185,7 +185,33 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         ],
     );
     let cleanup = scopeguard(&host, &state, &name);
+    // A forward left by an earlier version, whose maps held address and port together:
+    // moved into the pair of maps the JSON interface takes, and still DNATed.
+    let legacy = "add table inet acetate\n\
+        add map inet acetate fwd_tcp { type inet_service : ipv4_addr . inet_service; }\n\
+        add element inet acetate fwd_tcp { 9090 : 10.88.0.77 . 80 }\n\
+        add chain inet acetate prerouting { type nat hook prerouting priority dstnat; }\n\
+        add rule inet acetate prerouting fib daddr type local dnat ip to tcp dport map @fwd_tcp\n";
+    let status = std::process::Command::new("ip")
+        .args(["netns", "exec", &host, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(legacy.as_bytes())?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(status.success());
     ok_in(&host, &state, &["ct", "start", &name]);
+    let table = must(&format!("ip netns exec {host} nft list table inet acetate"));
+    assert!(!table.contains("map fwd_tcp {"), "{table}");
+    assert!(table.contains("9090 : 10.88.0.77"), "{table}");
+    assert!(table.contains("9090 : 80"), "{table}");
+    assert!(
+        table.contains("dnat ip to tcp dport map @fwd_tcp_addr:tcp dport map @fwd_tcp_port"),
+        "{table}"
+    );
 
     assert_eq!((forwarding_before.trim(), forwarding().trim()), ("0", "1"));
     // Out through the uplink, seen outside as the host's address, never the private one.
@@ -428,10 +454,13 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
     assert_eq!(from_peer(8022), "ConnectionRefusedError");
     ok_in(&host, &state, &["ct", "forward", "add", &name, "8022:7474"]);
     ok_in(&host, &state, &["ct", "destroy", &name]);
-    let map = must(&format!(
-        "ip netns exec {host} nft list map inet acetate fwd_tcp"
-    ));
-    assert!(!map.contains("8022"), "{map}");
+    // Gone from both maps of the pair (the target's address and its port).
+    for map in ["fwd_tcp_addr", "fwd_tcp_port"] {
+        let map = must(&format!(
+            "ip netns exec {host} nft list map inet acetate {map}"
+        ));
+        assert!(!map.contains("8022"), "{map}");
+    }
     drop(cleanup);
 }
 
