@@ -29,26 +29,36 @@ fn settle_until(state: &PathBuf, done: impl Fn() -> bool) -> bool {
     })
 }
 
+/// A state dir of the test's own with Debian bookworm built by mmdebstrap as template
+/// `name` (`args` added to the build) and what the build printed; `None` when the test
+/// cannot run here (see `state_dir` and `has_mmdebstrap`).
+fn built_debian(
+    test: &str,
+    name: &str,
+    args: &[&str],
+) -> Option<(tempfile::TempDir, PathBuf, Value)> {
+    state_dir(test)?;
+    if !crate::support::has_mmdebstrap(test) {
+        return None;
+    }
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let state = dir.path().to_path_buf();
+    let mut argv = vec![
+        "template", "build", "debian", "--suite", "bookworm", "--name", name,
+    ];
+    argv.extend(args);
+    argv.push("--json");
+    let built = serde_json::from_str(&ok(&state, &argv)).unwrap();
+    Some((dir, state, built))
+}
+
 #[test]
 fn a_sysvinit_template_boots_its_init_which_stops_halts_and_reboots_cleanly() {
     let test = "a_sysvinit_template_boots_its_init_which_stops_halts_and_reboots_cleanly";
-    if state_dir(test).is_none() {
-        return;
-    }
-    if !crate::support::has_mmdebstrap(test) {
-        return;
-    }
     // A state dir of its own: `start --all` acts on every container in it.
-    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let state = dir.path().to_path_buf();
-    let built: Value = serde_json::from_str(&ok(
-        &state,
-        &[
-            "template", "build", "debian", "--suite", "bookworm", "--name", "sysv", "--init",
-            "sysvinit", "--json",
-        ],
-    ))
-    .unwrap();
+    let Some((_dir, state, built)) = built_debian(test, "sysv", &["--init", "sysvinit"]) else {
+        return;
+    };
     assert_eq!(built["init"], "sysvinit", "{built}");
     // Fitted for a container: no gettys on virtual consoles it does not have.
     let inittab = std::fs::read_to_string(
@@ -165,33 +175,11 @@ const OPENRC_BOOTED: &str = "for i in $(seq 300); do \
 #[test]
 fn an_openrc_template_starts_its_services_and_stops_them_cleanly() {
     let test = "an_openrc_template_starts_its_services_and_stops_them_cleanly";
-    if state_dir(test).is_none() {
-        return;
-    }
-    if !crate::support::has_mmdebstrap(test) {
-        return;
-    }
-    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let state = dir.path().to_path_buf();
     // Debian's OpenRC runs under SysV init's PID 1, which starts its runlevels.
-    let built: Value = serde_json::from_str(&ok(
-        &state,
-        &[
-            "template",
-            "build",
-            "debian",
-            "--suite",
-            "bookworm",
-            "--name",
-            "orc",
-            "--init",
-            "sysvinit",
-            "--include",
-            "openrc,cron,procps",
-            "--json",
-        ],
-    ))
-    .unwrap();
+    let args = ["--init", "sysvinit", "--include", "openrc,cron,procps"];
+    let Some((_dir, state, built)) = built_debian(test, "orc", &args) else {
+        return;
+    };
     assert_eq!(built["init"], "sysvinit", "{built}");
     let name = "orc1";
     ok(

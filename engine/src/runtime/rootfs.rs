@@ -432,6 +432,24 @@ fn open_target(root: c_int, dst: &InRoot, optional: bool) -> Result<Option<Fd>, 
     }
 }
 
+/// Opens `path` for writing, made with `mode` if missing (`O_CREAT` with `flags`).
+fn create(root: c_int, path: &InRoot, flags: c_int, mode: libc::mode_t) -> Result<Fd, i32> {
+    let dir = parent_of(root, path)?;
+    // SAFETY: the name is a CString of the (copied) parent memory; the descriptor is ours.
+    let fd = unsafe {
+        libc::openat(
+            dir.0,
+            path.leaf.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | flags,
+            mode,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    Ok(Fd(fd))
+}
+
 pub(super) fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
     // SAFETY: every pointer comes from a CString owned by the (copied) parent memory or a
     // stack buffer; descriptors are our own.
@@ -450,17 +468,7 @@ pub(super) fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
                 )?));
             }
             Op::Touch { path } => {
-                let dir = parent_of(root, path)?;
-                let fd = libc::openat(
-                    dir.0,
-                    path.leaf.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                    0o666,
-                );
-                if fd < 0 {
-                    return Err(errno());
-                }
-                libc::close(fd);
+                drop(create(root, path, libc::O_NOFOLLOW, 0o666)?);
             }
             Op::Mount {
                 src,
@@ -529,17 +537,7 @@ pub(super) fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
                 }
             }
             Op::Write { path, text } => {
-                let dir = parent_of(root, path)?;
-                let fd = libc::openat(
-                    dir.0,
-                    path.leaf.as_ptr(),
-                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o444,
-                );
-                if fd < 0 {
-                    return Err(errno());
-                }
-                let fd = Fd(fd);
+                let fd = create(root, path, libc::O_EXCL, 0o444)?;
                 let bytes = text.as_bytes();
                 if libc::write(fd.0, bytes.as_ptr() as *const c_void, bytes.len())
                     != bytes.len() as isize
