@@ -500,6 +500,11 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
             ["HTTP/1.1 101 Switching Protocols", "ping"]
         );
 
+        // Over HTTP/2 too (extended CONNECT, RFC 8441), as browsers open WebSockets on a
+        // connection they already hold; the site sees the HTTP/1.1 handshake it knows.
+        let (status, echoed) = websocket_over_h2("shop.example.test", &ca).await;
+        assert_eq!((status, echoed.as_slice()), (200, &b"ping"[..]));
+
         // Audited: the attachment by alice, the certificate by the panel.
         let (_, audit) = provider.get("/api/v1/audit?limit=200").await;
         let text = audit.to_string();
@@ -551,4 +556,68 @@ impl Drop for Cleanup<'_> {
             }
         }
     }
+}
+
+/// A WebSocket over HTTP/2 to `/ws` of `host` through the front door on 127.0.0.1:443
+/// (TLS checked against `ca`): the status of the extended CONNECT, then what comes back
+/// for "ping".
+async fn websocket_over_h2(host: &str, ca: &Path) -> (u16, Vec<u8>) {
+    use http_body_util::Empty;
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect("127.0.0.1:443")
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    // A first request, answered only after the server's settings (which allow extended
+    // CONNECT) have arrived.
+    let first = hyper::Request::get(format!("https://{host}/"))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    sender.send_request(first).await.unwrap();
+    let mut req = hyper::Request::builder()
+        .method(hyper::Method::CONNECT)
+        .uri(format!("https://{host}/ws"))
+        .header("sec-websocket-version", "13")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return (status, Vec::new());
+    }
+    let stream = hyper::upgrade::on(&mut resp).await.unwrap();
+    let mut io = hyper_util::rt::TokioIo::new(stream);
+    io.write_all(b"ping").await.unwrap();
+    let mut echoed = vec![0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), io.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    (status, echoed)
 }

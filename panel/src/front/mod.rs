@@ -3,7 +3,7 @@
 //! (and SNI) to their containers' ports. It answers ACME HTTP-01 challenges itself, serves
 //! each domain's issued certificate (self-signed until then), passes WebSockets and
 //! streamed bodies through, and tells the container who asked (X-Forwarded-For, -Proto,
-//! -Host). HTTP/1.1 on both sides.
+//! -Host). HTTP/1.1 and HTTP/2 (over TLS) to clients, HTTP/1.1 to containers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,17 +14,20 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::service::domains::Front;
 use crate::service::AppState;
+
+mod proxy;
+use proxy::forward;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -227,7 +230,7 @@ where
 }
 
 /// An HTTP/2 connection (over TLS only): each stream a request, proxied like HTTP/1.1
-/// ones (upstream in HTTP/1.1).
+/// ones (upstream in HTTP/1.1), WebSockets included.
 async fn connection_h2<S>(stream: S, peer: SocketAddr, door: Arc<Door>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -236,8 +239,10 @@ where
         let door = door.clone();
         async move { Ok::<_, Infallible>(handle(&door, req, peer, true).await) }
     });
+    // Extended CONNECT (RFC 8441) carries WebSockets over HTTP/2 streams.
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
+        .enable_connect_protocol()
         .serve_connection(TokioIo::new(stream), svc);
     if let Err(e) = conn.await {
         tracing::debug!(%peer, error = %e, "front door: HTTP/2 connection");
@@ -350,127 +355,6 @@ fn to_https(host: &str, req: &Request<Incoming>) -> Response<Body> {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
-}
-
-/// Headers that belong to one connection, not the request.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .filter(|n| !(keep_upgrade && n == header::UPGRADE))
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    for h in HOP_BY_HOP {
-        headers.remove(h);
-    }
-    if keep_upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
-    }
-}
-
-fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-}
-
-async fn forward(
-    door: &Door,
-    mut req: Request<Incoming>,
-    backend: SocketAddr,
-    host: &str,
-    peer: SocketAddr,
-    tls: bool,
-) -> anyhow::Result<Response<Body>> {
-    let upgrade = wants_upgrade(req.headers());
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let headers = req.headers_mut();
-    strip_hop_by_hop(headers, upgrade);
-    if !headers.contains_key(header::HOST) {
-        headers.insert(header::HOST, HeaderValue::from_str(host)?);
-    }
-    headers.insert(
-        "x-forwarded-for",
-        HeaderValue::from_str(&peer.ip().to_string())?,
-    );
-    headers.insert(
-        "x-forwarded-proto",
-        HeaderValue::from_static(if tls { "https" } else { "http" }),
-    );
-    headers.insert("x-forwarded-host", HeaderValue::from_str(host)?);
-    if upgrade {
-        // A connection of its own takes the origin form (`/path?query`).
-        *req.uri_mut() = path.parse()?;
-        return forward_upgrade(req, backend).await;
-    }
-    // The pooled client takes the absolute form, and connects where it says; it speaks
-    // HTTP/1.1 to containers whatever the client spoke.
-    *req.uri_mut() = format!("http://{backend}{path}").parse()?;
-    *req.version_mut() = hyper::Version::HTTP_11;
-    let mut resp = door.client.request(req).await?;
-    strip_hop_by_hop(resp.headers_mut(), false);
-    Ok(resp.map(|b| b.boxed()))
-}
-
-/// A request that asks to switch protocols (WebSocket) gets a connection of its own; on
-/// `101` both sides are joined byte for byte until either closes.
-async fn forward_upgrade(
-    mut req: Request<Incoming>,
-    backend: SocketAddr,
-) -> anyhow::Result<Response<Body>> {
-    let client_side = hyper::upgrade::on(&mut req);
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(backend))
-        .await
-        .map_err(|_| anyhow::anyhow!("connect: timed out"))??;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "front door: upgraded upstream");
-        }
-    });
-    let mut resp = sender.send_request(req).await?;
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let backend_side = hyper::upgrade::on(&mut resp);
-        tokio::spawn(async move {
-            let (Ok(a), Ok(b)) = tokio::join!(client_side, backend_side) else {
-                return;
-            };
-            let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
-            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
-        });
-    } else {
-        strip_hop_by_hop(resp.headers_mut(), false);
-    }
-    Ok(resp.map(|b| b.boxed()))
 }
 
 #[cfg(test)]
