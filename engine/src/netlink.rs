@@ -388,6 +388,107 @@ pub fn veth_into(pid: i32, host_if: &str, bridge: &str, inside: Inside<'_>) -> R
     made
 }
 
+/// A token bucket (`tbf`, what `tc qdisc replace dev X root tbf rate R burst B latency L`
+/// asks for) as the kernel takes it: `rate` bit/s, `burst` bytes at full speed, a queue of
+/// `limit` bytes beyond. The rate is given for an Ethernet link layer, so the kernel
+/// computes packet times itself and needs no rate table.
+fn tbf(index: u32, rate: u64, burst: u32, limit: u32) -> TcMessage {
+    use rtnetlink::packet_core::DefaultNla;
+    use rtnetlink::packet_route::tc::TcOption;
+    // linux/pkt_sched.h: TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST, TC_LINKLAYER_ETHERNET.
+    const PARMS: u16 = 1;
+    const RATE64: u16 = 4;
+    const BURST: u16 = 6;
+    const ETHERNET: u8 = 1;
+    let bytes = rate / 8;
+    // struct tc_tbf_qopt: the rate (struct tc_ratespec: cell_log, linklayer, overhead,
+    // cell_align, mpu, rate), no peak rate, the limit, the buffer (from the burst) and mtu.
+    let mut parms = vec![0u8, ETHERNET];
+    parms.extend(0u16.to_ne_bytes());
+    parms.extend(0i16.to_ne_bytes());
+    parms.extend(0u16.to_ne_bytes());
+    parms.extend((bytes.min(u64::from(u32::MAX)) as u32).to_ne_bytes());
+    parms.extend([0u8; 12]);
+    parms.extend(limit.to_ne_bytes());
+    parms.extend([0u8; 8]);
+    let mut options = vec![
+        TcOption::Other(DefaultNla::new(PARMS, parms)),
+        TcOption::Other(DefaultNla::new(BURST, burst.to_ne_bytes().to_vec())),
+    ];
+    if bytes >= u64::from(u32::MAX) {
+        options.push(TcOption::Other(DefaultNla::new(
+            RATE64,
+            bytes.to_ne_bytes().to_vec(),
+        )));
+    }
+    let mut message = TcMessage::with_index(index as i32);
+    message.header.parent = TcHandle::ROOT;
+    message.attributes = vec![
+        TcAttribute::Kind("tbf".into()),
+        TcAttribute::Options(options),
+    ];
+    message
+}
+
+/// Sends `message` (a new queueing discipline or its deletion), `flags` added to a
+/// request's, and waits for the kernel's answer.
+async fn tc_request(
+    h: &mut Handle,
+    message: rtnetlink::packet_route::RouteNetlinkMessage,
+    flags: u16,
+) -> std::result::Result<(), String> {
+    use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
+    let mut req = NetlinkMessage::from(message);
+    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    let mut answers = h.request(req).map_err(|e| e.to_string())?;
+    while let Some(answer) = futures_util::StreamExt::next(&mut answers).await {
+        if let NetlinkPayload::Error(e) = answer.payload {
+            if e.code.is_some() {
+                return Err(std::io::Error::from(e).to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shapes what interface `name` sends to `rate` bit/s (a token bucket at its root:
+/// bursts of `burst` bytes, `limit` bytes queued), or lifts it (`None`; nothing if there
+/// was none).
+async fn shape_in(h: &mut Handle, name: &str, rate: Option<(u64, u32, u32)>) -> Result<()> {
+    use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+    use rtnetlink::packet_route::RouteNetlinkMessage as M;
+    let index = index_in(h, name).await?;
+    match rate {
+        Some((rate, burst, limit)) => tc_request(
+            h,
+            M::NewQueueDiscipline(tbf(index, rate, burst, limit)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .await
+        .map_err(|e| failed(&format!("shape {name}"), e)),
+        None => {
+            let mut root = TcMessage::with_index(index as i32);
+            root.header.parent = TcHandle::ROOT;
+            // Deleting the default queueing discipline fails harmlessly.
+            let _ = tc_request(h, M::DelQueueDiscipline(root), 0).await;
+            Ok(())
+        }
+    }
+}
+
+/// [`shape_in`] on interface `name` of this network namespace.
+pub fn shape(name: &str, rate: Option<(u64, u32, u32)>) -> Result<()> {
+    with_handle(|mut h| async move { shape_in(&mut h, name, rate).await })
+}
+
+/// [`shape_in`] on interface `name` of the network namespace of process `pid`.
+pub fn shape_inside(pid: i32, name: &str, rate: Option<(u64, u32, u32)>) -> Result<()> {
+    in_netns_of(
+        pid,
+        |mut h| async move { shape_in(&mut h, name, rate).await },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

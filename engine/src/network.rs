@@ -326,20 +326,14 @@ pub fn ensure_bridge(net: &Network) -> Result<()> {
     )
 }
 
-fn tbf(rate: u64) -> Vec<String> {
-    // Burst: 20 ms at the rate, at least 32 KiB (several full-size packets).
+/// The token bucket of a rate limit of `rate` bit/s: the rate, a burst of 20 ms at the rate
+/// (at least 32 KiB: several full-size packets), and 50 ms of queue beyond the burst, in
+/// bytes (what `tc ... tbf rate R burst B latency 50ms` asks for).
+fn tbf(rate: u64) -> (u64, u32, u32) {
     let burst = (rate / 8 / 50).max(32 << 10);
-    ["root", "tbf", "rate"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            format!("{rate}bit"),
-            "burst".into(),
-            burst.to_string(),
-            "latency".into(),
-            "50ms".into(),
-        ])
-        .collect()
+    let limit = rate / 8 / 20 + burst;
+    let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+    (rate, clamp(burst), clamp(limit))
 }
 
 /// Connects the network namespace of `pid` (a container's init, not yet released) to the
@@ -360,8 +354,6 @@ pub fn attach(pid: i32, net: &NetInfo, bridge: &Network, rate: Option<u64>) -> R
     };
     crate::netlink::veth_into(pid, host_if, &bridge.bridge, inside)?;
     if let Some(rate) = rate {
-        // rtnetlink has no builder for tc's token bucket: `tc`, only for limited
-        // containers.
         if let Err(e) = set_rate(pid, net, Some(rate)) {
             let _ = crate::netlink::delete_link(host_if);
             return Err(e);
@@ -370,35 +362,12 @@ pub fn attach(pid: i32, net: &NetInfo, bridge: &Network, rate: Option<u64>) -> R
     Ok(())
 }
 
-/// Changes the rate limit of a running container (`None` lifts it), both ends.
+/// Changes the rate limit of a running container (`None` lifts it), both ends: what the
+/// host sends it, and what it sends (shaped inside its namespace), through netlink.
 pub fn set_rate(pid: i32, net: &NetInfo, rate: Option<u64>) -> Result<()> {
-    let netns = format!("--net=/proc/{pid}/ns/net");
-    match rate {
-        Some(rate) => {
-            let shape = tbf(rate);
-            let shape: Vec<&str> = shape.iter().map(String::as_str).collect();
-            let mut host = vec!["qdisc", "replace", "dev", net.host_interface.as_str()];
-            host.extend(&shape);
-            run("tc", &host, None)?;
-            let mut inner = vec![netns.as_str(), "tc", "qdisc", "replace", "dev", "eth0"];
-            inner.extend(&shape);
-            run("nsenter", &inner, None)
-        }
-        None => {
-            // Deleting a qdisc that is not there fails harmlessly.
-            let _ = run(
-                "tc",
-                &["qdisc", "del", "dev", &net.host_interface, "root"],
-                None,
-            );
-            let _ = run(
-                "nsenter",
-                &[&netns, "tc", "qdisc", "del", "dev", "eth0", "root"],
-                None,
-            );
-            Ok(())
-        }
-    }
+    let bucket = rate.map(tbf);
+    crate::netlink::shape(&net.host_interface, bucket)?;
+    crate::netlink::shape_inside(pid, "eth0", bucket)
 }
 
 /// What went through the container's interface since it started (`None` while stopped),
@@ -468,10 +437,10 @@ mod tests {
 
     #[test]
     fn the_token_bucket_has_room_for_full_packets() {
-        let args = tbf(8_000);
-        assert_eq!(args[3], "8000bit");
-        assert_eq!(args[5], (32 << 10).to_string());
-        let fast = tbf(1_000_000_000);
-        assert_eq!(fast[5], (1_000_000_000u64 / 8 / 50).to_string());
+        let (rate, burst, limit) = tbf(8_000);
+        assert_eq!((rate, burst), (8_000, 32 << 10));
+        assert_eq!(limit, 8_000 / 8 / 20 + (32 << 10));
+        let (_, fast, _) = tbf(1_000_000_000);
+        assert_eq!(u64::from(fast), 1_000_000_000u64 / 8 / 50);
     }
 }

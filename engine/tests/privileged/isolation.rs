@@ -325,11 +325,22 @@ print(n, time.monotonic()-t, a[0])' > /tmp/received 2>&1 &";
         engine.set(name, &update)
     };
     set(&a.name, 16_000_000).unwrap();
+    // Both ends, each a token bucket as `tc ... tbf rate 16mbit burst 40000 latency 50ms`
+    // makes (set through netlink).
+    let bucket = "rate 16Mbit burst 40000b lat 50ms";
     assert!(
-        qdisc(&ia.host_interface).contains("rate 16Mbit"),
+        qdisc(&ia.host_interface).contains(bucket),
         "{}",
         qdisc(&ia.host_interface)
     );
+    let pid = engine.show(&a.name).unwrap().pid.unwrap();
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["tc", "qdisc", "show", "dev", "eth0"])
+        .output()
+        .unwrap();
+    let inside = String::from_utf8_lossy(&out.stdout);
+    assert!(inside.contains(bucket), "{inside}");
     assert_eq!(
         engine.show(&a.name).unwrap().limits.net_rate,
         Some(16_000_000)
