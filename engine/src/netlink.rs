@@ -489,6 +489,40 @@ pub fn shape_inside(pid: i32, name: &str, rate: Option<(u64, u32, u32)>) -> Resu
     )
 }
 
+/// Deletes the IPv6 routes through interface `name` that router advertisements planted
+/// (what `ip -6 route flush dev NAME proto ra` does).
+pub fn flush_ra_routes(name: &str) -> Result<()> {
+    use rtnetlink::packet_route::route::{RouteAttribute, RouteProtocol};
+    let Some(index) = index_of(name) else {
+        return Ok(());
+    };
+    with_handle(|h| async move {
+        let mut routes = h
+            .route()
+            .get(RouteMessageBuilder::<Ipv6Addr>::new().build())
+            .execute();
+        let mut planted = Vec::new();
+        while let Some(route) = routes
+            .try_next()
+            .await
+            .map_err(|e| failed("list IPv6 routes", e))?
+        {
+            let through = route.attributes.contains(&RouteAttribute::Oif(index));
+            if through && route.header.protocol == RouteProtocol::Ra {
+                planted.push(route);
+            }
+        }
+        for route in planted {
+            h.route()
+                .del(route)
+                .execute()
+                .await
+                .map_err(|e| failed(&format!("delete a route of {name}"), e))?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -257,11 +257,7 @@ pub fn ensure_filter(identity: &crate::identity::Identity) -> Result<()> {
     if Path::new(&accept_ra).exists() {
         std::fs::write(&accept_ra, "0").map_err(|e| Error::io("write", &accept_ra, e))?;
         // Routes a tenant's advertisement already planted (before this filter) go too.
-        run(
-            "ip",
-            &["-6", "route", "flush", "dev", bridge, "proto", "ra"],
-            None,
-        )?;
+        crate::netlink::flush_ra_routes(bridge)?;
     }
     let infos: Vec<NetInfo> = (0..identity.capacity())
         .map(|i| identity.net_info(identity.container_base(i)))

@@ -185,6 +185,13 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         ],
     );
     let cleanup = scopeguard(&host, &state, &name);
+    // A route a router advertisement planted on the bridge before Acetate's filter was
+    // there goes when the engine sets the bridge up (over netlink).
+    must(&format!(
+        "ip netns exec {host} sh -c 'ip link add acetate0 type bridge && \
+         ip link set acetate0 up && \
+         ip -6 route add 2001:db8:99::/64 dev acetate0 proto ra'"
+    ));
     // A forward left by an earlier version, whose maps held address and port together:
     // moved into the pair of maps the JSON interface takes, and still DNATed.
     let legacy = "add table inet acetate\n\
@@ -204,6 +211,8 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         .unwrap();
     assert!(status.success());
     ok_in(&host, &state, &["ct", "start", &name]);
+    let planted = must(&format!("ip netns exec {host} ip -6 route show proto ra"));
+    assert_eq!(planted.trim(), "", "the advertised route is gone");
     let table = must(&format!("ip netns exec {host} nft list table inet acetate"));
     assert!(!table.contains("map fwd_tcp {"), "{table}");
     assert!(table.contains("9090 : 10.88.0.77"), "{table}");
