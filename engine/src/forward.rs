@@ -160,44 +160,26 @@ impl FromStr for PublicPort {
 /// the host, over IPv4 and (when the container has an IPv6 address) IPv6; or on one
 /// address of the host (an IPv6 one only for a container with an IPv6 address: see
 /// [`check_family`]).
-fn entries(f: &Forward, net: &NetInfo) -> Vec<(&'static str, Value, String)> {
-    let (udp, public) = (f.udp, f.public);
-    let map = |v6: bool, addressed: bool| {
-        let (on4, on6) = match (addressed, udp) {
-            (true, false) => ("fwd4_tcp", "fwd6a_tcp"),
-            (true, true) => ("fwd4_udp", "fwd6a_udp"),
-            (false, false) => ("fwd_tcp", "fwd6_tcp"),
-            (false, true) => ("fwd_udp", "fwd6_udp"),
-        };
-        if v6 {
-            on6
-        } else {
-            on4
-        }
-    };
+fn entries(f: &Forward, net: &NetInfo) -> Vec<(String, Value, String)> {
+    let proto = f.proto();
+    let on = |a: IpAddr| nft::concat(vec![json!(a.to_string()), json!(f.public)]);
     match f.address {
-        Some(a @ IpAddr::V4(_)) => vec![(
-            map(false, true),
-            nft::concat(vec![json!(a.to_string()), json!(public)]),
-            net.address.to_string(),
-        )],
+        Some(a @ IpAddr::V4(_)) => vec![(format!("fwd4_{proto}"), on(a), net.address.to_string())],
         Some(a @ IpAddr::V6(_)) => net
             .address6
-            .map(|c| {
-                (
-                    map(true, true),
-                    nft::concat(vec![json!(a.to_string()), json!(public)]),
-                    c.to_string(),
-                )
-            })
+            .map(|c| (format!("fwd6a_{proto}"), on(a), c.to_string()))
             .into_iter()
             .collect(),
-        None => std::iter::once((map(false, false), json!(public), net.address.to_string()))
-            .chain(
-                net.address6
-                    .map(|a6| (map(true, false), json!(public), a6.to_string())),
-            )
-            .collect(),
+        None => std::iter::once((
+            format!("fwd_{proto}"),
+            json!(f.public),
+            net.address.to_string(),
+        ))
+        .chain(
+            net.address6
+                .map(|a6| (format!("fwd6_{proto}"), json!(f.public), a6.to_string())),
+        )
+        .collect(),
     }
 }
 

@@ -131,6 +131,18 @@ impl AppState {
         .await??)
     }
 
+    /// Reads containers `names` into the snapshot again (off the async threads).
+    pub async fn refresh(&self, names: Vec<String>) -> AppResult<()> {
+        let snap = self.snapshot.clone();
+        self.engine(move |e| {
+            for name in &names {
+                snap.refresh_one(e, name);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs blocking engine work off the async threads.
     pub async fn engine<T: Send + 'static>(
         &self,

@@ -79,14 +79,7 @@ pub async fn list(st: &AppState, caller: &User) -> AppResult<Vec<ContainerView>>
         .map(|r| r.engine_name.clone())
         .collect();
     if !unknown.is_empty() {
-        let snap = st.snapshot.clone();
-        st.engine(move |e| {
-            for name in &unknown {
-                snap.refresh_one(e, name);
-            }
-            Ok(())
-        })
-        .await?;
+        st.refresh(unknown).await?;
     }
     let mut out: Vec<ContainerView> = rows
         .iter()

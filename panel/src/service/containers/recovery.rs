@@ -222,13 +222,6 @@ pub async fn settle_inside_halts(st: &AppState, watch: &mut HaltWatch) -> AppRes
         st.db.audit(None, kind, &target, "from inside").await?;
     }
     let changed: Vec<String> = settled.iter().map(|(n, _, _)| n.clone()).collect();
-    let snap = st.snapshot.clone();
-    st.engine(move |e| {
-        for name in &changed {
-            snap.refresh_one(e, name);
-        }
-        Ok(())
-    })
-    .await?;
+    st.refresh(changed).await?;
     Ok(settled.len())
 }
