@@ -502,8 +502,12 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
 
         // Over HTTP/2 too (extended CONNECT, RFC 8441), as browsers open WebSockets on a
         // connection they already hold; the site sees the HTTP/1.1 handshake it knows.
-        let (status, echoed) = websocket_over_h2("shop.example.test", &ca).await;
+        let (status, echoed) = websocket_over_h2("shop.example.test", "/ws", &ca).await;
         assert_eq!((status, echoed.as_slice()), (200, &b"ping"[..]));
+        // A page that serves no WebSocket answers 200 to the handshake: never passed on as
+        // an open WebSocket.
+        let (status, _) = websocket_over_h2("shop.example.test", "/headers", &ca).await;
+        assert_eq!(status, 502);
 
         // Audited: the attachment by alice, the certificate by the panel.
         let (_, audit) = provider.get("/api/v1/audit?limit=200").await;
@@ -558,10 +562,10 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-/// A WebSocket over HTTP/2 to `/ws` of `host` through the front door on 127.0.0.1:443
+/// A WebSocket over HTTP/2 to `path` of `host` through the front door on 127.0.0.1:443
 /// (TLS checked against `ca`): the status of the extended CONNECT, then what comes back
 /// for "ping".
-async fn websocket_over_h2(host: &str, ca: &Path) -> (u16, Vec<u8>) {
+async fn websocket_over_h2(host: &str, path: &str, ca: &Path) -> (u16, Vec<u8>) {
     use http_body_util::Empty;
     use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -600,7 +604,7 @@ async fn websocket_over_h2(host: &str, ca: &Path) -> (u16, Vec<u8>) {
     sender.send_request(first).await.unwrap();
     let mut req = hyper::Request::builder()
         .method(hyper::Method::CONNECT)
-        .uri(format!("https://{host}/ws"))
+        .uri(format!("https://{host}{path}"))
         .header("sec-websocket-version", "13")
         .body(Empty::<bytes::Bytes>::new())
         .unwrap();

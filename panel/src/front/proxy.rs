@@ -135,7 +135,9 @@ fn is_websocket_connect(req: &Request<Incoming>) -> bool {
 /// A WebSocket on an HTTP/2 stream reaches the container as the HTTP/1.1 handshake it
 /// knows (a GET with `Upgrade: websocket` and a key of the front door's); once it switches
 /// protocols, the stream is answered `200` with the subprotocol and extensions it chose,
-/// and both sides are joined. Anything else it answers goes back as it is.
+/// and both sides are joined. A refusal goes back as it is; a success that is no switch
+/// (a page where no WebSocket is served) is a 502, never a 2xx the client would take for
+/// an open WebSocket.
 async fn websocket_over_h2(
     mut req: Request<Incoming>,
     backend: SocketAddr,
@@ -153,6 +155,16 @@ async fn websocket_over_h2(
     h.entry(header::SEC_WEBSOCKET_VERSION)
         .or_insert(HeaderValue::from_static("13"));
     let mut resp = upstream(backend).await?.send_request(handshake).await?;
+    if resp.status().is_success() {
+        // A 2xx would tell the client its WebSocket is open: it is not.
+        return Ok(super::text(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "The container answered {} instead of switching to WebSocket.\n",
+                resp.status()
+            ),
+        ));
+    }
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         strip_hop_by_hop(resp.headers_mut(), false);
         return Ok(resp.map(|b| b.boxed()));
