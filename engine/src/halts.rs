@@ -27,8 +27,8 @@ impl Engine {
     /// Shuts a SysV init down as its `halt` would: runlevel 0 asked for with the
     /// template's own `telinit`, inside the container; its scripts then stop the services
     /// (their `K` links in `/etc/rc0.d`) and kill what is left, and its final `halt`
-    /// cannot power a container off, so it is over when the init is alone (seen twice, so
-    /// that a request not yet read is not taken for the end). Returns whether it got there
+    /// cannot power a container off, so it is over when the init, in runlevel 0, is alone
+    /// (seen twice, 50 ms apart). Returns whether it got there
     /// within `timeout`; the caller kills the init either way.
     pub(crate) fn halt_sysvinit(
         &self,
@@ -85,7 +85,11 @@ impl Engine {
             if !runtime::alive(&pidfd) {
                 return true;
             }
-            alone = if cgroup.processes() == [st.pid] {
+            // Until the init has read the request it still shows its old runlevel, and
+            // may be alone (no service running) without having begun to stop anything.
+            let in_runlevel0 = fs::read(format!("/proc/{}/cmdline", st.pid))
+                .is_ok_and(|c| runlevel(&c) == Some(b'0'));
+            alone = if in_runlevel0 && cgroup.processes() == [st.pid] {
                 alone + 1
             } else {
                 0

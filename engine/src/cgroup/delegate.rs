@@ -88,3 +88,19 @@ pub(super) fn remove_below(dir: &Path) {
         }
     }
 }
+
+/// Adds the processes of the groups below `dir` (made by the container's init) to `pids`.
+pub(super) fn processes_below(dir: &Path, pids: &mut Vec<i32>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let path = entry.path();
+            if let Ok(procs) = fs::read_to_string(path.join("cgroup.procs")) {
+                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+            processes_below(&path, pids);
+        }
+    }
+}

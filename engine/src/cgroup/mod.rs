@@ -382,9 +382,13 @@ impl ContainerCgroup {
         Ok(())
     }
 
-    /// Host pids of every process in the cgroup.
+    /// Host pids of every process in the cgroup, also in the groups a delegated init made
+    /// below its top (on a v1 host the v1 hierarchies, never delegated, hold them all).
     pub fn processes(&self) -> Vec<i32> {
         let mut pids: Vec<i32> = self.cg.procs().into_iter().map(|p| p.pid as i32).collect();
+        if let Some(dir) = self.v2_dir() {
+            delegate::processes_below(&dir, &mut pids);
+        }
         pids.sort_unstable();
         pids.dedup();
         pids
