@@ -19,6 +19,17 @@ impl Engine {
         self.info_counted(cfg, st, &counted)
     }
 
+    /// What a container just started shows: its interface, a new one, has moved nothing
+    /// yet worth asking the kernel for.
+    pub(crate) fn info_started(&self, cfg: &ContainerConfig, st: RunState) -> ContainerInfo {
+        let mut counted = Counted::new();
+        if cfg.network {
+            let net = self.identity().net_info(cfg.id_base);
+            counted.insert(net.host_interface, Default::default());
+        }
+        self.info_counted(cfg, Some(st), &counted)
+    }
+
     fn info_counted(
         &self,
         cfg: &ContainerConfig,

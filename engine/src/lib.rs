@@ -466,7 +466,7 @@ impl Engine {
             return Err(e);
         }
         lxcfs::attach(name, st.pid);
-        Ok(self.info(cfg, Some(st)))
+        Ok(self.info_started(cfg, st))
     }
 
     /// Stops a running container: SIGTERM to everything in it, SIGKILL after `timeout`.

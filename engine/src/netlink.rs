@@ -343,7 +343,8 @@ pub fn veth_into(pid: i32, host_if: &str, bridge: &str, inside: Inside<'_>) -> R
             .execute()
             .await
             .map_err(|e| failed(&format!("create {host_if}"), e))?;
-        let index = index_in(&h, host_if).await?;
+        let index = index_of(host_if)
+            .ok_or_else(|| failed(&format!("find {host_if}"), "no such interface"))?;
         // Isolated before it is up: no frame passes to the other ports.
         h.link()
             .set_port(LinkBridgePort::new(index).isolated(true).build())
@@ -358,7 +359,9 @@ pub fn veth_into(pid: i32, host_if: &str, bridge: &str, inside: Inside<'_>) -> R
     })
     .and_then(|()| {
         in_netns_of(pid, |h| async move {
-            let index = index_in(&h, "eth0").await?;
+            // Asked on this thread, which is in the container's network namespace.
+            let index =
+                index_of("eth0").ok_or_else(|| failed("find eth0", "no such interface"))?;
             let (a, p, gw) = inside.v4;
             add_address(&h, index, IpAddr::V4(a), p).await?;
             h.link()

@@ -224,9 +224,20 @@ pub(super) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     0
 }
 
+/// Waits for the parent's next byte on the "go" pipe; exits if the parent died or gave up.
+fn wait_for_parent(go_fd: c_int) {
+    let mut go = 0u8;
+    // SAFETY: reads one byte into a stack variable.
+    let n = unsafe { libc::read(go_fd, &mut go as *mut u8 as *mut c_void, 1) };
+    if n != 1 {
+        // SAFETY: exit without destructors.
+        unsafe { libc::_exit(1) };
+    }
+}
+
 /// Entry of the container's first process, in new namespaces. Waits for the parent to map
-/// its ids and place it in its cgroup, builds the root filesystem, locks itself down and
-/// executes `acetate-init`.
+/// its ids and place it in its cgroup, builds the root filesystem, waits for the parent to
+/// have connected its network, locks itself down and executes its init.
 extern "C" fn container_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` points at this process's own copy of the parent's StartCtx.
     let ctx = unsafe { &*(arg as *const StartCtx) };
@@ -235,14 +246,7 @@ extern "C" fn container_main(arg: *mut c_void) -> c_int {
     // "go" pipe's write end would keep this process waiting (and the lock held) forever
     // if the parent died before releasing us.
     close_all_except(&ctx.keep_fds);
-    let mut go = 0u8;
-    // SAFETY: reads one byte into a stack variable.
-    let n = unsafe { libc::read(ctx.go_fd, &mut go as *mut u8 as *mut c_void, 1) };
-    if n != 1 {
-        // The parent died or gave up before finishing our setup.
-        // SAFETY: exit without destructors.
-        unsafe { libc::_exit(1) };
-    }
+    wait_for_parent(ctx.go_fd);
     // SAFETY: plain system calls with valid pointers.
     unsafe {
         // Nothing we mount may propagate back to the host.
@@ -337,6 +341,8 @@ extern "C" fn container_main(arg: *mut c_void) -> c_int {
             libc::close(null);
         }
     }
+    // The parent connects the network meanwhile: nothing inside runs before it is there.
+    wait_for_parent(ctx.go_fd);
     lock_down(err_fd, ctx.keep_caps, ctx.last_cap, &ctx.seccomp);
     // SAFETY: marks every other descriptor close-on-exec, then replaces this process.
     unsafe {

@@ -321,10 +321,6 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         // groups and move its processes below, never change the limits set on the top.
         p.cgroup.delegate(p.id_base).map_err(kill)?;
     }
-    if let Some((net, bridge, rate)) = p.network {
-        crate::network::attach(pid, net, bridge, rate).map_err(kill)?;
-    }
-    crate::testing::crash_point("start");
     // The init must survive an OOM inside its container; the hog is the one to go.
     let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), "-999");
     let (_, start_ticks) = proc_stat(pid).ok_or_else(|| {
@@ -333,7 +329,22 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
             std::io::Error::from_raw_os_error(libc::ESRCH),
         ))
     })?;
-    nix::unistd::write(&go_w, &[1]).map_err(|e| kill(Error::sys("release container init", e)))?;
+    // Two releases: the first lets the init build its root while its network is connected
+    // here (in parallel: a networked start costs little more than a plain one); the second
+    // lets it lock itself down and execute.
+    let release =
+        |what| nix::unistd::write(&go_w, &[1]).map_err(|e| kill(Error::sys(what, e)));
+    release("release container init")?;
+    let attached = match p.network {
+        Some((net, bridge, rate)) => crate::network::attach(pid, net, bridge, rate).map_err(kill),
+        None => Ok(()),
+    };
+    // An init that failed its setup meanwhile (the likelier cause of a failed attach, or
+    // of a write it can no longer read) is told by its report.
+    let released = attached.and_then(|()| {
+        crate::testing::crash_point("start");
+        release("let the container init run")
+    });
     drop(go_w);
     if let Some((code, errno)) = read_report(&err_r) {
         return Err(kill(Error::Setup {
@@ -342,6 +353,7 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
             source: std::io::Error::from_raw_os_error(errno),
         }));
     }
+    released?;
     Ok(RunState {
         pid,
         start_ticks,
