@@ -360,8 +360,7 @@ pub fn veth_into(pid: i32, host_if: &str, bridge: &str, inside: Inside<'_>) -> R
     .and_then(|()| {
         in_netns_of(pid, |h| async move {
             // Asked on this thread, which is in the container's network namespace.
-            let index =
-                index_of("eth0").ok_or_else(|| failed("find eth0", "no such interface"))?;
+            let index = index_of("eth0").ok_or_else(|| failed("find eth0", "no such interface"))?;
             let (a, p, gw) = inside.v4;
             add_address(&h, index, IpAddr::V4(a), p).await?;
             h.link()

@@ -67,6 +67,26 @@ async fn two_panels_on_postgresql_never_over_allocate_a_pool() {
         .collect();
     assert_eq!(owned.len(), 3, "{all}");
     assert!(owned.iter().all(|c| c["state"] == "running"), "{all}");
+    // A stop through one panel shows at once in the other's listing (no waiting for its
+    // background refresh, nor a listing it cached).
+    let (who, n) = &made[0];
+    let on_first = Api::new(&http, &first.base, provider.token().to_string());
+    let (status, body) = on_first
+        .post(
+            &format!("/api/v1/containers/c{n}/stop?owner={who}"),
+            json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {body}");
+    let (_, all) = provider.get("/api/v1/containers").await;
+    let state = |all: &Value| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["owner"] == who.as_str() && c["name"] == format!("c{n}"))
+            .map(|c| c["state"].clone())
+    };
+    assert_eq!(state(&all), Some(json!("stopped")), "{all}");
     for (who, n) in made {
         let (status, _) = provider
             .call(

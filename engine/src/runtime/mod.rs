@@ -332,8 +332,7 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
     // Two releases: the first lets the init build its root while its network is connected
     // here (in parallel: a networked start costs little more than a plain one); the second
     // lets it lock itself down and execute.
-    let release =
-        |what| nix::unistd::write(&go_w, &[1]).map_err(|e| kill(Error::sys(what, e)));
+    let release = |what| nix::unistd::write(&go_w, &[1]).map_err(|e| kill(Error::sys(what, e)));
     release("release container init")?;
     let attached = match p.network {
         Some((net, bridge, rate)) => crate::network::attach(pid, net, bridge, rate).map_err(kill),

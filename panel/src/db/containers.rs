@@ -18,10 +18,13 @@ pub struct ContainerRow {
     pub memory: i64,
     pub cpus_milli: i64,
     pub disk: i64,
+    /// When a panel last changed it (ms since the epoch).
+    pub changed_at: i64,
 }
 
 const CONTAINER_COLS: &str = "c.id, c.owner_id, u.name AS owner, c.name, c.engine_name, \
-                              c.state, c.created_at, c.memory, c.cpus_milli, c.disk";
+                              c.state, c.created_at, c.memory, c.cpus_milli, c.disk, \
+                              c.changed_at";
 
 const TOTALS: &str = "COUNT(*) AS containers, \
                       CAST(COALESCE(SUM(c.memory), 0) AS BIGINT) AS memory, \
@@ -32,13 +35,39 @@ impl Db {
     // ---- containers --------------------------------------------------------------
 
     pub async fn set_container_state(&self, id: i64, state: &str) -> AppResult<()> {
-        sqlx::query("UPDATE containers SET state = $1 WHERE id = $2")
+        sqlx::query("UPDATE containers SET state = $1, changed_at = $2 WHERE id = $3")
             .bind(state)
+            .bind(crate::domain::now_ms())
             .bind(id)
             .execute(&self.pool)
             .await?;
         self.containers_changed();
         Ok(())
+    }
+
+    /// Notes that this panel has just changed containers `engine_names` (those it knows),
+    /// for the other panels on the same database.
+    pub async fn touch_containers(&self, engine_names: &[String]) -> AppResult<()> {
+        let at = crate::domain::now_ms();
+        for name in engine_names {
+            sqlx::query("UPDATE containers SET changed_at = $1 WHERE engine_name = $2")
+                .bind(at)
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Changes whenever any panel on this database adds, removes or changes a container:
+    /// the latest change and the number of rows.
+    pub async fn containers_revision(&self) -> AppResult<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT CAST(COALESCE(MAX(changed_at), 0) AS BIGINT), \
+             CAST(COUNT(*) AS BIGINT) FROM containers",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn delete_container(&self, id: i64) -> AppResult<()> {
@@ -185,8 +214,9 @@ impl Db {
         let mut tx = self.capacity_tx(reseller_id).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO containers \
-             (owner_id, name, engine_name, state, created_at, memory, cpus_milli, disk) \
-             VALUES ($1, $2, $3, 'creating', $4, $5, $6, $7) RETURNING id",
+             (owner_id, name, engine_name, state, created_at, memory, cpus_milli, disk, \
+              changed_at) \
+             VALUES ($1, $2, $3, 'creating', $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(owner_id)
         .bind(name)
@@ -195,6 +225,7 @@ impl Db {
         .bind(holds.memory)
         .bind(holds.cpus_milli)
         .bind(holds.disk)
+        .bind(crate::domain::now_ms())
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict(format!(

@@ -24,3 +24,10 @@ pub use plan::{Plan, Pool, Totals};
 pub fn now() -> i64 {
     acetate_engine::store::unix_now() as i64
 }
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

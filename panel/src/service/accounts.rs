@@ -199,24 +199,25 @@ pub async fn set_suspension(
             .into_iter()
             .map(|c| c.engine_name)
             .collect();
-        let snap = st.snapshot.clone();
         for n in &names {
             super::containers::final_sample(st, n).await;
         }
-        st.engine(move |e| {
-            for n in &names {
-                let stopped = e.stop(n, acetate_engine::DEFAULT_STOP_TIMEOUT);
-                snap.refresh_one(e, n);
-                match stopped {
-                    Ok(_)
-                    | Err(acetate_engine::Error::NotRunning(_))
-                    | Err(acetate_engine::Error::NoSuchContainer(_)) => {}
-                    Err(err) => return Err(err),
+        let stopping = names.clone();
+        let stopped = st
+            .engine(move |e| {
+                for n in &stopping {
+                    match e.stop(n, acetate_engine::DEFAULT_STOP_TIMEOUT) {
+                        Ok(_)
+                        | Err(acetate_engine::Error::NotRunning(_))
+                        | Err(acetate_engine::Error::NoSuchContainer(_)) => {}
+                        Err(err) => return Err(err),
+                    }
                 }
-            }
-            Ok(())
-        })
-        .await?;
+                Ok(())
+            })
+            .await;
+        st.changed(names).await?;
+        stopped?;
     }
     kv.commit(&st.db).await?;
     let action = if suspended {

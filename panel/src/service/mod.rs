@@ -86,9 +86,10 @@ pub struct AppState {
 pub type PageCache =
     Arc<std::sync::Mutex<std::collections::HashMap<String, ((u64, u64), bool, Arc<str>)>>>;
 
-/// user id -> (container rows generation, snapshot generation, JSON body).
+/// Per user: the rows' generations (this panel's, the database's), the snapshot's, and the
+/// listing's body.
 pub type ListCache =
-    Arc<std::sync::Mutex<std::collections::HashMap<i64, (u64, u64, bytes::Bytes)>>>;
+    Arc<std::sync::Mutex<std::collections::HashMap<i64, ((u64, (i64, i64)), u64, bytes::Bytes)>>>;
 
 impl AppState {
     /// The state of a panel on `db` and `runtime`, nothing running yet.
@@ -111,24 +112,26 @@ impl AppState {
         }
     }
 
-    /// Runs a change on container `name` off the async threads, then refreshes its entry
-    /// in the snapshot whatever the outcome.
+    /// Runs a change on container `name` off the async threads, then notes it (see
+    /// `changed`) whatever the outcome.
     pub async fn change<T: Send + 'static>(
         &self,
         name: &str,
         f: impl FnOnce(&dyn Runtime) -> acetate_engine::Result<T> + Send + 'static,
     ) -> AppResult<T> {
-        let (rt, snap, name) = (
-            self.runtime.clone(),
-            self.snapshot.clone(),
-            name.to_string(),
-        );
-        Ok(tokio::task::spawn_blocking(move || {
-            let result = f(rt.as_ref());
-            snap.refresh_one(rt.as_ref(), &name);
-            result
-        })
-        .await??)
+        let rt = self.runtime.clone();
+        let result = tokio::task::spawn_blocking(move || f(rt.as_ref())).await?;
+        self.changed(vec![name.to_string()]).await?;
+        Ok(result?)
+    }
+
+    /// Notes that this panel changed containers `names`: for the other panels on the
+    /// database (their rows' `changed_at`), then in this panel's snapshot.
+    pub async fn changed(&self, names: Vec<String>) -> AppResult<()> {
+        if let Err(e) = self.db.touch_containers(&names).await {
+            tracing::warn!(error = %e, "noting a change of containers for other panels");
+        }
+        self.refresh(names).await
     }
 
     /// Reads containers `names` into the snapshot again (off the async threads).

@@ -34,13 +34,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Lists the caller's containers. The body is built from the snapshot and cached per
-/// user until a container row or the snapshot changes (at most `snapshot::REFRESH`).
+/// user until a container row (changed by any panel on the database) or the snapshot
+/// changes (at most `snapshot::REFRESH`).
 #[utoipa::path(get, operation_id = "containers_list", path = "/api/v1/containers", tag = "containers",
     summary = "Containers in the caller's scope (the provider also sees unowned ones)",
     responses((status = 200, description = "ok", body = [ContainerView]), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list(AxState(st): AxState<AppState>, caller: Caller) -> ApiResult<Response> {
     // Read the generations first: a change during the build makes the next call rebuild.
-    let rows_gen = st.db.containers_generation();
+    let rows_gen = (
+        st.db.containers_generation(),
+        st.db.containers_revision().await?,
+    );
     let snap_gen = st.snapshot.generation();
     let cached = st
         .list_cache

@@ -182,7 +182,10 @@ async fn render_container(
         }
         Err(e) => return PageError(e).into_response(),
     };
-    let view = containers::view(&row, st.snapshot.get(&row.engine_name).as_deref());
+    let view = match containers::snapshot_view(st, &row).await {
+        Ok(view) => view,
+        Err(e) => return PageError(e).into_response(),
+    };
     let templates = match crate::service::templates::list(st, &session.user).await {
         Ok(t) => t.into_iter().map(|t| t.name).collect(),
         Err(e) => return PageError(e).into_response(),

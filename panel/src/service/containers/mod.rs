@@ -69,18 +69,31 @@ pub fn view(row: &ContainerRow, info: Option<&ContainerInfo>) -> ContainerView {
     }
 }
 
-/// The containers `caller` may see, from the snapshot (no engine reads).
-pub async fn list(st: &AppState, caller: &User) -> AppResult<Vec<ContainerView>> {
-    let rows = st.db.containers_visible_to(caller).await?;
-    // Containers another panel made since the last refresh: read those few now.
-    let unknown: Vec<String> = rows
+/// Reads again the few of `rows` that a panel (another, or this one) made or changed since
+/// the snapshot read them.
+async fn freshen(st: &AppState, rows: &[ContainerRow]) -> AppResult<()> {
+    let stale: Vec<String> = rows
         .iter()
-        .filter(|r| r.state == "ready" && st.snapshot.get(&r.engine_name).is_none())
+        .filter(|r| r.state == "ready" && !st.snapshot.read_after(&r.engine_name, r.changed_at))
         .map(|r| r.engine_name.clone())
         .collect();
-    if !unknown.is_empty() {
-        st.refresh(unknown).await?;
+    if stale.is_empty() {
+        return Ok(());
     }
+    st.refresh(stale).await
+}
+
+/// Container `row` as the snapshot shows it (read again if a panel changed it since).
+pub async fn snapshot_view(st: &AppState, row: &ContainerRow) -> AppResult<ContainerView> {
+    freshen(st, std::slice::from_ref(row)).await?;
+    Ok(view(row, st.snapshot.get(&row.engine_name).as_deref()))
+}
+
+/// The containers `caller` may see, from the snapshot (engine reads only for those changed
+/// since it was read).
+pub async fn list(st: &AppState, caller: &User) -> AppResult<Vec<ContainerView>> {
+    let rows = st.db.containers_visible_to(caller).await?;
+    freshen(st, &rows).await?;
     let mut out: Vec<ContainerView> = rows
         .iter()
         .map(|r| view(r, st.snapshot.get(&r.engine_name).as_deref()))

@@ -222,6 +222,6 @@ pub async fn settle_inside_halts(st: &AppState, watch: &mut HaltWatch) -> AppRes
         st.db.audit(None, kind, &target, "from inside").await?;
     }
     let changed: Vec<String> = settled.iter().map(|(n, _, _)| n.clone()).collect();
-    st.refresh(changed).await?;
+    st.changed(changed).await?;
     Ok(settled.len())
 }
