@@ -362,10 +362,25 @@ fn install_once(
 /// Makes sure the shared table and `net`'s table hold `policy` and forwarding is on (once
 /// per boot, namespace and policy).
 pub fn ensure(policy: &NetPolicy, net: &Network) -> Result<()> {
+    // The mark of the last policy and network asked for: building the batch to name it
+    // costs more than the rest of a start's firewall work.
+    type Known = Option<(NetPolicy, Network, String)>;
+    static KNOWN: std::sync::Mutex<Known> = std::sync::Mutex::new(None);
     let marks = marks_dir()?;
-    let own = batch(policy, net);
     let prefix = format!("net_{}", net.bridge);
-    if marks.join(mark_of(&prefix, &own)).exists() {
+    let known = KNOWN.lock().ok().and_then(|k| match &*k {
+        Some((p, n, mark)) if p == policy && n == net => Some(mark.clone()),
+        _ => None,
+    });
+    if known.is_some_and(|mark| marks.join(mark).exists()) {
+        return Ok(());
+    }
+    let own = batch(policy, net);
+    let mark = mark_of(&prefix, &own);
+    if let Ok(mut k) = KNOWN.lock() {
+        *k = Some((policy.clone(), net.clone(), mark.clone()));
+    }
+    if marks.join(&mark).exists() {
         return Ok(());
     }
     let _lock =
