@@ -322,6 +322,45 @@ pub fn ensure_bridge(net: &Network) -> Result<()> {
     )
 }
 
+/// [`attach`] on a thread of its own (none without a network), joined whatever happens:
+/// dropped too, so that nothing of it outlives a failed start (its clean-up deletes an
+/// interface by name, which the container's next start reuses).
+pub(crate) struct Attaching(Option<std::thread::JoinHandle<Result<()>>>);
+
+impl Attaching {
+    pub(crate) fn start(
+        pid: i32,
+        network: Option<(&NetInfo, &Network, Option<u64>)>,
+    ) -> std::io::Result<Attaching> {
+        let Some((net, bridge, rate)) = network else {
+            return Ok(Attaching(None));
+        };
+        let (net, bridge) = (net.clone(), bridge.clone());
+        let thread = std::thread::Builder::new()
+            .name("acetate-net".into())
+            .spawn(move || attach(pid, &net, &bridge, rate))?;
+        Ok(Attaching(Some(thread)))
+    }
+
+    /// What [`attach`] came to.
+    pub(crate) fn join(mut self) -> Result<()> {
+        match self.0.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(Error::Unsupported("the network thread panicked".into()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Attaching {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The token bucket of a rate limit of `rate` bit/s: the rate, a burst of 20 ms at the rate
 /// (at least 32 KiB: several full-size packets), and 50 ms of queue beyond the burst, in
 /// bytes (what `tc ... tbf rate R burst B latency 50ms` asks for).

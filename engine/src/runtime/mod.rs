@@ -310,6 +310,11 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
         let _ = pidfd_signal(&pidfd, libc::SIGKILL);
         e
     };
+    // Its network is connected on a thread of its own from now on, while its ids and
+    // cgroups are set here (a move into a v1 cgroup may wait milliseconds for the kernel)
+    // and it builds its root; it executes only once that thread is done.
+    let attaching = crate::network::Attaching::start(pid, p.network)
+        .map_err(|e| kill(Error::sys("start the network thread", e)))?;
     let map = format!("0 {} {IDS_PER_CONTAINER}\n", p.id_base);
     for file in ["uid_map", "gid_map"] {
         let path = format!("/proc/{pid}/{file}");
@@ -329,15 +334,12 @@ pub fn start(p: &StartParams<'_>) -> Result<RunState> {
             std::io::Error::from_raw_os_error(libc::ESRCH),
         ))
     })?;
-    // Two releases: the first lets the init build its root while its network is connected
-    // here (in parallel: a networked start costs little more than a plain one); the second
+    // Two releases: the first lets the init build its root while its network is being
+    // connected (so a networked start costs little more than a plain one); the second
     // lets it lock itself down and execute.
     let release = |what| nix::unistd::write(&go_w, &[1]).map_err(|e| kill(Error::sys(what, e)));
     release("release container init")?;
-    let attached = match p.network {
-        Some((net, bridge, rate)) => crate::network::attach(pid, net, bridge, rate).map_err(kill),
-        None => Ok(()),
-    };
+    let attached = attaching.join().map_err(kill);
     // An init that failed its setup meanwhile (the likelier cause of a failed attach, or
     // of a write it can no longer read) is told by its report.
     let released = attached.and_then(|()| {
