@@ -382,10 +382,17 @@ fn the_remains_of_an_interrupted_create_or_destroy_are_recovered() {
     assert_eq!(engine.show(&ct.name).unwrap().state, State::Stopped);
     let repaired = engine.recover().unwrap();
     assert!(repaired.contains(&ct.name), "{repaired:?}");
-    let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.contains(") Z "))
-        .unwrap_or(true);
-    assert!(gone, "the orphaned init was killed");
+    // Killed: its cgroup is gone once it left it, a moment before it is a zombie.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)
+    };
+    let dead = (0..500).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        gone()
+    });
+    assert!(dead, "the orphaned init was killed");
     engine.start(&ct.name).unwrap();
 }
 
