@@ -554,7 +554,22 @@ impl Drop for XfsStateDir {
         let _ = Command::new("umount")
             .arg(self.mnt.join("templates/host"))
             .status();
-        let _ = Command::new("umount").arg(&self.mnt).status();
+        // Busy for a moment while the test's last container goes; never left mounted (its
+        // image is deleted with the temporary dir, its loop device held until unmounted).
+        let unmounted = (0..50).any(|_| {
+            let done = Command::new("umount")
+                .arg(&self.mnt)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !done {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            done
+        });
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
     }
 }
 
