@@ -74,33 +74,32 @@ fn has_controllers_below(dir: &Path) -> bool {
     fs::read_to_string(dir.join("cgroup.subtree_control")).is_ok_and(|s| !s.trim().is_empty())
 }
 
-/// Removes the groups below `dir` (made by the container's init), deepest first. Groups
-/// still holding processes stay, for the caller's retry.
-pub(super) fn remove_below(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
+/// The groups below `dir` (made by the container's init), deepest first.
+fn groups_below(dir: &Path) -> Vec<PathBuf> {
+    let mut groups = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             let path = entry.path();
-            remove_below(&path);
-            let _ = fs::remove_dir(&path);
+            groups.extend(groups_below(&path));
+            groups.push(path);
         }
+    }
+    groups
+}
+
+/// Removes the groups below `dir`, deepest first. Groups still holding processes stay, for
+/// the caller's retry.
+pub(super) fn remove_below(dir: &Path) {
+    for group in groups_below(dir) {
+        let _ = fs::remove_dir(&group);
     }
 }
 
-/// Adds the processes of the groups below `dir` (made by the container's init) to `pids`.
+/// Adds the processes of the groups below `dir` to `pids`.
 pub(super) fn processes_below(dir: &Path, pids: &mut Vec<i32>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let path = entry.path();
-            if let Ok(procs) = fs::read_to_string(path.join("cgroup.procs")) {
-                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-            }
-            processes_below(&path, pids);
+    for group in groups_below(dir) {
+        if let Ok(procs) = fs::read_to_string(group.join("cgroup.procs")) {
+            pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
         }
     }
 }
