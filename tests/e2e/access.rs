@@ -248,7 +248,7 @@ async fn ssh_gateway_gives_customers_their_containers() {
     if !need_tools(test) {
         return;
     }
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_provider, reseller) =
         reseller_with_plan(&server, &http, "ssh-res", roomy_plan(), roomy_pool()).await;

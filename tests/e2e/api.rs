@@ -175,7 +175,7 @@ async fn tenants_see_and_touch_only_their_own_containers() {
     let Some(state) = state_dir("tenants_see_and_touch_only_their_own_containers") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let api = |token: String| Api {
         http: http.clone(),
@@ -355,7 +355,7 @@ async fn restarting_the_server_never_stops_a_tenant_container() {
     let Some(state) = state_dir("restarting_the_server_never_stops_a_tenant_container") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-r", roomy_plan(), roomy_pool()).await;
@@ -380,9 +380,7 @@ async fn restarting_the_server_never_stops_a_tenant_container() {
         .await;
     assert_eq!(out["stdout"], "started\n");
 
-    let db = server.database.clone();
-    server.stop();
-    let server = Server::start(&state, &db);
+    let server = server.restart();
     let api = Api {
         http,
         base: &server.base,
@@ -411,7 +409,7 @@ async fn plans_pools_resizes_and_suspension_are_enforced() {
     let Some(state) = state_dir("plans_pools_resizes_and_suspension_are_enforced") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let plan = json!({"name": "basic", "price_minor": 900, "currency": "EUR",
         "container": {"memory": "256M", "cpus": 1, "disk": "128M", "procs": 128},
@@ -554,7 +552,7 @@ async fn tokens_are_revocable_and_the_audit_log_is_scoped() {
     let Some(state) = state_dir("tokens_are_revocable_and_the_audit_log_is_scoped") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (provider, reseller) =
         reseller_with_plan(&server, &http, "res-t", roomy_plan(), roomy_pool()).await;
@@ -716,8 +714,7 @@ async fn the_api_behaves_the_same_on_postgresql() {
     };
 
     // A second start on the same database: migrations already applied, state intact.
-    server.stop();
-    let server = Server::start(&state, &pg.url);
+    let server = server.restart();
     let erin = Api {
         http: http.clone(),
         base: &server.base,
@@ -737,7 +734,7 @@ async fn reinstall_gives_a_fresh_layer_in_scope_only() {
     let Some(state) = state_dir("reinstall_gives_a_fresh_layer_in_scope_only") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-ri", roomy_plan(), roomy_pool()).await;

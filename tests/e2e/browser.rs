@@ -185,7 +185,7 @@ async fn a_customer_uses_the_panel_in_headless_chromium() {
     let Some(driver) = Driver::start(test).await else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-b", roomy_plan(), roomy_pool()).await;
@@ -293,7 +293,7 @@ async fn long_tables_filter_sort_and_page_in_chromium() {
     let Some(driver) = Driver::start(test).await else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-t", roomy_plan(), roomy_pool()).await;

@@ -678,7 +678,7 @@ fn containers_that_should_run_come_back_after_a_reboot() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         running(&state, "web")
     });
-    server.stop();
+    server.stop_keeping();
     assert!(back, "serve did not start web again");
     assert!(!running(&state, "db"));
     for name in ["web", "db", "spare"] {

@@ -122,7 +122,7 @@ fn a_sysvinit_template_boots_its_init_which_stops_halts_and_reboots_cleanly() {
         let v = shown(&state, name);
         v["state"] == "running" && v["pid"] != before
     });
-    server.stop();
+    server.stop_keeping();
     assert!(back, "the panel did not start the rebooted container again");
     booted();
     assert_eq!(marks(), "stop\nstart\nstop\nstart\nstop\nstart\n");

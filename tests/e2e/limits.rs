@@ -13,7 +13,7 @@ async fn an_oom_a_fork_bomb_and_a_cpu_hog_are_recorded_as_faults() {
     let Some(state) = state_dir(test) else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-faults", roomy_plan(), roomy_pool()).await;
@@ -200,7 +200,7 @@ async fn the_example_overuse_policy_warns_throttles_and_suspends_a_real_containe
     let Some(state) = state_dir(test) else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-overuse", roomy_plan(), roomy_pool()).await;
@@ -320,7 +320,7 @@ async fn rate_limit_drops_and_capped_io_waits_are_limit_hits() {
     let Some(state) = state_dir(test) else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-io", roomy_plan(), roomy_pool()).await;

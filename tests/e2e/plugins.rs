@@ -49,7 +49,7 @@ async fn hooks_veto_and_amend_real_creates() {
     let Some(state) = state_dir("hooks_veto_and_amend_real_creates") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_provider, reseller) =
         reseller_with_plan(&server, &http, "res-h", roomy_plan(), roomy_pool()).await;
@@ -229,7 +229,7 @@ async fn hostile_plugins_are_stopped_and_the_panel_keeps_serving() {
     let Some(state) = state_dir("hostile_plugins_are_stopped_and_the_panel_keeps_serving") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_provider, evil) =
         reseller_with_plan(&server, &http, "res-evil", roomy_plan(), roomy_pool()).await;
@@ -357,7 +357,7 @@ async fn a_plugin_sees_only_its_resellers_events() {
     let Some(state) = state_dir("a_plugin_sees_only_its_resellers_events") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::new();
     let (_provider, alpha) =
         reseller_with_plan(&server, &http, "res-alpha", roomy_plan(), roomy_pool()).await;
@@ -441,7 +441,7 @@ async fn metered_cpu_shows_up_in_the_invoice() {
     let Some(state) = state_dir("metered_cpu_shows_up_in_the_invoice") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     metered_cpu_in_the_invoice(server).await;
 }
 

@@ -67,7 +67,10 @@ pub fn fails(state: &PathBuf, args: &[&str]) -> (i32, String) {
     )
 }
 
-/// A running `acetate serve` on a port of its own, stopped (SIGTERM) when dropped.
+/// A running `acetate serve` on a port of its own, stopped (SIGTERM) when dropped; then
+/// the containers its database holds are destroyed in the engine (the e2e state dir is
+/// shared by every test and outlives the run), unless the test keeps them for a panel it
+/// starts again on the same database ([`Server::stop_keeping`]).
 pub struct Server {
     pub child: std::process::Child,
     pub base: String,
@@ -75,6 +78,9 @@ pub struct Server {
     pub database: String,
     /// The SSH gateway's address (a port of its own on loopback).
     pub ssh: Option<String>,
+    keep: bool,
+    /// The SQLite database's directory, when the server made it (dropped after the clean-up).
+    _db_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -136,14 +142,18 @@ impl Server {
             state: state.clone(),
             database: database.to_string(),
             ssh,
+            keep: false,
+            _db_dir: None,
         }
     }
 
-    /// A server on a fresh SQLite database of its own (kept while the guard lives).
-    pub fn with_sqlite(state: &PathBuf) -> (Server, tempfile::TempDir) {
+    /// A server on a fresh SQLite database of its own (removed with the server).
+    pub fn with_sqlite(state: &PathBuf) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}/panel.db?mode=rwc", dir.path().display());
-        (Server::start(state, &db), dir)
+        let mut server = Server::start(state, &db);
+        server._db_dir = Some(dir);
+        server
     }
 
     /// Runs an acetate CLI command against this server's database, with `stdin`.
@@ -167,8 +177,22 @@ impl Server {
         self.cli(&["token", "create", name], "")
     }
 
-    pub fn stop(mut self) {
+    /// Stops the panel and destroys its containers: the end of a test.
+    pub fn stop(self) {}
+
+    /// Stops the panel only: its containers stay (the test checks them in the engine).
+    pub fn stop_keeping(mut self) {
+        self.keep = true;
+    }
+
+    /// Stops the panel and starts another on the same database and state dir; the
+    /// containers stay, for the new panel (which destroys them when it stops).
+    pub fn restart(mut self) -> Server {
+        self.keep = true;
         self.terminate();
+        let mut next = Server::start(&self.state, &self.database);
+        next._db_dir = self._db_dir.take();
+        next
     }
 
     fn terminate(&mut self) {
@@ -176,12 +200,51 @@ impl Server {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
+
+    /// Destroys, in the engine, every container the panel's database names. A name that is
+    /// gone already (the test destroyed it, or another panel on the same database did) is
+    /// no error.
+    fn destroy_containers(&self) {
+        let url = self.database.clone();
+        // Tests run in tokio runtimes: the database is read on a thread of its own.
+        let names = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                acetate::db::Db::connect(&url)
+                    .await?
+                    .all_engine_names()
+                    .await
+            })
+        })
+        .join()
+        .expect("read the panel's containers");
+        let names = match names {
+            Ok(names) => names,
+            Err(e) => {
+                eprintln!("the panel's containers are not destroyed: {e}");
+                return;
+            }
+        };
+        for name in names {
+            let out = acetate(&self.state, &["ct", "destroy", &name, "--timeout", "5"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            if !out.status.success() && !err.contains("no such container") {
+                eprintln!("destroy {name} after the test: {err}");
+            }
+        }
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             self.terminate();
+        }
+        if !self.keep {
+            self.destroy_containers();
         }
     }
 }

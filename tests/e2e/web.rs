@@ -181,7 +181,7 @@ async fn a_customer_logs_in_and_manages_containers_without_javascript() {
     else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-w", roomy_plan(), roomy_pool()).await;
@@ -405,7 +405,7 @@ async fn customers_change_their_password_and_manage_tokens_in_the_browser() {
     else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-acct", roomy_plan(), roomy_pool()).await;
@@ -558,7 +558,7 @@ async fn resellers_see_their_pool_plans_and_suspend_customers_in_the_browser() {
     else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-page", roomy_plan(), roomy_pool()).await;
@@ -649,7 +649,7 @@ async fn plugins_usage_graphs_and_invoices_in_the_browser() {
     let Some(state) = state_dir("plugins_usage_graphs_and_invoices_in_the_browser") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-pw", roomy_plan(), roomy_pool()).await;
@@ -826,7 +826,7 @@ async fn accounts_pools_resize_and_reinstall_from_the_browser() {
     let Some(state) = state_dir("accounts_pools_resize_and_reinstall_from_the_browser") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     server.user_with_token("res-b", "reseller", None);
 
@@ -1090,7 +1090,7 @@ async fn logins_are_limited_per_address_and_cookies_are_secure_behind_tls() {
     else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     server.user_with_token("res-ip", "reseller", None);
     // A login form: its double-submit CSRF cookie and field.
@@ -1209,7 +1209,7 @@ async fn the_provider_imports_a_template_as_a_background_job() {
     let Some(state) = state_dir("the_provider_imports_a_template_as_a_background_job") else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     // A tiny root filesystem with the bones of systemd and SysV init, as a tarball.
     let src = tempfile::tempdir().unwrap();
@@ -1437,7 +1437,7 @@ async fn a_customer_turns_on_a_second_factor_and_logs_in_with_a_code() {
     else {
         return;
     };
-    let (server, _db) = Server::with_sqlite(&state);
+    let server = Server::with_sqlite(&state);
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     let (_, reseller) =
         reseller_with_plan(&server, &http, "res-2fa", roomy_plan(), roomy_pool()).await;
