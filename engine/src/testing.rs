@@ -56,19 +56,39 @@ pub fn shared_state_dir(suite: &str) -> PathBuf {
             // SAFETY: flock on our own descriptor.
             let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
             assert_eq!(rc, 0, "lock the test state dir");
-            let engine = Engine::open(&dir).expect("open the engine");
-            engine
-                .ensure_host_template()
-                .expect("build the host template");
-            for c in engine.list().expect("list containers") {
-                engine
-                    .destroy(&c.name, Duration::from_secs(1))
-                    .expect("remove a container left by an earlier run");
-            }
+            open_test_engine(&dir);
             Shared { dir, _lock: lock }
         })
         .dir
         .clone()
+}
+
+/// Opens the engine of the test state dir `dir`, with the `host` template and no container
+/// left by an earlier, interrupted run, on a network of its own: `actest<slot>` and
+/// 10.247.<8 x slot>.0/21, never the default `acetate0` that a real panel on the same host
+/// uses (an engine's policy for tenants, SMTP and host ports, lives with its bridge).
+pub fn open_test_engine(dir: &Path) -> Engine {
+    let engine = Engine::open(dir).expect("open the engine");
+    engine
+        .ensure_host_template()
+        .expect("build the host template");
+    for c in engine.list().expect("list containers") {
+        engine
+            .destroy(&c.name, Duration::from_secs(1))
+            .expect("remove a container left by an earlier run");
+    }
+    let slot = engine.identity().slot;
+    if !engine.identity().network().is_shared() || slot == 0 || slot * 8 > 248 {
+        return engine;
+    }
+    let subnet = format!("10.247.{}.0/21", slot * 8);
+    let wanted = crate::identity::Wanted {
+        bridge: Some(format!("actest{slot}")),
+        subnet: Some(subnet.parse().expect("a subnet")),
+        ..Default::default()
+    };
+    drop(engine);
+    Engine::open_with(dir, &wanted).expect("give the test engine a network of its own")
 }
 
 /// Everything container `name` of `layout` left on the host: its directory, mounts under

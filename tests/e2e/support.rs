@@ -57,6 +57,17 @@ pub fn engine_name_of(state: &PathBuf, owner: &str) -> String {
         .to_string()
 }
 
+/// The address of the panel container of customer `owner` (its only one) in the engine.
+pub fn engine_address(state: &PathBuf, owner: &str) -> String {
+    let name = engine_name_of(state, owner);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(state, &["ct", "show", &name, "--json"])).unwrap();
+    shown["network"]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has no address: {shown}"))
+        .to_string()
+}
+
 /// Runs acetate expecting failure; returns (exit code, stderr).
 pub fn fails(state: &PathBuf, args: &[&str]) -> (i32, String) {
     let out = acetate(state, args);

@@ -605,9 +605,10 @@ fn a_tenant_cannot_forge_addresses_on_the_bridge() {
     let ib = engine.show(&b.name).unwrap().network.unwrap();
     // Each container's eth0 has the MAC the filter expects.
     assert_eq!(a.sh("cat /sys/class/net/eth0/address").1.trim(), ia.mac);
-    let bridge_mac = acetate_engine::network::bridge_mac("acetate0");
+    let bridge = engine.identity().network().bridge;
+    let bridge_mac = acetate_engine::network::bridge_mac(&bridge);
     assert_eq!(
-        fs::read_to_string("/sys/class/net/acetate0/address")
+        fs::read_to_string(format!("/sys/class/net/{bridge}/address"))
             .unwrap()
             .trim(),
         bridge_mac,
@@ -628,7 +629,7 @@ fn a_tenant_cannot_forge_addresses_on_the_bridge() {
         "show",
         &ib.address.to_string(),
         "dev",
-        "acetate0",
+        &bridge,
     ]);
     assert!(neigh.contains(&ib.mac), "host learnt the victim: {neigh}");
 
@@ -665,7 +666,7 @@ fn a_tenant_cannot_forge_addresses_on_the_bridge() {
         "show",
         &ib.address.to_string(),
         "dev",
-        "acetate0",
+        &bridge,
     ]);
     assert!(
         neigh.contains(&ib.mac) && !neigh.contains(&ia.mac),
@@ -673,10 +674,10 @@ fn a_tenant_cannot_forge_addresses_on_the_bridge() {
     );
     let fdb = host_cmd(&["bridge", "fdb", "show", "dev", &ia.host_interface]);
     assert!(!fdb.contains(&ib.mac), "forwarding table poisoned: {fdb}");
-    let routes = host_cmd(&["ip", "-6", "route", "show", "dev", "acetate0"]);
+    let routes = host_cmd(&["ip", "-6", "route", "show", "dev", &bridge]);
     assert!(!routes.contains("default"), "{routes}");
     assert_eq!(
-        fs::read_to_string("/proc/sys/net/ipv6/conf/acetate0/accept_ra")
+        fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{bridge}/accept_ra"))
             .unwrap()
             .trim(),
         "0"

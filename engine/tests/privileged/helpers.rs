@@ -28,12 +28,7 @@ pub fn engine(test: &str) -> Option<&'static Engine> {
 pub fn engine_of(suite: &str) -> &'static Engine {
     let dir = std::path::PathBuf::from("/var/tmp/acetate-tests").join(suite);
     std::fs::create_dir_all(&dir).unwrap();
-    let engine = Engine::open(&dir).unwrap();
-    engine.ensure_host_template().unwrap();
-    for c in engine.list().unwrap() {
-        engine.destroy(&c.name, Duration::from_secs(1)).unwrap();
-    }
-    Box::leak(Box::new(engine))
+    Box::leak(Box::new(acetate_engine::testing::open_test_engine(&dir)))
 }
 
 /// A container destroyed (and checked for leftovers) when dropped.

@@ -237,9 +237,12 @@ fn a_networked_container_is_shaped_and_reaches_neither_neighbours_nor_host_servi
     // Inside: eth0 with its address and the default route through the bridge.
     let (code, out, err) = a.sh("cat /proc/net/route; cat /sys/class/net/eth0/operstate");
     assert_eq!(code, 0, "{err}");
+    // /proc/net/route shows the gateway as the hex of its bytes in memory order.
+    let gateway = format!("{:08X}", u32::from_le_bytes(ia.gateway.octets()));
     assert!(
-        out.contains("eth0\t00000000\t0100580A"),
-        "default route via 10.88.0.1: {out}"
+        out.contains(&format!("eth0\t00000000\t{gateway}")),
+        "default route via {}: {out}",
+        ia.gateway
     );
     assert!(out.trim_end().ends_with("up"), "{out}");
     let (_, out, _) = loner.sh("ls /sys/class/net");

@@ -154,6 +154,13 @@ fn cpu_use_stays_near_the_quota() {
     let weight = cgroup_file(&ct.name, "cpu.shares", "cpu.weight");
     let cg = engine.cgroup(&ct.name);
     assert_eq!(weight, if cg.is_v2() { "300" } else { "3072" });
+    // So does the cap, from the start on.
+    assert_eq!(
+        cgroup_file(&ct.name, "cpu.cfs_quota_us", "cpu.max")
+            .split(' ')
+            .next(),
+        Some("50000")
+    );
     let before = engine.show(&ct.name).unwrap().usage.cgroup.unwrap().cpu_ns;
     let t = Instant::now();
     // Two busy loops (this host has two cores) for three seconds.
