@@ -27,7 +27,7 @@ use crate::service::domains::Front;
 use crate::service::AppState;
 
 mod proxy;
-use proxy::forward;
+use proxy::{forward, Peer};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -215,9 +215,10 @@ async fn connection<S>(stream: S, peer: SocketAddr, door: Arc<Door>, tls: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let client = Arc::new(Peer::new(peer, tls));
     let svc = hyper::service::service_fn(move |req| {
-        let door = door.clone();
-        async move { Ok::<_, Infallible>(handle(&door, req, peer, tls).await) }
+        let (door, client) = (door.clone(), client.clone());
+        async move { Ok::<_, Infallible>(handle(&door, req, &client).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -235,9 +236,10 @@ async fn connection_h2<S>(stream: S, peer: SocketAddr, door: Arc<Door>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let client = Arc::new(Peer::new(peer, true));
     let svc = hyper::service::service_fn(move |req| {
-        let door = door.clone();
-        async move { Ok::<_, Infallible>(handle(&door, req, peer, true).await) }
+        let (door, client) = (door.clone(), client.clone());
+        async move { Ok::<_, Infallible>(handle(&door, req, &client).await) }
     });
     // Extended CONNECT (RFC 8441) carries WebSockets over HTTP/2 streams.
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -276,12 +278,8 @@ fn host_of(req: &Request<Incoming>) -> Option<String> {
     Some(raw.trim_end_matches('.').to_ascii_lowercase())
 }
 
-async fn handle(
-    door: &Door,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    tls: bool,
-) -> Response<Body> {
+async fn handle(door: &Door, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
+    let tls = peer.tls;
     let Some(host) = host_of(&req) else {
         return text(StatusCode::BAD_REQUEST, "no Host header\n".into());
     };
@@ -298,7 +296,7 @@ async fn handle(
         if !tls && door.https {
             return to_https(&host, &req);
         }
-        return match forward(door, req, panel, &host, peer, tls).await {
+        return match forward(door, req, panel, &host, peer).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::warn!(error = %e, "front door: the panel did not answer");
@@ -331,7 +329,7 @@ async fn handle(
         );
     };
     let backend = SocketAddr::from((address, route.port));
-    match forward(door, req, backend, &host, peer, tls).await {
+    match forward(door, req, backend, &host, peer).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(%host, %backend, error = %e, "front door: upstream");

@@ -10,23 +10,44 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{Body, Door};
 
-/// Headers that belong to one connection, not the request.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+/// Headers that belong to one connection, not the request (names made once: a name
+/// given as text is parsed at every lookup).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Who is on the other end of a client connection, as the front door tells containers.
+pub(super) struct Peer {
+    /// The client's IP address as an X-Forwarded-For value (made once per connection).
+    forwarded_for: HeaderValue,
+    pub tls: bool,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr, tls: bool) -> Peer {
+        let forwarded_for =
+            HeaderValue::from_str(&addr.ip().to_string()).expect("an IP address is a header value");
+        Peer { forwarded_for, tls }
+    }
+}
 
 fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let named: Vec<HeaderName> = headers
@@ -40,7 +61,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for n in named {
         headers.remove(n);
     }
-    for h in HOP_BY_HOP {
+    for h in &HOP_BY_HOP {
         headers.remove(h);
     }
     if keep_upgrade {
@@ -67,40 +88,38 @@ pub(super) async fn forward(
     mut req: Request<Incoming>,
     backend: SocketAddr,
     host: &str,
-    peer: SocketAddr,
-    tls: bool,
+    peer: &Peer,
 ) -> anyhow::Result<Response<Body>> {
     let upgrade = wants_upgrade(req.headers());
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let host_value = HeaderValue::from_str(host)?;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers, upgrade);
     if !headers.contains_key(header::HOST) {
-        headers.insert(header::HOST, HeaderValue::from_str(host)?);
+        headers.insert(header::HOST, host_value.clone());
     }
+    headers.insert(X_FORWARDED_FOR, peer.forwarded_for.clone());
     headers.insert(
-        "x-forwarded-for",
-        HeaderValue::from_str(&peer.ip().to_string())?,
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
     );
-    headers.insert(
-        "x-forwarded-proto",
-        HeaderValue::from_static(if tls { "https" } else { "http" }),
-    );
-    headers.insert("x-forwarded-host", HeaderValue::from_str(host)?);
+    headers.insert(X_FORWARDED_HOST, host_value);
+    let path = req.uri().path_and_query().cloned();
     if is_websocket_connect(&req) {
+        let path = path.map_or_else(|| "/".to_string(), |p| p.to_string());
         return websocket_over_h2(req, backend, path).await;
     }
+    let mut uri = hyper::http::uri::Parts::default();
+    uri.path_and_query = Some(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
     if upgrade {
         // A connection of its own takes the origin form (`/path?query`).
-        *req.uri_mut() = path.parse()?;
+        *req.uri_mut() = hyper::Uri::from_parts(uri)?;
         return forward_upgrade(req, backend).await;
     }
     // The pooled client takes the absolute form, and connects where it says; it speaks
     // HTTP/1.1 to containers whatever the client spoke.
-    *req.uri_mut() = format!("http://{backend}{path}").parse()?;
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(Authority::try_from(backend.to_string())?);
+    *req.uri_mut() = hyper::Uri::from_parts(uri)?;
     *req.version_mut() = hyper::Version::HTTP_11;
     let mut resp = door.client.request(req).await?;
     strip_hop_by_hop(resp.headers_mut(), false);
