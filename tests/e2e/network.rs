@@ -52,7 +52,7 @@ impl Namespaces {
             format!("ip -n {peer} link set lo up"),
             // The peer knows the way to the containers' network, as a misconfigured or
             // hostile neighbour on the provider's LAN would.
-            format!("ip -n {peer} route add 10.88.0.0/16 via 203.0.113.1"),
+            format!("ip -n {peer} route add 10.0.0.0/8 via 203.0.113.1"),
         ] {
             must(&cmd);
         }
@@ -185,12 +185,15 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         ],
     );
     let cleanup = scopeguard(&host, &state, &name);
+    // The test engine's own network (a bridge and a subnet of its own, see README).
+    let net = acetate_engine::identity::Identity::stored(&state).network();
+    let (bridge, gateway) = (net.bridge.clone(), net.gateway().to_string());
     // A route a router advertisement planted on the bridge before Acetate's filter was
     // there goes when the engine sets the bridge up (over netlink).
     must(&format!(
-        "ip netns exec {host} sh -c 'ip link add acetate0 type bridge && \
-         ip link set acetate0 up && \
-         ip -6 route add 2001:db8:99::/64 dev acetate0 proto ra'"
+        "ip netns exec {host} sh -c 'ip link add {bridge} type bridge && \
+         ip link set {bridge} up && \
+         ip -6 route add 2001:db8:99::/64 dev {bridge} proto ra'"
     ));
     // A forward left by an earlier version, whose maps held address and port together:
     // moved into the pair of maps the JSON interface takes, and still DNATed.
@@ -237,7 +240,7 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
     assert!(lines(&smtp_log).is_empty());
     // The host's own service, listening on every address, is closed to the tenant.
     assert_eq!(
-        connect_from(&host, &state, &name, "10.88.0.1", 8099),
+        connect_from(&host, &state, &name, &gateway, 8099),
         "TimeoutError"
     );
     assert_eq!(
@@ -329,7 +332,7 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         "from-ct"
     );
     assert_eq!(
-        connect_from(&host, &state, &other, "10.88.0.1", 8022),
+        connect_from(&host, &state, &other, &gateway, 8022),
         "from-ct"
     );
     let out = acetate_in(&host, &state, &["ct", "forward", "add", &other, "8022:22"]);
@@ -410,10 +413,7 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
         "hello"
     );
     assert_eq!(lines(&smtp_log), ["203.0.113.1"]);
-    assert_eq!(
-        connect_from(&host, &state, &name, "10.88.0.1", 8099),
-        "hello"
-    );
+    assert_eq!(connect_from(&host, &state, &name, &gateway, 8099), "hello");
     let policy = ok_in(
         &host,
         &state,
@@ -435,14 +435,14 @@ fn egress_is_masqueraded_smtp_refused_and_the_host_closed_to_tenants() {
     ok_in(&host, &state, &["ct", "stop", &name]);
     let removed = ok_in(&host, &state, &["net", "teardown"]);
     assert!(
-        removed.contains("inet acetate") && removed.contains("bridge acetate0"),
+        removed.contains("inet acetate") && removed.contains(&format!("bridge {bridge}")),
         "{removed}"
     );
     assert_eq!(
         must(&format!("ip netns exec {host} nft list tables")).trim(),
         ""
     );
-    assert!(!sh(&format!("ip -n {host} link show acetate0"))
+    assert!(!sh(&format!("ip -n {host} link show {bridge}"))
         .status
         .success());
     assert_eq!(forwarding(), forwarding_before, "forwarding is as it was");
