@@ -649,8 +649,8 @@ fn containers_that_should_run_come_back_after_a_reboot() {
         return;
     }
     // A state dir of its own: `start --all` and `serve` act on every container in it.
-    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let state = dir.path().to_path_buf();
+    let dir = crate::support::OwnState::new();
+    let state = dir.path();
     ok(&state, &["template", "build", "host"]);
     for name in ["web", "db", "spare"] {
         ok(&state, &["ct", "create", name, "--disk", "64M"]);

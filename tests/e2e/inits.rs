@@ -36,13 +36,13 @@ fn built_debian(
     test: &str,
     name: &str,
     args: &[&str],
-) -> Option<(tempfile::TempDir, PathBuf, Value)> {
+) -> Option<(crate::support::OwnState, PathBuf, Value)> {
     state_dir(test)?;
     if !crate::support::has_mmdebstrap(test) {
         return None;
     }
-    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let state = dir.path().to_path_buf();
+    let dir = crate::support::OwnState::new();
+    let state = dir.path();
     let mut argv = vec![
         "template", "build", "debian", "--suite", "bookworm", "--name", name,
     ];

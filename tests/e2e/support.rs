@@ -78,6 +78,47 @@ pub fn fails(state: &PathBuf, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// A state dir of a test's own under /var/tmp: when dropped, every container in it is
+/// destroyed first (a test that failed half-way would leave them running, their loop
+/// devices attached), then the parent cgroups its engine made, then the directory.
+pub struct OwnState {
+    dir: tempfile::TempDir,
+}
+
+impl OwnState {
+    pub fn new() -> OwnState {
+        OwnState {
+            dir: tempfile::tempdir_in("/var/tmp").unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for OwnState {
+    fn drop(&mut self) {
+        let state = self.path();
+        let listed = acetate(&state, &["ct", "list", "--json"]);
+        let list: serde_json::Value =
+            serde_json::from_slice(&listed.stdout).unwrap_or(serde_json::Value::Null);
+        for c in list.as_array().into_iter().flatten() {
+            if let Some(name) = c["name"].as_str() {
+                let _ = acetate(&state, &["ct", "destroy", name, "--timeout", "5"]);
+            }
+        }
+        let parent = acetate_engine::identity::Identity::stored(&state).cgroup_parent();
+        for root in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(root.path().join(&parent));
+        }
+    }
+}
+
 /// A running `acetate serve` on a port of its own, stopped (SIGTERM) when dropped; then
 /// the containers its database holds are destroyed in the engine (the e2e state dir is
 /// shared by every test and outlives the run), unless the test keeps them for a panel it
