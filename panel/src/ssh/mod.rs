@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +16,9 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+
+mod hostkey;
+pub use hostkey::host_key;
 
 use crate::domain::User;
 use crate::error::AppError;
@@ -39,45 +41,6 @@ const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/op
      /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server; do \
      [ -x \"$p\" ] && exec \"$p\"; done; \
      echo 'acetate: this container has no sftp-server: install it (Debian: apt install openssh-sftp-server)' >&2; exit 127";
-
-/// The gateway's host key, made once in `<state>/ssh/` and kept.
-pub fn host_key(state_dir: &Path) -> anyhow::Result<PrivateKey> {
-    let dir = state_dir.join("ssh");
-    let path = dir.join("ssh_host_ed25519_key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return PrivateKey::from_openssh(&text)
-            .map_err(|e| anyhow::anyhow!("read the SSH host key {}: {e}", path.display()));
-    }
-    use rand::RngCore;
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
-    let mut key = PrivateKey::from(pair);
-    key.set_comment("acetate gateway");
-    let text = key
-        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encode the SSH host key: {e}"))?;
-    std::fs::create_dir_all(&dir)?;
-    let tmp = dir.join(".ssh_host_ed25519_key.new");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    std::fs::write(
-        dir.join("ssh_host_ed25519_key.pub"),
-        format!("{}\n", key.public_key().to_openssh()?),
-    )?;
-    Ok(key)
-}
 
 /// Serves SSH on `listener` until the process ends.
 pub async fn serve(
