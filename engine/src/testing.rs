@@ -77,14 +77,33 @@ pub fn open_test_engine(dir: &Path) -> Engine {
             .destroy(&c.name, Duration::from_secs(1))
             .expect("remove a container left by an earlier run");
     }
+    drop(engine);
+    open_on_test_network(dir)
+}
+
+/// Opens the engine of the test state dir `dir` on its network of its own (see
+/// [`open_test_engine`]), claiming it on first use (the dir must not have containers on
+/// the shared network yet). For tests with a state dir of their own, before their first
+/// command.
+pub fn open_on_test_network(dir: &Path) -> Engine {
+    let engine = Engine::open(dir).expect("open the engine");
     let slot = engine.identity().slot;
-    if !engine.identity().network().is_shared() || slot == 0 || slot * 8 > 248 {
+    if !engine.identity().network().is_shared() {
         return engine;
     }
-    let subnet = format!("10.247.{}.0/21", slot * 8);
+    assert!(
+        (1..32).contains(&slot),
+        "the test state dir {} has slot {slot}: test networks exist for slots 1 to 31 \
+         (remove the state dirs of earlier, interrupted test runs under /var/tmp)",
+        dir.display()
+    );
     let wanted = crate::identity::Wanted {
         bridge: Some(format!("actest{slot}")),
-        subnet: Some(subnet.parse().expect("a subnet")),
+        subnet: Some(
+            format!("10.247.{}.0/21", slot * 8)
+                .parse()
+                .expect("a subnet"),
+        ),
         ..Default::default()
     };
     drop(engine);

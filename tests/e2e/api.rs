@@ -793,3 +793,41 @@ async fn reinstall_gives_a_fresh_layer_in_scope_only() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     server.stop();
 }
+
+#[tokio::test]
+async fn a_test_panel_leaves_no_container_behind_in_the_shared_state_dir() {
+    let test = "a_test_panel_leaves_no_container_behind_in_the_shared_state_dir";
+    let Some(state) = state_dir(test) else {
+        return;
+    };
+    let server = Server::with_sqlite(&state);
+    let http = Client::new();
+    let (_, reseller) =
+        reseller_with_plan(&server, &http, "res-left", roomy_plan(), roomy_pool()).await;
+    let leaver = customer(&server, &http, &reseller, "leaver").await;
+    for name in ["one", "two"] {
+        let (status, body) = leaver
+            .post(
+                "/api/v1/containers",
+                json!({"name": name, "memory": "128M", "disk": "64M"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let listed = crate::support::ok(&state, &["ct", "list", "--json"]);
+    let list: Value = serde_json::from_str(&listed).unwrap();
+    let names: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["owner"] == "panel:leaver")
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{list}");
+    // The shared state dir outlives the run: a panel that stops destroys what it made.
+    server.stop();
+    let listed = crate::support::ok(&state, &["ct", "list", "--json"]);
+    for name in &names {
+        assert!(!listed.contains(name.as_str()), "{name} is left: {listed}");
+    }
+}

@@ -47,20 +47,7 @@ impl Drop for Engine {
             .args(["ct", "destroy", "web"])
             .output();
         // The parent cgroups the engine made, deepest first, in every hierarchy.
-        for root in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let mut path = self.cgroup.as_str();
-            loop {
-                let _ = std::fs::remove_dir(root.path().join(path));
-                match path.rsplit_once('/') {
-                    Some((up, _)) => path = up,
-                    None => break,
-                }
-            }
-        }
+        crate::support::remove_cgroups(&self.cgroup);
     }
 }
 

@@ -86,10 +86,11 @@ pub struct OwnState {
 }
 
 impl OwnState {
+    /// A new state dir on a test network of its own (never the host's `acetate0`).
     pub fn new() -> OwnState {
-        OwnState {
-            dir: tempfile::tempdir_in("/var/tmp").unwrap(),
-        }
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        acetate_engine::testing::open_on_test_network(dir.path());
+        OwnState { dir }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -108,13 +109,32 @@ impl Drop for OwnState {
                 let _ = acetate(&state, &["ct", "destroy", name, "--timeout", "5"]);
             }
         }
-        let parent = acetate_engine::identity::Identity::stored(&state).cgroup_parent();
-        for root in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir(root.path().join(&parent));
+        // Its bridge and nftables table, then its parent cgroups. Without `engine.json`
+        // (a test that failed before its first command) it made none, and the stored
+        // identity would name the host's real engine's.
+        if state.join("engine.json").exists() {
+            let _ = acetate(&state, &["net", "teardown"]);
+            let parent = acetate_engine::identity::Identity::stored(&state).cgroup_parent();
+            remove_cgroups(&parent);
+        }
+    }
+}
+
+/// Removes the cgroup directory `path` (relative to each hierarchy) and its parents up to
+/// the hierarchy's root, deepest first, in every hierarchy, where they are empty.
+pub fn remove_cgroups(path: &str) {
+    for root in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let mut path = path;
+        loop {
+            let _ = std::fs::remove_dir(root.path().join(path));
+            match path.rsplit_once('/') {
+                Some((up, _)) => path = up,
+                None => break,
+            }
         }
     }
 }

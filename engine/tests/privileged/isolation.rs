@@ -233,6 +233,21 @@ fn a_networked_container_is_shaped_and_reaches_neither_neighbours_nor_host_servi
         .expect("b has an address");
     assert!(engine.show(&loner.name).unwrap().network.is_none());
     assert_ne!(ia.address, ib.address);
+    // The tests' engines are on networks of their own, never the host's shared `acetate0`
+    // (a real panel's tenants, and its policy for them, live there).
+    let net = engine.identity().network();
+    assert!(
+        net.bridge.starts_with("actest") && !net.is_shared(),
+        "the test engine is on {} {}",
+        net.bridge,
+        net.subnet
+    );
+    assert!(
+        net.subnet.contains(&ia.address),
+        "{} is outside {}",
+        ia.address,
+        net.subnet
+    );
 
     // Inside: eth0 with its address and the default route through the bridge.
     let (code, out, err) = a.sh("cat /proc/net/route; cat /sys/class/net/eth0/operstate");
