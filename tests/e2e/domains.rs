@@ -325,25 +325,36 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
             key.starts_with("sealed1:") && !key.contains("PRIVATE KEY"),
             "{key}"
         );
-        // Over HTTP/2 as well (ALPN h2), to the container in HTTP/1.1.
+        // Over HTTP/2 as well (ALPN h2), to the container in HTTP/1.1, with the same
+        // forwarded headers on each of a connection's streams.
         let out = Command::new("curl")
             .args([
                 "-sS",
                 "-m",
                 "20",
                 "--http2",
-                "-o",
-                "/dev/null",
                 "-w",
-                "%{http_version} %{http_code}",
+                "\n%{http_version} %{http_code}\n",
                 "--cacert",
             ])
             .arg(&ca)
             .args(["--resolve", "shop.example.test:443:127.0.0.1"])
-            .arg("https://shop.example.test/headers")
+            .args([
+                "https://shop.example.test/headers",
+                "https://shop.example.test/headers",
+            ])
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200", "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{out:?}");
+        for pair in lines.chunks(2) {
+            assert_eq!(pair[1], "2 200", "{out:?}");
+            let seen: Value = serde_json::from_str(pair[0]).unwrap();
+            assert_eq!(seen["for"], "127.0.0.1", "{seen}");
+            assert_eq!(seen["proto"], "https", "{seen}");
+            assert_eq!(seen["host"], "shop.example.test", "{seen}");
+        }
         // Over IPv6 too.
         let out = https_status("shop.example.test", "[::1]", "/headers", &ca, 20);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
