@@ -5,7 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::cgroup::ContainerCgroup;
@@ -78,7 +78,48 @@ pub fn open_test_engine(dir: &Path) -> Engine {
             .expect("remove a container left by an earlier run");
     }
     drop(engine);
-    open_on_test_network(dir)
+    let engine = open_on_test_network(dir);
+    give_back_at_exit(dir);
+    engine
+}
+
+/// The test state dirs whose networks go when the test process ends.
+static TEST_NETWORKS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Takes the network of the test state dir `dir` down (its bridge and nftables table, as
+/// `acetate net teardown` does) when this test process exits: a run then leaves nothing
+/// of its own on the host's network. A dir with a running container keeps it (a failed
+/// test's leftover, which the next run removes first).
+fn give_back_at_exit(dir: &Path) {
+    let mut dirs = TEST_NETWORKS.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: registers a function without arguments, run once as the process exits.
+        unsafe { libc::atexit(give_back_networks) };
+    }
+    if !dirs.iter().any(|d| d == dir) {
+        dirs.push(dir.to_path_buf());
+    }
+}
+
+extern "C" fn give_back_networks() {
+    // Nothing may unwind out of an exit handler.
+    let _ = std::panic::catch_unwind(|| {
+        let dirs = std::mem::take(&mut *TEST_NETWORKS.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in dirs {
+            if !dir.join("engine.json").exists() {
+                continue;
+            }
+            let Ok(engine) = Engine::open(&dir) else {
+                continue;
+            };
+            let busy = engine.list().map_or(true, |list| {
+                list.iter().any(|c| c.state == crate::State::Running)
+            });
+            if !busy && !engine.identity().network().is_shared() {
+                let _ = crate::firewall::teardown(&engine.identity().network());
+            }
+        }
+    });
 }
 
 /// Opens the engine of the test state dir `dir` on its network of its own (see

@@ -36,6 +36,10 @@ fn must(cmd: &mut Command) -> String {
 struct Netns {
     name: String,
     children: Vec<Child>,
+    /// The state dir of the engine whose network is made here: torn down before the
+    /// namespace goes (`net teardown`), so that nothing of it is left on the host (the
+    /// engine's marks under /run outlive the namespace otherwise).
+    engine: Option<PathBuf>,
 }
 
 impl Netns {
@@ -53,6 +57,7 @@ impl Netns {
         Netns {
             name: name.to_string(),
             children: Vec::new(),
+            engine: None,
         }
     }
 
@@ -90,6 +95,15 @@ impl Drop for Netns {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some(state) = &self.engine {
+            let _ = Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", self.name))
+                .arg(env!("CARGO_BIN_EXE_acetate"))
+                .arg("--state-dir")
+                .arg(state)
+                .args(["net", "teardown"])
+                .output();
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
@@ -161,6 +175,7 @@ fn a_domain_gets_a_certificate_from_a_real_acme_server_and_reaches_the_container
         return;
     }
     let mut ns = Netns::new(&acetate_engine::testing::unique_name("acfd"));
+    ns.engine = Some(state.clone());
     ns.enter();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
