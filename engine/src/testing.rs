@@ -77,8 +77,7 @@ pub fn open_test_engine(dir: &Path) -> Engine {
             .destroy(&c.name, Duration::from_secs(1))
             .expect("remove a container left by an earlier run");
     }
-    drop(engine);
-    let engine = open_on_test_network(dir);
+    let engine = on_test_network(engine, dir);
     give_back_at_exit(dir);
     engine
 }
@@ -127,7 +126,12 @@ extern "C" fn give_back_networks() {
 /// the shared network yet). For tests with a state dir of their own, before their first
 /// command.
 pub fn open_on_test_network(dir: &Path) -> Engine {
-    let engine = Engine::open(dir).expect("open the engine");
+    on_test_network(Engine::open(dir).expect("open the engine"), dir)
+}
+
+/// `engine` (opened on `dir`), or the same engine opened again on its test network when it
+/// is still on the shared one.
+fn on_test_network(engine: Engine, dir: &Path) -> Engine {
     let slot = engine.identity().slot;
     if !engine.identity().network().is_shared() {
         return engine;

@@ -814,16 +814,8 @@ async fn a_test_panel_leaves_no_container_behind_in_the_shared_state_dir() {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let listed = crate::support::ok(&state, &["ct", "list", "--json"]);
-    let list: Value = serde_json::from_str(&listed).unwrap();
-    let names: Vec<String> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["owner"] == "panel:leaver")
-        .map(|c| c["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(names.len(), 2, "{list}");
+    let names = crate::support::engine_names_of(&state, "leaver");
+    assert_eq!(names.len(), 2, "{names:?}");
     // The shared state dir outlives the run: a panel that stops destroys what it made.
     server.stop();
     let listed = crate::support::ok(&state, &["ct", "list", "--json"]);

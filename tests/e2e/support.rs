@@ -43,18 +43,23 @@ pub fn ok(state: &PathBuf, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The engine's name of the panel container of customer `owner` (its only one).
-pub fn engine_name_of(state: &PathBuf, owner: &str) -> String {
+/// The engine's names of the panel containers of customer `owner`.
+pub fn engine_names_of(state: &PathBuf, owner: &str) -> Vec<String> {
     let list: serde_json::Value =
         serde_json::from_str(&ok(state, &["ct", "list", "--json"])).unwrap();
     list.as_array()
         .unwrap()
         .iter()
-        .find(|c| c["owner"] == format!("panel:{owner}").as_str())
-        .unwrap_or_else(|| panic!("the engine has no container of {owner}: {list}"))["name"]
-        .as_str()
-        .unwrap()
-        .to_string()
+        .filter(|c| c["owner"] == format!("panel:{owner}").as_str())
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The engine's name of the panel container of customer `owner` (its only one).
+pub fn engine_name_of(state: &PathBuf, owner: &str) -> String {
+    engine_names_of(state, owner)
+        .pop()
+        .unwrap_or_else(|| panic!("the engine has no container of {owner}"))
 }
 
 /// The address of the panel container of customer `owner` (its only one) in the engine.
